@@ -1,0 +1,65 @@
+/**
+ * The Definition: `imgmake.yaml` loaded, includes and variables resolved, every stage's
+ * options validated against its rule's schema (defaults applied), every value keeping the
+ * place it was written. `load.ts` produces it; everything after load reads only this.
+ */
+import type { Loc } from './diagnostic.js';
+import type { PipelineName, RuleName } from './ids.js';
+
+export interface Definition {
+  /** Absolute path of the root definition file. */
+  file: string;
+  /** Directory of the root file: project-relative paths in events and keys are relative to it. */
+  dir: string;
+  /** Every file the definition was read from (root first, then includes): what watch watches. */
+  files: string[];
+  /** Variables after overrides, as strings. */
+  vars: Record<string, string>;
+  /** In the order they were written (includes first). */
+  pipelines: Map<PipelineName, PipelineDef>;
+  targets: Map<string, TargetDef>;
+}
+
+export interface PipelineDef {
+  name: PipelineName;
+  loc: Loc;
+  /** The pipeline whose tree is the buildroot of this one's stages; absent: the host's /usr. */
+  build?: { pipeline: PipelineName; loc: Loc };
+  stages: StageDef[];
+}
+
+export interface StageDef {
+  pipeline: PipelineName;
+  /** Position in the pipeline, from 0. */
+  index: number;
+  /** `name:` if given, else the index as a string: the STAGE of `PIPELINE.STAGE`. */
+  id: string;
+  rule: RuleName;
+  ruleLoc: Loc;
+  /** Validated against the rule's schema, defaults applied: exactly what goes into the key. */
+  options: Record<string, unknown>;
+  /** Where each option was written, by top-level option name (for `plan`'s reasons). */
+  optionLocs: Record<string, Loc>;
+  inputs: InputDef[];
+  loc: Loc;
+}
+
+export type InputDef =
+  | { name: string; loc: Loc; kind: 'pipeline'; pipeline: PipelineName }
+  | {
+      name: string;
+      loc: Loc;
+      kind: 'file';
+      /** Absolute path on the host: a file or a directory of the project. */
+      path: string;
+      /** Relative to the definition's directory, `/`-separated: what the key and events name. */
+      rel: string;
+    };
+
+export interface TargetDef {
+  name: string;
+  loc: Loc;
+  pipeline: PipelineName;
+  /** Paths inside the pipeline's tree to copy to `out/TARGET/`; empty: the whole tree. */
+  export: string[];
+}

@@ -1,0 +1,117 @@
+/**
+ * Diagnostics point at the user's bytes: a file, a 1-based line and column, and the span to
+ * underline. Every load error (YAML syntax, unknown rule, schema failure, cycle, …) is one of
+ * these; `formatDiagnostic` prints it the same way everywhere:
+ *
+ *     imgmake.yaml:14:15: error: unknown rule "files.mkdri"
+ *        14 |       - rule: files.mkdri
+ *           |               ^^^^^^^^^^^
+ *     hint: did you mean "files.mkdir"? `imgmake rules` lists every rule.
+ *
+ * This module formats; it does not decide what is an error.
+ */
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
+
+/** A span in a source file. Lines and columns are 1-based; `endLine:endCol` is exclusive. */
+export interface Loc {
+  file: string;
+  line: number;
+  col: number;
+  endLine: number;
+  endCol: number;
+}
+
+/** Kebab-case reasons, one per kind of load error, so tests and renderers can switch on them. */
+export type DiagnosticReason =
+  | 'yaml-syntax'
+  | 'unknown-key'
+  | 'missing-key'
+  | 'wrong-type'
+  | 'unknown-rule'
+  | 'invalid-options'
+  | 'unknown-pipeline'
+  | 'unknown-input'
+  | 'missing-input'
+  | 'duplicate'
+  | 'cycle'
+  | 'include-loop'
+  | 'include-missing'
+  | 'undefined-variable'
+  | 'unknown-target'
+  | 'bad-file'
+  | 'bad-version'
+  | 'usage';
+
+export interface Diagnostic {
+  reason: DiagnosticReason;
+  message: string;
+  loc?: Loc;
+  hint?: string;
+  /** Further places worth showing (the other definition of a duplicate, the rest of a cycle). */
+  related?: { message: string; loc: Loc }[];
+}
+
+export function diagnostic(
+  reason: DiagnosticReason,
+  message: string,
+  loc?: Loc,
+  hint?: string,
+): Diagnostic {
+  return { reason, message, ...(loc ? { loc } : {}), ...(hint ? { hint } : {}) };
+}
+
+export interface FormatOptions {
+  /** Paths are printed relative to this directory (default: the process's cwd). */
+  cwd?: string;
+  /** Source text by file, for files not on disk or to avoid re-reading. */
+  sources?: Map<string, string>;
+}
+
+export function formatLoc(loc: Loc, cwd = process.cwd()): string {
+  return `${displayPath(loc.file, cwd)}:${loc.line}:${loc.col}`;
+}
+
+export function formatDiagnostic(d: Diagnostic, opts: FormatOptions = {}): string {
+  const cwd = opts.cwd ?? process.cwd();
+  const out: string[] = [];
+  out.push(d.loc ? `${formatLoc(d.loc, cwd)}: error: ${d.message}` : `error: ${d.message}`);
+  if (d.loc) out.push(...excerpt(d.loc, opts));
+  for (const r of d.related ?? []) {
+    out.push(`${formatLoc(r.loc, cwd)}: note: ${r.message}`);
+    out.push(...excerpt(r.loc, opts));
+  }
+  if (d.hint) out.push(`hint: ${d.hint}`);
+  return out.join('\n');
+}
+
+function displayPath(file: string, cwd: string): string {
+  const rel = relative(cwd, file);
+  return rel && !rel.startsWith('..') ? rel : file;
+}
+
+function sourceLines(file: string, opts: FormatOptions): string[] | undefined {
+  let text = opts.sources?.get(file);
+  if (text === undefined) {
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+  return text.split(/\r?\n/);
+}
+
+/** The offending line with a gutter and a `^^^` underline of the span (its first line only). */
+function excerpt(loc: Loc, opts: FormatOptions): string[] {
+  const lines = sourceLines(loc.file, opts);
+  const text = lines?.[loc.line - 1];
+  if (text === undefined) return [];
+  const num = String(loc.line);
+  const gutter = ' '.repeat(num.length);
+  const lineEnd = text.length + 1;
+  const end = loc.endLine === loc.line ? Math.min(loc.endCol, lineEnd) : lineEnd;
+  const width = Math.max(1, end - loc.col);
+  const tabsAware = text.slice(0, loc.col - 1).replace(/[^\t]/g, ' ');
+  return [`  ${num} | ${text}`, `  ${gutter} | ${tabsAware}${'^'.repeat(width)}`];
+}

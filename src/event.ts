@@ -1,0 +1,39 @@
+/**
+ * One catalogue of everything a build can report. Core code emits these to an injected Logger
+ * and never prints; renderers in `logging/` switch over `type` exhaustively.
+ */
+import type { Diagnostic } from './diagnostic.js';
+import type { CacheKey, NodeId } from './ids.js';
+
+export type StageStatus = 'cached' | 'ran' | 'failed';
+
+export type Event =
+  /** The plan for this build: how many stages will run and how many are cached. */
+  | { type: 'plan'; targets: string[]; toRun: number; cached: number }
+  | { type: 'stage-start'; node: NodeId; pipeline: string; stage: string; key: CacheKey; rule: string }
+  /** A stage's outcome. `ms` is its run time (0 when cached). */
+  | {
+      type: 'stage';
+      node: NodeId;
+      pipeline: string;
+      stage: string;
+      key: CacheKey;
+      rule: string;
+      status: StageStatus;
+      ms: number;
+      /** Path of the stored full log (ran or failed). */
+      log?: string;
+      /** Failed: why, and the last lines of its log. */
+      reason?: 'rule-exit-non-zero' | 'rule-killed' | 'rule-error' | 'commit-failed';
+      exitCode?: number | null;
+      tail?: string[];
+    }
+  | { type: 'stage-cancelled'; node: NodeId; pipeline: string; stage: string; key: CacheKey }
+  | { type: 'export'; target: string; path: string; ms: number }
+  | { type: 'diagnostic'; diagnostic: Diagnostic }
+  | { type: 'info'; message: string }
+  | { type: 'summary'; ran: number; cached: number; failed: number; cancelled: number; wallMs: number; ok: boolean };
+
+export interface Logger {
+  log(e: Event): void;
+}

@@ -1,0 +1,169 @@
+/**
+ * Rules: the stage implementations in `rules/`, one folder each.
+ *
+ *     rules/files.mkdir/
+ *       rule.json       summary, description, the JSON-Schema of `options`, the inputs it takes
+ *       index.ts        default export: (options, ctx) => RuleInvocation   (pure)
+ *       index.test.ts   its own test, run on a temporary tree through the real sandbox
+ *
+ * A rule never validates its options (load did, with YAML positions) and never talks to
+ * another rule: everything it needs arrives in its options and inputs. Its `index.ts` turns
+ * validated options into the command the sandbox runs (usually a shell script using the
+ * buildroot's tools); the engine runs it with the tree read-write at `ctx.tree`.
+ *
+ * The rule's digest covers every file of its folder but tests, plus `rules/_lib/` which rules
+ * share, so editing a rule invalidates every tree it built (osbuild#1099).
+ *
+ * This module finds, describes and digests rules; it does not run them (schedule.ts does).
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import AjvModule, { type ValidateFunction } from 'ajv';
+import { formatDigest, type Digest, type RuleName } from './ids.js';
+
+/** Where a rule's command finds things inside the sandbox. */
+export interface RuleContext {
+  /** The tree being built, read-write: `/run/imgmake/tree`. */
+  tree: string;
+  /** Each named input, read-only: `/run/imgmake/inputs/NAME` (a directory, or a file). */
+  inputs: Record<string, { path: string; kind: 'tree' | 'file' | 'dir' }>;
+  /** Read-only directory holding `RuleInvocation.files`: `/run/imgmake/run`. */
+  run: string;
+}
+
+export interface RuleInvocation {
+  /** The command, run inside the sandbox with the tree as the working directory. */
+  argv: string[];
+  /** Files written to `ctx.run` before the command starts (a script, inline content). */
+  files?: Record<string, string | Uint8Array>;
+}
+
+export type RuleInvoke<O = Record<string, unknown>> = (options: O, ctx: RuleContext) => RuleInvocation;
+
+/** One named input a rule takes, as `rule.json` declares it. */
+export interface InputSpec {
+  description: string;
+  required?: boolean;
+  /** Which kinds of input may be bound to it (default: both). */
+  kinds?: ('pipeline' | 'file')[];
+}
+
+/** `rule.json`. */
+export interface RuleSchema {
+  summary: string;
+  description?: string;
+  /** JSON-Schema (draft-07) of the stage's `options`. */
+  options: Record<string, unknown>;
+  /** Named inputs. `"*"` accepts inputs of any name (files.copy). */
+  inputs?: Record<string, InputSpec>;
+}
+
+export interface Rule {
+  name: RuleName;
+  /** Absolute path of the rule's folder. */
+  dir: string;
+  schema: RuleSchema;
+  /** Digest of the rule's implementation files: part of every key it produces. */
+  digest: Digest;
+  /** ajv validator for `options`; fills in defaults (mutates its argument). */
+  validate: ValidateFunction;
+  invoke(options: Record<string, unknown>, ctx: RuleContext): Promise<RuleInvocation>;
+}
+
+export type RuleRegistry = ReadonlyMap<RuleName, Rule>;
+
+/** The imgmake package's root (holds `rules/`, `dist/`, `package.json`). */
+export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The rules that ship with imgmake. */
+export const builtinRulesDir = join(packageRoot, 'rules');
+
+const Ajv = AjvModule.default ?? AjvModule;
+
+export function newAjv() {
+  return new Ajv({ allErrors: true, useDefaults: true, strict: false });
+}
+
+const RULE_NAME = /^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+$/;
+const LIB = '_lib';
+
+/** Loads every rule folder of the given directories; a later directory may not redefine a name. */
+export async function loadRules(dirs: string[] = [builtinRulesDir]): Promise<RuleRegistry> {
+  const ajv = newAjv();
+  const rules = new Map<RuleName, Rule>();
+  for (const dir of dirs) {
+    const libDigest = await digestFolder(join(dir, LIB));
+    for (const entry of (await readdir(dir, { withFileTypes: true })).sort(byName)) {
+      if (!entry.isDirectory() || !RULE_NAME.test(entry.name)) continue;
+      const ruleDir = join(dir, entry.name);
+      const schemaPath = join(ruleDir, 'rule.json');
+      if (!existsSync(schemaPath)) continue;
+      const name = entry.name as RuleName;
+      if (rules.has(name)) throw new Error(`rule ${name} is defined twice: ${rules.get(name)!.dir} and ${ruleDir}`);
+      const schema = JSON.parse(await readFile(schemaPath, 'utf8')) as RuleSchema;
+      const own = await digestFolder(ruleDir);
+      const digest = formatDigest(sha256hex(JSON.stringify({ rule: own, lib: libDigest })));
+      const validate = ajv.compile(schema.options);
+      const modulePath = implementationPath(ruleDir);
+      let loaded: RuleInvoke | undefined;
+      rules.set(name, {
+        name,
+        dir: ruleDir,
+        schema,
+        digest,
+        validate,
+        async invoke(options, ctx) {
+          loaded ??= ((await import(pathToFileURL(modulePath).href)) as { default: RuleInvoke }).default;
+          return loaded(options, ctx);
+        },
+      });
+    }
+  }
+  return rules;
+}
+
+/** `rules/x.y/` in the source tree runs as `dist/rules/x.y/index.js`; a folder with its own index.js runs that. */
+function implementationPath(ruleDir: string): string {
+  const own = join(ruleDir, 'index.js');
+  if (existsSync(own)) return own;
+  const rel = relative(packageRoot, ruleDir);
+  return join(packageRoot, 'dist', rel, 'index.js');
+}
+
+function byName(a: { name: string }, b: { name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+export function sha256hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * Digest of a folder's implementation files: relative path and content of each file but
+ * tests (`*.test.*`) and editor litter, sorted. Missing folder: the digest of nothing.
+ */
+export async function digestFolder(dir: string): Promise<string> {
+  const files: [string, string][] = [];
+  const walk = async (d: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile() && !/\.test\.[cm]?[jt]s$/.test(e.name) && !e.name.startsWith('.')) {
+        files.push([relative(dir, p), sha256hex(await readFile(p))]);
+      }
+    }
+  };
+  await walk(dir);
+  files.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return sha256hex(JSON.stringify(files));
+}

@@ -1,0 +1,50 @@
+/**
+ * Runs one SandboxSpec: the only place a stage's process is started. Output (stdout and stderr,
+ * interleaved as written) goes to a log file; the caller decides what to show.
+ */
+import { execa } from 'execa';
+import { DEFAULT_PATH, sandboxCommand, type SandboxSpec } from './spec.js';
+
+export interface SandboxResult {
+  /** Exit code, or null when killed by a signal. */
+  exitCode: number | null;
+  signal?: string;
+  /** True when the run was cancelled through `signal`. */
+  cancelled: boolean;
+  ms: number;
+}
+
+/** The seam the scheduler runs stages through; tests may hand in their own. */
+export interface Sandbox {
+  run(spec: SandboxSpec, opts: { logFile: string; signal?: AbortSignal }): Promise<SandboxResult>;
+}
+
+export const bwrapSandbox: Sandbox = {
+  async run(spec, { logFile, signal }) {
+    const started = performance.now();
+    const { file, args } = sandboxCommand(spec);
+    const r = await execa(file, args, {
+      stdin: 'ignore',
+      stdout: { file: logFile, append: true },
+      stderr: { file: logFile, append: true },
+      reject: false,
+      env: { PATH: DEFAULT_PATH },
+      extendEnv: false,
+      ...(signal ? { cancelSignal: signal } : {}),
+      forceKillAfterDelay: 2000,
+    });
+    return {
+      exitCode: r.exitCode ?? null,
+      ...(r.signal ? { signal: r.signal } : {}),
+      cancelled: r.isCanceled === true,
+      ms: Math.round(performance.now() - started),
+    };
+  },
+};
+
+/** An interactive run (imgmake shell): the terminal is the sandbox's. */
+export async function runInteractive(spec: SandboxSpec): Promise<number> {
+  const { file, args } = sandboxCommand({ ...spec, interactive: true });
+  const r = await execa(file, args, { stdio: 'inherit', reject: false, env: { PATH: DEFAULT_PATH }, extendEnv: false });
+  return r.exitCode ?? 1;
+}

@@ -1,0 +1,180 @@
+/**
+ * What one sandboxed process sees, as data. `bwrapArgs` and `mountScript` turn a spec into
+ * the exact command line; they are pure, so the only part tests cannot check without running
+ * is the short execa call in `run.ts`.
+ *
+ * Inside the sandbox:
+ *
+ *     /                     the buildroot, read-only (a build pipeline's tree), or a tmpfs
+ *                           holding the host's /usr read-only plus the /bin, /lib… links
+ *     /run/imgmake/tree     the tree being built, read-write (read-only for exports)
+ *     /run/imgmake/inputs/N each input, read-only
+ *     /run/imgmake/run      the rule's files (script, inline content), read-only
+ *     /proc /dev /tmp       private: a new /proc, a minimal /dev, an empty /tmp
+ *
+ * No network (a new, empty network namespace), a cleared environment plus SOURCE_DATE_EPOCH,
+ * the capabilities a package install needs but not CAP_SYS_ADMIN (no mounts, no escape),
+ * and the process dies with imgmake.
+ */
+
+export const SANDBOX_TREE = '/run/imgmake/tree';
+export const SANDBOX_INPUTS = '/run/imgmake/inputs';
+export const SANDBOX_RUN = '/run/imgmake/run';
+
+/** A tree as the kernel will see it: overlay layers, or one plain directory. */
+export type TreeMount =
+  /** One directory, bound as it is (a writable first stage, or a one-layer tree read-only). */
+  | { kind: 'dir'; path: string }
+  /**
+   * An overlay: `lowers` are directory names relative to `layersDir`, topmost first. With
+   * `upper` and `work` it is writable and `upper` receives the diff; without, read-only.
+   */
+  | { kind: 'overlay'; layersDir: string; lowers: string[]; upper?: string; work?: string; mountpoint: string };
+
+export interface Bind {
+  src: string;
+  dest: string;
+  writable: boolean;
+}
+
+export interface SandboxSpec {
+  /** `host`: the host's /usr read-only; `tree`: that tree as `/`, read-only. */
+  buildroot: { kind: 'host' } | { kind: 'tree'; mount: TreeMount };
+  /** The tree, at /run/imgmake/tree. */
+  tree?: { mount: TreeMount; writable: boolean };
+  /** Inputs by name, read-only at /run/imgmake/inputs/NAME. */
+  inputs: { name: string; mount: TreeMount }[];
+  /** Host directory holding the rule's files, read-only at /run/imgmake/run. */
+  runDir?: string;
+  /** Further binds (an export's output directory). */
+  binds?: Bind[];
+  argv: string[];
+  /** The whole environment the command gets (PATH and SOURCE_DATE_EPOCH are added if absent). */
+  env: Record<string, string>;
+  /** Working directory inside the sandbox (default: the tree, or /). */
+  cwd?: string;
+  /** Network access: only a lock step that resolves packages asks for it. */
+  network?: boolean;
+  /** Give the command a terminal-friendly session (interactive shells); default: a new session. */
+  interactive?: boolean;
+}
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * Capabilities a stage keeps (Docker's default set): enough for dpkg, chown, mknod, setcap and
+ * chroot into the tree; not CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_MODULE, CAP_SYS_PTRACE.
+ */
+export const STAGE_CAPS = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_MKNOD',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SETFCAP',
+  'CAP_SETGID',
+  'CAP_SETPCAP',
+  'CAP_SETUID',
+  'CAP_SYS_CHROOT',
+  'CAP_AUDIT_WRITE',
+] as const;
+
+/** Where a TreeMount appears on the host side of the mount namespace (what bwrap binds). */
+export function hostPath(m: TreeMount): string {
+  return m.kind === 'dir' ? m.path : m.mountpoint;
+}
+
+/**
+ * bubblewrap's argument list for a spec (without the leading `bwrap`). Pure.
+ * Order matters to bwrap: later mounts land on top of earlier ones, so `/` comes first.
+ */
+export function bwrapArgs(spec: SandboxSpec): string[] {
+  const a: string[] = [];
+  a.push('--die-with-parent');
+  a.push('--unshare-ipc', '--unshare-pid', '--unshare-uts', '--unshare-cgroup-try');
+  if (!spec.network) a.push('--unshare-net');
+  if (!spec.interactive) a.push('--new-session');
+  a.push('--cap-drop', 'ALL');
+  for (const cap of STAGE_CAPS) a.push('--cap-add', cap);
+
+  if (spec.buildroot.kind === 'host') {
+    a.push('--ro-bind', '/usr', '/usr');
+    for (const d of ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32']) a.push('--symlink', `usr/${d}`, `/${d}`);
+    // The dynamic linker's cache and name lookup; nothing else of the host's /etc.
+    for (const f of ['/etc/ld.so.cache', '/etc/passwd', '/etc/group', '/etc/nsswitch.conf']) {
+      a.push('--ro-bind-try', f, f);
+    }
+  } else {
+    a.push('--ro-bind', hostPath(spec.buildroot.mount), '/');
+  }
+  a.push('--proc', '/proc', '--dev', '/dev');
+  a.push('--perms', '01777', '--tmpfs', '/tmp');
+  a.push('--perms', '0755', '--tmpfs', '/run');
+  a.push('--dir', '/run/imgmake');
+
+  if (spec.tree) a.push(spec.tree.writable ? '--bind' : '--ro-bind', hostPath(spec.tree.mount), SANDBOX_TREE);
+  for (const input of spec.inputs) a.push('--ro-bind', hostPath(input.mount), `${SANDBOX_INPUTS}/${input.name}`);
+  if (spec.runDir) a.push('--ro-bind', spec.runDir, SANDBOX_RUN);
+  for (const b of spec.binds ?? []) a.push(b.writable ? '--bind' : '--ro-bind', b.src, b.dest);
+
+  a.push('--clearenv');
+  const env: Record<string, string> = { PATH: DEFAULT_PATH, SOURCE_DATE_EPOCH: '0', ...spec.env };
+  for (const k of Object.keys(env).sort()) a.push('--setenv', k, env[k]!);
+  a.push('--chdir', spec.cwd ?? (spec.tree ? SANDBOX_TREE : '/'));
+  a.push('--', ...spec.argv);
+  return a;
+}
+
+/** Every overlay the spec needs, in mount order. */
+export function overlaysOf(spec: SandboxSpec): Extract<TreeMount, { kind: 'overlay' }>[] {
+  const all: TreeMount[] = [];
+  if (spec.buildroot.kind === 'tree') all.push(spec.buildroot.mount);
+  if (spec.tree) all.push(spec.tree.mount);
+  for (const i of spec.inputs) all.push(i.mount);
+  return all.filter((m): m is Extract<TreeMount, { kind: 'overlay' }> => m.kind === 'overlay');
+}
+
+/** Characters the overlay option string cannot carry in a path. */
+const OVERLAY_UNSAFE = /[,:\\\n]/;
+
+/**
+ * The shell prelude run in a fresh private mount namespace before `exec bwrap`: it mounts each
+ * overlay. Layers are named relative to the layers directory (cd first), which keeps the
+ * option string under the kernel's one-page limit for ~50 layers. When the namespace's last
+ * process exits, the mounts vanish with it: a killed build leaves no mount behind. Pure.
+ */
+export function mountScript(spec: SandboxSpec): string {
+  const lines = ['set -eu'];
+  for (const o of overlaysOf(spec)) {
+    for (const p of [o.layersDir, o.upper, o.work, ...o.lowers]) {
+      if (p !== undefined && OVERLAY_UNSAFE.test(p)) {
+        throw new Error(`the cache path ${JSON.stringify(p)} holds a character (, : \\) overlayfs cannot take; move the cache with --cache`);
+      }
+    }
+    const opts = [`lowerdir=${o.lowers.join(':')}`];
+    if (o.upper && o.work) opts.push(`upperdir=${o.upper}`, `workdir=${o.work}`);
+    else opts.unshift('ro');
+    // Plain, portable layers: no redirects, metacopy, index or xino that tie a layer to this mount.
+    opts.push('redirect_dir=off', 'metacopy=off', 'index=off', 'xino=off');
+    lines.push(`cd ${shq(o.layersDir)}`);
+    lines.push(`mount -t overlay imgmake -o ${shq(opts.join(','))} ${shq(o.mountpoint)}`);
+  }
+  lines.push('cd /');
+  lines.push('exec bwrap "$@"');
+  return lines.join('\n');
+}
+
+/** The whole command: `unshare` makes the private mount namespace, sh mounts, bwrap runs. Pure. */
+export function sandboxCommand(spec: SandboxSpec): { file: string; args: string[] } {
+  return {
+    file: 'unshare',
+    args: ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', mountScript(spec), 'imgmake-sandbox', ...bwrapArgs(spec)],
+  };
+}
+
+/** POSIX shell single-quoting. */
+export function shq(s: string): string {
+  return /^[A-Za-z0-9_\/.=+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}

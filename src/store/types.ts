@@ -1,0 +1,76 @@
+/**
+ * The Store holds committed trees under their CacheKeys. A tree is a stack of layers (the
+ * containers' model): each stage's layer is the overlayfs upper directory it wrote, holding
+ * only what that stage changed (whiteouts for deletions). A committed tree is never modified;
+ * a stage gets a writable overlay whose lower layers are its parent's stack.
+ *
+ * Life of a writable tree:
+ *
+ *     begin(parent) ──► open ──commit(key)──► committed (layers/<key>, index entry)
+ *                        │
+ *                        └──discard()──► gone
+ *
+ * A kill -9 anywhere leaves at worst an orphaned `work/<pid>-…` directory, removed by the next
+ * `open` of the store once its pid is gone; an index entry is written only after its layer
+ * directory is complete and in place, so an entry never names a partial tree.
+ */
+import type { CacheKey, NodeId } from '../ids.js';
+import type { TreeMount } from '../sandbox/spec.js';
+
+export interface TreeRecord {
+  key: CacheKey;
+  /** The node that built it, e.g. `rootfs.hostname` (informational: keys are what match). */
+  node: NodeId;
+  /** Layers of this tree, its own first, then its ancestors' (its parent's `layers`). */
+  layers: CacheKey[];
+  /** When it was committed (ISO 8601) and how long the stage ran. */
+  createdAt: string;
+  ms: number;
+  /** Bytes of its own layer (as `du` counts: allocated blocks, sparse files cost their data). */
+  bytes: number;
+}
+
+/** A tree being written by one stage. */
+export interface WorkTree {
+  /** The private directory of this run: `work/<pid>-<random>/`. */
+  dir: string;
+  /** How the tree is mounted read-write for the stage (the sandbox mounts it). */
+  mount: TreeMount;
+  /** The layer directory the stage's changes land in. */
+  upper: string;
+  parent?: TreeRecord;
+  /** A scratch directory for this run (rule files, logs, input mountpoints). */
+  scratch: string;
+}
+
+/** What `plan` compares against: the newest build of a node (by NodeId and definition). */
+export interface NodeHistory {
+  key: CacheKey;
+  /** Per-field digests of the key object (see key.ts). */
+  fields: Record<string, string>;
+  at: string;
+}
+
+export interface Store {
+  readonly root: string;
+  /** The committed tree under this key, if any. Reads one index entry; never a tree. */
+  get(key: CacheKey): Promise<TreeRecord | undefined>;
+  /** A read-only view of a committed tree, for inputs, buildroots and exports. */
+  readMount(rec: TreeRecord, mountpoint: string): TreeMount;
+  /** A fresh writable tree on top of `parent` (empty when undefined). */
+  begin(parent: TreeRecord | undefined): Promise<WorkTree>;
+  /**
+   * Makes the work tree's layer the committed tree `key`. Atomic: either the entry and its
+   * layer are there afterwards, or nothing is. If another build committed `key` first, theirs
+   * is kept and ours discarded (same key, same tree).
+   */
+  commit(w: WorkTree, rec: { key: CacheKey; node: NodeId; ms: number }): Promise<TreeRecord>;
+  discard(w: WorkTree): Promise<void>;
+  /** Keeps a stage's log under its key; returns the path of the stored copy. */
+  putLog(key: CacheKey, logFile: string): Promise<string>;
+  /** Path of the stored log of the newest run of `key`, if any. */
+  logPath(key: CacheKey): Promise<string | undefined>;
+  getHistory(scope: string, node: NodeId): Promise<NodeHistory | undefined>;
+  putHistory(scope: string, node: NodeId, h: NodeHistory): Promise<void>;
+  info(): Promise<{ root: string; trees: number; bytes: number; logs: number }>;
+}
