@@ -102,8 +102,9 @@ export function bwrapArgs(spec: SandboxSpec): string[] {
   if (spec.buildroot.kind === 'host') {
     a.push('--ro-bind', '/usr', '/usr');
     for (const d of ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32']) a.push('--symlink', `usr/${d}`, `/${d}`);
-    // The dynamic linker's cache and name lookup; nothing else of the host's /etc.
-    for (const f of ['/etc/ld.so.cache', '/etc/passwd', '/etc/group', '/etc/nsswitch.conf']) {
+    // The dynamic linker's cache, name lookup, and the alternatives that /usr/bin/awk, pager, lzcat…
+    // point into (without it Debian's `awk` is a dangling link); nothing else of the host's /etc.
+    for (const f of ['/etc/ld.so.cache', '/etc/passwd', '/etc/group', '/etc/nsswitch.conf', '/etc/alternatives']) {
       a.push('--ro-bind-try', f, f);
     }
   } else {
@@ -118,6 +119,10 @@ export function bwrapArgs(spec: SandboxSpec): string[] {
   for (const input of spec.inputs) a.push('--ro-bind', hostPath(input.mount), `${SANDBOX_INPUTS}/${input.name}`);
   if (spec.runDir) a.push('--ro-bind', spec.runDir, SANDBOX_RUN);
   for (const b of spec.binds ?? []) a.push(b.writable ? '--bind' : '--ro-bind', b.src, b.dest);
+  // Last, once every mount point exists: bwrap's own root is a writable tmpfs, and a stage that
+  // wrote to /x or /etc/x would lose it silently. /tmp, /run and /dev are their own mounts and
+  // stay writable. (A tree buildroot is a read-only bind already; this is then a no-op.)
+  a.push('--remount-ro', '/');
 
   a.push('--clearenv');
   const env: Record<string, string> = { PATH: DEFAULT_PATH, SOURCE_DATE_EPOCH: '0', ...spec.env };
@@ -153,12 +158,22 @@ export function mountScript(spec: SandboxSpec): string {
         throw new Error(`the cache path ${JSON.stringify(p)} holds a character (, : \\) overlayfs cannot take; move the cache with --cache`);
       }
     }
+    if (o.lowers.length === 0) throw new Error(`Internal error: overlay at ${o.mountpoint} has no lower layer`);
+    if ((o.upper === undefined) !== (o.work === undefined)) {
+      throw new Error(`Internal error: overlay at ${o.mountpoint} has an upper dir without a work dir or the reverse`);
+    }
+    lines.push(`cd ${shq(o.layersDir)}`);
+    if (!o.upper && o.lowers.length === 1) {
+      // overlayfs refuses a single lower layer without an upper dir ("at least 2 lowerdir are
+      // needed"): a one-layer read-only tree is a read-only bind of that layer instead.
+      lines.push(`mount --bind -o ro ${shq(o.lowers[0]!)} ${shq(o.mountpoint)}`);
+      continue;
+    }
     const opts = [`lowerdir=${o.lowers.join(':')}`];
     if (o.upper && o.work) opts.push(`upperdir=${o.upper}`, `workdir=${o.work}`);
     else opts.unshift('ro');
     // Plain, portable layers: no redirects, metacopy, index or xino that tie a layer to this mount.
     opts.push('redirect_dir=off', 'metacopy=off', 'index=off', 'xino=off');
-    lines.push(`cd ${shq(o.layersDir)}`);
     lines.push(`mount -t overlay imgmake -o ${shq(opts.join(','))} ${shq(o.mountpoint)}`);
   }
   lines.push('cd /');

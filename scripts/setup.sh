@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what imgmake needs on a Debian 12 machine: the Debian packages it runs (bubblewrap
+# for the sandbox, util-linux's unshare and mount for overlayfs, GNU tar and friends) and the
+# npm packages (npm ci also compiles the TypeScript). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(bubblewrap util-linux mount tar gzip zstd coreutils findutils attr)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+else
+  npx tsc -p .
+fi

@@ -1,0 +1,221 @@
+/**
+ * The command line, and the one place that picks real implementations: the local store, the
+ * bubblewrap sandbox, the renderer. Everything below takes them as arguments.
+ *
+ * Exit codes: 0 ok, 1 a build failed, 2 bad definition or usage, 130 interrupted.
+ */
+import { availableParallelism } from 'node:os';
+import { Command, CommanderError, Option } from 'commander';
+import { formatDiagnostic, type Diagnostic } from './diagnostic.js';
+import type { Event, Logger } from './event.js';
+import { exportTarget } from './export.js';
+import { jsonLogger, plainLogger, prettyLogger } from './logging/index.js';
+import { plan } from './plan.js';
+import { loadRules } from './rule.js';
+import { bwrapSandbox } from './sandbox/run.js';
+import { schedule } from './schedule.js';
+import { cacheDirOf, definitionPath, loadContext, resolveTargets, type GlobalOptions } from './cli/context.js';
+import { openLocalStore } from './store/local.js';
+import { describeRule, listRules } from './cli/rules.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_INTERRUPTED = 130;
+
+function out(s: string): void {
+  process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+}
+
+function reportDiagnostics(ds: Diagnostic[], o: GlobalOptions): number {
+  for (const d of ds) {
+    if (o.json) out(JSON.stringify({ type: 'diagnostic', diagnostic: d } satisfies Event));
+    process.stderr.write(`${formatDiagnostic(d)}\n${ds.length > 1 ? '\n' : ''}`);
+  }
+  return EXIT_USAGE;
+}
+
+function pickLogger(o: GlobalOptions): Logger & { close?(): void } {
+  if (o.json) return jsonLogger(process.stdout);
+  if (process.stdout.isTTY && !process.env.CI) return prettyLogger(process.stdout, o.verbose);
+  return plainLogger(process.stdout, o.verbose);
+}
+
+function jobsOf(o: GlobalOptions): number | Diagnostic {
+  if (o.jobs === undefined) return availableParallelism();
+  const n = Number(o.jobs);
+  if (!Number.isInteger(n) || n < 1) return { reason: 'usage', message: `-j ${o.jobs}: not a positive whole number`, hint: 'write -j 2' };
+  return n;
+}
+
+async function build(targets: string[], o: GlobalOptions): Promise<number> {
+  const started = performance.now();
+  const jobs = jobsOf(o);
+  if (typeof jobs !== 'number') return reportDiagnostics([jobs], o);
+  const loaded = await loadContext(o);
+  if (!loaded.ok) return reportDiagnostics(loaded.error, o);
+  const ctx = loaded.value;
+  const goals = resolveTargets(ctx, targets);
+  if (!goals.ok) return reportDiagnostics(goals.error, o);
+
+  const logger = pickLogger(o);
+  const abort = new AbortController();
+  let interrupted = false;
+  const onSignal = (): void => {
+    if (interrupted) process.exit(EXIT_INTERRUPTED);
+    interrupted = true;
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const p = await plan({ graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals: goals.value, scope: ctx.scope });
+    const toRun = p.stages.filter((s) => s.status === 'run').length;
+    logger.log({ type: 'plan', targets, toRun, cached: p.stages.length - toRun });
+    const r = await schedule({
+      graph: ctx.graph,
+      keys: ctx.keys,
+      plan: p,
+      store: ctx.store,
+      sandbox: bwrapSandbox,
+      logger,
+      jobs,
+      scope: ctx.scope,
+      signal: abort.signal,
+    });
+    let ok = r.ok;
+    if (ok) {
+      for (const name of targets) {
+        const t = ctx.def.targets.get(name)!;
+        const tree = r.trees.get(ctx.graph.final(t.pipeline))!;
+        const e = await exportTarget({ target: t, tree, outDir: ctx.outDir, store: ctx.store, sandbox: bwrapSandbox, signal: abort.signal });
+        if (!e.ok) {
+          logger.log({ type: 'info', message: `imgmake: ${e.message}` });
+          ok = false;
+          break;
+        }
+        logger.log({ type: 'export', target: name, path: e.path, ms: e.ms });
+      }
+    }
+    logger.log({
+      type: 'summary',
+      ran: r.ran,
+      cached: r.cached,
+      failed: r.failed,
+      cancelled: r.cancelled,
+      wallMs: Math.round(performance.now() - started),
+      ok,
+    });
+    if (interrupted) return EXIT_INTERRUPTED;
+    return ok ? EXIT_OK : EXIT_FAILED;
+  } finally {
+    logger.close?.();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function planCommand(targets: string[], o: GlobalOptions): Promise<number> {
+  const loaded = await loadContext(o);
+  if (!loaded.ok) return reportDiagnostics(loaded.error, o);
+  const ctx = loaded.value;
+  const goals = resolveTargets(ctx, targets);
+  if (!goals.ok) return reportDiagnostics(goals.error, o);
+  const p = await plan({ graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals: goals.value, scope: ctx.scope });
+  if (o.json) {
+    for (const s of p.stages) out(JSON.stringify({ type: 'plan-stage', node: s.id, pipeline: s.pipeline, stage: s.stage, rule: s.rule, key: s.key, status: s.status, reasons: s.reasons }));
+    return EXIT_OK;
+  }
+  const width = Math.max(...p.stages.map((s) => s.id.length), 4);
+  for (const s of p.stages) {
+    out(`${s.status === 'run' ? 'will run' : 'cached  '}  ${s.id.padEnd(width)}  ${s.rule}${s.reasons.length ? `  — ${s.reasons.join('; ')}` : ''}`);
+  }
+  const n = p.stages.filter((s) => s.status === 'run').length;
+  out(n ? `${n} of ${p.stages.length} stages will run` : `all ${p.stages.length} stages are cached: nothing to do`);
+  return EXIT_OK;
+}
+
+async function targetsCommand(o: GlobalOptions): Promise<number> {
+  const loaded = await loadContext(o);
+  if (!loaded.ok) return reportDiagnostics(loaded.error, o);
+  for (const t of loaded.value.def.targets.values()) {
+    if (o.json) out(JSON.stringify({ type: 'target', name: t.name, pipeline: t.pipeline, export: t.export }));
+    else out(`${t.name}  (pipeline ${t.pipeline}${t.export.length ? `, exports ${t.export.join(', ')}` : ', exports the whole tree'})`);
+  }
+  return EXIT_OK;
+}
+
+async function rulesCommand(name: string | undefined, o: GlobalOptions): Promise<number> {
+  const rules = await loadRules();
+  if (!name) {
+    out(listRules(rules, o.json === true));
+    return EXIT_OK;
+  }
+  const text = describeRule(rules, name, o.json === true);
+  if (!text.ok) return reportDiagnostics([text.error], o);
+  out(text.value);
+  return EXIT_OK;
+}
+
+async function cacheInfo(o: GlobalOptions): Promise<number> {
+  const dir = cacheDirOf(o, definitionPath(o));
+  const store = await openLocalStore(dir);
+  const i = await store.info();
+  if (o.json) out(JSON.stringify({ type: 'cache-info', ...i }));
+  else out(`cache ${i.root}\n  trees ${i.trees}\n  logs  ${i.logs}\n  size  ${(i.bytes / 1e6).toFixed(1)} MB`);
+  return EXIT_OK;
+}
+
+export function program(run: (code: Promise<number>) => void): Command {
+  const p = new Command('imgmake')
+    .description('Build bootable OS images the way make builds programs.')
+    .option('-f, --file <FILE>', 'the definition (default: ./imgmake.yaml)')
+    .option('--cache <DIR>', 'the cache directory (default: cache/ beside the definition, or $IMGMAKE_CACHE)')
+    .option('--out <DIR>', 'where targets are exported (default: out/ beside the definition)')
+    .option('--var <NAME=VALUE...>', 'set a variable of the definition (wins over its vars:)')
+    .option('--json', 'print one JSON object per line on stdout and nothing else')
+    .option('-v, --verbose', 'also report cached stages and stage starts')
+    .addOption(new Option('-j, --jobs <N>', 'stages run at once (default: the number of cores)'))
+    .showHelpAfterError()
+    .exitOverride();
+  const opts = (): GlobalOptions => p.opts<GlobalOptions>();
+  p.command('build')
+    .description('build targets (to out/TARGET/), running only stages whose key is not cached')
+    .argument('<TARGET...>')
+    .action((targets: string[]) => run(build(targets, opts())));
+  p.command('plan')
+    .description('show which stages of the targets are cached and which will run, and why')
+    .argument('<TARGET...>')
+    .action((targets: string[]) => run(planCommand(targets, opts())));
+  p.command('targets').description('list the targets of the definition').action(() => run(targetsCommand(opts())));
+  p.command('rules')
+    .description('list the rules, or describe one (its options, from its schema)')
+    .argument('[NAME]')
+    .action((name: string | undefined) => run(rulesCommand(name, opts())));
+  const cache = p.command('cache').description('inspect the cache');
+  cache.command('info').description('where the cache is, what it holds, its size').action(() => run(cacheInfo(opts())));
+  return p;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let result: Promise<number> | undefined;
+  const p = program((r) => {
+    result = r;
+  });
+  try {
+    await p.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    throw e;
+  }
+  if (!result) return EXIT_OK;
+  try {
+    return await result;
+  } catch (e) {
+    process.stderr.write(`imgmake: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    return EXIT_FAILED;
+  }
+}
+

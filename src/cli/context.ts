@@ -1,0 +1,102 @@
+/**
+ * What every command that reads a definition does first: load rules and the definition,
+ * build the graph, compute keys, open the store. Failures of the user's input come back as
+ * diagnostics (exit 2) before anything runs.
+ */
+import { dirname, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import type { Definition } from '../definition.js';
+import { diagnostic, type Diagnostic } from '../diagnostic.js';
+import { buildGraph, type BuildGraph } from '../graph.js';
+import type { NodeId } from '../ids.js';
+import { computeKeys, type Keys } from '../key.js';
+import { load } from '../load/index.js';
+import { historyScope } from '../plan.js';
+import { loadRules, type RuleRegistry } from '../rule.js';
+import { fail, ok, type Result } from '../result.js';
+import { openLocalStore } from '../store/local.js';
+import type { Store } from '../store/types.js';
+
+export interface GlobalOptions {
+  file?: string;
+  cache?: string;
+  out?: string;
+  var?: string[];
+  json?: boolean;
+  jobs?: string;
+  verbose?: boolean;
+}
+
+export interface Context {
+  rules: RuleRegistry;
+  def: Definition;
+  graph: BuildGraph;
+  keys: Keys;
+  store: Store;
+  scope: string;
+  cacheDir: string;
+  outDir: string;
+}
+
+export function definitionPath(o: GlobalOptions): string {
+  return resolve(o.file ?? 'imgmake.yaml');
+}
+
+export function cacheDirOf(o: GlobalOptions, defFile: string): string {
+  return resolve(o.cache ?? process.env.IMGMAKE_CACHE ?? resolve(dirname(defFile), 'cache'));
+}
+
+export function parseVars(list: string[] = []): Result<Record<string, string>, Diagnostic> {
+  const vars: Record<string, string> = {};
+  for (const v of list) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) return fail(diagnostic('usage', `--var ${JSON.stringify(v)} is not NAME=VALUE`, undefined, 'write --var hostname=web1'));
+    vars[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return ok(vars);
+}
+
+export async function loadContext(o: GlobalOptions): Promise<Result<Context, Diagnostic[]>> {
+  const file = definitionPath(o);
+  if (!existsSync(file)) {
+    return fail([
+      diagnostic('usage', `no definition at ${file}`, undefined, 'run imgmake in a folder with an imgmake.yaml, or name one with -f FILE'),
+    ]);
+  }
+  const vars = parseVars(o.var);
+  if (!vars.ok) return fail([vars.error]);
+  const rules = await loadRules();
+  const loaded = await load({ file, rules, vars: vars.value });
+  if (!loaded.ok) return loaded;
+  const def = loaded.value;
+  const graph = buildGraph(def, rules);
+  const keys = await computeKeys(graph);
+  const cacheDir = cacheDirOf(o, file);
+  const store = await openLocalStore(cacheDir);
+  return ok({
+    rules,
+    def,
+    graph,
+    keys,
+    store,
+    scope: historyScope(file),
+    cacheDir,
+    outDir: resolve(o.out ?? resolve(def.dir, 'out')),
+  });
+}
+
+/** Resolves target names to their final nodes, or a usage diagnostic naming the known ones. */
+export function resolveTargets(ctx: Context, names: string[]): Result<NodeId[], Diagnostic[]> {
+  const errors: Diagnostic[] = [];
+  const goals: NodeId[] = [];
+  for (const n of names) {
+    const t = ctx.def.targets.get(n);
+    if (!t) {
+      const known = [...ctx.def.targets.keys()];
+      errors.push(
+        diagnostic('unknown-target', `no target named ${JSON.stringify(n)}`, undefined, known.length ? `the targets are: ${known.join(', ')}` : 'the definition has no targets: add one under targets:'),
+      );
+    } else goals.push(ctx.graph.final(t.pipeline));
+  }
+  return errors.length ? fail(errors) : ok(goals);
+}

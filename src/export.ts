@@ -1,0 +1,87 @@
+/**
+ * export: copies a target's files out of its committed tree into `out/TARGET/`.
+ *
+ * The copy runs in the sandbox (the tree read-only, the output directory read-write), so an
+ * absolute symlink in the tree resolves inside the sandbox, never to a host path. The new
+ * output is assembled beside the old one and swapped in with two renames: `out/TARGET` is
+ * always either the previous complete output or the new complete one (for an instant, absent),
+ * never a partial one. A target whose tree key matches the last export is left alone.
+ */
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { basename, join } from 'node:path';
+import type { TargetDef } from './definition.js';
+import type { Sandbox } from './sandbox/run.js';
+import { SANDBOX_TREE } from './sandbox/spec.js';
+import type { Store, TreeRecord } from './store/types.js';
+import { SOURCE_DATE_EPOCH } from './key.js';
+
+const SANDBOX_OUT = '/run/imgmake/out';
+
+export interface ExportOptions {
+  target: TargetDef;
+  tree: TreeRecord;
+  outDir: string;
+  store: Store;
+  sandbox: Sandbox;
+  signal?: AbortSignal;
+}
+
+export type ExportResult = { ok: true; path: string; skipped: boolean; ms: number } | { ok: false; message: string };
+
+export async function exportTarget(o: ExportOptions): Promise<ExportResult> {
+  const started = performance.now();
+  const dest = join(o.outDir, o.target.name);
+  const stampDir = join(o.outDir, '.imgmake');
+  const stamp = join(stampDir, `${o.target.name}.json`);
+  const stampText = JSON.stringify({ key: o.tree.key, export: o.target.export });
+  if ((await readFile(stamp, 'utf8').catch(() => '')) === stampText && (await isDir(dest))) {
+    return { ok: true, path: dest, skipped: true, ms: 0 };
+  }
+  await mkdir(stampDir, { recursive: true });
+  const tmp = join(o.outDir, `.${o.target.name}.new-${randomBytes(4).toString('hex')}`);
+  const scratch = join(o.outDir, `.${o.target.name}.mnt-${randomBytes(4).toString('hex')}`);
+  await mkdir(tmp);
+  await mkdir(scratch);
+  try {
+    const names = o.target.export.map((p) => basename(p));
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup) return { ok: false, message: `target ${o.target.name} exports two files named ${dup}` };
+    const sources = o.target.export.length
+      ? o.target.export.map((p) => `${SANDBOX_TREE}/${p.replace(/^\/+/, '')}`)
+      : [`${SANDBOX_TREE}/.`];
+    const logFile = join(scratch, 'log');
+    await writeFile(logFile, '');
+    const r = await o.sandbox.run(
+      {
+        buildroot: { kind: 'host' },
+        tree: { mount: o.store.readMount(o.tree, scratch), writable: false },
+        inputs: [],
+        binds: [{ src: tmp, dest: SANDBOX_OUT, writable: true }],
+        argv: ['cp', '-a', '--', ...sources, `${SANDBOX_OUT}/`],
+        env: { SOURCE_DATE_EPOCH },
+      },
+      { logFile, ...(o.signal ? { signal: o.signal } : {}) },
+    );
+    if (r.exitCode !== 0) {
+      const log = (await readFile(logFile, 'utf8').catch(() => '')).trim();
+      return { ok: false, message: `exporting ${o.target.name} failed: ${log || `exit ${r.exitCode}`}` };
+    }
+    const old = join(o.outDir, `.${o.target.name}.old-${randomBytes(4).toString('hex')}`);
+    await rename(dest, old).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+    });
+    await rename(tmp, dest);
+    await writeFile(stamp, stampText);
+    await rm(old, { recursive: true, force: true });
+    return { ok: true, path: dest, skipped: false, ms: Math.round(performance.now() - started) };
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+async function isDir(p: string): Promise<boolean> {
+  const { stat } = await import('node:fs/promises');
+  return stat(p).then((s) => s.isDirectory(), () => false);
+}

@@ -1,0 +1,145 @@
+/**
+ * plan: for the targets, which stages are cached and which must run, and why.
+ *
+ * A stage runs only when its tree is not in the store *and* something that will be built
+ * needs it: starting from each target's final stage, a stage found in the store ends the walk
+ * (its ancestors are already folded into its tree), so a no-op build reads one index entry per
+ * stage and never a tree. Every other ancestor is reported `cached`.
+ *
+ * Reasons compare the node's key fields with the newest build of the same node (history is
+ * scoped by definition file): "options.hostname changed", "input motd changed", "never built".
+ *
+ * This module decides; it does not run anything or modify the store.
+ */
+import { ancestors, type BuildGraph } from './graph.js';
+import type { CacheKey, NodeId } from './ids.js';
+import { changedFields, sha256, type Keys } from './key.js';
+import type { Store, TreeRecord } from './store/types.js';
+
+export interface PlannedStage {
+  id: NodeId;
+  pipeline: string;
+  stage: string;
+  rule: string;
+  key: CacheKey;
+  status: 'cached' | 'run';
+  /** For `run`: why, in words a user can act on. */
+  reasons: string[];
+}
+
+export interface Plan {
+  /** Every stage the targets need, in dependency order. */
+  stages: PlannedStage[];
+  /** The committed trees found, by node (only those looked up). */
+  found: Map<NodeId, TreeRecord>;
+}
+
+/** History scope of a definition: its absolute path, hashed (keys themselves never hold paths). */
+export function historyScope(definitionFile: string): string {
+  return sha256(definitionFile).slice(0, 16);
+}
+
+export interface PlanOptions {
+  graph: BuildGraph;
+  keys: Keys;
+  store: Store;
+  /** Final nodes of the targets' pipelines (or any nodes to build up to). */
+  goals: NodeId[];
+  scope: string;
+  /** Nodes to run even if cached (`--from`): these and everything downstream of them. */
+  force?: Set<NodeId>;
+}
+
+export async function plan(opts: PlanOptions): Promise<Plan> {
+  const { graph: g, keys, store, goals, force } = opts;
+  const needed = ancestors(g, goals);
+  const found = new Map<NodeId, TreeRecord>();
+  const toRun = new Set<NodeId>();
+  const keyOf = (id: NodeId): CacheKey => keys.get(id)!.key;
+
+  // Look up every needed stage at once: one index entry each, no tree reads.
+  await Promise.all(
+    [...needed].map(async (id) => {
+      if (force?.has(id)) return;
+      const rec = await store.get(keyOf(id));
+      if (rec) found.set(id, rec);
+    }),
+  );
+  const visit = (id: NodeId): void => {
+    if (toRun.has(id) || found.has(id)) return;
+    toRun.add(id);
+    for (const p of g.graph.inNeighbors(id)) if (g.graph.getNodeAttributes(p).kind === 'stage') visit(p as NodeId);
+  };
+  goals.forEach(visit);
+
+  const stages: PlannedStage[] = [];
+  for (const id of g.order) {
+    if (!needed.has(id)) continue;
+    const { stage, rule } = g.stage(id);
+    const run = toRun.has(id);
+    stages.push({
+      id,
+      pipeline: stage.pipeline,
+      stage: stage.id,
+      rule: rule.name,
+      key: keyOf(id),
+      status: run ? 'run' : 'cached',
+      reasons: run ? await reasons(opts, id, toRun) : [],
+    });
+  }
+  return { stages, found };
+}
+
+async function reasons(opts: PlanOptions, id: NodeId, toRun: Set<NodeId>): Promise<string[]> {
+  const { graph: g, keys, store, scope } = opts;
+  if (opts.force?.has(id)) return ['forced (--from)'];
+  const now = keys.get(id)!;
+  const before = await store.getHistory(scope, id);
+  if (!before) return ['never built'];
+  if (before.key === now.key) return ['its tree is no longer in the cache'];
+  const out: string[] = [];
+  for (const f of changedFields(now.fields, before.fields)) {
+    const [head, ...rest] = f.split('.');
+    const name = rest.join('.');
+    switch (head) {
+      case 'options':
+        out.push(before.fields[f] === undefined ? `option ${name} added` : now.fields[f] === undefined ? `option ${name} removed` : `option ${name} changed`);
+        break;
+      case 'inputs': {
+        const src = upstream(g, id, 'input', name);
+        out.push(src && toRun.has(src) ? `input ${name} changed (${src} will run)` : `input ${name} changed`);
+        break;
+      }
+      case 'parent': {
+        const src = upstream(g, id, 'parent');
+        out.push(src ? `the stage before it changed (${src})` : 'parent changed');
+        break;
+      }
+      case 'buildroot': {
+        const src = upstream(g, id, 'buildroot');
+        out.push(src ? `its buildroot changed (${src})` : 'its buildroot changed');
+        break;
+      }
+      case 'rule':
+        out.push('rule changed');
+        break;
+      case 'ruleCode':
+        out.push(`the code of rule ${g.stage(id).rule.name} changed`);
+        break;
+      case 'schema':
+        out.push('imgmake key schema changed');
+        break;
+      default:
+        out.push(`${f} changed`);
+    }
+  }
+  return out.length ? out : ['changed'];
+}
+
+function upstream(g: BuildGraph, id: NodeId, kind: string, name?: string): NodeId | undefined {
+  for (const e of g.graph.inEdges(id)) {
+    const a = g.graph.getEdgeAttributes(e);
+    if (a.kind === kind && (name === undefined || a.name === name)) return g.graph.source(e) as NodeId;
+  }
+  return undefined;
+}

@@ -1,0 +1,227 @@
+/**
+ * schedule: runs the plan's stages in dependency order, independent ones in parallel (at most
+ * `jobs` at once), each in its own sandbox on a writable view of its parent's tree, and
+ * commits each tree as soon as its stage succeeds.
+ *
+ * A node's life:
+ *
+ *     waiting ──deps ready──► running ──exit 0──► committed
+ *                                │  └──exit ≠ 0──► failed      (log kept, nothing committed)
+ *                                └──signal───────► cancelled   (sandbox killed, work discarded)
+ *
+ * A failure stops the build from starting more stages; stages already running finish and
+ * commit (their trees are valid). Cancellation (Ctrl-C, watch) kills running sandboxes.
+ *
+ * This module runs; it does not decide what is cached (plan) or print (it emits events).
+ */
+import { mkdir, readFile, writeFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BuildGraph } from './graph.js';
+import type { NodeId } from './ids.js';
+import { SOURCE_DATE_EPOCH, type Keys } from './key.js';
+import type { Plan } from './plan.js';
+import type { RuleContext } from './rule.js';
+import type { Sandbox } from './sandbox/run.js';
+import { SANDBOX_INPUTS, SANDBOX_RUN, SANDBOX_TREE, type SandboxSpec, type TreeMount } from './sandbox/spec.js';
+import type { Store, TreeRecord } from './store/types.js';
+import type { Event, Logger } from './event.js';
+import { unreachable } from './result.js';
+
+export interface ScheduleOptions {
+  graph: BuildGraph;
+  keys: Keys;
+  plan: Plan;
+  store: Store;
+  sandbox: Sandbox;
+  logger: Logger;
+  jobs: number;
+  scope: string;
+  signal?: AbortSignal;
+}
+
+export interface ScheduleResult {
+  ok: boolean;
+  ran: number;
+  cached: number;
+  failed: number;
+  cancelled: number;
+  /** Committed or found trees by node: what export reads. */
+  trees: Map<NodeId, TreeRecord>;
+}
+
+type NodeState = 'waiting' | 'running' | 'committed' | 'failed' | 'cancelled';
+
+const LOG_TAIL_LINES = 20;
+
+export async function schedule(opts: ScheduleOptions): Promise<ScheduleResult> {
+  const { graph: g, plan, logger } = opts;
+  const trees = new Map(plan.found);
+  const state = new Map<NodeId, NodeState>();
+  let ran = 0;
+  let failed = 0;
+  let cancelled = 0;
+  let cached = 0;
+
+  for (const s of plan.stages) {
+    if (s.status === 'cached') {
+      cached++;
+      logger.log({ type: 'stage', node: s.id, pipeline: s.pipeline, stage: s.stage, key: s.key, rule: s.rule, status: 'cached', ms: 0 });
+    } else state.set(s.id, 'waiting');
+  }
+
+  const stageDeps = (id: NodeId): NodeId[] =>
+    g.graph.inNeighbors(id).filter((p) => g.graph.getNodeAttributes(p).kind === 'stage') as NodeId[];
+  const ready = (id: NodeId): boolean =>
+    stageDeps(id).every((d) => (state.has(d) ? state.get(d) === 'committed' : trees.has(d)));
+
+  const running = new Map<NodeId, Promise<void>>();
+  let stopping = false;
+
+  const start = (id: NodeId): void => {
+    state.set(id, 'running');
+    const p = runStage(opts, id, trees).then((outcome) => {
+      state.set(id, outcome.state);
+      running.delete(id);
+      switch (outcome.state) {
+        case 'committed':
+          ran++;
+          trees.set(id, outcome.tree);
+          break;
+        case 'failed':
+          failed++;
+          stopping = true;
+          break;
+        case 'cancelled':
+          cancelled++;
+          stopping = true;
+          break;
+        default:
+          unreachable(outcome);
+      }
+    });
+    running.set(id, p);
+  };
+
+  for (;;) {
+    if (!stopping && !opts.signal?.aborted) {
+      for (const [id, st] of state) {
+        if (running.size >= opts.jobs) break;
+        if (st === 'waiting' && ready(id)) start(id);
+      }
+    }
+    if (running.size === 0) break;
+    await Promise.race(running.values());
+  }
+  // Stages never started because the build stopped count as cancelled.
+  for (const [id, st] of state) {
+    if (st === 'waiting') {
+      cancelled++;
+      const s = g.stage(id).stage;
+      logger.log({ type: 'stage-cancelled', node: id, pipeline: s.pipeline, stage: s.id, key: opts.keys.get(id)!.key });
+    }
+  }
+  return { ok: failed === 0 && cancelled === 0, ran, cached, failed, cancelled, trees };
+}
+
+type Outcome = { state: 'committed'; tree: TreeRecord } | { state: 'failed' } | { state: 'cancelled' };
+
+async function runStage(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, TreeRecord>): Promise<Outcome> {
+  const { graph: g, keys, store, sandbox, logger } = opts;
+  const { stage, rule } = g.stage(id);
+  const key = keys.get(id)!.key;
+  const base = { node: id, pipeline: stage.pipeline, stage: stage.id, key, rule: rule.name };
+  logger.log({ type: 'stage-start', ...base });
+
+  const treeOf = (kind: 'parent' | 'buildroot' | 'input', name?: string): TreeRecord | undefined => {
+    for (const e of g.graph.inEdges(id)) {
+      const a = g.graph.getEdgeAttributes(e);
+      const src = g.graph.source(e) as NodeId;
+      if (a.kind !== kind || (name !== undefined && a.name !== name)) continue;
+      if (g.graph.getNodeAttributes(src).kind !== 'stage') return undefined;
+      const t = trees.get(src);
+      if (!t) throw new Error(`Internal error: ${src} has no tree when ${id} starts`);
+      return t;
+    }
+    return undefined;
+  };
+
+  const w = await store.begin(treeOf('parent'));
+  const logFile = join(w.scratch, 'log');
+  const failedEvent = async (e: Partial<Extract<Event, { type: 'stage' }>>, ms: number): Promise<Outcome> => {
+    const log = await store.putLog(key, logFile).catch(() => undefined);
+    const tail = await readTail(logFile);
+    await store.discard(w);
+    logger.log({ type: 'stage', ...base, status: 'failed', ms, ...(log ? { log } : {}), tail, ...e });
+    return { state: 'failed' };
+  };
+  try {
+    await writeFile(logFile, '');
+    const inputs: SandboxSpec['inputs'] = [];
+    const ctxInputs: RuleContext['inputs'] = {};
+    for (const input of stage.inputs) {
+      let mount: TreeMount;
+      let kind: 'tree' | 'file' | 'dir';
+      if (input.kind === 'pipeline') {
+        const t = treeOf('input', input.name)!;
+        const mp = join(w.scratch, 'inputs', input.name);
+        await mkdir(mp, { recursive: true });
+        mount = store.readMount(t, mp);
+        kind = 'tree';
+      } else {
+        mount = { kind: 'dir', path: input.path };
+        kind = (await stat(input.path)).isDirectory() ? 'dir' : 'file';
+      }
+      inputs.push({ name: input.name, mount });
+      ctxInputs[input.name] = { path: `${SANDBOX_INPUTS}/${input.name}`, kind };
+    }
+    const br = treeOf('buildroot');
+    let buildroot: SandboxSpec['buildroot'] = { kind: 'host' };
+    if (br) {
+      const mp = join(w.scratch, 'buildroot');
+      await mkdir(mp);
+      buildroot = { kind: 'tree', mount: store.readMount(br, mp) };
+    }
+    const runDir = join(w.scratch, 'run');
+    await mkdir(runDir);
+    const invocation = await rule.invoke(structuredClone(stage.options), { tree: SANDBOX_TREE, inputs: ctxInputs, run: SANDBOX_RUN });
+    for (const [name, content] of Object.entries(invocation.files ?? {})) {
+      await writeFile(join(runDir, name), content, { mode: 0o755 });
+    }
+    const spec: SandboxSpec = {
+      buildroot,
+      tree: { mount: w.mount, writable: true },
+      inputs,
+      runDir,
+      argv: invocation.argv,
+      env: { SOURCE_DATE_EPOCH, TREE: SANDBOX_TREE, INPUTS: SANDBOX_INPUTS },
+    };
+    const r = await sandbox.run(spec, { logFile, ...(opts.signal ? { signal: opts.signal } : {}) });
+    if (r.cancelled || opts.signal?.aborted) {
+      await store.discard(w);
+      logger.log({ type: 'stage-cancelled', node: id, pipeline: stage.pipeline, stage: stage.id, key });
+      return { state: 'cancelled' };
+    }
+    if (r.exitCode !== 0) {
+      return await failedEvent({ reason: r.exitCode === null ? 'rule-killed' : 'rule-exit-non-zero', exitCode: r.exitCode }, r.ms);
+    }
+    const tree = await store.commit(w, { key, node: id, ms: r.ms });
+    const log = await store.putLog(key, logFile);
+    await store.putHistory(opts.scope, id, { key, fields: keys.get(id)!.fields, at: tree.createdAt });
+    logger.log({ type: 'stage', ...base, status: 'ran', ms: r.ms, log });
+    return { state: 'committed', tree };
+  } catch (e) {
+    await writeFile(logFile, `\nimgmake: ${(e as Error).stack ?? String(e)}\n`, { flag: 'a' }).catch(() => {});
+    return await failedEvent({ reason: 'rule-error' }, 0);
+  }
+}
+
+async function readTail(file: string): Promise<string[]> {
+  try {
+    const lines = (await readFile(file, 'utf8')).split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    return lines.slice(-LOG_TAIL_LINES);
+  } catch {
+    return [];
+  }
+}
+

@@ -1,0 +1,70 @@
+/**
+ * Runs the real `imgmake` command (bin/imgmake.js) as a child process, the way a user does, and
+ * parses `--json` output into events.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..');
+export const bin = join(repoRoot, 'bin', 'imgmake.js');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Parsed JSON lines of stdout (when run with --json). */
+  events: Record<string, any>[];
+}
+
+export function startImgmake(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): ChildProcess {
+  return spawn(process.execPath, [bin, ...args], {
+    cwd: opts.cwd ?? repoRoot,
+    env: { ...process.env, CI: 'true', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+export function imgmake(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return new Promise((done, reject) => {
+    const child = startImgmake(args, opts);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const events = stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, any>);
+      done({ code, stdout, stderr, events });
+    });
+  });
+}
+
+/** A temporary copy of an example project; `cleanup()` removes it (cache and out/ included). */
+export async function tempProject(example = 'hello'): Promise<{ dir: string; file: string; cleanup(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), `imgmake-${example}-`));
+  await cp(join(repoRoot, 'examples', example), dir, {
+    recursive: true,
+    filter: (src) => !/\/(cache|out)(\/|$)/.test(src.slice(join(repoRoot, 'examples', example).length)),
+  });
+  return { dir, file: join(dir, 'imgmake.yaml'), cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export function stageEvents(r: CliResult, status?: string): Record<string, any>[] {
+  return r.events.filter((e) => e.type === 'stage' && (status === undefined || e.status === status));
+}
+
+export function ran(r: CliResult): string[] {
+  return stageEvents(r, 'ran').map((e) => e.node as string).sort();
+}
+
+export function summary(r: CliResult): Record<string, any> {
+  const s = r.events.filter((e) => e.type === 'summary');
+  if (s.length !== 1) throw new Error(`expected one summary, got ${s.length}:\n${r.stdout}\n${r.stderr}`);
+  return s[0]!;
+}
