@@ -9,7 +9,7 @@
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { TargetDef } from './definition.js';
 import type { Sandbox } from './sandbox/run.js';
 import { SANDBOX_TREE } from './sandbox/spec.js';
@@ -67,17 +67,35 @@ export async function exportTarget(o: ExportOptions): Promise<ExportResult> {
       const log = (await readFile(logFile, 'utf8').catch(() => '')).trim();
       return { ok: false, message: `exporting ${o.target.name} failed: ${log || `exit ${r.exitCode}`}` };
     }
-    const old = join(o.outDir, `.${o.target.name}.old-${randomBytes(4).toString('hex')}`);
-    await rename(dest, old).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ENOENT') throw e;
-    });
-    await rename(tmp, dest);
+    await swapIn(tmp, dest);
     await writeFile(stamp, stampText);
-    await rm(old, { recursive: true, force: true });
     return { ok: true, path: dest, skipped: false, ms: Math.round(performance.now() - started) };
   } finally {
     await rm(tmp, { recursive: true, force: true });
     await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Moves `tmp` to `dest`, moving the previous `dest` aside first. Another build exporting the
+ * same target at the same moment can put its own output in between: then try again (the last
+ * one wins, each output complete).
+ */
+async function swapIn(tmp: string, dest: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const old = join(dirname(dest), `.${basename(dest)}.old-${randomBytes(4).toString('hex')}`);
+    await rename(dest, old).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+    });
+    try {
+      await rename(tmp, dest);
+      await rm(old, { recursive: true, force: true });
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      await rm(old, { recursive: true, force: true });
+      if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || attempt > 20) throw e;
+    }
   }
 }
 

@@ -12,9 +12,10 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
-import { isMap, isScalar, LineCounter, parseDocument, type Node } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, visit, type Node, type YAMLError } from 'yaml';
 import type { Loc } from '../diagnostic.js';
-import { asSeq, deref, describeNode, Diagnostics, entries, entry, HINT_STRING, nodeLoc, spanLoc, type SourceFile } from './yaml.js';
+import { missingPathHint } from './suggest.js';
+import { asSeq, deref, describeNode, Diagnostics, entries, HINT_STRING, nodeLoc, spanLoc, type SourceFile } from './yaml.js';
 
 export const TOP_KEYS = ['version', 'include', 'vars', 'pipelines', 'targets'] as const;
 
@@ -27,18 +28,52 @@ interface Via {
   /** The file that holds the `include:` entry. */
   from: SourceFile;
   loc: Loc;
+  /** The path as written. */
+  text: string;
 }
 
-const YAML_HINTS: Record<string, string> = {
-  DUPLICATE_KEY: 'each key may appear once in a mapping: remove or rename one of them',
-  TAB_AS_INDENT: 'indent with spaces; YAML does not allow tabs for indentation',
-  BAD_INDENT: 'indent this line like the others at its level (with spaces)',
-  MISSING_CHAR: 'add the missing closing character',
-  BLOCK_AS_IMPLICIT_KEY: 'put the nested mapping on its own lines, indented under its key',
-  MULTILINE_IMPLICIT_KEY: 'keys must fit on one line; check for a missing ":" on the line before',
-};
-const YAML_HINT_DEFAULT =
-  'fix the YAML here; check the indentation, and quote values that contain ": ", " #", or start with [, {, *, & or !';
+/** What to do about a YAML error, from its code and message. */
+function yamlHint(err: YAMLError, line: string): string {
+  // `[/etc/${x}]`: "{" is a flow indicator, so an unquoted variable breaks the collection.
+  if (/[[{][^"']*\$\{/.test(line)) {
+    return 'inside [ ] or { }, quote a value that uses a variable: "/etc/${name}"';
+  }
+  if (/end with a [\]}]/.test(err.message)) {
+    return 'close each "[" with "]" and each "{" with "}"; a collection continued on the next line must also be indented more than its key';
+  }
+  switch (err.code) {
+    case 'DUPLICATE_KEY':
+      return 'each key may appear once in a mapping: remove or rename one of them';
+    case 'TAB_AS_INDENT':
+      return 'indent with spaces: YAML does not allow tabs for indentation';
+    case 'BAD_INDENT':
+      return 'indent this line like the others at its level, with spaces';
+    case 'BLOCK_AS_IMPLICIT_KEY':
+    case 'MULTILINE_IMPLICIT_KEY':
+      return 'check the line before: a key needs ": " after it, and a nested mapping goes on its own lines, indented under its key';
+    default:
+      return 'check the indentation, and quote values that contain ": " or " #", or start with [, {, *, & or !';
+  }
+}
+
+/** Where a YAML error is, as precisely as possible: a duplicate key is underlined whole. */
+function yamlErrorLoc(f: SourceFile, err: YAMLError): { loc: Loc; first?: Loc } {
+  const [start, end] = err.pos;
+  if (err.code !== 'DUPLICATE_KEY') return { loc: spanLoc(f, start, end) };
+  let key: Node | undefined;
+  let first: Node | undefined;
+  visit(f.doc, {
+    Map(_, map) {
+      const i = map.items.findIndex((p) => (p.key as Node | null)?.range?.[0] === start);
+      if (i < 0) return undefined;
+      key = map.items[i]!.key as Node;
+      const name = isScalar(key) ? key.value : undefined;
+      first = map.items.find((p, j) => j < i && isScalar(p.key) && p.key.value === name)?.key as Node | undefined;
+      return visit.BREAK;
+    },
+  });
+  return { loc: key ? nodeLoc(f, key) : spanLoc(f, start, end), ...(first ? { first: nodeLoc(f, first) } : {}) };
+}
 
 export async function readFiles(root: string, d: Diagnostics): Promise<Files> {
   const files: SourceFile[] = [];
@@ -48,10 +83,10 @@ export async function readFiles(root: string, d: Diagnostics): Promise<Files> {
 
   const show = (p: string): string => {
     const r = relative(rootDir, p);
-    return r === '' ? p : r.split('\\').join('/');
+    return r === '' ? '.' : r.split('\\').join('/');
   };
 
-  const visit = async (path: string, chain: { file: string; via?: Via }[], via?: Via): Promise<void> => {
+  const read = async (path: string, chain: { file: string; via?: Via }[], via?: Via): Promise<void> => {
     const loopAt = chain.findIndex((c) => c.file === path);
     if (loopAt >= 0 && via) {
       const names = [...chain.slice(loopAt).map((c) => show(c.file)), show(path)];
@@ -78,14 +113,17 @@ export async function readFiles(root: string, d: Diagnostics): Promise<Files> {
       const code = (e as NodeJS.ErrnoException).code;
       const why = code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is not a file' : `cannot be read (${code ?? String(e)})`;
       if (via) {
+        const written = via.text;
         d.add(
           'include-missing',
-          `included file ${show(path)} ${why}`,
+          `included file ${written} ${why}`,
           via.loc,
-          `include paths are relative to the folder of the file that includes them (${show(via.from.dir) || '.'}/); variables are not expanded in them`,
+          written.includes('${')
+            ? 'variables are not expanded in include paths: write the path itself'
+            : missingPathHint(written, path, `${show(via.from.dir)}/`, show(via.from.path)),
         );
       } else {
-        d.add('include-missing', `definition file ${path} ${why}`, undefined, 'run imgmake in the folder holding imgmake.yaml, or name the file with --file');
+        d.add('usage', `definition file ${path} ${why}`, undefined, 'run imgmake in a folder with an imgmake.yaml, or name one with -f FILE');
       }
       return;
     }
@@ -95,9 +133,15 @@ export async function readFiles(root: string, d: Diagnostics): Promise<Files> {
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, keepSourceTokens: false });
     const f: SourceFile = { path, dir: dirname(path), text, lines, doc };
     files.push(f);
+    // One error per line: the parser's later errors on a line follow from its first.
+    const errorLines = new Set<number>();
     for (const err of doc.errors) {
+      const { loc, first } = yamlErrorLoc(f, err);
+      if (errorLines.has(loc.line)) continue;
+      errorLines.add(loc.line);
       const message = err.message.replace(/^\w/, (c) => c.toLowerCase());
-      d.add('yaml-syntax', `invalid YAML: ${message}`, spanLoc(f, err.pos[0], err.pos[1]), YAML_HINTS[err.code] ?? YAML_HINT_DEFAULT);
+      const lineText = text.split(/\r?\n/)[loc.line - 1] ?? '';
+      d.add('yaml-syntax', `invalid YAML: ${message}`, loc, yamlHint(err, lineText), first ? [{ message: 'first written here', loc: first }] : undefined);
     }
     if (doc.errors.length > 0) return;
 
@@ -105,7 +149,7 @@ export async function readFiles(root: string, d: Diagnostics): Promise<Files> {
     const top = deref(f, doc.contents);
     if (isMap(top)) {
       // Only `include:` is read here; the other keys are checked when the files are merged.
-      const inc = entry(entries(f, top, new Diagnostics(), TOP_KEYS, ''), 'include')?.value;
+      const inc = entries(f, top, new Diagnostics(), TOP_KEYS, '').get('include')?.value;
       if (inc) {
         const list = asSeq(f, inc, '"include:"', d, nodeLoc(f, inc));
         for (const item of list?.items ?? []) {
@@ -115,13 +159,13 @@ export async function readFiles(root: string, d: Diagnostics): Promise<Files> {
             continue;
           }
           const target = isAbsolute(node.value) ? node.value : resolve(f.dir, node.value);
-          await visit(target, here, { from: f, loc: nodeLoc(f, node) });
+          await read(target, here, { from: f, loc: nodeLoc(f, node), text: node.value });
         }
       }
     }
     merge.push(f);
   };
 
-  await visit(resolve(root), []);
+  await read(resolve(root), []);
   return { files, merge };
 }

@@ -7,7 +7,7 @@ import type { ErrorObject } from 'ajv';
 import { isMap, type Node } from 'yaml';
 import type { Loc } from '../diagnostic.js';
 import type { Rule } from '../rule.js';
-import { didYouMean, listOf } from './suggest.js';
+import { closest, didYouMean, listOf, lowerFirst, unknownNameHint } from './suggest.js';
 import { pointerSegment, type Paths } from './values.js';
 import { describeValue, HINT_LIST, HINT_MAPPING, nodeLoc, type Diagnostics, type Entry, type SourceFile } from './yaml.js';
 
@@ -26,7 +26,8 @@ export interface OptionsCheck {
 /** Validates; returns false (after reporting) when the options do not fit the schema. */
 export function checkOptions(c: OptionsCheck): boolean {
   if (c.rule.validate(c.options)) return true;
-  for (const e of relevant(c.rule.validate.errors ?? [])) report(c, e);
+  const errors = relevant(c.rule.validate.errors ?? []);
+  for (const e of errors) if (!explained(e, errors)) report(c, e);
   return false;
 }
 
@@ -41,6 +42,18 @@ function relevant(errors: ErrorObject[]): ErrorObject[] {
     seen.add(id);
     return true;
   });
+}
+
+/** A missing property next to an unknown one that looks like its typo (`pahts`): the typo says it all. */
+function explained(e: ErrorObject, errors: readonly ErrorObject[]): boolean {
+  if (e.keyword !== 'required') return false;
+  const missing = String((e.params as Record<string, unknown>)['missingProperty']);
+  return errors.some(
+    (x) =>
+      x.keyword === 'additionalProperties' &&
+      x.instancePath === e.instancePath &&
+      closest(String((x.params as Record<string, unknown>)['additionalProperty']), [missing]) === missing,
+  );
 }
 
 function unescape(seg: string): string {
@@ -128,38 +141,39 @@ function report(c: OptionsCheck, e: ErrorObject): void {
       const prop = String(params['additionalProperty']);
       const w = c.paths.get(`${path}/${pointerSegment(prop)}`);
       const allowed = Object.keys((own?.['properties'] as Record<string, unknown> | undefined) ?? {});
-      const where = path === '' ? `${rule} takes` : `allowed in ${name}`;
-      const list = allowed.length > 0 ? `${where}: ${listOf(allowed)}.` : `${path === '' ? `${rule} takes no options` : `${name} takes no keys`}.`;
       c.d.add(
         'invalid-options',
         path === '' ? `unknown option "${prop}" for rule ${rule}` : `unknown key "${prop}" in option ${name} of rule ${rule}`,
         w?.key ? nodeLoc(c.f, w.key) : locAt(c, path),
-        `${didYouMean(prop, allowed) || 'remove it. '}${list[0]!.toUpperCase()}${list.slice(1)}`,
+        path === ''
+          ? unknownNameHint(prop, allowed, `options of ${rule}`, `${rule} takes no options`)
+          : unknownNameHint(prop, allowed, `keys allowed in ${name}`, `${name} takes no keys`),
       );
       return;
     }
     case 'required': {
       const prop = String(params['missingProperty']);
       const propSchema = (own?.['properties'] as Record<string, Record<string, unknown>> | undefined)?.[prop];
-      const kind = propSchema?.['type'] !== undefined ? ` (${typeWords(propSchema['type'])})` : '';
-      const desc = about(propSchema);
+      const desc = about(propSchema).replace(/\.$/, '');
+      const kind = propSchema?.['type'] !== undefined ? typeWords(propSchema['type']) : '';
+      const what = kind && desc ? `; ${prop} is ${kind} (${lowerFirst(desc)})` : kind ? `; ${prop} is ${kind}` : desc ? `; ${prop}: ${lowerFirst(desc)}` : '';
       let loc: Loc;
       let hint: string;
       if (path === '' && !c.entry) {
         loc = c.ruleLoc;
-        hint = `add "options:" to the stage with "${prop}:"${kind}`;
+        hint = `add "options:" to the stage, with "${prop}:"`;
       } else {
         const node = path === '' ? c.entry!.value : writtenAt(c, path);
         // A block mapping's first line is one of its entries: point at its key instead.
         const blockUnderKey = path === '' && c.entry && !(isMap(node) && node.flow) ? c.entry.key : undefined;
         loc = blockUnderKey ? nodeLoc(c.f, blockUnderKey) : node ? nodeLoc(c.f, node) : c.ruleLoc;
-        hint = `add "${prop}:"${kind} ${path === '' ? 'under "options:"' : `to ${name}`}`;
+        hint = `add "${prop}:" ${path === '' ? 'under "options:"' : `to ${name}`}`;
       }
       c.d.add(
         'invalid-options',
         path === '' ? `rule ${rule} needs option "${prop}"` : `option ${name} of rule ${rule} needs "${prop}"`,
         loc,
-        desc ? `${hint}: ${desc[0]!.toLowerCase()}${desc.slice(1)}` : hint,
+        `${hint}${what}`,
       );
       return;
     }
@@ -170,7 +184,7 @@ function report(c: OptionsCheck, e: ErrorObject): void {
         'invalid-options',
         `${subject} must be one of ${listOf(allowed)}, not ${JSON.stringify(value)}`,
         locAt(c, path),
-        `${guess}Use one of: ${allowed.join(', ')}.`,
+        guess ? `${guess}Allowed: ${allowed.join(', ')}.` : `use one of: ${allowed.join(', ')}`,
       );
       return;
     }
@@ -204,7 +218,7 @@ function report(c: OptionsCheck, e: ErrorObject): void {
         'invalid-options',
         `${subject} is ${JSON.stringify(value)}, which does not match the pattern ${String(params['pattern'])}`,
         locAt(c, path),
-        about(own) ? `change it to fit: ${lowerFirst(about(own))}` : `change it to match ${String(params['pattern'])}`,
+        about(own) ? `change it to match; ${name}: ${lowerFirst(about(own)).replace(/\.$/, '')}` : `change it to match ${String(params['pattern'])}`,
       );
       return;
     }
@@ -213,8 +227,4 @@ function report(c: OptionsCheck, e: ErrorObject): void {
       return;
     }
   }
-}
-
-function lowerFirst(s: string): string {
-  return s.length > 0 ? `${s[0]!.toLowerCase()}${s.slice(1)}` : s;
 }

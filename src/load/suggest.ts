@@ -2,6 +2,8 @@
  * "Did you mean …?" for names the user mistyped: keys, rules, pipelines, inputs, variables.
  * Optimal-string-alignment distance, so a swapped pair of letters (`mkdri`) costs one edit.
  */
+import { readdirSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 
 /** Edits (insert, delete, substitute, swap two neighbours) that turn `a` into `b`. */
 export function editDistance(a: string, b: string): number {
@@ -25,9 +27,11 @@ export function editDistance(a: string, b: string): number {
 
 /**
  * The candidate nearest to `word`, if it is near enough to be a likely typo: at most a third
- * of the longer name's letters differ (at least one edit is always allowed); case is ignored.
+ * of the longer name's letters differ (at least one edit is always allowed), or it is the only
+ * candidate that starts with `word`; case is ignored.
  */
 export function closest(word: string, candidates: Iterable<string>): string | undefined {
+  candidates = [...candidates];
   let best: string | undefined;
   let bestDistance = Infinity;
   const w = word.toLowerCase();
@@ -39,6 +43,11 @@ export function closest(word: string, candidates: Iterable<string>): string | un
       best = c;
       bestDistance = dist;
     }
+  }
+  if (best === undefined && w.length >= 2) {
+    // `gz` for `gzip`: a unique candidate that starts with what was written.
+    const starts = [...candidates].filter((c) => c !== word && c.toLowerCase().startsWith(w));
+    if (starts.length === 1) best = starts[0];
   }
   return best;
 }
@@ -54,4 +63,44 @@ export function listOf(items: readonly string[]): string {
   if (items.length === 0) return 'none';
   if (items.length === 1) return items[0]!;
   return `${items.slice(0, -1).join(', ')} and ${items[items.length - 1]}`;
+}
+
+/**
+ * The hint for a name that is not one of `allowed`:
+ * `did you mean "paths"? Options of files.mkdir: paths and mode.` or
+ * `remove it, or use one of the options of files.mkdir: paths and mode`.
+ * `what` names the list ("keys allowed here"); `none` says why nothing fits ("files.mkdir takes no options").
+ */
+export function unknownNameHint(word: string, allowed: readonly string[], what: string, none: string): string {
+  if (allowed.length === 0) return `remove it: ${none}`;
+  const guess = closest(word, allowed);
+  if (guess) return `did you mean "${guess}"? ${capitalize(what)}: ${listOf(allowed)}.`;
+  return `remove it, or use one of the ${what}: ${listOf(allowed)}`;
+}
+
+export function capitalize(s: string): string {
+  return s.length > 0 ? `${s[0]!.toUpperCase()}${s.slice(1)}` : s;
+}
+
+export function lowerFirst(s: string): string {
+  return s.length > 0 ? `${s[0]!.toLowerCase()}${s.slice(1)}` : s;
+}
+
+/**
+ * The hint for a path that does not exist: a near name in its folder if there is one, and
+ * where relative paths start. `base` is the folder as shown (`./`, `sub/`), `by` the file
+ * that wrote the path.
+ */
+export function missingPathHint(written: string, abs: string, base: string, by: string): string {
+  const rel = `the path is relative to ${base}, the folder of ${by}`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(abs));
+  } catch {
+    return `check the path: ${rel}`;
+  }
+  const guess = closest(basename(abs), names);
+  if (!guess) return `check the name: ${rel}`;
+  const slash = written.lastIndexOf('/');
+  return `did you mean "${slash >= 0 ? written.slice(0, slash + 1) : ''}${guess}"? ${capitalize(rel)}.`;
 }

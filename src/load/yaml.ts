@@ -5,7 +5,7 @@
  */
 import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node, type Pair, type Scalar, type YAMLMap, type YAMLSeq } from 'yaml';
 import { diagnostic, type Diagnostic, type DiagnosticReason, type Loc } from '../diagnostic.js';
-import { didYouMean, listOf } from './suggest.js';
+import { closest, unknownNameHint } from './suggest.js';
 
 /** One YAML file of the definition, parsed. */
 export interface SourceFile {
@@ -104,16 +104,17 @@ export function asMap(
   d: Diagnostics,
   at: Loc,
   emptyOk = false,
+  hint = HINT_MAPPING,
 ): YAMLMap | undefined {
   if (isMap(node)) return node;
   if (node === null && emptyOk) return undefined;
-  d.add('wrong-type', `${what} must be a mapping, not ${describeNode(node)}`, node ? nodeLoc(f, node) : at, HINT_MAPPING);
+  d.add('wrong-type', `${what} must be a mapping, not ${describeNode(node)}`, node ? nodeLoc(f, node) : at, hint);
   return undefined;
 }
 
-export function asSeq(f: SourceFile, node: Node | null, what: string, d: Diagnostics, at: Loc): YAMLSeq | undefined {
+export function asSeq(f: SourceFile, node: Node | null, what: string, d: Diagnostics, at: Loc, hint = HINT_LIST): YAMLSeq | undefined {
   if (isSeq(node)) return node;
-  d.add('wrong-type', `${what} must be a list, not ${describeNode(node)}`, node ? nodeLoc(f, node) : at, HINT_LIST);
+  d.add('wrong-type', `${what} must be a list, not ${describeNode(node)}`, node ? nodeLoc(f, node) : at, hint);
   return undefined;
 }
 
@@ -134,6 +135,30 @@ export interface Entry {
   value: Node | null;
 }
 
+/** A mapping's entries by name, and the unknown keys that were reported and left out. */
+export class Entries implements Iterable<Entry> {
+  constructor(
+    readonly list: readonly Entry[],
+    readonly unknown: readonly string[],
+  ) {}
+
+  get(name: string): Entry | undefined {
+    return this.list.find((e) => e.name === name);
+  }
+
+  /**
+   * `name` is absent, but an unknown key (already reported) looks like a typo of it: its
+   * absence is explained, so report nothing that follows from it (no cascade).
+   */
+  mistyped(name: string): boolean {
+    return !this.get(name) && this.unknown.some((u) => closest(u, [name]) === name);
+  }
+
+  [Symbol.iterator](): Iterator<Entry> {
+    return this.list[Symbol.iterator]();
+  }
+}
+
 /**
  * The entries of a mapping whose keys must come from `allowed` (`undefined`: any name).
  * Unknown keys get an `unknown-key` diagnostic with a did-you-mean and are left out.
@@ -144,8 +169,9 @@ export function entries(
   d: Diagnostics,
   allowed: readonly string[] | undefined,
   where: string,
-): Entry[] {
+): Entries {
   const out: Entry[] = [];
+  const unknown: string[] = [];
   for (const pair of map.items) {
     const name = keyName(pair);
     const keyNode = pair.key as Node | null;
@@ -163,16 +189,12 @@ export function entries(
         'unknown-key',
         `unknown key "${name}" ${where}`,
         nodeLoc(f, keyNode),
-        `${didYouMean(name, allowed) || 'remove it. '}Keys allowed here: ${listOf(allowed)}.`,
+        unknownNameHint(name, allowed, 'keys allowed here', 'no keys are allowed here'),
       );
+      unknown.push(name);
       continue;
     }
     out.push({ name, pair, key: pair.key as Scalar, value: deref(f, pair.value) });
   }
-  return out;
-}
-
-/** The entry named `name`, if present. */
-export function entry(list: readonly Entry[], name: string): Entry | undefined {
-  return list.find((e) => e.name === name);
+  return new Entries(out, unknown);
 }

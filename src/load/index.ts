@@ -1,0 +1,171 @@
+/**
+ * load: `imgmake.yaml` (and what it includes) → a validated Definition, every value keeping
+ * where it was written. The phases, in order:
+ *
+ *   1. files.ts    read the root and its includes, parse YAML     (errors here stop load:
+ *                                                                   what follows would cascade)
+ *   2. here        merge the files' top levels: version, vars, pipelines, targets
+ *   3. vars.ts     resolve variables (`--var` overrides win)
+ *   4. pipelines.ts stages, rules, options (schema + defaults), inputs, targets
+ *   5. references.ts  pipeline references exist and form no cycle
+ *
+ * Every error that can be found is reported, sorted by file then position, but none twice:
+ * a stage with an unknown rule does not also report its options, a variable that failed
+ * does not fail again at each use.
+ *
+ * load does not build the graph, compute keys or read anything but the definition and the
+ * existence of the project files it names.
+ */
+import { dirname, resolve } from 'node:path';
+import { isMap, isScalar } from 'yaml';
+import type { Diagnostic, Loc } from '../diagnostic.js';
+import type { Definition, PipelineDef, TargetDef } from '../definition.js';
+import type { PipelineName } from '../ids.js';
+import { fail, ok, type Result } from '../result.js';
+import type { RuleRegistry } from '../rule.js';
+import { readFiles, TOP_KEYS } from './files.js';
+import { readPipeline, readTarget, type LoadContext, type PipelineRef } from './pipelines.js';
+import { checkReferences } from './references.js';
+import { VAR_NAME, Vars, type VarDecl } from './vars.js';
+import { asMap, deref, describeNode, Diagnostics, entries, nodeLoc, spanLoc, type Entry, type SourceFile } from './yaml.js';
+
+export interface LoadOptions {
+  /** The root definition, usually `imgmake.yaml`. */
+  file: string;
+  rules: RuleRegistry;
+  /** `--var NAME=VALUE` overrides: they win over every file's `vars:`. */
+  vars?: Record<string, string>;
+}
+
+/** The only definition version this imgmake reads. */
+export const DEFINITION_VERSION = 1;
+
+export async function load(opts: LoadOptions): Promise<Result<Definition, Diagnostic[]>> {
+  const d = new Diagnostics();
+  const root = resolve(opts.file);
+  const rootDir = dirname(root);
+  const { files, merge } = await readFiles(root, d);
+  if (d.count > 0) return fail(sorted(d.list, files));
+
+  const decls = new Map<string, VarDecl>();
+  const pipelineEntries: { f: SourceFile; e: Entry }[] = [];
+  const targetEntries: { f: SourceFile; e: Entry }[] = [];
+  const firstPipeline = new Map<string, Loc>();
+  const firstTarget = new Map<string, Loc>();
+
+  for (const f of merge) {
+    const isRoot = f.path === root;
+    const top = deref(f, f.doc.contents);
+    if (top === null) {
+      if (isRoot) d.add('bad-version', `${fileName(f)} is empty`, spanLoc(f, 0, 0), 'start it with "version: 1", then define "pipelines:" and "targets:"');
+      continue;
+    }
+    if (!isMap(top)) {
+      d.add('wrong-type', `the top level of ${fileName(f)} must be a mapping, not ${describeNode(top)}`, nodeLoc(f, top), 'write "version: 1", "pipelines:", "targets:" … at the start of lines');
+      continue;
+    }
+    const es = entries(f, top, d, TOP_KEYS, 'at the top level');
+    checkVersion(d, f, es.get('version'), isRoot);
+
+    const v = es.get('vars');
+    const vmap = v && asMap(f, v.value, '"vars:"', d, nodeLoc(f, v.key), true);
+    for (const ve of vmap ? entries(f, vmap, d, undefined, 'in "vars:"') : []) {
+      if (!VAR_NAME.test(ve.name)) {
+        d.add('wrong-type', `variable name "${ve.name}" is not valid`, nodeLoc(f, ve.key), 'variable names start with a letter or "_", then use letters, digits, "_" or "-"');
+        continue;
+      }
+      // Files come includes-first, so a later declaration is the one that wins.
+      decls.set(ve.name, { name: ve.name, file: f, keyLoc: nodeLoc(f, ve.key), value: ve.value });
+    }
+
+    collect(d, f, es.get('pipelines'), '"pipelines:"', 'pipeline', firstPipeline, pipelineEntries);
+    collect(d, f, es.get('targets'), '"targets:"', 'target', firstTarget, targetEntries);
+  }
+
+  const vars = new Vars(decls, opts.vars ?? {}, d);
+  const finalVars = vars.resolveAll();
+  const ctx: LoadContext = { d, vars, rules: opts.rules, rootDir };
+
+  const pipelines = new Map<PipelineName, PipelineDef>();
+  const refs: PipelineRef[] = [];
+  for (const { f, e } of pipelineEntries) {
+    const def = readPipeline(ctx, f, e, refs);
+    if (def) pipelines.set(def.name, def);
+  }
+  const targets = new Map<string, TargetDef>();
+  const targetRefs: { to: string; loc: Loc }[] = [];
+  for (const { f, e } of targetEntries) {
+    const t = readTarget(ctx, f, e);
+    if (t.def) targets.set(t.def.name, t.def);
+    if (t.ref) targetRefs.push(t.ref);
+  }
+  checkReferences(d, pipelineEntries.map((p) => p.e.name), refs, targetRefs);
+
+  if (d.count > 0 || !finalVars) return fail(sorted(d.list, files));
+  return ok({ file: root, dir: rootDir, files: files.map((f) => f.path), vars: finalVars, pipelines, targets });
+}
+
+function fileName(f: SourceFile): string {
+  return f.path.slice(f.dir.length + 1);
+}
+
+function checkVersion(d: Diagnostics, f: SourceFile, v: Entry | undefined, isRoot: boolean): void {
+  if (!v) {
+    if (isRoot) {
+      d.add('bad-version', `${fileName(f)} has no "version:"`, spanLoc(f, 0, 0), `add "version: ${DEFINITION_VERSION}" as its first line`);
+    }
+    return;
+  }
+  const node = v.value;
+  if (isScalar(node) && node.value === DEFINITION_VERSION) return;
+  const at = nodeLoc(f, node, nodeLoc(f, v.key));
+  if (isScalar(node) && typeof node.value === 'number') {
+    d.add('bad-version', `unknown definition version ${String(node.value)}: this imgmake reads version ${DEFINITION_VERSION}`, at, `write "version: ${DEFINITION_VERSION}"; another version needs another imgmake`);
+  } else {
+    d.add('bad-version', `"version:" must be the number ${DEFINITION_VERSION}, not ${describeNode(node)}`, at, `write "version: ${DEFINITION_VERSION}" (without quotes)`);
+  }
+}
+
+/** A `pipelines:`/`targets:` section's entries; a name defined before (here or in another file) is a `duplicate`. */
+function collect(
+  d: Diagnostics,
+  f: SourceFile,
+  section: Entry | undefined,
+  what: string,
+  kind: string,
+  first: Map<string, Loc>,
+  into: { f: SourceFile; e: Entry }[],
+): void {
+  if (!section) return;
+  const map = asMap(f, section.value, what, d, nodeLoc(f, section.key), true);
+  for (const e of map ? entries(f, map, d, undefined, `in ${what}`) : []) {
+    const loc = nodeLoc(f, e.key);
+    const before = first.get(e.name);
+    if (before) {
+      d.add('duplicate', `${kind} "${e.name}" is defined twice`, loc, `rename one of them, or remove one: a ${kind} cannot be redefined, even by the file that includes it`, [
+        { message: `"${e.name}" is first defined here`, loc: before },
+      ]);
+      continue;
+    }
+    first.set(e.name, loc);
+    into.push({ f, e });
+  }
+}
+
+/** By file (in reading order: root, then includes) then position; errors without a place first. */
+function sorted(list: readonly Diagnostic[], files: readonly SourceFile[]): Diagnostic[] {
+  const rank = new Map(files.map((f, i) => [f.path, i]));
+  const seen = new Set<string>();
+  const unique = list.filter((x) => {
+    const id = JSON.stringify([x.reason, x.message, x.loc]);
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+  const key = (x: Diagnostic): [number, number, number] =>
+    x.loc ? [rank.get(x.loc.file) ?? files.length, x.loc.line, x.loc.col] : [-1, 0, 0];
+  return unique
+    .map((x, i) => ({ x, i, k: key(x) }))
+    .sort((a, b) => a.k[0] - b.k[0] || a.k[1] - b.k[1] || a.k[2] - b.k[2] || a.i - b.i)
+    .map((e) => e.x);
+}
