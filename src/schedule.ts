@@ -147,9 +147,10 @@ async function runStage(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, Tr
 
   const w = await store.begin(treeOf('parent'));
   const logFile = join(w.scratch, 'log');
-  const failedEvent = async (e: Partial<Extract<Event, { type: 'stage' }>>, ms: number): Promise<Outcome> => {
+  const failedEvent = async (e: Partial<Extract<Event, { type: 'stage' }>>, ms: number, why?: string): Promise<Outcome> => {
     const log = await store.putLog(key, logFile).catch(() => undefined);
     const tail = await readTail(logFile);
+    if (why && !tail.some((l) => l.includes(why))) tail.push(why);
     await store.discard(w);
     logger.log({ type: 'stage', ...base, status: 'failed', ms, ...(log ? { log } : {}), tail, ...e });
     return { state: 'failed' };
@@ -204,14 +205,17 @@ async function runStage(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, Tr
     if (r.exitCode !== 0) {
       return await failedEvent({ reason: r.exitCode === null ? 'rule-killed' : 'rule-exit-non-zero', exitCode: r.exitCode }, r.ms);
     }
-    const tree = await store.commit(w, { key, node: id, ms: r.ms });
+    // The log lives in the work directory, which commit removes: store it first.
     const log = await store.putLog(key, logFile);
+    const tree = await store.commit(w, { key, node: id, ms: r.ms });
     await store.putHistory(opts.scope, id, { key, fields: keys.get(id)!.fields, at: tree.createdAt });
     logger.log({ type: 'stage', ...base, status: 'ran', ms: r.ms, log });
     return { state: 'committed', tree };
   } catch (e) {
+    // A rule's code threw, or the store failed: say so where the stage's log would be.
     await writeFile(logFile, `\nimgmake: ${(e as Error).stack ?? String(e)}\n`, { flag: 'a' }).catch(() => {});
-    return await failedEvent({ reason: 'rule-error' }, 0);
+    const outcome = await failedEvent({ reason: 'rule-error' }, 0, `imgmake: ${(e as Error).message}`);
+    return outcome;
   }
 }
 
