@@ -48,7 +48,8 @@ function setup(): { dir: string; tree: string; cleanup: () => void } {
 }
 
 function major(rdev: number): number {
-  return ((rdev >> 8) & 0xfff) | ((rdev >>> 32) & ~0xfff);
+  // (JS shifts are mod 32: the high bits need a division, not `>>> 32`.)
+  return ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
 }
 function minor(rdev: number): number {
   return (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
@@ -167,7 +168,7 @@ test('no network: a TCP server on the host loopback is unreachable from the stag
   }
 });
 
-test('the environment is cleared: only PATH, SOURCE_DATE_EPOCH and the spec env', T, async () => {
+test('the environment is cleared: only PATH, SOURCE_DATE_EPOCH, the spec env and PWD (bwrap sets it to the tree)', T, async () => {
   const { dir, tree, cleanup } = setup();
   process.env['IMGMAKE_SANDBOX_TEST_LEAK'] = 'leaked';
   try {
@@ -181,6 +182,7 @@ test('the environment is cleared: only PATH, SOURCE_DATE_EPOCH and the spec env'
     assert.deepEqual(lines, [
       'LANG=C.UTF-8',
       'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      `PWD=${SANDBOX_TREE}`,
       'SOURCE_DATE_EPOCH=0',
     ]);
   } finally {
@@ -222,7 +224,7 @@ test('the sandbox dies with imgmake: kill -9 of the parent leaves no process of 
     // The sleep itself does not carry the marker: find it as a child of the marked bash.
     const bash = processesWith(marker).find((p) => p.cmdline.startsWith('/bin/bash -c sleep 300'))!;
     const sleepPid = Number(readFileSync(`/proc/${bash.pid}/task/${bash.pid}/children`, 'utf8').trim().split(' ')[0]);
-    assert.ok(sleepPid > 0 && readFileSync(`/proc/${sleepPid}/cmdline`, 'utf8').startsWith('sleep\0300'));
+    assert.ok(sleepPid > 0 && readFileSync(`/proc/${sleepPid}/cmdline`, 'utf8').startsWith('sleep\x00300'));
 
     const exited = once(child, 'exit');
     child.kill('SIGKILL');
@@ -293,7 +295,8 @@ test('writable overlay: merged view inside; lowers untouched; upper holds only t
       'echo "before: $(echo *)"; read -r s < shadowed; echo "shadowed: $s"',
       'echo more >> a; rm b; echo new > c',
       'echo "after: $(echo *)"; echo "a: $(tr "\\n" " " < a)"',
-      `grep -c " ${SANDBOX_TREE} overlay " /proc/self/mountinfo >/dev/null && echo overlay-mounted`,
+      // mountinfo: field 5 is the mount point, the type follows the " - " separator.
+      `awk '$5 == "${SANDBOX_TREE}"' /proc/self/mountinfo | grep -q ' - overlay ' && echo overlay-mounted`,
     ].join('\n');
     const { result, log } = await runScript(spec, script, t.dir);
     assert.equal(result.exitCode, 0, log);
