@@ -172,7 +172,7 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('-f, --file <FILE>', 'the definition (default: ./imgmake.yaml)')
     .option('--cache <DIR>', 'the cache directory (default: cache/ beside the definition, or $IMGMAKE_CACHE)')
     .option('--out <DIR>', 'where targets are exported (default: out/ beside the definition)')
-    .option('--var <NAME=VALUE...>', 'set a variable of the definition (wins over its vars:)')
+    .option('--var <NAME=VALUE>', 'set a variable of the definition (wins over its vars:); repeatable', collect, [] as string[])
     .option('--json', 'print one JSON object per line on stdout and nothing else')
     .option('-v, --verbose', 'also report cached stages and stage starts')
     .addOption(new Option('-j, --jobs <N>', 'stages run at once (default: the number of cores)'))
@@ -219,3 +219,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** `--var a=1 --var b=2`: each use adds one (not variadic, so `--var a=1 build x` parses). */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

@@ -48,9 +48,11 @@ test('kill -9 at random moments, then a build: the same tarball as a clean build
   for (let i = 0; i < 8; i++) {
     // Invalidate everything after the first stages now and then, so kills hit fresh work.
     const child = startImgmake(['--json', '-f', p.file, '--var', `hostname=h${i % 3}`, 'build', 'hello']);
+    // Listen first: a build that beats the kill has closed before the sleep ends.
+    const closed = new Promise((r) => child.on('close', r));
     await sleep(100 + Math.floor(Math.random() * 1500));
     child.kill('SIGKILL');
-    await new Promise((r) => child.on('close', r));
+    await closed;
   }
   const after = await imgmake(['--json', '-f', p.file, 'build', 'hello']);
   assert.equal(after.code, 0, after.stderr + after.stdout);
@@ -95,12 +97,13 @@ test('Ctrl-C stops the running sandbox, exits 130, and the next build finishes t
   const yaml = await readFile(p.file, 'utf8');
   await writeFile(p.file, yaml.replace('find . -mindepth 1', `sleep 31.77\n            find . -mindepth 1`));
   const child = startImgmake(['--json', '-f', p.file, 'build', 'hello']);
+  const closed = new Promise((r) => child.on('close', r));
   let stdout = '';
   child.stdout!.on('data', (d) => (stdout += d));
   for (let i = 0; i < 200 && !stdout.includes('"rootfs.manifest"'); i++) await sleep(100);
   assert.match(stdout, /"type":"stage-start","node":"rootfs.manifest"/);
   child.kill('SIGINT');
-  const code = await new Promise((r) => child.on('close', r));
+  const code = await closed;
   assert.equal(code, 130);
   assert.match(stdout, /"type":"stage-cancelled","node":"rootfs.manifest"/);
   assert.ok(await noProcess('sleep\u000031.77\u0000'), 'the sandbox is gone');
