@@ -20,8 +20,8 @@ async function slowProject() {
   await writeFile(
     p.file,
     yaml.replace(
-      'find . -mindepth 1 | LC_ALL=C sort > etc/manifest.txt',
-      'for i in $(seq 1 200); do echo "$i" > "etc/f$i"; done; sleep 0.3; find . -mindepth 1 | LC_ALL=C sort > etc/manifest.txt',
+      'find . -mindepth 1 | LC_ALL=C sort > /tmp/manifest.txt',
+      'for i in $(seq 1 200); do echo "$i" > "etc/f$i"; done; sleep 0.3; find . -mindepth 1 | LC_ALL=C sort > /tmp/manifest.txt',
     ),
   );
   return p;

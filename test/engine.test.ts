@@ -99,7 +99,7 @@ test('a failing stage: exit 1, its name, log tail and log path; earlier stages s
   t.after(p.cleanup);
   const yaml = await readFile(p.file, 'utf8');
   const broken = yaml.replace(
-    'find . -mindepth 1 | LC_ALL=C sort > etc/manifest.txt',
+    'find . -mindepth 1 | LC_ALL=C sort > /tmp/manifest.txt',
     'echo "about to fail"; echo "disk on fire" >&2; exit 3',
   );
   await writeFile(p.file, broken);
