@@ -51,7 +51,7 @@ put() {
   cp "$1" "$_tmp"
   chown "$4" "$_tmp" # before chmod: chown clears set-id bits
   chmod "$3" "$_tmp"
-  mv -f "$_tmp" "$_dst"
+  mv -f -T "$_tmp" "$_dst" # -T: a link to a directory is replaced, not moved into
 }
 
 # link TARGET PATH: makes image path PATH a symlink to TARGET, replacing a file or link there.
@@ -59,6 +59,6 @@ link() {
   _dst=$(parent_dir "$2")
   [ ! -d "$_dst" ] || [ -L "$_dst" ] || die "$2: is a directory; a symlink cannot replace it"
   _tmp=$(dirname "$_dst")/.imgmake-new.$$
-  ln -s "$1" "$_tmp"
+  ln -s -- "$1" "$_tmp" # --: a target may start with a dash
   mv -f -T "$_tmp" "$_dst"
 }

@@ -40,7 +40,9 @@ function copyItem(item: Item, i: number, ctx: RuleContext): string {
     ...(fromProject ? ['--mtime=@"$SOURCE_DATE_EPOCH"'] : ['--xattrs', "--xattrs-include='*'"]),
     '-C "$src" -cf - .',
   ].join(' ');
-  const tarExtract = ['tar', '--numeric-owner', '--no-overwrite-dir', '-p', ...(fromProject ? [] : ['--xattrs', "--xattrs-include='*'"]), '-C "$d" -xf -'].join(' ');
+  // --keep-directory-symlink: a folder meeting the tree's `lib -> usr/lib` goes through the link
+  // (as in_tree would resolve it) instead of replacing it with a directory.
+  const tarExtract = ['tar', '--numeric-owner', '--no-overwrite-dir', '--keep-directory-symlink', '-p', ...(fromProject ? [] : ['--xattrs', "--xattrs-include='*'"]), '-C "$d" -xf -'].join(' ');
   return [
     `src=${src}`,
     `[ -e "$src" ] || [ -L "$src" ] || die ${q(`items[${i}]: ${item.from}: no such file or directory in the input`)}`,
@@ -48,6 +50,11 @@ function copyItem(item: Item, i: number, ctx: RuleContext): string {
     `  d=$(in_tree ${to} follow)`,
     `  [ -e "$d" ] || mkdir -p "$d"`,
     `  [ -d "$d" ] || die ${q(`${item.to}: exists and is not a directory (copying folder ${item.from})`)}`,
+    // tar follows a directory link through the sandbox's `/`, not the tree's: refuse an absolute one.
+    `  (cd "$src" && find . -mindepth 1 -type d) | while IFS= read -r rel; do`,
+    `    l="$d/\${rel#./}"; [ -L "$l" ] || continue`,
+    `    case $(readlink "$l") in /*) die ${q(item.to.replace(/\/+$/, ''))}"/\${rel#./}: the tree has a link to $(readlink "$l") there, an absolute path a folder copy cannot follow (copying folder "${what}"); copy to the link's target instead" ;; esac`,
+    `  done`,
     `  ${tarCreate} | ${tarExtract}`,
     item.mode ? `  chmod ${item.mode} "$d"` : '',
     `else`,
@@ -57,7 +64,7 @@ function copyItem(item: Item, i: number, ctx: RuleContext): string {
     fromProject ? `  cp -P --preserve=mode "$src" "$tmp"; touch -h -d @"$SOURCE_DATE_EPOCH" "$tmp"` : `  cp -P --preserve=all "$src" "$tmp"`,
     owner ? `  chown -h ${owner} "$tmp"` : '',
     item.mode ? `  chmod ${item.mode} "$tmp"` : '',
-    `  mv -f "$tmp" "$dst"`,
+    `  mv -f -T "$tmp" "$dst"`, // -T: a link to a directory is replaced, not moved into
     `fi`,
     `: copied ${what}`,
   ]
