@@ -5,9 +5,12 @@
  * absolute symlink in the tree resolves inside the sandbox, never to a host path. The new
  * output is assembled beside the old one and swapped in with two renames: `out/TARGET` is
  * always either the previous complete output or the new complete one (for an instant, absent),
- * never a partial one. A target whose tree key matches the last export is left alone.
+ * never a partial one. A target whose tree key matches the last export is left alone: the
+ * stamp names the key and the inode of the directory it was written for, so a build killed
+ * between the swap and the stamp (or another build swapping in its own output) can never make
+ * a stale directory look current.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import type { TargetDef } from './definition.js';
@@ -34,8 +37,10 @@ export async function exportTarget(o: ExportOptions): Promise<ExportResult> {
   const dest = join(o.outDir, o.target.name);
   const stampDir = join(o.outDir, '.imgmake');
   const stamp = join(stampDir, `${o.target.name}.json`);
-  const stampText = JSON.stringify({ key: o.tree.key, export: o.target.export });
-  if ((await readFile(stamp, 'utf8').catch(() => '')) === stampText && (await isDir(dest))) {
+  const want = { key: o.tree.key, export: o.target.export };
+  const stampFor = (ino: number) => JSON.stringify({ ...want, ino });
+  const current = await inodeOfDir(dest);
+  if (current !== undefined && (await readFile(stamp, 'utf8').catch(() => '')) === stampFor(current)) {
     return { ok: true, path: dest, skipped: true, ms: 0 };
   }
   await mkdir(stampDir, { recursive: true });
@@ -67,8 +72,11 @@ export async function exportTarget(o: ExportOptions): Promise<ExportResult> {
       const log = (await readFile(logFile, 'utf8').catch(() => '')).trim();
       return { ok: false, message: `exporting ${o.target.name} failed: ${log || `exit ${r.exitCode}`}` };
     }
+    const ino = (await inodeOfDir(tmp))!;
     await swapIn(tmp, dest);
-    await writeFile(stamp, stampText);
+    const stampTmp = `${stamp}.${randomBytes(4).toString('hex')}`;
+    await writeFile(stampTmp, stampFor(ino));
+    await rename(stampTmp, stamp);
     return { ok: true, path: dest, skipped: false, ms: Math.round(performance.now() - started) };
   } finally {
     await rm(tmp, { recursive: true, force: true });
@@ -99,7 +107,10 @@ async function swapIn(tmp: string, dest: string): Promise<void> {
   }
 }
 
-async function isDir(p: string): Promise<boolean> {
-  const { stat } = await import('node:fs/promises');
-  return stat(p).then((s) => s.isDirectory(), () => false);
+/** The inode number of directory `p`, or undefined when there is none. */
+async function inodeOfDir(p: string): Promise<number | undefined> {
+  return stat(p).then(
+    (s) => (s.isDirectory() ? s.ino : undefined),
+    () => undefined,
+  );
 }
