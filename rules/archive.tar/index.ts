@@ -8,7 +8,7 @@ interface Options {
 
 /** Compressors whose output depends only on their input: no names, no times, fixed threading. */
 const COMPRESS = {
-  none: 'cat',
+  none: undefined,
   gzip: 'gzip -n -6',
   zstd: 'zstd -q -T1 -6',
 } as const;
@@ -27,7 +27,8 @@ const tar: RuleInvoke<Options> = (options, ctx) => {
     `tar -C ${q(tree)} --format=posix --sort=name --numeric-owner \\`,
     `  --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \\`,
     `  --mtime=@"$SOURCE_DATE_EPOCH" --clamp-mtime --xattrs --xattrs-include='*' \\`,
-    `  -cf - . | ${COMPRESS[compression]} > ${out}.partial`,
+    // tar runs the compressor itself (-I) and fails when it fails: dash has no pipefail.
+    `  ${COMPRESS[compression] ? `-I ${q(COMPRESS[compression])} ` : ''}-cf ${out}.partial .`,
     `chmod 0644 ${out}.partial`,
     `mv -f ${out}.partial ${out}`,
   ]);

@@ -262,3 +262,22 @@ test('a folder whose directory meets an absolute directory link in the tree fail
     });
   });
 });
+
+test('a project folder copied to / is merged into the root of the tree, which keeps its mode', T, async () => {
+  await withInputs(async (dir) => {
+    const src = join(dir, 'overlay');
+    mkdirSync(join(src, 'etc'), { recursive: true });
+    chmodSync(src, 0o700);
+    writeFileSync(join(src, 'etc/issue'), 'Welcome\n');
+    const setup = (tree: string) => {
+      mkdirSync(join(tree, 'etc'));
+      writeFileSync(join(tree, 'etc/os-release'), 'ID=test\n');
+    };
+    await withRule('files.copy', { items: [{ from: 'overlay', to: '/' }] }, { tree: setup, inputs: { overlay: { kind: 'dir', path: src } } }, (r) => {
+      assertOk(r);
+      assert.equal(readFileSync(join(r.tree, 'etc/issue'), 'utf8'), 'Welcome\n');
+      assert.equal(readFileSync(join(r.tree, 'etc/os-release'), 'utf8'), 'ID=test\n');
+      assert.notEqual(perms(lstatSync(r.tree).mode), 0o700, 'the root keeps its own mode');
+    });
+  });
+});

@@ -55,7 +55,9 @@ function copyItem(item: Item, i: number, ctx: RuleContext): string {
     `    l="$d/\${rel#./}"; [ -L "$l" ] || continue`,
     `    case $(readlink "$l") in /*) die ${q(item.to.replace(/\/+$/, ''))}"/\${rel#./}: the tree has a link to $(readlink "$l") there, an absolute path a folder copy cannot follow (copying folder "${what}"); copy to the link's target instead" ;; esac`,
     `  done`,
-    `  ${tarCreate} | ${tarExtract}`,
+    // dash has no pipefail: the reading side records its own failure.
+    `  { ${tarCreate} || echo failed > /tmp/copy-failed; } | ${tarExtract}`,
+    `  [ ! -e /tmp/copy-failed ] || die ${q(`items[${i}]: reading ${item.from} failed`)}`,
     item.mode ? `  chmod ${item.mode} "$d"` : '',
     `else`,
     `  dst=$(parent_dir ${to})`,
