@@ -6,16 +6,19 @@
  *                               small blobs (tree records, logs)
  *       layers/<key>/           committed layers: the upper directory a stage wrote, never
  *                               modified again
- *       work/<pid>-<rand>/      one running stage: upper/ work/ merged/ scratch/
+ *       work/<pid>-<boot>.<pidns>-<rand>/
+ *                               one running stage: upper/ work/ merged/ scratch/
  *
  * Commit order is what makes kill -9 safe: the layer directory is renamed into layers/ (atomic
  * on one filesystem) before the index entry naming it is appended, and cacache ignores a torn
  * index line. A layer without an entry is finished work whose entry was lost: the next commit
- * of that key adopts it. Orphaned work directories are removed when their pid is gone.
+ * of that key adopts it. Orphaned work directories are removed when their pid is gone; a pid
+ * is only judged in the pid namespace and boot it was taken in (named in the directory), so a
+ * build in another container sharing this cache never removes a running build's work.
  *
  * This module stores and finds trees; it does not run stages or compute keys.
  */
-import { mkdir, readdir, rename, rm, stat, lstat, chmod } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rename, rm, stat, lstat, chmod } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import cacache from 'cacache';
@@ -32,12 +35,16 @@ export const MAX_LAYERS = 56;
 export async function openLocalStore(root: string): Promise<Store> {
   await mkdir(join(root, 'layers'), { recursive: true });
   await mkdir(join(root, 'work'), { recursive: true });
-  await removeOrphans(join(root, 'work'));
-  return new LocalStore(root);
+  const where = await pidScope();
+  await removeOrphans(join(root, 'work'), where);
+  return new LocalStore(root, where);
 }
 
 class LocalStore implements Store {
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    private readonly where: PidScope,
+  ) {}
 
   private layer(key: CacheKey): string {
     return join(this.root, 'layers', key);
@@ -63,7 +70,7 @@ class LocalStore implements Store {
         `the tree of ${parent.node} already has ${parent.layers.length} layers, the most overlayfs can stack here; split the pipeline (a later pipeline can copy this one's tree in with files.copy)`,
       );
     }
-    const dir = join(this.root, 'work', `${process.pid}-${randomBytes(6).toString('hex')}`);
+    const dir = join(this.root, 'work', `${process.pid}-${this.where.boot}.${this.where.ns}-${randomBytes(6).toString('hex')}`);
     const upper = join(dir, 'upper');
     const scratch = join(dir, 'scratch');
     await mkdir(upper, { recursive: true, mode: 0o755 });
@@ -84,7 +91,7 @@ class LocalStore implements Store {
   }
 
   async commit(w: WorkTree, r: { key: CacheKey; node: NodeId; ms: number }): Promise<TreeRecord> {
-    const bytes = await diskUsage(w.upper);
+    let bytes = await diskUsage(w.upper);
     const dest = this.layer(r.key);
     try {
       await rename(w.upper, dest);
@@ -92,6 +99,14 @@ class LocalStore implements Store {
       const code = (e as NodeJS.ErrnoException).code;
       // Another build committed this key first (or a killed one got this far): same key, same tree.
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      // Theirs is kept, record and all; ours is discarded. A layer whose entry was lost is
+      // adopted: the entry written below describes that layer, not our discarded upper.
+      const theirs = await this.get(r.key);
+      if (theirs) {
+        await this.discard(w);
+        return theirs;
+      }
+      bytes = await diskUsage(dest);
     }
     const rec: TreeRecord = {
       key: r.key,
@@ -178,11 +193,37 @@ export async function diskUsage(dir: string): Promise<number> {
   return total;
 }
 
-/** Removes work directories whose imgmake process is gone (killed builds). */
-async function removeOrphans(workDir: string): Promise<void> {
+/**
+ * Where a pid means something: this boot and this pid namespace. Two containers that share a
+ * cache directory have their own pid namespaces, and pid 40 of one says nothing of the other.
+ */
+interface PidScope {
+  /** The first 8 hex digits of the kernel's boot id. */
+  boot: string;
+  /** The inode of /proc/self/ns/pid. */
+  ns: string;
+}
+
+async function pidScope(): Promise<PidScope> {
+  const boot = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '0')).trim().replace(/-/g, '').slice(0, 8);
+  const ns = /\[(\d+)\]/.exec(await readlink('/proc/self/ns/pid').catch(() => ''))?.[1] ?? '0';
+  return { boot, ns };
+}
+
+/**
+ * Removes work directories whose imgmake process is gone (killed builds): a pid of this boot and
+ * namespace that is not alive, or any directory of an earlier boot. One made in another pid
+ * namespace of this boot is left alone: its process may be running, and this one cannot tell.
+ */
+async function removeOrphans(workDir: string, here: PidScope): Promise<void> {
   for (const name of await readdir(workDir)) {
-    const pid = Number(name.split('-')[0]);
-    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) continue;
+    const [pidText, where, rand] = name.split('-');
+    if (rand !== undefined && where !== `${here.boot}.${here.ns}`) {
+      if (where?.split('.')[0] === here.boot) continue;
+    } else {
+      const pid = Number(pidText);
+      if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) continue;
+    }
     await rm(join(workDir, name), { recursive: true, force: true });
   }
 }
