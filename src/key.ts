@@ -24,8 +24,12 @@ import { formatDigest } from './ids.js';
 /** Bump when the meaning of a key's fields, the sandbox or the store's tree format changes. */
 export const KEY_SCHEMA = 'imgmake.key.v1';
 
-/** The value every stage's SOURCE_DATE_EPOCH gets: a constant of the key schema. */
-export const SOURCE_DATE_EPOCH = '0';
+/**
+ * The value every stage's SOURCE_DATE_EPOCH gets: a constant of the key schema. 1980-01-01
+ * 00:00 UTC, not 0: the FAT epoch (mtools writes earlier dates as 2098), and e2fsprogs reads 0
+ * as "unset" and falls back to the clock.
+ */
+export const SOURCE_DATE_EPOCH = '315532800';
 
 export interface KeyObject {
   schema: string;

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { SOURCE_DATE_EPOCH } from '../src/key.js';
 import {
   DEFAULT_PATH,
   SANDBOX_INPUTS,
@@ -176,7 +177,7 @@ test('environment: cleared, then sorted --setenv with PATH and SOURCE_DATE_EPOCH
     ['DEBIAN_FRONTEND', 'noninteractive'],
     ['LANG', 'C.UTF-8'],
     ['PATH', DEFAULT_PATH],
-    ['SOURCE_DATE_EPOCH', '0'],
+    ['SOURCE_DATE_EPOCH', SOURCE_DATE_EPOCH],
     ['ZED', '1'],
   ]);
   const own = bwrapArgs(base({ env: { SOURCE_DATE_EPOCH: '1700000000', PATH: '/usr/bin' } }));

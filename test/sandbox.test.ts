@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bwrapSandbox } from '../src/sandbox/run.js';
 import { SANDBOX_INPUTS, SANDBOX_TREE, type SandboxSpec } from '../src/sandbox/spec.js';
+import { SOURCE_DATE_EPOCH } from '../src/key.js';
 import {
   minimalRoot,
   mountsMentioning,
@@ -183,7 +184,7 @@ test('the environment is cleared: only PATH, SOURCE_DATE_EPOCH, the spec env and
       'LANG=C.UTF-8',
       'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       `PWD=${SANDBOX_TREE}`,
-      'SOURCE_DATE_EPOCH=0',
+      `SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH}`,
     ]);
   } finally {
     delete process.env['IMGMAKE_SANDBOX_TEST_LEAK'];

@@ -56,7 +56,7 @@ async function withInput(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-test('packs the input tree at the top of the tree: numeric 0/0 owners, sorted names, 1970 mtimes', T, async () => {
+test('packs the input tree at the top of the tree: numeric 0/0 owners, sorted names, 1980 mtimes (SOURCE_DATE_EPOCH)', T, async () => {
   await withInput(async (dir) => {
     makeTree(join(dir, 'in'), { reverse: true });
     await withRule('archive.tar', { filename: 'rootfs.tar' }, { inputs: { tree: { kind: 'tree', path: join(dir, 'in') } } }, (r) => {
@@ -81,7 +81,7 @@ test('packs the input tree at the top of the tree: numeric 0/0 owners, sorted na
       ]);
       for (const line of out) {
         const [, owner, , date, time] = line.split(/\s+/);
-        assert.equal(`${date} ${time}`, '1970-01-01 00:00', line);
+        assert.equal(`${date} ${time}`, '1980-01-01 00:00', line);
         if (!line.endsWith('./owned')) assert.equal(owner, '0/0', line);
       }
       assert.match(out.find((l) => l.endsWith('./owned'))!, /^-rw------- 1234\/5678 /);

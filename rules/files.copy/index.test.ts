@@ -19,6 +19,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { assertFails, assertOk, perms, runRule, tempDir, withRule } from '../../test/helpers/rule-harness.js';
+import { SOURCE_DATE_EPOCH } from '../../src/key.js';
 
 const T = { timeout: 30_000 };
 const HAVE_SETFATTR = spawnSync('setfattr', ['--version']).status === 0;
@@ -53,7 +54,7 @@ test('a project file lands owned by root, with mtime SOURCE_DATE_EPOCH, keeping 
       assert.equal(readFileSync(p, 'utf8'), '#!/bin/sh\necho tool\n');
       assert.equal(st.uid, 0);
       assert.equal(st.gid, 0);
-      assert.equal(st.mtimeMs, 0);
+      assert.equal(st.mtimeMs, Number(SOURCE_DATE_EPOCH) * 1000);
       assert.equal(perms(st.mode), 0o755);
       assert.equal(perms(lstatSync(join(r.tree, 'usr/local/bin')).mode), 0o755);
       assert.deepEqual(readdirSync(join(r.tree, 'usr/local/bin')), ['tool'], 'no temp file left behind');
@@ -109,7 +110,7 @@ test('a project folder is merged into an existing directory, whose own mode and 
         const st = lstatSync(join(r.tree, 'etc/skel', rel));
         assert.equal(st.uid, 0, rel);
         assert.equal(st.gid, 0, rel);
-        assert.equal(st.mtimeMs, 0, rel);
+        assert.equal(st.mtimeMs, Number(SOURCE_DATE_EPOCH) * 1000, rel);
       }
       assert.equal(perms(lstatSync(join(r.tree, 'etc/skel/sub/run.sh')).mode), 0o755);
     });

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertFails, assertOk, schemaErrors, tempDir, withRule } from '../../test/helpers/rule-harness.js';
+import { SOURCE_DATE_EPOCH } from '../../src/key.js';
 
 const T = { timeout: 30_000 };
 
@@ -14,7 +15,7 @@ test('the script runs in the tree: a relative path lands in it; TREE and INPUTS 
   await withRule('shell.run', { script }, {}, (r) => {
     assertOk(r);
     assert.equal(readFileSync(join(r.tree, 'etc/greeting'), 'utf8'), 'hello from /run/imgmake/tree\n');
-    assert.equal(readFileSync(join(r.tree, 'env.txt'), 'utf8'), '/run/imgmake/tree\n/run/imgmake/inputs\n0\n');
+    assert.equal(readFileSync(join(r.tree, 'env.txt'), 'utf8'), `/run/imgmake/tree\n/run/imgmake/inputs\n${SOURCE_DATE_EPOCH}\n`);
   });
 });
 

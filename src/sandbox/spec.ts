@@ -17,6 +17,8 @@
  * and the process dies with imgmake.
  */
 
+import { SOURCE_DATE_EPOCH } from '../key.js';
+
 export const SANDBOX_TREE = '/run/imgmake/tree';
 export const SANDBOX_INPUTS = '/run/imgmake/inputs';
 export const SANDBOX_RUN = '/run/imgmake/run';
@@ -125,7 +127,7 @@ export function bwrapArgs(spec: SandboxSpec): string[] {
   a.push('--remount-ro', '/');
 
   a.push('--clearenv');
-  const env: Record<string, string> = { PATH: DEFAULT_PATH, SOURCE_DATE_EPOCH: '0', ...spec.env };
+  const env: Record<string, string> = { PATH: DEFAULT_PATH, SOURCE_DATE_EPOCH, ...spec.env };
   for (const k of Object.keys(env).sort()) a.push('--setenv', k, env[k]!);
   a.push('--chdir', spec.cwd ?? (spec.tree ? SANDBOX_TREE : '/'));
   a.push('--', ...spec.argv);

@@ -22,6 +22,7 @@ import type { ErrorObject } from 'ajv';
 import { loadRules, type Rule, type RuleContext, type RuleInvocation, type RuleRegistry } from '../../src/rule.js';
 import { bwrapSandbox } from '../../src/sandbox/run.js';
 import { SANDBOX_INPUTS, SANDBOX_RUN, SANDBOX_TREE, type SandboxSpec } from '../../src/sandbox/spec.js';
+import { SOURCE_DATE_EPOCH } from '../../src/key.js';
 import type { RuleName } from '../../src/ids.js';
 import { tempDir } from './sandbox-fixtures.js';
 
@@ -114,7 +115,7 @@ export async function runRule(name: string, options: unknown, opts: RunRuleOptio
       inputs,
       runDir,
       argv: invocation.argv,
-      env: { SOURCE_DATE_EPOCH: '0', TREE: SANDBOX_TREE, INPUTS: SANDBOX_INPUTS },
+      env: { SOURCE_DATE_EPOCH, TREE: SANDBOX_TREE, INPUTS: SANDBOX_INPUTS },
     };
     const logFile = join(work.dir, 'log');
     writeFileSync(logFile, '');
