@@ -62,6 +62,9 @@ test('host buildroot: the host /usr read-only, merged-/usr links, a few /etc fil
   const a = bwrapArgs(base());
   assertHasSeq(a, ['--ro-bind', '/usr', '/usr']);
   for (const d of ['bin', 'sbin', 'lib', 'lib64']) assertHasSeq(a, ['--symlink', `usr/${d}`, `/${d}`]);
+  // /etc made 0755 before anything is bound into it (bwrap's default for a parent is 0700).
+  assertHasSeq(a, ['--perms', '0755', '--dir', '/etc']);
+  assert.ok(a.indexOf('/etc') < a.indexOf('/etc/passwd'));
   for (const f of ['/etc/ld.so.cache', '/etc/passwd', '/etc/group', '/etc/nsswitch.conf', '/etc/alternatives']) {
     assertHasSeq(a, ['--ro-bind-try', f, f]);
   }

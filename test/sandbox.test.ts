@@ -411,6 +411,18 @@ test('a tree buildroot (an overlay of two layers) is the whole of /, read-only; 
   }
 });
 
+test('a process that drops root can still read /etc/passwd and run tools (host buildroot)', T, async () => {
+  const { dir, tree, cleanup } = setup();
+  try {
+    const script = 'setpriv --reuid=65534 --regid=65534 --clear-groups /bin/sh -c "id -u; grep -c ^root: /etc/passwd; stat -c %a /etc"';
+    const { result, log } = await runScript(dirSpec(tree), script, dir);
+    assert.equal(result.exitCode, 0, log);
+    assert.equal(log, '65534\n1\n755\n');
+  } finally {
+    cleanup();
+  }
+});
+
 test('capabilities: chown and mknod work in the tree; mount does not; no CAP_SYS_ADMIN, no new privileges', T, async () => {
   const { dir, tree, cleanup } = setup();
   try {

@@ -106,6 +106,9 @@ export function bwrapArgs(spec: SandboxSpec): string[] {
     for (const d of ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32']) a.push('--symlink', `usr/${d}`, `/${d}`);
     // The dynamic linker's cache, name lookup, and the alternatives that /usr/bin/awk, pager, lzcat…
     // point into (without it Debian's `awk` is a dangling link); nothing else of the host's /etc.
+    // /etc itself 0755: bwrap would make it 0700, and a tool that drops root (apt's _apt
+    // downloader, a daemon's own user) could then not read passwd or ld.so.cache.
+    a.push('--perms', '0755', '--dir', '/etc');
     for (const f of ['/etc/ld.so.cache', '/etc/passwd', '/etc/group', '/etc/nsswitch.conf', '/etc/alternatives']) {
       a.push('--ro-bind-try', f, f);
     }
