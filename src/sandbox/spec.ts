@@ -157,7 +157,11 @@ const OVERLAY_UNSAFE = /[,:\\\n]/;
  */
 export function mountScript(spec: SandboxSpec): string {
   const lines = ['set -eu'];
-  for (const o of overlaysOf(spec)) {
+  const overlays = overlaysOf(spec);
+  // util-linux ≥ 2.39 passes options through the new mount API, which caps one value at 256
+  // bytes: a lowerdir= of more than three layers. mount(2) takes a page (util-linux#2287).
+  if (overlays.length) lines.push('export LIBMOUNT_FORCE_MOUNT2=always');
+  for (const o of overlays) {
     for (const p of [o.layersDir, o.upper, o.work, ...o.lowers]) {
       if (p !== undefined && OVERLAY_UNSAFE.test(p)) {
         throw new Error(`the cache path ${JSON.stringify(p)} holds a character (, : \\) overlayfs cannot take; move the cache with --cache`);

@@ -32,7 +32,7 @@ export interface TreeRecord {
 
 /** A tree being written by one stage. */
 export interface WorkTree {
-  /** The private directory of this run: `work/<pid>-<random>/`. */
+  /** The private directory of this run: `work/<pid>-<boot>.<pidns>-<random>/` (see local.ts). */
   dir: string;
   /** How the tree is mounted read-write for the stage (the sandbox mounts it). */
   mount: TreeMount;
