@@ -39,6 +39,8 @@ export interface RuleInvocation {
   argv: string[];
   /** Files written to `ctx.run` before the command starts (a script, inline content). */
   files?: Record<string, string | Uint8Array>;
+  /** A private /dev and /proc inside the tree, for a command that chroots into it (dpkg). */
+  apiFilesystems?: boolean;
 }
 
 export type RuleInvoke<O = Record<string, unknown>> = (options: O, ctx: RuleContext) => RuleInvocation;

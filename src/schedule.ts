@@ -190,7 +190,7 @@ async function runStage(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, Tr
     }
     const spec: SandboxSpec = {
       buildroot,
-      tree: { mount: w.mount, writable: true },
+      tree: { mount: w.mount, writable: true, ...(invocation.apiFilesystems ? { apiFilesystems: true } : {}) },
       inputs,
       runDir,
       argv: invocation.argv,

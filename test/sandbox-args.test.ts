@@ -112,6 +112,15 @@ test('tree: read-write or read-only at /run/imgmake/tree; an overlay is bound fr
   assertHasSeq(none, ['--chdir', '/', '--']);
 });
 
+test('apiFilesystems: a private /dev and /proc inside the tree, after the tree is bound; none by default', () => {
+  const a = bwrapArgs(base({ tree: { mount: { kind: 'dir', path: '/cache/tree' }, writable: true, apiFilesystems: true } }));
+  const tree = indexOfSeq(a, ['--bind', '/cache/tree', SANDBOX_TREE]);
+  const dev = indexOfSeq(a, ['--dev', `${SANDBOX_TREE}/dev`]);
+  const proc = indexOfSeq(a, ['--proc', `${SANDBOX_TREE}/proc`]);
+  assert.ok(tree >= 0 && dev > tree && proc > tree, 'mounted over the bound tree, not under it');
+  assert.equal(bwrapArgs(base()).includes(`${SANDBOX_TREE}/dev`), false);
+});
+
 test('inputs are always read-only, at /run/imgmake/inputs/NAME; the run dir read-only; extra binds as asked', () => {
   const a = bwrapArgs(
     base({

@@ -411,6 +411,28 @@ test('a tree buildroot (an overlay of two layers) is the whole of /, read-only; 
   }
 });
 
+test('apiFilesystems: /dev and /proc work inside the tree (as chroot needs); only empty dirs reach the tree', T, async () => {
+  const { dir, tree, cleanup } = setup();
+  try {
+    const spec = { ...dirSpec(tree), tree: { mount: { kind: 'dir' as const, path: tree }, writable: true, apiFilesystems: true } };
+    const script = [
+      'echo discarded > dev/null && echo dev-null-ok',
+      '[ -c dev/urandom ] && echo urandom-ok',
+      'read -r name _ < proc/self/status; echo "$name"',
+      'chroot . /bin/true 2>/dev/null || echo chroot-needs-a-root-fs',
+    ].join('\n');
+    const { result, log } = await runScript(spec, script, dir);
+    assert.equal(result.exitCode, 0, log);
+    assert.equal(log, 'dev-null-ok\nurandom-ok\nName:\nchroot-needs-a-root-fs\n');
+    assert.deepEqual(readdirSync(tree).sort(), ['dev', 'proc']);
+    assert.deepEqual(readdirSync(join(tree, 'dev')), []);
+    assert.deepEqual(readdirSync(join(tree, 'proc')), []);
+    assert.deepEqual(mountsMentioning(dir), []);
+  } finally {
+    cleanup();
+  }
+});
+
 test('a process that drops root can still read /etc/passwd and run tools (host buildroot)', T, async () => {
   const { dir, tree, cleanup } = setup();
   try {

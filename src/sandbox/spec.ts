@@ -42,8 +42,13 @@ export interface Bind {
 export interface SandboxSpec {
   /** `host`: the host's /usr read-only; `tree`: that tree as `/`, read-only. */
   buildroot: { kind: 'host' } | { kind: 'tree'; mount: TreeMount };
-  /** The tree, at /run/imgmake/tree. */
-  tree?: { mount: TreeMount; writable: boolean };
+  /**
+   * The tree, at /run/imgmake/tree. With `apiFilesystems`, a private /dev and /proc are also
+   * mounted at its dev/ and proc/, as a package install that chroots into the tree needs
+   * (maintainer scripts write to /dev/null and read /proc). Their contents never reach the
+   * tree: only the two directories, created if missing.
+   */
+  tree?: { mount: TreeMount; writable: boolean; apiFilesystems?: boolean };
   /** Inputs by name, read-only at /run/imgmake/inputs/NAME. */
   inputs: { name: string; mount: TreeMount }[];
   /** Host directory holding the rule's files, read-only at /run/imgmake/run. */
@@ -121,6 +126,12 @@ export function bwrapArgs(spec: SandboxSpec): string[] {
   a.push('--dir', '/run/imgmake');
 
   if (spec.tree) a.push(spec.tree.writable ? '--bind' : '--ro-bind', hostPath(spec.tree.mount), SANDBOX_TREE);
+  if (spec.tree?.apiFilesystems) {
+    // A new devtmpfs-like /dev (bwrap's: null, zero, random, tty… bound from the host, pts,
+    // shm) and the sandbox's own /proc; the tree's bind stays nodev, so a device node a stage
+    // makes in the tree is still useless.
+    a.push('--dev', `${SANDBOX_TREE}/dev`, '--proc', `${SANDBOX_TREE}/proc`);
+  }
   for (const input of spec.inputs) a.push('--ro-bind', hostPath(input.mount), `${SANDBOX_INPUTS}/${input.name}`);
   if (spec.runDir) a.push('--ro-bind', spec.runDir, SANDBOX_RUN);
   for (const b of spec.binds ?? []) a.push(b.writable ? '--bind' : '--ro-bind', b.src, b.dest);
