@@ -181,3 +181,15 @@ test('targets, rules and cache info describe what is there', async (t) => {
   assert.equal(layers.length, ALL.length);
   assert.ok((await stat(join(p.dir, 'out', 'hello', 'hello.tar'))).size > 0);
 });
+
+test('IMGMAKE_VAR_NAME sets a variable like --var, and --var wins over it', async (t) => {
+  const p = await tempProject();
+  t.after(p.cleanup);
+  const hostnameIn = () => execFileSync('tar', ['-xOf', join(p.dir, 'out', 'hello', 'hello.tar'), './etc/hostname'], { encoding: 'utf8' });
+  const env = await imgmake(['--json', '-f', p.file, 'build', 'hello'], { env: { IMGMAKE_VAR_hostname: 'from-env' } });
+  assert.equal(env.code, 0, env.stderr);
+  assert.equal(hostnameIn(), 'from-env\n');
+  const flag = await imgmake(['--json', '-f', p.file, '--var', 'hostname=from-flag', 'build', 'hello'], { env: { IMGMAKE_VAR_hostname: 'from-env' } });
+  assert.equal(flag.code, 0, flag.stderr);
+  assert.equal(hostnameIn(), 'from-flag\n');
+});

@@ -282,3 +282,28 @@ pipelines:
     ],
   );
 });
+
+test('host defaults: usable undeclared; a file variable, then --var, win over them; none on this host is a positioned error', async () => {
+  const yaml = (vars: string) => `version: 1
+${vars}pipelines:
+  p:
+    stages:
+      - rule: system.hostname
+        options: { hostname: "\${debian_mirror}" }
+targets: {}
+`;
+  const hostDefaults = { debian_mirror: { value: 'from-host', missing: 'set it with --var debian_mirror=URL' } };
+  const hostname = (def: Definition) => pipeline(def, 'p').stages[0]!.options['hostname'];
+  assert.equal(hostname(await loadOk(project({ 'imgmake.yaml': yaml('') }), { hostDefaults })), 'from-host');
+  const pinned = project({ 'imgmake.yaml': yaml('vars:\n  debian_mirror: pinned\n') });
+  assert.equal(hostname(await loadOk(pinned, { hostDefaults })), 'pinned');
+  assert.equal(hostname(await loadOk(pinned, { hostDefaults, vars: { debian_mirror: 'flag' } })), 'flag');
+
+  const dir = project({ 'imgmake.yaml': yaml('') });
+  const r = await load({ file: join(dir, 'imgmake.yaml'), rules, hostDefaults: { debian_mirror: { value: undefined, missing: 'set it with --var debian_mirror=URL' } } });
+  assert.ok(!r.ok);
+  assert.equal(r.error.length, 1);
+  assert.equal(r.error[0]!.message, 'variable "debian_mirror" has no value on this host');
+  assert.equal(r.error[0]!.hint, 'set it with --var debian_mirror=URL');
+  assert.equal(r.error[0]!.loc?.line, 6);
+});

@@ -46,8 +46,14 @@ export function cacheDirOf(o: GlobalOptions, defFile: string): string {
   return resolve(o.cache ?? process.env.IMGMAKE_CACHE ?? resolve(dirname(defFile), 'cache'));
 }
 
-export function parseVars(list: string[] = []): Result<Record<string, string>, Diagnostic> {
+/** `IMGMAKE_VAR_NAME=VALUE` in the environment: like `--var NAME=VALUE`, which wins over it. */
+export const ENV_VAR_PREFIX = 'IMGMAKE_VAR_';
+
+export function parseVars(list: string[] = [], env: NodeJS.ProcessEnv = {}): Result<Record<string, string>, Diagnostic> {
   const vars: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (k.startsWith(ENV_VAR_PREFIX) && k.length > ENV_VAR_PREFIX.length && v !== undefined) vars[k.slice(ENV_VAR_PREFIX.length)] = v;
+  }
   for (const v of list) {
     const eq = v.indexOf('=');
     if (eq <= 0) return fail(diagnostic('usage', `--var ${JSON.stringify(v)} is not NAME=VALUE`, undefined, 'write --var hostname=web1'));
@@ -63,7 +69,7 @@ export async function loadContext(o: GlobalOptions): Promise<Result<Context, Dia
       diagnostic('usage', `no definition at ${file}`, undefined, 'run imgmake in a folder with an imgmake.yaml, or name one with -f FILE'),
     ]);
   }
-  const vars = parseVars(o.var);
+  const vars = parseVars(o.var, process.env);
   if (!vars.ok) return fail([vars.error]);
   const rules = await loadRules();
   const loaded = await load({ file, rules, vars: vars.value });

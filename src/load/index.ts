@@ -26,7 +26,7 @@ import type { RuleRegistry } from '../rule.js';
 import { readFiles, TOP_KEYS } from './files.js';
 import { readPipeline, readTarget, type LoadContext, type PipelineRef } from './pipelines.js';
 import { checkReferences } from './references.js';
-import { VAR_NAME, Vars, type VarDecl } from './vars.js';
+import { VAR_NAME, Vars, type HostDefault, type VarDecl } from './vars.js';
 import { asMap, deref, describeNode, Diagnostics, entries, nodeLoc, spanLoc, type Entry, type SourceFile } from './yaml.js';
 
 export interface LoadOptions {
@@ -35,6 +35,8 @@ export interface LoadOptions {
   rules: RuleRegistry;
   /** `--var NAME=VALUE` overrides: they win over every file's `vars:`. */
   vars?: Record<string, string>;
+  /** Variables the host provides (`debian_mirror`); the weakest of all. */
+  hostDefaults?: Record<string, HostDefault>;
 }
 
 /** The only definition version this imgmake reads. */
@@ -82,7 +84,7 @@ export async function load(opts: LoadOptions): Promise<Result<Definition, Diagno
     collect(d, f, es.get('targets'), '"targets:"', 'target', firstTarget, targetEntries);
   }
 
-  const vars = new Vars(decls, opts.vars ?? {}, d);
+  const vars = new Vars(decls, opts.vars ?? {}, d, opts.hostDefaults ?? {});
   const finalVars = vars.resolveAll();
   const ctx: LoadContext = { d, vars, rules: opts.rules, rootDir };
 

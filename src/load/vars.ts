@@ -8,6 +8,8 @@
  *   mappings need the quotes (`{ size: "${disk_size}" }`), so quoting cannot mean "string".
  * - Anywhere else `${name}` is replaced by the value's text (a number as it was written).
  * - `$${` is a literal `${`.
+ * - Host defaults (`debian_mirror`, read from the host's apt sources) are variables a file may
+ *   use without declaring; a file's `vars:` and `--var` win over them.
  * - Variables may use other variables; a loop among them is a `cycle`.
  * - A `--var` override takes the type of the file variable it overrides (a number stays a
  *   number, `true`/`false` stay booleans); a new variable from `--var` is a string.
@@ -21,6 +23,13 @@ import { closest, listOf } from './suggest.js';
 import { describeNode, nodeLoc, spanLoc, type Diagnostics, type SourceFile } from './yaml.js';
 
 export const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+/** A variable the host provides: its value here, or what to do when there is none. */
+export interface HostDefault {
+  value: string | undefined;
+  /** The hint when a definition uses it and the host has no value. */
+  missing: string;
+}
 
 export interface VarDecl {
   name: string;
@@ -68,6 +77,8 @@ export class Vars {
     private readonly decls: ReadonlyMap<string, VarDecl>,
     private readonly overrides: Readonly<Record<string, string>>,
     private readonly d: Diagnostics,
+    /** Host defaults: the weakest, each with the hint given when it is used but missing. */
+    private readonly defaults: Readonly<Record<string, HostDefault>> = {},
   ) {}
 
   /** Every variable's final text, in declaration order (file variables, then new `--var`s). */
@@ -83,12 +94,18 @@ export class Vars {
   }
 
   private names(): string[] {
-    return [...new Set([...this.decls.keys(), ...Object.keys(this.overrides)])];
+    const host = Object.keys(this.defaults).filter((n) => this.defaults[n]!.value !== undefined);
+    return [...new Set([...this.decls.keys(), ...Object.keys(this.overrides), ...host])];
   }
 
   /** The variable's value; `undefined` when it is not defined (reported at `loc`) or failed. */
   get(name: string, loc?: Loc): VarValue | undefined {
-    const known = this.decls.has(name) || Object.hasOwn(this.overrides, name);
+    const host = Object.hasOwn(this.defaults, name) ? this.defaults[name]! : undefined;
+    const known = this.decls.has(name) || Object.hasOwn(this.overrides, name) || host?.value !== undefined;
+    if (!known && host) {
+      this.d.add('undefined-variable', `variable "${name}" has no value on this host`, loc, host.missing);
+      return undefined;
+    }
     if (!known) {
       const names = this.names();
       const guess = closest(name, names);
@@ -135,6 +152,8 @@ export class Vars {
   private evaluate(name: string): VarValue | undefined {
     const decl = this.decls.get(name);
     if (Object.hasOwn(this.overrides, name)) return this.override(name, this.overrides[name]!, decl);
+    const host = this.defaults[name]?.value;
+    if (!decl && host !== undefined) return { value: host, text: host };
     if (!decl) throw new Error(`Internal error: variable ${name} has no declaration`);
     const node = decl.value;
     if (node !== null && !isScalar(node)) {
