@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(bubblewrap util-linux mount tar gzip zstd coreutils findutils attr libcap2-bin)
+packages=(bubblewrap util-linux mount tar gzip zstd coreutils findutils attr libcap2-bin qemu-utils qemu-system-x86 ovmf)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

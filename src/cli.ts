@@ -17,6 +17,7 @@ import { schedule } from './schedule.js';
 import { cacheDirOf, definitionPath, loadContext, resolveTargets, type GlobalOptions } from './cli/context.js';
 import { openLocalStore } from './store/local.js';
 import { describeRule, listRules } from './cli/rules.js';
+import { bootCommand, type BootCommandOptions } from './cli/boot.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -157,6 +158,26 @@ async function rulesCommand(name: string | undefined, o: GlobalOptions): Promise
   return EXIT_OK;
 }
 
+async function bootTarget(target: string, bo: BootCommandOptions, o: GlobalOptions): Promise<number> {
+  const loaded = await loadContext(o);
+  if (!loaded.ok) return reportDiagnostics(loaded.error, o);
+  const ctx = loaded.value;
+  if (!ctx.def.targets.has(target)) {
+    const goals = resolveTargets(ctx, [target]);
+    if (!goals.ok) return reportDiagnostics(goals.error, o);
+  }
+  const abort = new AbortController();
+  const onSignal = (): void => abort.abort();
+  process.on('SIGTERM', onSignal);
+  try {
+    const r = await bootCommand(target, ctx.outDir, bo, (line) => process.stderr.write(`${line}\n`), abort.signal);
+    if (!r.ok) return reportDiagnostics(r.error, o);
+    return r.value === 0 ? EXIT_OK : EXIT_FAILED;
+  } finally {
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 async function cacheInfo(o: GlobalOptions): Promise<number> {
   const dir = cacheDirOf(o, definitionPath(o));
   const store = await openLocalStore(dir);
@@ -192,6 +213,16 @@ export function program(run: (code: Promise<number>) => void): Command {
     .description('list the rules, or describe one (its options, from its schema)')
     .argument('[NAME]')
     .action((name: string | undefined) => run(rulesCommand(name, opts())));
+  p.command('boot')
+    .description('boot the disk image a target exported (out/TARGET/) in QEMU, its serial console here')
+    .argument('<TARGET>')
+    .option('--bios', 'boot with SeaBIOS instead of UEFI (OVMF)')
+    .option('--accel <auto|kvm|tcg>', 'KVM or software emulation (default: KVM when a probe runs under it)')
+    .option('--memory <MiB>', 'guest memory (default 1024)')
+    .option('--cpus <N>', 'guest CPUs (default 2)')
+    .option('--ssh-port <PORT>', "forward 127.0.0.1:PORT to the guest's ssh (default: no network)")
+    .option('--image <FILE>', 'which file of out/TARGET/ (default: its .qcow2)')
+    .action((target: string, bo: BootCommandOptions) => run(bootTarget(target, bo, opts())));
   const cache = p.command('cache').description('inspect the cache');
   cache.command('info').description('where the cache is, what it holds, its size').action(() => run(cacheInfo(opts())));
   return p;
