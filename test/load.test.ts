@@ -307,3 +307,14 @@ targets: {}
   assert.equal(r.error[0]!.hint, 'set it with --var debian_mirror=URL');
   assert.equal(r.error[0]!.loc?.line, 6);
 });
+
+test('hostDefaults: debian_mirror and debian_security_mirror from the apt sources of a root; none without them', async () => {
+  const { hostDefaults } = await import('../src/cli/context.js');
+  const fixtures = join(repo, 'test', 'fixtures', 'apt-sources');
+  const d = await hostDefaults(join(fixtures, 'deb822'));
+  assert.match(d['debian_mirror']!.value!, /^https?:\/\/[^/]+.*\/debian$/);
+  assert.match(d['debian_security_mirror']!.value!, /\/debian-security$/);
+  const none = await hostDefaults(join(fixtures, 'no-apt'));
+  assert.equal(none['debian_mirror']!.value, undefined);
+  assert.match(none['debian_mirror']!.missing, /--var debian_mirror=URL, or IMGMAKE_VAR_debian_mirror=URL/);
+});

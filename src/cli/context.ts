@@ -11,6 +11,8 @@ import { buildGraph, type BuildGraph } from '../graph.js';
 import type { NodeId } from '../ids.js';
 import { computeKeys, type Keys } from '../key.js';
 import { load } from '../load/index.js';
+import type { HostDefault } from '../load/vars.js';
+import { hostDebianMirror } from '../debian/sources.js';
 import { historyScope } from '../plan.js';
 import { loadRules, type RuleRegistry } from '../rule.js';
 import { fail, ok, type Result } from '../result.js';
@@ -72,7 +74,7 @@ export async function loadContext(o: GlobalOptions): Promise<Result<Context, Dia
   const vars = parseVars(o.var, process.env);
   if (!vars.ok) return fail([vars.error]);
   const rules = await loadRules();
-  const loaded = await load({ file, rules, vars: vars.value });
+  const loaded = await load({ file, rules, vars: vars.value, hostDefaults: await hostDefaults() });
   if (!loaded.ok) return loaded;
   const def = loaded.value;
   const graph = buildGraph(def, rules);
@@ -105,4 +107,19 @@ export function resolveTargets(ctx: Context, names: string[]): Result<NodeId[], 
     } else goals.push(ctx.graph.final(t.pipeline));
   }
   return errors.length ? fail(errors) : ok(goals);
+}
+
+/**
+ * Variables the host provides: the Debian mirror its apt already uses (read from
+ * /etc/apt/sources.list.d), so a definition need not name a mirror and works wherever apt does.
+ */
+export async function hostDefaults(root = '/'): Promise<Record<string, HostDefault>> {
+  const m = await hostDebianMirror(root).catch(() => undefined);
+  const missing = (name: string, what: string) =>
+    `imgmake reads it from this host's apt sources (/etc/apt/sources.list.d), which name no ${what}: ` +
+    `set it with --var ${name}=URL, or IMGMAKE_VAR_${name}=URL in the environment`;
+  return {
+    debian_mirror: { value: m?.archive, missing: missing('debian_mirror', 'Debian archive') },
+    debian_security_mirror: { value: m?.security, missing: missing('debian_security_mirror', 'Debian security archive') },
+  };
 }
