@@ -1,0 +1,38 @@
+/**
+ * What the disk rules share (disk.partition, disk.ext4, disk.vfat, grub.efi, grub.bios,
+ * image.qcow2): `disk.sh`'s shell helpers after the prelude, the way a partition is named in
+ * options, and sizes.
+ *
+ * A disk image is a file at the top of a tree (`disk.raw`). disk.partition makes it; later stages
+ * of the same pipeline write filesystems and boot code into its partitions in place, finding them
+ * in the partition table at run time (the tree is the only channel between stages).
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { RuleContext, RuleInvocation } from '../../src/rule.js';
+import { q, shell } from './sh.js';
+
+/** `disk.sh`, read from the source folder (the compiled module lives in dist/). */
+export const DISK_SH = readFileSync(fileURLToPath(new URL('../../../rules/_lib/disk.sh', import.meta.url)), 'utf8');
+
+/** `shell()` with `disk.sh` sourced after the prelude. */
+export function diskShell(ctx: RuleContext, body: string[], files: Record<string, string> = {}): RuleInvocation {
+  return shell(ctx, [DISK_SH, ...body], files);
+}
+
+/** A partition as options name it: its number (1-based), or its GPT name. */
+export type PartitionRef = number | string;
+
+/** The `find_partition FILE BY VALUE` call that sets PART_* for `ref`. */
+export function findPartition(filename: string, ref: PartitionRef): string {
+  return typeof ref === 'number' ? `find_partition ${q(filename)} nr ${ref}` : `find_partition ${q(filename)} name ${q(ref)}`;
+}
+
+const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+/** Bytes of a size option: `"4G"` → 4294967296, `"512"` → 512 (K, M, G, T are powers of 1024). */
+export function parseSize(s: string): number {
+  const m = /^([0-9]+)([KMGT]?)$/.exec(s);
+  if (!m) throw new Error(`Internal error: size ${JSON.stringify(s)} passed the schema`);
+  return Number(m[1]) * UNITS[m[2]!]!;
+}
