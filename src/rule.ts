@@ -61,6 +61,12 @@ export interface RuleSchema {
   options: Record<string, unknown>;
   /** Named inputs. `"*"` accepts inputs of any name (files.copy). */
   inputs?: Record<string, InputSpec>;
+  /**
+   * `apt`: the stage installs Debian packages. imgmake resolves its options' package set into
+   * imgmake.lock, fetches the .debs, and binds them as the `debs` input, whose digest (the
+   * locked set) is in the key.
+   */
+  lock?: 'apt';
 }
 
 export interface Rule {

@@ -3,6 +3,9 @@
  * interleaved as written) goes to a log file; the caller decides what to show.
  */
 import { execa } from 'execa';
+import { mkdir, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SOURCE_DATE_EPOCH } from '../key.js';
 import { DEFAULT_PATH, sandboxCommand, type SandboxSpec } from './spec.js';
 
 export interface SandboxResult {
@@ -22,6 +25,7 @@ export interface Sandbox {
 export const bwrapSandbox: Sandbox = {
   async run(spec, { logFile, signal }) {
     const started = performance.now();
+    await prepareMountpoints(spec);
     const { file, args } = sandboxCommand(spec);
     const r = await execa(file, args, {
       stdin: 'ignore',
@@ -47,4 +51,19 @@ export async function runInteractive(spec: SandboxSpec): Promise<number> {
   const { file, args } = sandboxCommand({ ...spec, interactive: true });
   const r = await execa(file, args, { stdio: 'inherit', reject: false, env: { PATH: DEFAULT_PATH }, extendEnv: false });
   return r.exitCode ?? 1;
+}
+
+/**
+ * The tree's dev/ and proc/ for `apiFilesystems`, made here when the tree is a plain directory:
+ * bwrap would make them with the current time, and nothing in the sandbox can reach a directory
+ * under a mount point to clamp it. (Over an overlay the parent's tree normally has them.)
+ */
+async function prepareMountpoints(spec: SandboxSpec): Promise<void> {
+  if (!spec.tree?.apiFilesystems || spec.tree.mount.kind !== 'dir') return;
+  const t = Number(SOURCE_DATE_EPOCH);
+  for (const d of ['dev', 'proc']) {
+    const p = join(spec.tree.mount.path, d);
+    if ((await mkdir(p, { mode: 0o755 }).catch((e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? 'exists' : Promise.reject(e)))) === 'exists') continue;
+    await utimes(p, t, t);
+  }
 }

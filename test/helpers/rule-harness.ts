@@ -111,7 +111,7 @@ export async function runRule(name: string, options: unknown, opts: RunRuleOptio
     }
     const spec: SandboxSpec = {
       buildroot: { kind: 'host' },
-      tree: { mount: { kind: 'dir', path: tree }, writable: true },
+      tree: { mount: { kind: 'dir', path: tree }, writable: true, ...(invocation.apiFilesystems ? { apiFilesystems: true } : {}) },
       inputs,
       runDir,
       argv: invocation.argv,
