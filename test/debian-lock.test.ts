@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -21,6 +22,7 @@ import {
   type LockRequest,
   type LockedPackage,
 } from '../src/debian/lock.js';
+import { fetchPackages } from '../src/debian/fetch.js';
 import { hostDebianMirror } from '../src/debian/sources.js';
 import { bwrapSandbox } from '../src/sandbox/run.js';
 
@@ -223,6 +225,14 @@ test('resolvePackages: variant essential + hello against the real mirror, twice,
   const back = parseLockFile(text);
   assert.ok(back.ok);
   assert.deepEqual(back.value.packages, a);
+
+  // The lock's paths fetch from the real mirror: a small package, one with '+' in its file name,
+  // and one from the security archive when the solution has one.
+  const few = [a.find((p) => p.name === 'hello')!, a.find((p) => p.path.includes('+') && p.size < 500_000) ?? a[0]!];
+  const sec = a.filter((p) => p.source === 'security').sort((x, y) => x.size - y.size)[0];
+  if (sec) few.push(sec);
+  const paths = await fetchPackages(few, { mirror, cacheDir: join(dir, 'cache') });
+  for (const p of few) assert.equal(createHash('sha256').update(readFileSync(paths.get(p.sha256)!)).digest('hex'), p.sha256, p.path);
 });
 
 test('resolvePackages: an unknown package fails with apt\'s message and the log path; bad input fails before running', { timeout: 60_000 }, async (t) => {

@@ -12,9 +12,24 @@ declare module 'cacache' {
     metadata?: unknown;
     integrity?: string;
     algorithms?: string[];
+    /** Expected size in bytes: a stream of another length fails with code EBADSIZE. */
+    size?: number;
+  }
+  /**
+   * A write-only stream into the cache (minipass). `promise()` settles once the content is in
+   * place and the index entry is written; it rejects with code EINTEGRITY or EBADSIZE when
+   * `integrity`/`size` were given and the data does not match (nothing is then stored).
+   */
+  export interface PutStream extends NodeJS.EventEmitter {
+    write(chunk: Uint8Array): boolean;
+    end(): this;
+    promise(): Promise<void>;
   }
   const cacache: {
-    put(cache: string, key: string, data: string | Uint8Array, opts?: PutOptions): Promise<string>;
+    put: {
+      (cache: string, key: string, data: string | Uint8Array, opts?: PutOptions): Promise<string>;
+      stream(cache: string, key: string, opts?: PutOptions): PutStream;
+    };
     get: {
       (cache: string, key: string): Promise<{ data: Buffer; metadata?: unknown; integrity: string; size: number }>;
       info(cache: string, key: string): Promise<EntryInfo | null>;
@@ -29,6 +44,7 @@ declare module 'cacache' {
     };
     verify(cache: string): Promise<Record<string, unknown>>;
     index: {
+      insert(cache: string, key: string, integrity: string, opts?: { metadata?: unknown; size?: number }): Promise<EntryInfo>;
       compact(cache: string, key: string, matchFn: (a: EntryInfo, b: EntryInfo) => boolean): Promise<EntryInfo[]>;
     };
   };

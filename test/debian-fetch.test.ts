@@ -1,0 +1,350 @@
+/**
+ * fetch.ts against a REAL nginx on 127.0.0.1 (its own config file, `daemon off`, a free port, a
+ * temporary document root; stopped after): fake .debs under made-up pool paths, the access log
+ * counts what was really downloaded. Failures nginx cannot produce on demand (a connection cut
+ * mid-body, a stalled body) come from a few lines of node:http at the end.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type AddressInfo } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import cacache from 'cacache';
+import { debKey, fetchPackages, hasAll, missingPackages, packageUrl, type FetchEvent } from '../src/debian/fetch.js';
+import type { LockedPackage } from '../src/debian/lock.js';
+
+const T = { timeout: 60_000 };
+const root = mkdtempSync(join(tmpdir(), 'imgmake-fetch-test-'));
+const www = join(root, 'www');
+let nginx: ChildProcess | undefined;
+let port = 0;
+
+const accessLog = join(root, 'access.log');
+/** GET lines of nginx's access log for PATH (a substring of the request line). */
+function requests(path: string): number {
+  if (!existsSync(accessLog)) return 0;
+  return readFileSync(accessLog, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(`"GET ${path}`)).length;
+}
+function allRequests(): number {
+  return existsSync(accessLog) ? readFileSync(accessLog, 'utf8').split('\n').filter(Boolean).length : 0;
+}
+/** nginx writes the log line after the response; give it a moment before counting. */
+const settle = () => new Promise((ok) => setTimeout(ok, 150));
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const p = (s.address() as AddressInfo).port;
+  s.close();
+  await once(s, 'close');
+  return p;
+}
+
+async function canConnect(p: number): Promise<boolean> {
+  return new Promise((ok) => {
+    const c = connect(p, '127.0.0.1');
+    c.once('connect', () => (c.destroy(), ok(true)));
+    c.once('error', () => ok(false));
+  });
+}
+
+before(async () => {
+  assert.ok(existsSync('/usr/sbin/nginx'), 'nginx is not installed: apt-get install nginx (these tests run a private instance of it)');
+  mkdirSync(www, { recursive: true });
+  chmodSync(root, 0o755); // nginx's worker runs as an unprivileged user
+  for (let tries = 0; ; tries++) {
+    port = await freePort();
+    const conf = join(root, 'nginx.conf');
+    writeFileSync(
+      conf,
+      `daemon off;
+worker_processes 1;
+pid ${root}/nginx.pid;
+error_log ${root}/error.log;
+events { worker_connections 64; }
+http {
+  access_log ${accessLog};
+  client_body_temp_path ${root}/tmp-body;
+  proxy_temp_path ${root}/tmp-proxy;
+  fastcgi_temp_path ${root}/tmp-fastcgi;
+  uwsgi_temp_path ${root}/tmp-uwsgi;
+  scgi_temp_path ${root}/tmp-scgi;
+  default_type application/octet-stream;
+  sendfile off;
+  server {
+    listen 127.0.0.1:${port};
+    root ${www};
+    location /slow/ { limit_rate 128k; }
+  }
+}
+`,
+    );
+    const proc = spawn('/usr/sbin/nginx', ['-c', conf, '-p', root, '-e', join(root, 'error.log')], { stdio: 'ignore' });
+    let exited = false;
+    proc.once('exit', () => (exited = true));
+    const t0 = Date.now();
+    while (!exited && Date.now() - t0 < 5000 && !(await canConnect(port))) await new Promise((ok) => setTimeout(ok, 50));
+    if (!exited && (await canConnect(port))) {
+      nginx = proc;
+      return;
+    }
+    proc.kill('SIGKILL');
+    if (tries >= 3) throw new Error(`nginx did not start: ${readFileSync(join(root, 'error.log'), 'utf8')}`);
+  }
+});
+
+after(async () => {
+  if (nginx && nginx.exitCode === null) {
+    const exited = once(nginx, 'exit');
+    nginx.kill('SIGQUIT');
+    const timer = setTimeout(() => nginx?.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(timer);
+  }
+  rmSync(root, { recursive: true, force: true });
+});
+
+const mirror = () => ({ archive: `http://127.0.0.1:${port}/debian`, security: `http://127.0.0.1:${port}/debian-security` });
+
+/** A fake .deb of SIZE random bytes on the server at DIR/PATH, and its lock entry. */
+function serve(name: string, opts: { size?: number; source?: 'archive' | 'security'; dir?: string; version?: string } = {}): { pkg: LockedPackage; data: Buffer; file: string } {
+  const data = randomBytes(opts.size ?? 20_000 + Math.floor(Math.random() * 50_000));
+  const source = opts.source ?? 'archive';
+  const version = opts.version ?? '1.0-1';
+  const path = `pool/${source === 'security' ? 'updates/' : ''}main/${name[0]}/${name}/${name}_${version}_amd64.deb`;
+  const base = opts.dir ?? (source === 'security' ? 'debian-security' : 'debian');
+  const file = join(www, base, path);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, data);
+  const pkg: LockedPackage = {
+    name,
+    version,
+    architecture: 'amd64',
+    priority: 'optional',
+    section: 'misc',
+    source,
+    path,
+    size: data.length,
+    sha256: createHash('sha256').update(data).digest('hex'),
+  };
+  return { pkg, data, file };
+}
+
+let seq = 0;
+const uniq = (s: string) => `${s}${seq++}-${process.pid}`;
+const newCache = () => mkdtempSync(join(root, 'cache-'));
+
+test('downloads into cacache, verified; paths are the content files; the second call downloads nothing', T, async () => {
+  const cacheDir = newCache();
+  const files = [serve(uniq('alpha')), serve(uniq('beta'), { version: '2:1.2+dfsg-3~bpo12+1' }), serve(uniq('gamma'), { source: 'security' }), serve(uniq('delta'), { size: 1 })];
+  const pkgs = files.map((f) => f.pkg);
+  assert.equal(await hasAll(pkgs, { cacheDir }), false);
+  assert.equal((await missingPackages(pkgs, { cacheDir })).length, 4);
+
+  const before = allRequests();
+  const events: FetchEvent[] = [];
+  const paths = await fetchPackages(pkgs, { mirror: mirror(), cacheDir, concurrency: 2, onEvent: (e) => events.push(e) });
+  await settle();
+  assert.equal(allRequests() - before, 4, 'one GET per package');
+  assert.equal(paths.size, 4);
+  for (const f of files) {
+    const p = paths.get(f.pkg.sha256)!;
+    assert.ok(p.startsWith(join(cacheDir, 'content-v2', 'sha256')), p);
+    assert.deepEqual(readFileSync(p), f.data, f.pkg.name);
+    assert.equal(requests(`/${f.pkg.source === 'security' ? 'debian-security' : 'debian'}/${f.pkg.path.replace(/\+/g, '%2B').replace(/:/g, '%3A')}`), 1, f.pkg.path);
+    const info = await cacache.get.info(cacheDir, debKey(f.pkg.sha256));
+    assert.equal(info?.path, p);
+    assert.deepEqual(info?.metadata, { name: f.pkg.name, version: f.pkg.version, architecture: 'amd64', path: f.pkg.path });
+  }
+  assert.deepEqual(
+    events.filter((e) => e.type === 'fetched').map((e) => e.pkg.name).sort(),
+    pkgs.map((p) => p.name).sort(),
+  );
+  assert.equal(await hasAll(pkgs, { cacheDir }), true);
+  assert.deepEqual(await missingPackages(pkgs, { cacheDir }), []);
+
+  // Second call: nothing goes to the server, same answer.
+  const again: FetchEvent[] = [];
+  const n = allRequests();
+  const paths2 = await fetchPackages(pkgs, { mirror: mirror(), cacheDir, concurrency: 2, onEvent: (e) => again.push(e) });
+  await settle();
+  assert.equal(allRequests(), n, 'no request on the second call');
+  assert.deepEqual(paths2, paths);
+  assert.deepEqual(again.map((e) => e.type), ['cached', 'cached', 'cached', 'cached']);
+
+  // Another mirror (one that would answer 404) changes nothing: content is addressed by digest.
+  await fetchPackages(pkgs, { mirror: { archive: `http://127.0.0.1:${port}/nowhere` , security: `http://127.0.0.1:${port}/nowhere` }, cacheDir });
+
+  // A lost index entry: the content is found by its integrity and re-indexed, not downloaded.
+  await cacache.rm.entry(cacheDir, debKey(files[0]!.pkg.sha256));
+  assert.equal(await hasAll(pkgs, { cacheDir }), true);
+  await fetchPackages(pkgs, { mirror: mirror(), cacheDir });
+  await settle();
+  assert.equal(allRequests(), n);
+  assert.ok(await cacache.get.info(cacheDir, debKey(files[0]!.pkg.sha256)));
+});
+
+test('a truncated, then an altered file: detected, discarded and fetched again', T, async () => {
+  const cacheDir = newCache();
+  const short = serve(uniq('short'));
+  const bent = serve(uniq('bent'));
+  writeFileSync(short.file, short.data.subarray(0, 1000)); // the server has a truncated copy at first
+  const flipped = Buffer.from(bent.data);
+  flipped[flipped.length >> 1]! ^= 0xff;
+  writeFileSync(bent.file, flipped); // same size, one byte differs
+  const events: FetchEvent[] = [];
+  const paths = await fetchPackages([short.pkg, bent.pkg], {
+    mirror: mirror(),
+    cacheDir,
+    onEvent: (e) => {
+      events.push(e);
+      // The mirror heals between attempts.
+      if (e.type === 'retry') writeFileSync(e.pkg.name === short.pkg.name ? short.file : bent.file, e.pkg.name === short.pkg.name ? short.data : bent.data);
+    },
+  });
+  await settle();
+  assert.deepEqual(readFileSync(paths.get(short.pkg.sha256)!), short.data);
+  assert.deepEqual(readFileSync(paths.get(bent.pkg.sha256)!), bent.data);
+  assert.equal(requests(`/debian/${short.pkg.path}`), 2);
+  assert.equal(requests(`/debian/${bent.pkg.path}`), 2);
+  const retries = events.filter((e): e is Extract<FetchEvent, { type: 'retry' }> => e.type === 'retry');
+  assert.deepEqual(
+    retries.map((e) => [e.pkg.name, e.error]).sort(),
+    [
+      [bent.pkg.name, `sha256 ${createHash('sha256').update(flipped).digest('hex')} does not match the lock's ${bent.pkg.sha256}`],
+      [short.pkg.name, `got 1000 bytes, the lock says ${short.pkg.size}`],
+    ].sort(),
+  );
+  assertNoLeftovers(cacheDir);
+});
+
+test('a permanently wrong sha256 fails after the retries with a message naming the package and URL; the rest is stored', T, async () => {
+  const cacheDir = newCache();
+  const ok = serve(uniq('fine'));
+  const bad = serve(uniq('wrongsum'));
+  const lie = { ...bad.pkg, sha256: 'f'.repeat(64) };
+  const gone = { ...serve(uniq('gone')).pkg };
+  rmSync(join(www, 'debian', gone.path));
+  const url = packageUrl(mirror(), lie);
+  await assert.rejects(fetchPackages([lie, ok.pkg, gone], { mirror: mirror(), cacheDir, concurrency: 3 }), (e: Error) => {
+    assert.equal(
+      e.message,
+      [
+        'could not fetch 2 packages:',
+        `  ${gone.name} 1.0-1 (${packageUrl(mirror(), gone)}): HTTP 404 Not Found`,
+        `  ${lie.name} 1.0-1 (${url}): sha256 ${bad.pkg.sha256} does not match the lock's ${'f'.repeat(64)} (after 3 attempts)`,
+      ].join('\n'),
+    );
+    return true;
+  });
+  await settle();
+  assert.equal(requests(`/debian/${lie.path}`), 3, 'three attempts');
+  assert.equal(requests(`/debian/${gone.path}`), 1, 'a 404 is not retried');
+  assert.equal(await hasAll([ok.pkg], { cacheDir }), true, 'the good package was stored meanwhile');
+  assert.deepEqual(await missingPackages([lie, ok.pkg, gone], { cacheDir }), [lie, gone]);
+  assertNoLeftovers(cacheDir);
+});
+
+test('concurrency: N downloads in flight, and faster than one at a time', T, async (t) => {
+  // /slow/ is rate-limited to 128 KiB/s per connection: 64 KiB takes ~0.25 s here (nginx sends
+  // its first buffer at once), so one at a time is ~1.5 s and the ratios are clear.
+  const files = Array.from({ length: 6 }, () => serve(uniq('slow'), { size: 64 * 1024, dir: 'slow/debian' }));
+  const pkgs = files.map((f) => f.pkg);
+  const slowMirror = { archive: `http://127.0.0.1:${port}/slow/debian` };
+  const run = async (concurrency: number) => {
+    let inFlight = 0;
+    let max = 0;
+    const t0 = performance.now();
+    const paths = await fetchPackages(pkgs, {
+      mirror: slowMirror,
+      cacheDir: newCache(),
+      concurrency,
+      onEvent: (e) => {
+        if (e.type === 'start') max = Math.max(max, ++inFlight);
+        if (e.type === 'fetched') inFlight--;
+      },
+    });
+    assert.equal(paths.size, 6);
+    return { max, ms: performance.now() - t0 };
+  };
+  const one = await run(1);
+  const three = await run(3);
+  const six = await run(8);
+  t.diagnostic(`6 × 64 KiB at 128 KiB/s each: 1 at a time ${one.ms.toFixed(0)} ms, 3: ${three.ms.toFixed(0)} ms, 6: ${six.ms.toFixed(0)} ms`);
+  assert.equal(one.max, 1);
+  assert.equal(three.max, 3);
+  assert.equal(six.max, 6, 'never more workers than packages');
+  assert.ok(three.ms < one.ms * 0.7, `3 at once took ${three.ms.toFixed(0)} ms, 1 at a time ${one.ms.toFixed(0)} ms`);
+  assert.ok(six.ms < three.ms, `6 at once took ${six.ms.toFixed(0)} ms, 3 at once ${three.ms.toFixed(0)} ms`);
+});
+
+test('a connection cut mid-body and a stalled body are retried; a cancelled fetch stops at once', T, async (t) => {
+  const data = randomBytes(100_000);
+  const pkg: LockedPackage = {
+    name: 'flaky',
+    version: '1',
+    architecture: 'all',
+    priority: 'optional',
+    section: 'misc',
+    source: 'archive',
+    path: 'pool/main/f/flaky/flaky_1_all.deb',
+    size: data.length,
+    sha256: createHash('sha256').update(data).digest('hex'),
+  };
+  let hits = 0;
+  let mode: 'cut-stall-ok' | 'stall' = 'cut-stall-ok';
+  const server = createHttpServer((req, res) => {
+    hits++;
+    res.writeHead(200, { 'content-length': data.length });
+    if (mode === 'stall' || hits === 2) {
+      res.write(data.subarray(0, 10));
+      return; // never finishes
+    }
+    if (hits === 1) {
+      res.write(data.subarray(0, 40_000), () => res.socket?.destroy());
+      return;
+    }
+    res.end(data);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const m = { archive: `http://127.0.0.1:${(server.address() as AddressInfo).port}/debian` };
+  const events: FetchEvent[] = [];
+  const cacheDir = newCache();
+  const paths = await fetchPackages([pkg], { mirror: m, cacheDir, idleTimeoutMs: 300, onEvent: (e) => events.push(e) });
+  assert.deepEqual(readFileSync(paths.get(pkg.sha256)!), data);
+  assert.equal(hits, 3);
+  const errors = events.flatMap((e) => (e.type === 'retry' ? [e.error] : []));
+  assert.equal(errors.length, 2);
+  assert.match(errors[0]!, /^download cut after \d+ of 100000 bytes: /);
+  assert.equal(errors[1], 'download cut after 10 of 100000 bytes: no data for 0.3 s');
+  assertNoLeftovers(cacheDir);
+
+  // Cancelled while the body stalls: rejected promptly, no retry.
+  mode = 'stall';
+  hits = 0;
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(new Error('user pressed ^C')), 200);
+  const t0 = performance.now();
+  await assert.rejects(fetchPackages([{ ...pkg }], { mirror: m, cacheDir: newCache(), signal: ac.signal, idleTimeoutMs: 10_000 }), { message: 'user pressed ^C' });
+  assert.ok(performance.now() - t0 < 2000);
+  assert.equal(hits, 1);
+});
+
+/** No temp files left in the cache, and no content that is not a verified .deb. */
+function assertNoLeftovers(cacheDir: string): void {
+  const tmp = join(cacheDir, 'tmp');
+  assert.deepEqual(existsSync(tmp) ? readdirSync(tmp) : [], [], 'cacache temp files were removed');
+}
