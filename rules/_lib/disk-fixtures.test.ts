@@ -5,8 +5,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chownSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, linkSync, mkdtempSync, rmSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
 
 export const T = { timeout: 60_000 };
 
@@ -60,6 +61,16 @@ export interface SfdiskTable {
 /** The partition table of a disk image, as `sfdisk -J` reads it. */
 export function sfdiskJson(path: string): SfdiskTable {
   return (JSON.parse(execFileSync('sfdisk', ['-J', path], { encoding: 'utf8' })) as { partitiontable: SfdiskTable }).partitiontable;
+}
+
+/**
+ * A temporary directory on tmpfs when there is one: there readdir lists entries newest first, so a
+ * tree made there in reverse order is read in another order than one on ext4 (hash order).
+ */
+export function tmpfsDir(prefix: string): { dir: string; cleanup: () => void } {
+  const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  const dir = mkdtempSync(join(base, prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 export function sha256File(path: string): string {
