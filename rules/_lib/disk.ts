@@ -36,3 +36,29 @@ export function parseSize(s: string): number {
   if (!m) throw new Error(`Internal error: size ${JSON.stringify(s)} passed the schema`);
   return Number(m[1]) * UNITS[m[2]!]!;
 }
+
+/**
+ * GRUB modules built into every image grub.efi and grub.bios make: GPT and MBR tables, FAT and
+ * ext2/3/4, Linux, search by UUID, the menu, and the serial console. Nothing is loaded at boot:
+ * the ESP holds no module directory.
+ */
+export const GRUB_MODULES = [
+  'part_gpt', 'part_msdos', 'fat', 'ext2', 'normal', 'configfile', 'linux', 'search', 'search_fs_uuid',
+  'echo', 'test', 'serial', 'terminal', 'gzio', 'sleep', 'boot',
+];
+
+/**
+ * Shell lines setting `grubdir` to GRUB's module directory for `platform` (x86_64-efi, i386-pc):
+ * the `tree` input's /usr/lib/grub/PLATFORM (resolved inside the input, as a chroot would), or
+ * the buildroot's when the stage has no such input.
+ */
+export function grubModulesDir(ctx: RuleContext, platform: string, pkg: string): string[] {
+  const input = ctx.inputs['tree'];
+  const where = input ? 'the tree input' : 'the buildroot';
+  return [
+    ...(input
+      ? [`grubdir=$(cd ${q(input.path)} && in_tree /usr/lib/grub/${platform} follow)`, `grubdir=${q(input.path)}/\${grubdir#./}`]
+      : [`grubdir=/usr/lib/grub/${platform}`]),
+    `[ -f "$grubdir/moddep.lst" ] || die ${q(`${where} has no GRUB modules in /usr/lib/grub/${platform}: install ${pkg} in it`)}`,
+  ];
+}
