@@ -14,10 +14,14 @@ import { plan } from './plan.js';
 import { loadRules } from './rule.js';
 import { bwrapSandbox } from './sandbox/run.js';
 import { schedule } from './schedule.js';
-import { cacheDirOf, definitionPath, loadContext, resolveTargets, type GlobalOptions } from './cli/context.js';
+import { cacheDirOf, definitionPath, loadContext, resolveTargets, type Context, type GlobalOptions } from './cli/context.js';
 import { openLocalStore } from './store/local.js';
 import { describeRule, listRules } from './cli/rules.js';
 import { bootCommand, type BootCommandOptions } from './cli/boot.js';
+import { fetchPackages } from './debian/fetch.js';
+import type { StageDef } from './definition.js';
+import { LOCK_FILE, mirrorOf, packagesOf } from './packages.js';
+import { fail, ok, type Result } from './result.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -49,11 +53,11 @@ function jobsOf(o: GlobalOptions): number | Diagnostic {
   return n;
 }
 
-async function build(targets: string[], o: GlobalOptions): Promise<number> {
+async function build(targets: string[], o: GlobalOptions & { locked?: boolean }): Promise<number> {
   const started = performance.now();
   const jobs = jobsOf(o);
   if (typeof jobs !== 'number') return reportDiagnostics([jobs], o);
-  const loaded = await loadContext(o);
+  const loaded = await loadContext(o, { lock: o.locked ? 'read' : 'resolve' });
   if (!loaded.ok) return reportDiagnostics(loaded.error, o);
   const ctx = loaded.value;
   const goals = resolveTargets(ctx, targets);
@@ -73,6 +77,13 @@ async function build(targets: string[], o: GlobalOptions): Promise<number> {
     const p = await plan({ graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals: goals.value, scope: ctx.scope });
     const toRun = p.stages.filter((s) => s.status === 'run').length;
     logger.log({ type: 'plan', targets, toRun, cached: p.stages.length - toRun });
+    // The .debs of the package stages that will run, fetched (or found) before any stage starts.
+    const debs = await fetchDebs(ctx, p.stages.filter((s) => s.status === 'run').map((s) => ctx.graph.stage(s.id).stage), logger, abort.signal);
+    if (!debs.ok) {
+      logger.log({ type: 'info', message: `imgmake: ${debs.error}` });
+      logger.log({ type: 'summary', ran: 0, cached: 0, failed: 0, cancelled: 0, wallMs: Math.round(performance.now() - started), ok: false });
+      return interrupted ? EXIT_INTERRUPTED : EXIT_FAILED;
+    }
     const r = await schedule({
       graph: ctx.graph,
       keys: ctx.keys,
@@ -83,6 +94,7 @@ async function build(targets: string[], o: GlobalOptions): Promise<number> {
       jobs,
       scope: ctx.scope,
       signal: abort.signal,
+      debs: debs.value,
     });
     let ok = r.ok;
     if (ok) {
@@ -114,6 +126,49 @@ async function build(targets: string[], o: GlobalOptions): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+async function fetchDebs(ctx: Context, stages: StageDef[], logger: Logger, signal: AbortSignal): Promise<Result<Map<string, string>, string>> {
+  const packages = packagesOf(stages);
+  if (packages.length === 0) return ok(new Map());
+  const mirror = mirrorOf(ctx.def);
+  const started = performance.now();
+  let fetched = 0;
+  let bytes = 0;
+  try {
+    const have = await fetchPackages(packages, {
+      mirror: mirror.ok ? mirror.value : { archive: '' },
+      cacheDir: ctx.cacheDir,
+      signal,
+      onEvent: (e) => {
+        if (e.type === 'fetched') {
+          fetched++;
+          bytes += e.bytes;
+        }
+      },
+    });
+    if (fetched) {
+      const s = (performance.now() - started) / 1000;
+      logger.log({ type: 'info', message: `imgmake: fetched ${fetched} of ${packages.length} packages (${(bytes / 1e6).toFixed(1)} MB) in ${s.toFixed(1)} s` });
+    }
+    return ok(have);
+  } catch (e) {
+    return fail(`fetching packages failed: ${(e as Error).message}`);
+  }
+}
+
+async function lockCommand(o: GlobalOptions & { update?: boolean }): Promise<number> {
+  const loaded = await loadContext(o, { lock: o.update ? 'update' : 'resolve' });
+  if (!loaded.ok) return reportDiagnostics(loaded.error, o);
+  const n = packageStagesCount(loaded.value);
+  out(n ? `imgmake: ${LOCK_FILE} covers ${n} package stage${n === 1 ? '' : 's'}` : 'imgmake: no stage installs packages: nothing to lock');
+  return EXIT_OK;
+}
+
+function packageStagesCount(ctx: Context): number {
+  let n = 0;
+  for (const pl of ctx.def.pipelines.values()) for (const s of pl.stages) if (s.inputs.some((i) => i.kind === 'packages')) n++;
+  return n;
 }
 
 async function planCommand(targets: string[], o: GlobalOptions): Promise<number> {
@@ -203,7 +258,12 @@ export function program(run: (code: Promise<number>) => void): Command {
   p.command('build')
     .description('build targets (to out/TARGET/), running only stages whose key is not cached')
     .argument('<TARGET...>')
-    .action((targets: string[]) => run(build(targets, opts())));
+    .option('--locked', `fail instead of adding to ${LOCK_FILE} (for CI)`)
+    .action((targets: string[], bo: { locked?: boolean }) => run(build(targets, { ...opts(), ...bo })));
+  p.command('lock')
+    .description(`resolve every package stage's packages against the mirror into ${LOCK_FILE}`)
+    .option('--update', 'resolve them all again (newer versions), not only the missing ones')
+    .action((lo: { update?: boolean }) => run(lockCommand({ ...opts(), ...lo })));
   p.command('plan')
     .description('show which stages of the targets are cached and which will run, and why')
     .argument('<TARGET...>')

@@ -3,6 +3,7 @@
  * options validated against its rule's schema (defaults applied), every value keeping the
  * place it was written. `load.ts` produces it; everything after load reads only this.
  */
+import type { LockedPackage } from './debian/lock.js';
 import type { Loc } from './diagnostic.js';
 import type { PipelineName, RuleName } from './ids.js';
 
@@ -54,7 +55,13 @@ export type InputDef =
       path: string;
       /** Relative to the definition's directory, `/`-separated: what the key and events name. */
       rel: string;
-    };
+    }
+  /**
+   * The locked .deb files of a stage whose rule installs packages (`lock: apt`): added by
+   * imgmake from imgmake.lock, never written in a definition. Bound as a directory of the .debs
+   * and an `override` file (PACKAGE PRIORITY SECTION); its key is the locked set.
+   */
+  | { name: string; loc: Loc; kind: 'packages'; packages: LockedPackage[] };
 
 export interface TargetDef {
   name: string;

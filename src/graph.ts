@@ -68,6 +68,9 @@ function addEdges(graph: BuildGraph['graph'], pl: PipelineDef, finalOf: (p: Pipe
     for (const input of s.inputs) {
       if (input.kind === 'pipeline') {
         graph.addDirectedEdge(finalOf(input.pipeline), id, { kind: 'input', name: input.name });
+      } else if (input.kind === 'packages') {
+        // No node: the locked set is data of the stage itself, digested by key.ts.
+        continue;
       } else {
         const fid = fileNodeId(input.rel);
         if (!graph.hasNode(fid)) graph.addNode(fid, { kind: 'file', id: fid, input });

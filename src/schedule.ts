@@ -14,8 +14,9 @@
  *
  * This module runs; it does not decide what is cached (plan) or print (it emits events).
  */
-import { mkdir, readFile, writeFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, link, mkdir, readFile, writeFile, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { LockedPackage } from './debian/lock.js';
 import type { BuildGraph } from './graph.js';
 import type { NodeId } from './ids.js';
 import { SOURCE_DATE_EPOCH, type Keys } from './key.js';
@@ -37,6 +38,8 @@ export interface ScheduleOptions {
   jobs: number;
   scope: string;
   signal?: AbortSignal;
+  /** Fetched .deb files by sha256 (verified): what a package stage's `debs` input links. */
+  debs?: ReadonlyMap<string, string>;
 }
 
 export interface ScheduleResult {
@@ -168,6 +171,9 @@ async function runStage(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, Tr
         await mkdir(mp, { recursive: true });
         mount = store.readMount(t, mp);
         kind = 'tree';
+      } else if (input.kind === 'packages') {
+        mount = { kind: 'dir', path: await linkDebs(join(w.scratch, 'inputs', input.name), input.packages, opts.debs) };
+        kind = 'dir';
       } else {
         mount = { kind: 'dir', path: input.path };
         kind = (await stat(input.path)).isDirectory() ? 'dir' : 'file';
@@ -229,3 +235,19 @@ async function readTail(file: string): Promise<string[]> {
   }
 }
 
+/**
+ * A directory of a package stage's locked .debs, hard-linked from where fetch verified them
+ * (copied across filesystems), named as the archive names them, plus `override`: PACKAGE
+ * PRIORITY SECTION, the mirror's values, for apt-ftparchive.
+ */
+async function linkDebs(dir: string, packages: readonly LockedPackage[], debs: ReadonlyMap<string, string> | undefined): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  for (const p of packages) {
+    const from = debs?.get(p.sha256);
+    if (!from) throw new Error(`${p.name} ${p.version} was not fetched (sha256 ${p.sha256})`);
+    const to = join(dir, basename(p.path));
+    await link(from, to).catch((e: NodeJS.ErrnoException) => (e.code === 'EXDEV' ? copyFile(from, to) : Promise.reject(e)));
+  }
+  await writeFile(join(dir, 'override'), packages.map((p) => `${p.name} ${p.priority} ${p.section}\n`).join(''));
+  return dir;
+}

@@ -3,7 +3,9 @@
  * build the graph, compute keys, open the store. Failures of the user's input come back as
  * diagnostics (exit 2) before anything runs.
  */
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { attachLocks, type LockOptions } from '../packages.js';
+import { bwrapSandbox } from '../sandbox/run.js';
 import { existsSync } from 'node:fs';
 import type { Definition } from '../definition.js';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
@@ -64,7 +66,13 @@ export function parseVars(list: string[] = [], env: NodeJS.ProcessEnv = {}): Res
   return ok(vars);
 }
 
-export async function loadContext(o: GlobalOptions): Promise<Result<Context, Diagnostic[]>> {
+export interface LoadContextOptions {
+  /** What to do about package stages without a lock (see packages.ts); default `read`. */
+  lock?: LockOptions['mode'];
+  signal?: AbortSignal;
+}
+
+export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {}): Promise<Result<Context, Diagnostic[]>> {
   const file = definitionPath(o);
   if (!existsSync(file)) {
     return fail([
@@ -77,9 +85,17 @@ export async function loadContext(o: GlobalOptions): Promise<Result<Context, Dia
   const loaded = await load({ file, rules, vars: vars.value, hostDefaults: await hostDefaults() });
   if (!loaded.ok) return loaded;
   const def = loaded.value;
+  const cacheDir = cacheDirOf(o, file);
+  const locked = await attachLocks(def, rules, {
+    mode: lo.lock ?? 'read',
+    sandbox: bwrapSandbox,
+    workDir: join(cacheDir, 'lock'),
+    say: (line) => process.stderr.write(`${line}\n`),
+    ...(lo.signal ? { signal: lo.signal } : {}),
+  });
+  if (!locked.ok) return locked;
   const graph = buildGraph(def, rules);
   const keys = await computeKeys(graph);
-  const cacheDir = cacheDirOf(o, file);
   const store = await openLocalStore(cacheDir);
   return ok({
     rules,

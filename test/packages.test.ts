@@ -1,0 +1,125 @@
+/**
+ * Package stages end to end on a real Debian mirror (the one this host's apt uses): `build`
+ * locks what imgmake.lock lacks, fetches the .debs once by sha256, installs them offline in the
+ * sandbox; `--locked` refuses to add to the lock; a build from a complete lock and the cached
+ * .debs needs no network at all. Plus imgmake.lock's format (pure).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LockFile } from '../src/debian/lock.js';
+import { locksText, readLocks } from '../src/packages.js';
+import { imgmake, ran, summary, tempProject } from './helpers/cli.js';
+
+const pkg = (name: string, sha: string) => ({
+  name,
+  version: '1.0-1',
+  architecture: 'amd64',
+  priority: 'optional',
+  section: 'misc',
+  source: 'archive' as const,
+  path: `pool/main/${name[0]}/${name}/${name}_1.0-1_amd64.deb`,
+  size: 1000,
+  sha256: sha.repeat(64),
+});
+
+test('imgmake.lock: several locks, one package per line, read back as written; a broken file says where', async (t) => {
+  const p = await tempProject();
+  t.after(p.cleanup);
+  const locks: LockFile[] = [
+    { version: 1, request: { suite: 'bookworm', components: ['main'], architecture: 'amd64', variant: 'essential', packages: [], sources: ['archive'] }, packages: [pkg('aa', 'a'), pkg('bb', 'b')] },
+    { version: 1, request: { suite: 'bookworm', components: ['main'], architecture: 'amd64', variant: 'important', packages: ['hello'], sources: ['archive', 'security'] }, packages: [pkg('cc', 'c')] },
+  ];
+  const text = locksText(locks);
+  const lines = text.split('\n');
+  assert.equal(lines.filter((l) => l.includes('"sha256"')).length, 3, 'one line per package');
+  const file = join(p.dir, 'imgmake.lock');
+  await writeFile(file, text);
+  const back = await readLocks(file);
+  assert.ok(back.ok);
+  assert.deepEqual(back.value, locks);
+  await writeFile(file, text.replace('"bb"', '"Bad Name"'));
+  const bad = await readLocks(file);
+  assert.ok(!bad.ok);
+  assert.match(bad.error.message, /locks\[0\]: packages\[1\]/);
+  assert.match(bad.error.hint!, /imgmake lock/);
+});
+
+const DEFINITION = (packages: string, hostname: string) => `version: 1
+pipelines:
+  os:
+    stages:
+      - name: packages
+        rule: apt.install
+        options:
+          variant: essential
+          packages: [${packages}]
+      - name: hostname
+        rule: system.hostname
+        options: { hostname: ${hostname} }
+  tarball:
+    stages:
+      - rule: archive.tar
+        inputs: { tree: { pipeline: os } }
+        options: { filename: os.tar }
+targets:
+  tar: { pipeline: tarball, export: [os.tar] }
+`;
+
+test('a package stage: locked, fetched once, installed offline; reused until the package set changes', { timeout: 900_000 }, async (t) => {
+  const p = await tempProject();
+  t.after(p.cleanup);
+  await writeFile(p.file, DEFINITION('hello', 'tiny'));
+  const tar = join(p.dir, 'out', 'tar', 'os.tar');
+
+  const first = await imgmake(['--json', '-f', p.file, 'build', 'tar']);
+  assert.equal(first.code, 0, first.stderr + first.stdout);
+  assert.deepEqual(ran(first), ['os.hostname', 'os.packages', 'tarball.0']);
+  assert.match(first.stderr, /locking os\.packages: bookworm essential \+ hello/);
+  const lock = await readLocks(join(p.dir, 'imgmake.lock'));
+  assert.ok(lock.ok);
+  assert.equal(lock.value.length, 1);
+  const names = lock.value[0]!.packages.map((x) => x.name);
+  assert.ok(names.includes('hello') && names.includes('dpkg') && names.includes('base-files'), names.join(' '));
+  // The tree holds exactly the locked set, installed (maintainer scripts ran), and our hostname.
+  const status = execFileSync('tar', ['-xOf', tar, './var/lib/dpkg/status'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const installed = status
+    .split('\n\n')
+    .filter((para) => /^Status: install ok installed$/m.test(para))
+    .map((para) => /^Package: (.+)$/m.exec(para)![1]!)
+    .sort();
+  assert.deepEqual(installed, [...names].sort());
+  assert.equal(execFileSync('tar', ['-xOf', tar, './etc/hostname'], { encoding: 'utf8' }), 'tiny\n');
+  assert.match(execFileSync('tar', ['-tvf', tar], { encoding: 'utf8', maxBuffer: 1 << 26 }), /\.\/usr\/bin\/hello\n/);
+
+  // Nothing changed: nothing runs, the lock is not touched, nothing is fetched.
+  const lockText = await readFile(join(p.dir, 'imgmake.lock'), 'utf8');
+  const again = await imgmake(['--json', '-f', p.file, 'build', 'tar', '--locked']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(summary(again).ran, 0);
+  assert.equal(await readFile(join(p.dir, 'imgmake.lock'), 'utf8'), lockText);
+
+  // The hostname changes: the package stage is reused.
+  await writeFile(p.file, DEFINITION('hello', 'tiny2'));
+  const edit = await imgmake(['--json', '-f', p.file, 'build', 'tar', '--locked']);
+  assert.equal(edit.code, 0, edit.stderr);
+  assert.deepEqual(ran(edit), ['os.hostname', 'tarball.0']);
+
+  // A package the lock lacks: --locked refuses (exit 2, the lock untouched), a plain build locks it.
+  await writeFile(p.file, DEFINITION('hello, cowsay', 'tiny2'));
+  const refused = await imgmake(['-f', p.file, 'build', 'tar', '--locked']);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /imgmake\.lock has no lock for os\.packages \(bookworm essential \+ cowsay hello\)/);
+  assert.equal(await readFile(join(p.dir, 'imgmake.lock'), 'utf8'), lockText);
+
+  // Offline: the tree is gone from the cache, the mirror is unreachable; the lock and the cached
+  // .debs are enough.
+  await writeFile(p.file, DEFINITION('hello', 'tiny2'));
+  await rm(join(p.dir, 'cache', 'layers'), { recursive: true });
+  const offline = await imgmake(['--json', '-f', p.file, 'build', 'tar', '--locked'], { env: { IMGMAKE_VAR_debian_mirror: 'http://127.0.0.1:9/debian', IMGMAKE_VAR_debian_security_mirror: 'http://127.0.0.1:9/debian-security' } });
+  assert.equal(offline.code, 0, offline.stderr + offline.stdout);
+  assert.deepEqual(ran(offline), ['os.hostname', 'os.packages', 'tarball.0']);
+  assert.equal(offline.stdout.includes('fetched'), false, 'nothing was downloaded');
+});
