@@ -1,5 +1,5 @@
 # imgmake rules: helpers for the rules that act on a disk image file in the tree (disk.*, grub.*,
-# disk.qcow2). Sourced after prelude.sh (see disk.ts). POSIX sh: dash has no pipefail, so no
+# disk.convert). Sourced after prelude.sh (see disk.ts). POSIX sh: dash has no pipefail, so no
 # helper pipes a command whose failure matters.
 export TZ=UTC LC_ALL=C
 

@@ -1,6 +1,6 @@
 /**
  * What the disk rules share (disk.partition, disk.ext4, disk.vfat, grub.efi, grub.bios,
- * disk.qcow2): `disk.sh`'s shell helpers after the prelude, the way a partition is named in
+ * disk.convert): `disk.sh`'s shell helpers after the prelude, the way a partition is named in
  * options, and sizes.
  *
  * A disk image is a file at the top of a tree (`disk.raw`). disk.partition makes it; later stages
