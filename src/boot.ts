@@ -70,8 +70,10 @@ export async function probeAccel(accel: Accel, timeoutMs = 30_000): Promise<{ ok
     const args = qemuArgs({ firmware: 'uefi', accel, memoryMiB: 256, cpus: 1, varsFile, interactive: false });
     const child = execa('qemu-system-x86_64', args, { reject: false, timeout: timeoutMs, stdin: 'ignore', all: true, buffer: { all: true } });
     let seen = false;
+    let tail = ''; // the mark may straddle two chunks
     child.all!.on('data', (chunk: Buffer) => {
-      if (!seen && chunk.toString('latin1').includes(PROBE_MARK)) {
+      tail = (tail + chunk.toString('latin1')).slice(-4096);
+      if (!seen && tail.includes(PROBE_MARK)) {
         seen = true;
         child.kill('SIGKILL');
       }

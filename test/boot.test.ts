@@ -35,8 +35,9 @@ test('qemuArgs: UEFI has the firmware read-only and a writable variable store; B
   assert.throws(() => qemuArgs({ firmware: 'uefi', accel: 'tcg', memoryMiB: 1, cpus: 1, interactive: false }), /variable store/);
 });
 
-test('the accelerator probe: the UEFI firmware starts under software emulation', { timeout: 60_000 }, async () => {
-  const tcg = await probeAccel('tcg');
+test('the accelerator probe: the UEFI firmware starts under software emulation', { timeout: 300_000 }, async () => {
+  // Generous: OVMF takes ~5 s under TCG on an idle machine, several times that under load.
+  const tcg = await probeAccel('tcg', 240_000);
   assert.deepEqual(tcg, { ok: true, why: 'the UEFI firmware runs under tcg' });
   // KVM may or may not run guests on a machine; the probe must answer either way, with a reason.
   const kvm = await probeAccel('kvm');
