@@ -104,6 +104,9 @@ export function makeRootTree(dir: string, { reverse = false, time }: { reverse?:
   mkdirSync(dir, { recursive: true });
   for (const step of reverse ? [...steps].reverse() : steps) step();
   linkSync(join(dir, 'usr/bin/tool'), join(dir, 'usr/bin/tool-hardlink'));
+  mkdirSync(join(dir, 'dev'));
+  execFileSync('mknod', ['-m', '0666', join(dir, 'dev/null'), 'c', '1', '3']);
+  execFileSync('mkfifo', ['-m', '0600', join(dir, 'dev/initctl')]);
   chownSync(join(dir, 'etc/shadow'), 0, 42);
   chownSync(join(dir, 'home/user'), 1000, 1000);
   chownSync(join(dir, 'home/user/notes'), 1000, 1000);

@@ -51,8 +51,10 @@ test('the tree lands in the partition: owners, modes, links, hardlinks, xattrs, 
       assert.equal(at('cat "/weird/with space ""and"" quote\\back"'), 'odd\n');
       assert.match(at('stat /usr/lib/big.bin'), /Size: 307200/);
       assert.match(at('ls -l /empty'), /\.\./);
+      assert.match(at('stat /dev/null'), /Type: character special +Mode: {2}0666[\s\S]*Device major\/minor number: 01:03/);
+      assert.match(at('stat /dev/initctl'), /Type: FIFO +Mode: {2}0600/);
       // Every time of every inode is SOURCE_DATE_EPOCH (mtime: clamp, the default).
-      for (const p of ['/', '/etc/shadow', '/bin', '/home/user', '/weird/with space ""and"" quote\\back', '/lost+found']) {
+      for (const p of ['/', '/etc/shadow', '/bin', '/home/user', '/dev/null', '/dev/initctl', '/weird/with space ""and"" quote\\back', '/lost+found']) {
         const st = at(`stat "${p}"`);
         for (const f of ['ctime', 'atime', 'mtime', 'crtime']) assert.match(st, new RegExp(`${f}: ${SDE_HEX} `), `${p} ${f}`);
       }

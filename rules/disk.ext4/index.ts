@@ -96,7 +96,7 @@ const ext4: RuleInvoke<Options> = (options, ctx) => {
             `odd=$(cd "$src" && find . -name "*$nl*" -print -quit)`,
             `[ -z "$odd" ] || die "the tree has a file name holding a newline, which debugfs cannot name: $odd"`,
             // Paths for debugfs: quoted, a " doubled. The root itself is "" → "/".
-            `(cd "$src" && find . -newermt "@$SOURCE_DATE_EPOCH" ! -type s -printf '/%P\\n') > /tmp/newer || die 'listing the tree input failed'`,
+            `(cd "$src" && find . -newermt "@$SOURCE_DATE_EPOCH" -printf '/%P\\n') > /tmp/newer || die 'listing the tree input failed'`,
             `sed -e 's/"/""/g' -e "s/.*/sif \\"&\\" mtime @$SOURCE_DATE_EPOCH/" /tmp/newer >> /tmp/debugfs.cmds`,
           ]
         : []),
