@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertFails, assertOk, perms, runRule, schemaErrors, withRule } from '../../test/helpers/rule-harness.js';
 
@@ -239,4 +239,22 @@ test('the schema rejects bad unit names; conflicting lists are refused before an
   }
   await assert.rejects(runRule('systemd.units', { enable: ['ssh.service'], mask: ['ssh.service'] }), /ssh.service is listed in both enable and mask/);
   await assert.rejects(runRule('systemd.units', { enable: ['a.service'], disable: ['a.service'] }), /both enable and disable/);
+});
+
+const HOST_UNITS = '/lib/systemd/system';
+const hostHas = (names: string[]) => names.every((n) => existsSync(join(HOST_UNITS, n)));
+
+test('the buildroot\'s own getty@ and serial-getty@ unit files (when it has them) enable as systemctl would', { ...T, skip: !hostHas(['getty@.service', 'serial-getty@.service']) }, async () => {
+  const setup = (tree: string) => {
+    debianTree(tree);
+    for (const n of ['getty@.service', 'serial-getty@.service']) copyFileSync(join(HOST_UNITS, n), join(tree, 'usr/lib/systemd/system', n));
+  };
+  await withRule('systemd.units', { enable: ['getty@.service', 'serial-getty@ttyS0.service'] }, { tree: setup }, (r) => {
+    assertOk(r);
+    assert.deepEqual(listing(r.tree), [
+      'getty.target.wants/',
+      `getty.target.wants/getty@tty1.service -> ${U}/getty@.service`,
+      `getty.target.wants/serial-getty@ttyS0.service -> ${U}/serial-getty@.service`,
+    ]);
+  });
 });
