@@ -14,11 +14,12 @@ const PASSWD = [
   'root:x:0:0:root:/root:/bin/bash',
   'daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin',
   'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin',
+  'www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin',
   'existing:x:1000:1000:Existing User,,,:/home/existing:/bin/zsh',
 ];
-const GROUP = ['root:x:0:', 'daemon:x:1:', 'adm:x:4:', 'shadow:x:42:', 'sudo:x:27:', 'users:x:100:', 'nogroup:x:65534:', 'existing:x:1000:'];
-const SHADOW = ['root:*:19000:0:99999:7:::', 'daemon:*:19000:0:99999:7:::', 'nobody:*:19000:0:99999:7:::', 'existing:$y$j9T$old$oldhash:19500:0:99999:7:::'];
-const GSHADOW = ['root:*::', 'daemon:*::', 'adm:*::', 'shadow:*::', 'sudo:*::existing', 'users:*::', 'nogroup:*::', 'existing:!::'];
+const GROUP = ['root:x:0:', 'daemon:x:1:', 'adm:x:4:', 'shadow:x:42:', 'sudo:x:27:', 'www-data:x:33:', 'users:x:100:', 'nogroup:x:65534:', 'existing:x:1000:'];
+const SHADOW = ['root:*:19000:0:99999:7:::', 'daemon:*:19000:0:99999:7:::', 'nobody:*:19000:0:99999:7:::', 'www-data:*:19000:0:99999:7:::', 'existing:$y$j9T$old$oldhash:19500:0:99999:7:::'];
+const GSHADOW = ['root:*::', 'daemon:*::', 'adm:*::', 'shadow:*::', 'sudo:*::existing', 'www-data:*::', 'users:*::', 'nogroup:*::', 'existing:!::'];
 
 const text = (lines: string[]) => lines.map((l) => `${l}\n`).join('');
 const read = (tree: string, rel: string) => readFileSync(join(tree, rel), 'utf8');
@@ -76,11 +77,11 @@ test('new users: first free ids from 1000, own groups, supplementary groups, sha
     assert.equal(read(r.tree, 'etc/shadow'), text([...SHADOW, `alice:${HASH}:${DAYS}:0:99999:7:::`, `bob:!:${DAYS}:0:99999:7:::`]));
     assert.equal(
       read(r.tree, 'etc/group'),
-      text(['root:x:0:', 'daemon:x:1:', 'adm:x:4:alice', 'shadow:x:42:', 'sudo:x:27:alice,bob', 'users:x:100:', 'nogroup:x:65534:', 'existing:x:1000:', 'alice:x:1001:', 'bob:x:1002:']),
+      text(['root:x:0:', 'daemon:x:1:', 'adm:x:4:alice', 'shadow:x:42:', 'sudo:x:27:alice,bob', 'www-data:x:33:', 'users:x:100:', 'nogroup:x:65534:', 'existing:x:1000:', 'alice:x:1001:', 'bob:x:1002:']),
     );
     assert.equal(
       read(r.tree, 'etc/gshadow'),
-      text(['root:*::', 'daemon:*::', 'adm:*::alice', 'shadow:*::', 'sudo:*::existing,alice,bob', 'users:*::', 'nogroup:*::', 'existing:!::', 'alice:!::', 'bob:!::']),
+      text(['root:*::', 'daemon:*::', 'adm:*::alice', 'shadow:*::', 'sudo:*::existing,alice,bob', 'www-data:*::', 'users:*::', 'nogroup:*::', 'existing:!::', 'alice:!::', 'bob:!::']),
     );
     for (const [f, mode, gid] of [['etc/passwd', 0o644, 0], ['etc/group', 0o644, 0], ['etc/shadow', 0o640, 42], ['etc/gshadow', 0o640, 42]] as const) {
       const st = lstatSync(join(r.tree, f));
@@ -133,7 +134,7 @@ test('ids given elsewhere in the stage are skipped; named primary groups, new gr
     assert.equal(
       read(r.tree, 'etc/group'),
       text([
-        'root:x:0:', 'daemon:x:1:', 'adm:x:4:', 'shadow:x:42:', 'sudo:x:27:', 'users:x:100:', 'nogroup:x:65534:', 'existing:x:1000:',
+        'root:x:0:', 'daemon:x:1:', 'adm:x:4:', 'shadow:x:42:', 'sudo:x:27:', 'www-data:x:33:', 'users:x:100:', 'nogroup:x:65534:', 'existing:x:1000:',
         'docker:x:101:svc', 'devs:x:2000:first', 'ops:x:1001:', 'first:x:1002:', 'svc:x:102:', 'third:x:1500:',
       ]),
     );
@@ -151,7 +152,7 @@ test('an existing user is updated: password, keys and groups; uid, home, shell, 
   await withRule('users.add', options, { tree: debianTree }, (r) => {
     assertOk(r);
     assert.equal(read(r.tree, 'etc/passwd'), text(PASSWD));
-    assert.equal(read(r.tree, 'etc/shadow'), text([...SHADOW.slice(0, 3), `existing:${HASH}:${DAYS}:0:99999:7:::`]));
+    assert.equal(read(r.tree, 'etc/shadow'), text([...SHADOW.slice(0, 4), `existing:${HASH}:${DAYS}:0:99999:7:::`]));
     assert.match(read(r.tree, 'etc/group'), /^adm:x:4:existing$/m);
     assert.match(read(r.tree, 'etc/group'), /^sudo:x:27:existing$/m);
     assert.match(read(r.tree, 'etc/gshadow'), /^sudo:\*::existing$/m, 'already a member: not added twice');
@@ -164,6 +165,18 @@ test('an existing user is updated: password, keys and groups; uid, home, shell, 
     assert.equal(read(r.tree, 'root/.ssh/authorized_keys'), `${KEY2}\n`);
     assert.equal(lstatSync(join(r.tree, 'root/.ssh/authorized_keys')).uid, 0);
     assert.equal(perms(lstatSync(join(r.tree, 'root')).mode), 0o700, 'a missing /root is made like any home');
+  });
+});
+
+test('homes: none made for an existing user only joining groups; a system user\'s given home is made without skel', T, async () => {
+  const options = { users: [{ name: 'www-data', groups: ['adm'] }, { name: 'svc', system: true, home: '/var/lib/svc' }] };
+  await withRule('users.add', options, { tree: debianTree }, (r) => {
+    assertOk(r);
+    assert.equal(existsSync(join(r.tree, 'var/www')), false);
+    assert.match(read(r.tree, 'etc/group'), /^adm:x:4:www-data$/m);
+    assert.match(read(r.tree, 'etc/passwd'), /^svc:x:100:101::\/var\/lib\/svc:\/usr\/sbin\/nologin$/m);
+    assert.deepEqual(homeListing(r.tree, 'var/lib/svc'), ['var/lib/svc 700 100:101']);
+    assert.equal(perms(lstatSync(join(r.tree, 'var/lib')).mode), 0o755);
   });
 });
 

@@ -9,7 +9,8 @@
 #   group  NAME  GID  SYSTEM(0|1)
 #   user   NAME  UID  GID  GROUPNAME  GROUPS(a,b)  HOME  SHELL  HASH  GECOS  SYSTEM  KEYS(index|-)
 # Writes OUT/passwd, OUT/shadow, OUT/group, OUT/gshadow and OUT/homes (one line a user:
-# NAME UID GID HOME new|old KEYS, tab-separated), or OUT/error and exits 1. POSIX awk.
+# NAME UID GID HOME MAKE KEYS, tab-separated; MAKE: skel, empty or no — whether a missing home is
+# made, with /etc/skel's files or without), or OUT/error and exits 1. POSIX awk.
 
 function fail(msg) {
   print "users.add: " msg > (OUT "/error")
@@ -96,7 +97,7 @@ function do_group(name, gid, sys,   old) {
   group_new(name, gid)
 }
 
-function do_user(name, uid, gid, gname, groups, home, shell, hash, gecos, sys, keys,   p, n, old, u, g, h, sh, gc, s, m, list, k) {
+function do_user(name, uid, gid, gname, groups, home, shell, hash, gecos, sys, keys,   p, n, old, u, g, h, sh, gc, s, m, list, k, make) {
   old = has("passwd", name)
   if (old) {
     n = split(L["passwd", IDX["passwd", name]], p, ":")
@@ -155,7 +156,10 @@ function do_user(name, uid, gid, gname, groups, home, shell, hash, gecos, sys, k
     add_member("group", list[k], name)
     if (GSHADOW != "") add_member("gshadow", list[k], name)
   }
-  print name "\t" u "\t" g "\t" h "\t" (old ? "old" : "new") "\t" keys > (OUT "/homes")
+  # A home is made (when missing) for a new user, a home given, or keys to put in it; never
+  # for an existing user only joining groups. Only a normal user's gets /etc/skel.
+  make = !old || given(home) || keys != "-"
+  print name "\t" u "\t" g "\t" h "\t" (make ? (sys ? "empty" : "skel") : "no") "\t" keys > (OUT "/homes")
 }
 
 function write(which, path,   i) {

@@ -33,18 +33,20 @@ users_db() {
   if [ -n "$GSHADOW" ]; then install_db gshadow; fi
 }
 
-# users_homes: each user's home (0700, the user's, from /etc/skel) when it is missing, and
-# ~/.ssh/authorized_keys (0600 in a 0700 .ssh, the user's) when keys were given.
+# users_homes: each user's home when it is missing and users.awk says to make it (0700, the
+# user's, with /etc/skel's files for a normal user), and ~/.ssh/authorized_keys (0600 in a
+# 0700 .ssh, the user's) when keys were given.
 users_homes() {
   _tab=$(printf '\t')
-  while IFS=$_tab read -r _name _uid _gid _home _state _keys; do
+  while IFS=$_tab read -r _name _uid _gid _home _make _keys; do
     [ "$_home" != /nonexistent ] || continue # users.awk refused ssh_keys for it
+    [ "$_make" != no ] || continue
     _h=$(parent_dir "$_home")
     [ ! -L "$_h" ] || die "users.add: user $_name: home $_home is a symlink; not following it"
     if [ ! -e "$_h" ]; then
       mkdir "$_h"
       _skel=$(in_tree /etc/skel follow)
-      if [ -d "$_skel" ]; then cp -a "$_skel/." "$_h/"; fi
+      if [ "$_make" = skel ] && [ -d "$_skel" ]; then cp -a "$_skel/." "$_h/"; fi
       chown -hR "$_uid:$_gid" "$_h"
       chmod 0700 "$_h"
     fi
