@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertFails, assertOk, perms, runRule, schemaErrors, withRule } from '../../test/helpers/rule-harness.js';
 
@@ -177,6 +177,45 @@ test('homes: none made for an existing user only joining groups; a system user\'
     assert.match(read(r.tree, 'etc/passwd'), /^svc:x:100:101::\/var\/lib\/svc:\/usr\/sbin\/nologin$/m);
     assert.deepEqual(homeListing(r.tree, 'var/lib/svc'), ['var/lib/svc 700 100:101']);
     assert.equal(perms(lstatSync(join(r.tree, 'var/lib')).mode), 0o755);
+  });
+});
+
+const HOST_DB = ['passwd', 'group', 'shadow', 'gshadow'];
+
+test('on copies of the buildroot\'s own database a new user is appended, every other line and mode kept', { ...T, skip: !HOST_DB.every((f) => existsSync(`/etc/${f}`)) }, async () => {
+  const host = Object.fromEntries(HOST_DB.map((f) => [f, readFileSync(`/etc/${f}`, 'utf8')]));
+  const ids = (db: string, k: number) => new Set(db.split('\n').filter(Boolean).map((l) => Number(l.split(':')[k])));
+  const uids = ids(host['passwd']!, 2);
+  const gids = ids(host['group']!, 2);
+  let uid = 1000;
+  while (uids.has(uid)) uid++;
+  let gid = uid;
+  if (gids.has(gid)) for (gid = 1000; gids.has(gid); gid++);
+  const joins = ['adm', 'sudo'].filter((g) => host['group']!.split('\n').some((l) => l.startsWith(`${g}:`)));
+  const setup = (tree: string) => {
+    mkdirSync(join(tree, 'etc'));
+    for (const f of HOST_DB) {
+      const st = lstatSync(`/etc/${f}`);
+      copyFileSync(`/etc/${f}`, join(tree, 'etc', f));
+      chownSync(join(tree, 'etc', f), st.uid, st.gid);
+      chmodSync(join(tree, 'etc', f), perms(st.mode));
+    }
+  };
+  await withRule('users.add', { users: [{ name: 'imgmake-tester', groups: joins }] }, { tree: setup }, (r) => {
+    assertOk(r);
+    const end = (t: string) => (t === '' || t.endsWith('\n') ? t : `${t}\n`);
+    assert.equal(read(r.tree, 'etc/passwd'), `${end(host['passwd']!)}imgmake-tester:x:${uid}:${gid}::/home/imgmake-tester:/bin/bash\n`);
+    assert.equal(read(r.tree, 'etc/shadow'), `${end(host['shadow']!)}imgmake-tester:!:${DAYS}:0:99999:7:::\n`);
+    const group = read(r.tree, 'etc/group').split('\n');
+    assert.equal(group.at(-2), `imgmake-tester:x:${gid}:`);
+    for (const g of joins) assert.ok(group.some((l) => l.startsWith(`${g}:`) && l.split(':')[3]!.split(',').includes('imgmake-tester')), g);
+    assert.equal(group.length, host['group']!.split('\n').filter(Boolean).length + 2);
+    for (const f of HOST_DB) {
+      const a = lstatSync(`/etc/${f}`);
+      const b = lstatSync(join(r.tree, 'etc', f));
+      assert.equal(`${perms(b.mode)} ${b.uid}:${b.gid}`, `${perms(a.mode)} ${a.uid}:${a.gid}`, f);
+    }
+    assert.equal(lstatSync(join(r.tree, 'home/imgmake-tester')).uid, uid);
   });
 });
 
