@@ -192,7 +192,7 @@ async function planCommand(targets: string[], o: GlobalOptions): Promise<number>
 }
 
 async function targetsCommand(o: GlobalOptions): Promise<number> {
-  const loaded = await loadContext(o);
+  const loaded = await loadContext(o, { lock: 'skip' });
   if (!loaded.ok) return reportDiagnostics(loaded.error, o);
   for (const t of loaded.value.def.targets.values()) {
     if (o.json) out(JSON.stringify({ type: 'target', name: t.name, pipeline: t.pipeline, export: t.export }));
@@ -214,7 +214,7 @@ async function rulesCommand(name: string | undefined, o: GlobalOptions): Promise
 }
 
 async function bootTarget(target: string, bo: BootCommandOptions, o: GlobalOptions): Promise<number> {
-  const loaded = await loadContext(o);
+  const loaded = await loadContext(o, { lock: 'skip' });
   if (!loaded.ok) return reportDiagnostics(loaded.error, o);
   const ctx = loaded.value;
   if (!ctx.def.targets.has(target)) {

@@ -120,8 +120,11 @@ export function locksText(locks: readonly LockFile[]): string {
 }
 
 export interface LockOptions {
-  /** `read`: use the file; `resolve`: also lock requests it lacks; `update`: lock every request again. */
-  mode: 'read' | 'resolve' | 'update';
+  /**
+   * `read`: use the file; `resolve`: also lock requests it lacks; `update`: lock every request
+   * again; `skip`: attach nothing (commands that need no keys: targets, boot).
+   */
+  mode: 'skip' | 'read' | 'resolve' | 'update';
   sandbox: Sandbox;
   /** Scratch for apt's private state (kept between runs: apt revalidates its lists). */
   workDir: string;
@@ -142,6 +145,7 @@ export interface Locked {
  * when it changed.
  */
 export async function attachLocks(def: Definition, rules: RuleRegistry, o: LockOptions): Promise<Result<Locked, Diagnostic[]>> {
+  if (o.mode === 'skip') return ok({ resolved: 0, wrote: false });
   const lockPath = join(def.dir, LOCK_FILE);
   const wanted = def.vars['debian_mirror'] !== undefined ? mirrorOf(def) : undefined;
   const stages = packageStages(def, rules, wanted?.ok ? wanted.value : { archive: '' });
