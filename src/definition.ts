@@ -26,6 +26,11 @@ export interface PipelineDef {
   loc: Loc;
   /** The pipeline whose tree is the buildroot of this one's stages; absent: the host's /usr. */
   build?: { pipeline: PipelineName; loc: Loc };
+  /**
+   * The pipeline whose tree this one starts from (its first stage's parent is that pipeline's
+   * last stage); absent: an empty tree.
+   */
+  base?: { pipeline: PipelineName; loc: Loc };
   stages: StageDef[];
 }
 

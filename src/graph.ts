@@ -2,7 +2,8 @@
  * graph: Definition + rules → the DAG. One node per stage, one per project file a stage takes
  * as input; edges run from what a stage needs to the stage:
  *
- *     parent     the previous stage of the same pipeline (the tree it starts from)
+ *     parent     the previous stage of the same pipeline (the tree it starts from); for a
+ *                pipeline's first stage, the last stage of its `base:` pipeline, if it has one
  *     input      the last stage of an input pipeline, or a project file's node
  *     buildroot  the last stage of the pipeline named by `build:`
  *
@@ -64,6 +65,7 @@ function addEdges(graph: BuildGraph['graph'], pl: PipelineDef, finalOf: (p: Pipe
     const id = stageNodeId(pl.name, s.id);
     const prev = pl.stages[i - 1];
     if (prev) graph.addDirectedEdge(stageNodeId(pl.name, prev.id), id, { kind: 'parent' });
+    else if (pl.base) graph.addDirectedEdge(finalOf(pl.base.pipeline), id, { kind: 'parent' });
     if (pl.build) graph.addDirectedEdge(finalOf(pl.build.pipeline), id, { kind: 'buildroot' });
     for (const input of s.inputs) {
       if (input.kind === 'pipeline') {

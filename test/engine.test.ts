@@ -193,3 +193,45 @@ test('IMGMAKE_VAR_NAME sets a variable like --var, and --var wins over it', asyn
   assert.equal(flag.code, 0, flag.stderr);
   assert.equal(hostnameIn(), 'from-flag\n');
 });
+
+test('a pipeline with base: starts from that pipeline\'s tree; editing the base reruns both', async (t) => {
+  const p = await tempProject();
+  t.after(p.cleanup);
+  await writeFile(
+    p.file,
+    `version: 1
+pipelines:
+  base:
+    stages:
+      - name: motd
+        rule: files.write
+        options: { files: [{ path: /etc/motd, content: "\${motd}\\n" }] }
+  image:
+    base: base
+    stages:
+      - name: hostname
+        rule: system.hostname
+        options: { hostname: box }
+vars:
+  motd: one
+targets:
+  image: { pipeline: image }
+`,
+  );
+  const first = await imgmake(['--json', '-f', p.file, 'build', 'image']);
+  assert.equal(first.code, 0, first.stderr + first.stdout);
+  assert.deepEqual(ran(first), ['base.motd', 'image.hostname']);
+  assert.equal(await readFile(join(p.dir, 'out', 'image', 'etc', 'motd'), 'utf8'), 'one\n');
+  assert.equal(await readFile(join(p.dir, 'out', 'image', 'etc', 'hostname'), 'utf8'), 'box\n');
+
+  const planned = await imgmake(['--json', '-f', p.file, '--var', 'motd=two', 'plan', 'image']);
+  assert.equal(planned.code, 0, planned.stderr);
+  const why = planned.events.find((e) => e.node === 'image.hostname');
+  assert.equal(why?.status, 'run');
+  assert.match(JSON.stringify(why?.reasons), /base\.motd/);
+
+  const edit = await imgmake(['--json', '-f', p.file, '--var', 'motd=two', 'build', 'image']);
+  assert.equal(edit.code, 0, edit.stderr);
+  assert.deepEqual(ran(edit), ['base.motd', 'image.hostname']);
+  assert.equal(await readFile(join(p.dir, 'out', 'image', 'etc', 'motd'), 'utf8'), 'two\n');
+});

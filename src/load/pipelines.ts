@@ -38,7 +38,7 @@ export const INPUT_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 /** Target names become a folder: `out/TARGET/`. */
 export const TARGET_NAME = /^[a-z][a-z0-9_.-]*$/;
 
-const PIPELINE_KEYS = ['build', 'stages'];
+const PIPELINE_KEYS = ['base', 'build', 'stages'];
 const STAGE_KEYS = ['name', 'rule', 'options', 'inputs'];
 const INPUT_KEYS = ['pipeline', 'file'];
 const TARGET_KEYS = ['pipeline', 'export'];
@@ -58,7 +58,7 @@ export interface PipelineRef {
   from: PipelineName;
   to: string;
   loc: Loc;
-  how: 'build' | 'input';
+  how: 'base' | 'build' | 'input';
 }
 
 function show(ctx: LoadContext, p: string): string {
@@ -96,17 +96,20 @@ export function readPipeline(ctx: LoadContext, f: SourceFile, e: Entry, refs: Pi
   if (!map) return undefined;
   const es = entries(f, map, ctx.d, PIPELINE_KEYS, `in pipeline "${name}"`);
   let ok = nameOk;
-  let build: PipelineDef['build'];
-  const b = es.get('build');
-  if (b) {
-    const to = readString(ctx, f, b.value, `"build:" of pipeline "${name}"`, nodeLoc(f, b.key));
-    if (to === undefined) ok = false;
-    else {
-      const bl = nodeLoc(f, b.value);
-      build = { pipeline: to as PipelineName, loc: bl };
-      refs.push({ from: name, to, loc: bl, how: 'build' });
+  const reference = (key: 'base' | 'build'): { pipeline: PipelineName; loc: Loc } | undefined => {
+    const b = es.get(key);
+    if (!b) return undefined;
+    const to = readString(ctx, f, b.value, `"${key}:" of pipeline "${name}"`, nodeLoc(f, b.key));
+    if (to === undefined) {
+      ok = false;
+      return undefined;
     }
-  }
+    const bl = nodeLoc(f, b.value);
+    refs.push({ from: name, to, loc: bl, how: key });
+    return { pipeline: to as PipelineName, loc: bl };
+  };
+  const base = reference('base');
+  const build = reference('build');
   const s = es.get('stages');
   if (!s) {
     if (es.mistyped('stages')) return undefined;
@@ -132,7 +135,7 @@ export function readPipeline(ctx: LoadContext, f: SourceFile, e: Entry, refs: Pi
     else ok = false;
   });
   if (!ok) return undefined;
-  return { name, loc, ...(build ? { build } : {}), stages };
+  return { name, loc, ...(base ? { base } : {}), ...(build ? { build } : {}), stages };
 }
 
 function readStage(

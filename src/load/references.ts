@@ -1,5 +1,5 @@
 /**
- * References between pipelines (`build:`, `{ pipeline: NAME }` inputs, targets' `pipeline:`):
+ * References between pipelines (`base:`, `build:`, `{ pipeline: NAME }` inputs, targets' `pipeline:`):
  * each must name a pipeline, and pipelines may not depend on each other in a cycle.
  * A cycle is reported once, at the reference leaving its earliest-defined pipeline, naming
  * the whole chain, with notes at its other references.
@@ -84,7 +84,12 @@ function findCycles(d: Diagnostics, order: readonly string[], refs: readonly Pip
       first!.loc,
       "a pipeline cannot use its own tree, directly or through other pipelines: remove one of these references",
       rest.map((r) => ({
-        message: r.how === 'build' ? `"${r.from}" builds in "${r.to}" here` : `"${r.from}" uses "${r.to}" as an input here`,
+        message:
+          r.how === 'build'
+            ? `"${r.from}" builds in "${r.to}" here`
+            : r.how === 'base'
+              ? `"${r.from}" starts from "${r.to}" here`
+              : `"${r.from}" uses "${r.to}" as an input here`,
         loc: r.loc,
       })),
     );

@@ -50,7 +50,7 @@ export async function tempProject(example = 'hello'): Promise<{ dir: string; fil
   const dir = await mkdtemp(join(tmpdir(), `imgmake-${example}-`));
   await cp(join(repoRoot, 'examples', example), dir, {
     recursive: true,
-    filter: (src) => !/\/(cache|out)(\/|$)/.test(src.slice(join(repoRoot, 'examples', example).length)),
+    filter: (src) => !/\/(cache|out|imgmake\.lock)(\/|$)/.test(src.slice(join(repoRoot, 'examples', example).length)),
   });
   return { dir, file: join(dir, 'imgmake.yaml'), cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
