@@ -153,7 +153,11 @@ async function fetchDebs(ctx: Context, stages: StageDef[], logger: Logger, signa
     }
     return ok(have);
   } catch (e) {
-    return fail(`fetching packages failed: ${(e as Error).message}`);
+    const message = (e as Error).message;
+    const gone = /HTTP 404/.test(message)
+      ? `\nhint: a Debian mirror keeps only the current version of each package; run \`imgmake lock --update\` to lock the current ones`
+      : '';
+    return fail(`fetching packages failed: ${message}${gone}`);
   }
 }
 

@@ -122,4 +122,14 @@ test('a package stage: locked, fetched once, installed offline; reused until the
   assert.equal(offline.code, 0, offline.stderr + offline.stdout);
   assert.deepEqual(ran(offline), ['os.hostname', 'os.packages', 'tarball.0']);
   assert.equal(offline.stdout.includes('fetched'), false, 'nothing was downloaded');
+
+  // A lock naming a .deb the mirror no longer serves (superseded), on an empty cache: the build
+  // fails naming it, and says how to move on.
+  const stale = lockText.replace(/\/hello_[^/"_]+_amd64\.deb/, '/hello_0.0-0_amd64.deb');
+  assert.notEqual(stale, lockText);
+  await writeFile(join(p.dir, 'imgmake.lock'), stale);
+  const gone = await imgmake(['-f', p.file, '--cache', join(p.dir, 'cache2'), 'build', 'tar', '--locked']);
+  assert.equal(gone.code, 1, gone.stderr);
+  assert.match(gone.stderr, /hello .*hello_0\.0-0_amd64\.deb\): HTTP 404/);
+  assert.match(gone.stderr, /imgmake lock --update/);
 });
