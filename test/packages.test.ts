@@ -130,6 +130,6 @@ test('a package stage: locked, fetched once, installed offline; reused until the
   await writeFile(join(p.dir, 'imgmake.lock'), stale);
   const gone = await imgmake(['-f', p.file, '--cache', join(p.dir, 'cache2'), 'build', 'tar', '--locked']);
   assert.equal(gone.code, 1, gone.stderr);
-  assert.match(gone.stderr, /hello .*hello_0\.0-0_amd64\.deb\): HTTP 404/);
-  assert.match(gone.stderr, /imgmake lock --update/);
+  assert.match(gone.stdout, /hello .*hello_0\.0-0_amd64\.deb\): HTTP 404/);
+  assert.match(gone.stdout, /imgmake lock --update/);
 });
