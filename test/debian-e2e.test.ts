@@ -8,13 +8,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { imgmake, ran, summary, tempProject } from './helpers/cli.js';
 
 /** The image's own settings: everything after the hostname. */
-const OS = ['os.hostname', 'os.timezone', 'os.admin', 'os.fstab', 'os.esp-mountpoint'];
+const OS = ['os.hostname', 'os.timezone', 'os.admin', 'os.sudoers', 'os.fstab', 'os.esp-mountpoint'];
 /** What starts from the distro's packages: the environment, the workload, then the image's settings. */
 const AFTER_PACKAGES = ['distro.locale', 'distro.machine-id', 'vm.cmdline', 'vm.network', 'vm.units', 'workload.boot-check', ...OS];
 
@@ -42,10 +42,11 @@ test('examples/debian-12: builds, boots to multi-user with its hostname, and reb
   const edit = await imgmake(['--json', '-f', p.file, '--var', 'hostname=edited', 'build', 'qcow2', '--locked']);
   assert.equal(edit.code, 0, edit.stderr);
   assert.deepEqual(ran(edit), [...OS, 'esp.grub', 'disk.root', 'disk.esp', 'disk.bios', 'qcow2.0'].sort());
-  const booted = await imgmake(['-f', p.file, 'boot', 'qcow2']);
+  // This time through the BIOS path (GRUB's core.img in the BIOS boot partition), not UEFI.
+  const booted = await imgmake(['-f', p.file, 'boot', 'qcow2', '--bios']);
   assert.equal(booted.code, 0, booted.stderr);
   assert.match(booted.stdout, /IMGMAKE-BOOTED multi-user=active hostname=edited /);
-  assert.ok((await readFile(image)).length > 0);
+  assert.ok((await stat(image)).size > 0);
 
   // One more package: locked now (the build says so), and the package stage runs again.
   const distro = join(p.dir, 'distro', 'bookworm.yaml');
@@ -59,4 +60,11 @@ test('examples/debian-12: builds, boots to multi-user with its hostname, and reb
   const listing = execFileSync('tar', ['--zstd', '-tvf', join(p.dir, 'out', 'tar', 'rootfs.tar.zst')], { encoding: 'utf8', maxBuffer: 1 << 28 });
   assert.match(listing, /\.\/usr\/bin\/hello\n/);
   assert.match(listing, /\.\/etc\/hostname\n/);
+
+  // The other workload is a one-line change of the include list: only what follows it runs.
+  const root = await readFile(p.file, 'utf8');
+  await writeFile(p.file, root.replace('workload/boot-check.yaml', 'workload/login.yaml'));
+  const login = await imgmake(['--json', '-f', p.file, 'build', 'qcow2']);
+  assert.equal(login.code, 0, login.stderr + login.stdout.slice(-3000));
+  assert.deepEqual(ran(login), ['workload.motd', ...OS, 'esp.grub', 'disk.root', 'disk.esp', 'disk.bios', 'qcow2.0'].sort());
 });
