@@ -18,6 +18,7 @@ import { cacheDirOf, definitionPath, loadContext, resolveTargets, type Context, 
 import { openLocalStore } from './store/local.js';
 import { describeRule, listRules } from './cli/rules.js';
 import { bootCommand, type BootCommandOptions } from './cli/boot.js';
+import { exportCommand, logCommand, shellCommand, type ShellOptions } from './cli/checkpoint.js';
 import { fetchPackages } from './debian/fetch.js';
 import type { StageDef } from './definition.js';
 import { LOCK_FILE, mirrorOf, packagesOf } from './packages.js';
@@ -287,6 +288,21 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--ssh-port <PORT>', "forward 127.0.0.1:PORT to the guest's ssh (default: no network)")
     .option('--image <FILE>', 'which file of out/TARGET/ (default: its .qcow2)')
     .action((target: string, bo: BootCommandOptions) => run(bootTarget(target, bo, opts())));
+  p.command('shell')
+    .description("a shell in a stage's sandbox, on a throw-away writable view of the tree after it (NODE: PIPELINE.STAGE)")
+    .argument('<NODE>')
+    .argument('[CMD...]', 'a command to run instead of the shell (after --)')
+    .option('--before', 'the tree before the stage (the one it starts from)')
+    .action((node: string, cmd: string[], so: ShellOptions) => run(shellCommand(node, cmd, { ...opts(), ...so }).then((r) => (r.ok ? r.value : reportDiagnostics(r.error, opts())))));
+  p.command('export')
+    .description('copy the tree after a stage (NODE: PIPELINE.STAGE) to DIR, a new or empty directory')
+    .argument('<NODE>')
+    .argument('<DIR>')
+    .action((node: string, dir: string) => run(exportCommand(node, dir, opts()).then((r) => (r.ok ? r.value : reportDiagnostics(r.error, opts())))));
+  p.command('log')
+    .description("print the stored log of a stage's last run with its current definition (NODE: PIPELINE.STAGE)")
+    .argument('<NODE>')
+    .action((node: string) => run(logCommand(node, opts()).then((r) => (r.ok ? r.value : reportDiagnostics(r.error, opts())))));
   const cache = p.command('cache').description('inspect the cache');
   cache.command('info').description('where the cache is, what it holds, its size').action(() => run(cacheInfo(opts())));
   return p;

@@ -41,6 +41,8 @@ export type DiagnosticReason =
   | 'unknown-target'
   | 'bad-file'
   | 'bad-version'
+  /** A stage checkpoint (shell, export) whose tree is not in the cache. */
+  | 'not-built'
   | 'usage';
 
 export interface Diagnostic {

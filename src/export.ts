@@ -9,6 +9,8 @@
  * stamp names the key and the inode of the directory it was written for, so a build killed
  * between the swap and the stamp (or another build swapping in its own output) can never make
  * a stale directory look current.
+ *
+ * `copyOutOfTree` is the copy itself, which `imgmake export NODE DIR` shares.
  */
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +20,7 @@ import type { Sandbox } from './sandbox/run.js';
 import { SANDBOX_TREE } from './sandbox/spec.js';
 import type { Store, TreeRecord } from './store/types.js';
 import { SOURCE_DATE_EPOCH } from './key.js';
+import { fail, ok, type Result } from './result.js';
 
 const SANDBOX_OUT = '/run/imgmake/out';
 
@@ -52,26 +55,8 @@ export async function exportTarget(o: ExportOptions): Promise<ExportResult> {
     const names = o.target.export.map((p) => basename(p));
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup) return { ok: false, message: `target ${o.target.name} exports two files named ${dup}` };
-    const sources = o.target.export.length
-      ? o.target.export.map((p) => `${SANDBOX_TREE}/${p.replace(/^\/+/, '')}`)
-      : [`${SANDBOX_TREE}/.`];
-    const logFile = join(scratch, 'log');
-    await writeFile(logFile, '');
-    const r = await o.sandbox.run(
-      {
-        buildroot: { kind: 'host' },
-        tree: { mount: o.store.readMount(o.tree, scratch), writable: false },
-        inputs: [],
-        binds: [{ src: tmp, dest: SANDBOX_OUT, writable: true }],
-        argv: ['cp', '-a', '--', ...sources, `${SANDBOX_OUT}/`],
-        env: { SOURCE_DATE_EPOCH },
-      },
-      { logFile, ...(o.signal ? { signal: o.signal } : {}) },
-    );
-    if (r.exitCode !== 0) {
-      const log = (await readFile(logFile, 'utf8').catch(() => '')).trim();
-      return { ok: false, message: `exporting ${o.target.name} failed: ${log || `exit ${r.exitCode}`}` };
-    }
+    const copied = await copyOutOfTree({ ...o, paths: o.target.export, into: tmp, scratch });
+    if (!copied.ok) return { ok: false, message: `exporting ${o.target.name} failed: ${copied.error}` };
     const ino = (await inodeOfDir(tmp))!;
     await swapIn(tmp, dest);
     const stampTmp = `${stamp}.${randomBytes(4).toString('hex')}`;
@@ -82,6 +67,41 @@ export async function exportTarget(o: ExportOptions): Promise<ExportResult> {
     await rm(tmp, { recursive: true, force: true });
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * Copies `paths` of a committed tree (the whole tree when empty, its root directory's owner and
+ * mode included) into the existing directory `into`, with `cp -a` in the sandbox: owners, modes,
+ * symlinks, hardlinks within the copy, xattrs and holes are kept, and an absolute symlink in the
+ * tree resolves inside it. `scratch` is an empty directory the tree may be mounted on. Fails with
+ * what cp said.
+ */
+export async function copyOutOfTree(o: {
+  tree: TreeRecord;
+  paths: readonly string[];
+  into: string;
+  scratch: string;
+  store: Store;
+  sandbox: Sandbox;
+  signal?: AbortSignal | undefined;
+}): Promise<Result<void, string>> {
+  const sources = o.paths.length ? o.paths.map((p) => `${SANDBOX_TREE}/${p.replace(/^\/+/, '')}`) : [`${SANDBOX_TREE}/.`];
+  const logFile = join(o.scratch, 'log');
+  await writeFile(logFile, '');
+  const r = await o.sandbox.run(
+    {
+      buildroot: { kind: 'host' },
+      tree: { mount: o.store.readMount(o.tree, o.scratch), writable: false },
+      inputs: [],
+      binds: [{ src: o.into, dest: SANDBOX_OUT, writable: true }],
+      argv: ['cp', '-a', '--', ...sources, `${SANDBOX_OUT}/`],
+      env: { SOURCE_DATE_EPOCH },
+    },
+    { logFile, ...(o.signal ? { signal: o.signal } : {}) },
+  );
+  if (r.exitCode === 0) return ok(undefined);
+  const log = (await readFile(logFile, 'utf8').catch(() => '')).trim();
+  return fail(log || (r.cancelled ? 'interrupted' : `exit ${r.exitCode}`));
 }
 
 /**

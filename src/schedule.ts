@@ -14,16 +14,14 @@
  *
  * This module runs; it does not decide what is cached (plan) or print (it emits events).
  */
-import { copyFile, link, mkdir, readFile, writeFile, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import type { LockedPackage } from './debian/lock.js';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { BuildGraph } from './graph.js';
 import type { NodeId } from './ids.js';
-import { SOURCE_DATE_EPOCH, type Keys } from './key.js';
+import type { Keys } from './key.js';
 import type { Plan } from './plan.js';
-import type { RuleContext } from './rule.js';
 import type { Sandbox } from './sandbox/run.js';
-import { SANDBOX_INPUTS, SANDBOX_RUN, SANDBOX_TREE, type SandboxSpec, type TreeMount } from './sandbox/spec.js';
+import { stageSpec } from './sandbox/stage.js';
 import type { Store, TreeRecord } from './store/types.js';
 import type { Event, Logger } from './event.js';
 import { unreachable } from './result.js';
@@ -160,48 +158,7 @@ async function runStage(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, Tr
   };
   try {
     await writeFile(logFile, '');
-    const inputs: SandboxSpec['inputs'] = [];
-    const ctxInputs: RuleContext['inputs'] = {};
-    for (const input of stage.inputs) {
-      let mount: TreeMount;
-      let kind: 'tree' | 'file' | 'dir';
-      if (input.kind === 'pipeline') {
-        const t = treeOf('input', input.name)!;
-        const mp = join(w.scratch, 'inputs', input.name);
-        await mkdir(mp, { recursive: true });
-        mount = store.readMount(t, mp);
-        kind = 'tree';
-      } else if (input.kind === 'packages') {
-        mount = { kind: 'dir', path: await linkDebs(join(w.scratch, 'inputs', input.name), input.packages, opts.debs) };
-        kind = 'dir';
-      } else {
-        mount = { kind: 'dir', path: input.path };
-        kind = (await stat(input.path)).isDirectory() ? 'dir' : 'file';
-      }
-      inputs.push({ name: input.name, mount });
-      ctxInputs[input.name] = { path: `${SANDBOX_INPUTS}/${input.name}`, kind };
-    }
-    const br = treeOf('buildroot');
-    let buildroot: SandboxSpec['buildroot'] = { kind: 'host' };
-    if (br) {
-      const mp = join(w.scratch, 'buildroot');
-      await mkdir(mp);
-      buildroot = { kind: 'tree', mount: store.readMount(br, mp) };
-    }
-    const runDir = join(w.scratch, 'run');
-    await mkdir(runDir);
-    const invocation = await rule.invoke(structuredClone(stage.options), { tree: SANDBOX_TREE, inputs: ctxInputs, run: SANDBOX_RUN });
-    for (const [name, content] of Object.entries(invocation.files ?? {})) {
-      await writeFile(join(runDir, name), content, { mode: 0o755 });
-    }
-    const spec: SandboxSpec = {
-      buildroot,
-      tree: { mount: w.mount, writable: true, ...(invocation.apiFilesystems ? { apiFilesystems: true } : {}) },
-      inputs,
-      runDir,
-      argv: invocation.argv,
-      env: { SOURCE_DATE_EPOCH, TREE: SANDBOX_TREE, INPUTS: SANDBOX_INPUTS },
-    };
+    const spec = await stageSpec({ stage, rule, store, work: w, treeOf, debs: opts.debs });
     const r = await sandbox.run(spec, { logFile, ...(opts.signal ? { signal: opts.signal } : {}) });
     if (r.cancelled || opts.signal?.aborted) {
       await store.discard(w);
@@ -233,21 +190,4 @@ async function readTail(file: string): Promise<string[]> {
   } catch {
     return [];
   }
-}
-
-/**
- * A directory of a package stage's locked .debs, hard-linked from where fetch verified them
- * (copied across filesystems), named as the archive names them, plus `override`: PACKAGE
- * PRIORITY SECTION, the mirror's values, for apt-ftparchive.
- */
-async function linkDebs(dir: string, packages: readonly LockedPackage[], debs: ReadonlyMap<string, string> | undefined): Promise<string> {
-  await mkdir(dir, { recursive: true });
-  for (const p of packages) {
-    const from = debs?.get(p.sha256);
-    if (!from) throw new Error(`${p.name} ${p.version} was not fetched (sha256 ${p.sha256})`);
-    const to = join(dir, basename(p.path));
-    await link(from, to).catch((e: NodeJS.ErrnoException) => (e.code === 'EXDEV' ? copyFile(from, to) : Promise.reject(e)));
-  }
-  await writeFile(join(dir, 'override'), packages.map((p) => `${p.name} ${p.priority} ${p.section}\n`).join(''));
-  return dir;
 }

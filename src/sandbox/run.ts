@@ -4,6 +4,7 @@
  */
 import { execa } from 'execa';
 import { mkdir, utimes } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { SOURCE_DATE_EPOCH } from '../key.js';
 import { DEFAULT_PATH, sandboxCommand, type SandboxSpec } from './spec.js';
@@ -46,11 +47,24 @@ export const bwrapSandbox: Sandbox = {
   },
 };
 
-/** An interactive run (imgmake shell): the terminal is the sandbox's. */
-export async function runInteractive(spec: SandboxSpec): Promise<number> {
+/**
+ * An interactive run (imgmake shell): the sandbox gets this process's stdin, stdout and stderr
+ * (a terminal, or a pipe). Returns the command's exit code, 128 + the signal's number when it
+ * was killed; `signal` kills it (SIGTERM, then SIGKILL).
+ */
+export async function runInteractive(spec: SandboxSpec, opts: { signal?: AbortSignal } = {}): Promise<number> {
+  await prepareMountpoints(spec);
   const { file, args } = sandboxCommand({ ...spec, interactive: true });
-  const r = await execa(file, args, { stdio: 'inherit', reject: false, env: { PATH: DEFAULT_PATH }, extendEnv: false });
-  return r.exitCode ?? 1;
+  const r = await execa(file, args, {
+    stdio: 'inherit',
+    reject: false,
+    env: { PATH: DEFAULT_PATH },
+    extendEnv: false,
+    ...(opts.signal ? { cancelSignal: opts.signal } : {}),
+    forceKillAfterDelay: 2000,
+  });
+  if (r.exitCode !== undefined) return r.exitCode;
+  return 128 + (r.signal ? (constants.signals[r.signal as keyof typeof constants.signals] ?? 0) : 0);
 }
 
 /**

@@ -19,15 +19,28 @@ export interface CliResult {
   events: Record<string, any>[];
 }
 
-export function startImgmake(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): ChildProcess {
-  return spawn(process.execPath, [bin, ...args], {
-    cwd: opts.cwd ?? repoRoot,
-    env: { ...process.env, CI: 'true', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export interface CliOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Written to the command's stdin, which is then closed; without it stdin is /dev/null. */
+  input?: string;
 }
 
-export function imgmake(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+export function startImgmake(args: string[], opts: CliOptions = {}): ChildProcess {
+  const child = spawn(process.execPath, [bin, ...args], {
+    cwd: opts.cwd ?? repoRoot,
+    env: { ...process.env, CI: 'true', ...opts.env },
+    stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
+  if (opts.input !== undefined) {
+    // A command that exits without reading all of it closes the pipe: not the test's failure.
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(opts.input);
+  }
+  return child;
+}
+
+export function imgmake(args: string[], opts: CliOptions = {}): Promise<CliResult> {
   return new Promise((done, reject) => {
     const child = startImgmake(args, opts);
     let stdout = '';

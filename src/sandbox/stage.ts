@@ -1,0 +1,94 @@
+/**
+ * A stage's sandbox as data: its buildroot, its inputs read-only at /run/imgmake/inputs/NAME,
+ * the rule's files at /run/imgmake/run and its command, around a writable tree. The scheduler
+ * runs stages in it; `imgmake shell` opens the same view on a checkpoint, so what a user sees
+ * there is what the stage saw.
+ *
+ * It makes mount points and files in the work tree's scratch directory (input mount points, the
+ * .deb links of a package stage, the rule's files); it does not run anything, mount anything or
+ * decide which trees are the stage's (the caller's `treeOf` does).
+ */
+import { copyFile, link, mkdir, stat, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { LockedPackage } from '../debian/lock.js';
+import type { StageDef } from '../definition.js';
+import { SOURCE_DATE_EPOCH } from '../key.js';
+import type { Rule, RuleContext } from '../rule.js';
+import type { Store, TreeRecord, WorkTree } from '../store/types.js';
+import { SANDBOX_INPUTS, SANDBOX_RUN, SANDBOX_TREE, type SandboxSpec, type TreeMount } from './spec.js';
+
+export interface StageSpecOptions {
+  stage: StageDef;
+  rule: Rule;
+  store: Store;
+  /** The writable tree the stage acts on (`store.begin(parent)`). */
+  work: WorkTree;
+  /** The committed tree at the other end of the stage's buildroot edge or input edge `name`. */
+  treeOf: (kind: 'buildroot' | 'input', name?: string) => TreeRecord | undefined;
+  /** Fetched .deb files by sha256: what a package stage's `debs` input links. */
+  debs?: ReadonlyMap<string, string> | undefined;
+}
+
+/** The SandboxSpec that runs `stage` on `work`: the exact set-up of a stage. */
+export async function stageSpec(o: StageSpecOptions): Promise<SandboxSpec> {
+  const { stage, store, work: w } = o;
+  const inputs: SandboxSpec['inputs'] = [];
+  const ctxInputs: RuleContext['inputs'] = {};
+  for (const input of stage.inputs) {
+    let mount: TreeMount;
+    let kind: 'tree' | 'file' | 'dir';
+    if (input.kind === 'pipeline') {
+      const t = o.treeOf('input', input.name)!;
+      const mp = join(w.scratch, 'inputs', input.name);
+      await mkdir(mp, { recursive: true });
+      mount = store.readMount(t, mp);
+      kind = 'tree';
+    } else if (input.kind === 'packages') {
+      mount = { kind: 'dir', path: await linkDebs(join(w.scratch, 'inputs', input.name), input.packages, o.debs) };
+      kind = 'dir';
+    } else {
+      mount = { kind: 'dir', path: input.path };
+      kind = (await stat(input.path)).isDirectory() ? 'dir' : 'file';
+    }
+    inputs.push({ name: input.name, mount });
+    ctxInputs[input.name] = { path: `${SANDBOX_INPUTS}/${input.name}`, kind };
+  }
+  const br = o.treeOf('buildroot');
+  let buildroot: SandboxSpec['buildroot'] = { kind: 'host' };
+  if (br) {
+    const mp = join(w.scratch, 'buildroot');
+    await mkdir(mp);
+    buildroot = { kind: 'tree', mount: store.readMount(br, mp) };
+  }
+  const runDir = join(w.scratch, 'run');
+  await mkdir(runDir);
+  const invocation = await o.rule.invoke(structuredClone(stage.options), { tree: SANDBOX_TREE, inputs: ctxInputs, run: SANDBOX_RUN });
+  for (const [name, content] of Object.entries(invocation.files ?? {})) {
+    await writeFile(join(runDir, name), content, { mode: 0o755 });
+  }
+  return {
+    buildroot,
+    tree: { mount: w.mount, writable: true, ...(invocation.apiFilesystems ? { apiFilesystems: true } : {}) },
+    inputs,
+    runDir,
+    argv: invocation.argv,
+    env: { SOURCE_DATE_EPOCH, TREE: SANDBOX_TREE, INPUTS: SANDBOX_INPUTS },
+  };
+}
+
+/**
+ * A directory of a package stage's locked .debs, hard-linked from where fetch verified them
+ * (copied across filesystems), named as the archive names them, plus `override`: PACKAGE
+ * PRIORITY SECTION, the mirror's values, for apt-ftparchive.
+ */
+async function linkDebs(dir: string, packages: readonly LockedPackage[], debs: ReadonlyMap<string, string> | undefined): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  for (const p of packages) {
+    const from = debs?.get(p.sha256);
+    if (!from) throw new Error(`${p.name} ${p.version} was not fetched (sha256 ${p.sha256})`);
+    const to = join(dir, basename(p.path));
+    await link(from, to).catch((e: NodeJS.ErrnoException) => (e.code === 'EXDEV' ? copyFile(from, to) : Promise.reject(e)));
+  }
+  await writeFile(join(dir, 'override'), packages.map((p) => `${p.name} ${p.priority} ${p.section}\n`).join(''));
+  return dir;
+}
