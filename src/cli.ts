@@ -4,65 +4,39 @@
  *
  * Exit codes: 0 ok, 1 a build failed, 2 bad definition or usage, 130 interrupted.
  */
-import { availableParallelism } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
-import { formatDiagnostic, type Diagnostic } from './diagnostic.js';
-import type { Event, Logger } from './event.js';
-import { exportTarget } from './export.js';
-import { jsonLogger, plainLogger, prettyLogger } from './logging/index.js';
 import { plan } from './plan.js';
 import { loadRules } from './rule.js';
-import { bwrapSandbox } from './sandbox/run.js';
-import { schedule } from './schedule.js';
-import { cacheDirOf, definitionPath, loadContext, resolveTargets, type Context, type GlobalOptions } from './cli/context.js';
+import { cacheDirOf, definitionPath, loadContext, resolveTargets, selectNodes, type Context, type GlobalOptions } from './cli/context.js';
+import { runBuild } from './cli/build.js';
+import { watchCommand, type WatchOptions } from './cli/watch.js';
+import { jobsOf, out, pickLogger, reportDiagnostics } from './cli/output.js';
 import { openLocalStore } from './store/local.js';
 import { describeRule, listRules } from './cli/rules.js';
 import { bootCommand, type BootCommandOptions } from './cli/boot.js';
 import { exportCommand, logCommand, shellCommand, type ShellOptions } from './cli/checkpoint.js';
-import { fetchPackages } from './debian/fetch.js';
-import type { StageDef } from './definition.js';
-import { LOCK_FILE, mirrorOf, packagesOf } from './packages.js';
-import { fail, ok, type Result } from './result.js';
+import { LOCK_FILE } from './packages.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_INTERRUPTED = 130;
 
-function out(s: string): void {
-  process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+export interface BuildOptions {
+  locked?: boolean;
+  until?: string;
+  from?: string;
 }
 
-function reportDiagnostics(ds: Diagnostic[], o: GlobalOptions): number {
-  for (const d of ds) {
-    if (o.json) out(JSON.stringify({ type: 'diagnostic', diagnostic: d } satisfies Event));
-    process.stderr.write(`${formatDiagnostic(d)}\n${ds.length > 1 ? '\n' : ''}`);
-  }
-  return EXIT_USAGE;
-}
-
-function pickLogger(o: GlobalOptions): Logger & { close?(): void } {
-  if (o.json) return jsonLogger(process.stdout);
-  if (process.stdout.isTTY && !process.env.CI) return prettyLogger(process.stdout, o.verbose);
-  return plainLogger(process.stdout, o.verbose);
-}
-
-function jobsOf(o: GlobalOptions): number | Diagnostic {
-  if (o.jobs === undefined) return availableParallelism();
-  const n = Number(o.jobs);
-  if (!Number.isInteger(n) || n < 1) return { reason: 'usage', message: `-j ${o.jobs}: not a positive whole number`, hint: 'write -j 2' };
-  return n;
-}
-
-async function build(targets: string[], o: GlobalOptions & { locked?: boolean }): Promise<number> {
+async function build(targets: string[], o: GlobalOptions & BuildOptions): Promise<number> {
   const started = performance.now();
   const jobs = jobsOf(o);
   if (typeof jobs !== 'number') return reportDiagnostics([jobs], o);
   const loaded = await loadContext(o, { lock: o.locked ? 'read' : 'resolve' });
   if (!loaded.ok) return reportDiagnostics(loaded.error, o);
   const ctx = loaded.value;
-  const goals = resolveTargets(ctx, targets);
-  if (!goals.ok) return reportDiagnostics(goals.error, o);
+  const selected = selectNodes(ctx, targets, o);
+  if (!selected.ok) return reportDiagnostics(selected.error, o);
 
   const logger = pickLogger(o);
   const abort = new AbortController();
@@ -75,90 +49,13 @@ async function build(targets: string[], o: GlobalOptions & { locked?: boolean })
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const p = await plan({ graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals: goals.value, scope: ctx.scope });
-    const toRun = p.stages.filter((s) => s.status === 'run').length;
-    logger.log({ type: 'plan', targets, toRun, cached: p.stages.length - toRun });
-    // The .debs of the package stages that will run, fetched (or found) before any stage starts.
-    const debs = await fetchDebs(ctx, p.stages.filter((s) => s.status === 'run').map((s) => ctx.graph.stage(s.id).stage), logger, abort.signal);
-    if (!debs.ok) {
-      logger.log({ type: 'info', message: `imgmake: ${debs.error}` });
-      logger.log({ type: 'summary', ran: 0, cached: 0, failed: 0, cancelled: 0, wallMs: Math.round(performance.now() - started), ok: false });
-      return interrupted ? EXIT_INTERRUPTED : EXIT_FAILED;
-    }
-    const r = await schedule({
-      graph: ctx.graph,
-      keys: ctx.keys,
-      plan: p,
-      store: ctx.store,
-      sandbox: bwrapSandbox,
-      logger,
-      jobs,
-      scope: ctx.scope,
-      signal: abort.signal,
-      debs: debs.value,
-    });
-    let ok = r.ok;
-    if (ok) {
-      for (const name of targets) {
-        const t = ctx.def.targets.get(name)!;
-        const tree = r.trees.get(ctx.graph.final(t.pipeline))!;
-        const e = await exportTarget({ target: t, tree, outDir: ctx.outDir, store: ctx.store, sandbox: bwrapSandbox, signal: abort.signal });
-        if (!e.ok) {
-          logger.log({ type: 'info', message: `imgmake: ${e.message}` });
-          ok = false;
-          break;
-        }
-        logger.log({ type: 'export', target: name, path: e.path, ms: e.ms });
-      }
-    }
-    logger.log({
-      type: 'summary',
-      ran: r.ran,
-      cached: r.cached,
-      failed: r.failed,
-      cancelled: r.cancelled,
-      wallMs: Math.round(performance.now() - started),
-      ok,
-    });
+    const r = await runBuild(ctx, targets, selected.value, { logger, jobs, signal: abort.signal, started, until: o.until });
     if (interrupted) return EXIT_INTERRUPTED;
-    return ok ? EXIT_OK : EXIT_FAILED;
+    return r.ok ? EXIT_OK : EXIT_FAILED;
   } finally {
     logger.close?.();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-  }
-}
-
-async function fetchDebs(ctx: Context, stages: StageDef[], logger: Logger, signal: AbortSignal): Promise<Result<Map<string, string>, string>> {
-  const packages = packagesOf(stages);
-  if (packages.length === 0) return ok(new Map());
-  const mirror = mirrorOf(ctx.def);
-  const started = performance.now();
-  let fetched = 0;
-  let bytes = 0;
-  try {
-    const have = await fetchPackages(packages, {
-      mirror: mirror.ok ? mirror.value : { archive: '' },
-      cacheDir: ctx.cacheDir,
-      signal,
-      onEvent: (e) => {
-        if (e.type === 'fetched') {
-          fetched++;
-          bytes += e.bytes;
-        }
-      },
-    });
-    if (fetched) {
-      const s = (performance.now() - started) / 1000;
-      logger.log({ type: 'info', message: `imgmake: fetched ${fetched} of ${packages.length} packages (${(bytes / 1e6).toFixed(1)} MB) in ${s.toFixed(1)} s` });
-    }
-    return ok(have);
-  } catch (e) {
-    const message = (e as Error).message;
-    const gone = /HTTP 404/.test(message)
-      ? `\nhint: a Debian mirror keeps only the current version of each package; run \`imgmake lock --update\` to lock the current ones`
-      : '';
-    return fail(`fetching packages failed: ${message}${gone}`);
   }
 }
 
@@ -176,13 +73,14 @@ function packageStagesCount(ctx: Context): number {
   return n;
 }
 
-async function planCommand(targets: string[], o: GlobalOptions): Promise<number> {
+async function planCommand(targets: string[], o: GlobalOptions & Pick<BuildOptions, 'until' | 'from'>): Promise<number> {
   const loaded = await loadContext(o);
   if (!loaded.ok) return reportDiagnostics(loaded.error, o);
   const ctx = loaded.value;
-  const goals = resolveTargets(ctx, targets);
-  if (!goals.ok) return reportDiagnostics(goals.error, o);
-  const p = await plan({ graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals: goals.value, scope: ctx.scope });
+  const selected = selectNodes(ctx, targets, o);
+  if (!selected.ok) return reportDiagnostics(selected.error, o);
+  const { goals, force } = selected.value;
+  const p = await plan({ graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals, scope: ctx.scope, force });
   if (o.json) {
     for (const s of p.stages) out(JSON.stringify({ type: 'plan-stage', node: s.id, pipeline: s.pipeline, stage: s.stage, rule: s.rule, key: s.key, status: s.status, reasons: s.reasons }));
     return EXIT_OK;
@@ -264,7 +162,16 @@ export function program(run: (code: Promise<number>) => void): Command {
     .description('build targets (to out/TARGET/), running only stages whose key is not cached')
     .argument('<TARGET...>')
     .option('--locked', `fail instead of adding to ${LOCK_FILE} (for CI)`)
-    .action((targets: string[], bo: { locked?: boolean }) => run(build(targets, { ...opts(), ...bo })));
+    .option('--until <PIPELINE.STAGE>', 'build up to and including that stage, then stop (nothing is exported)')
+    .option('--from <PIPELINE.STAGE>', 'run that stage and every stage after it even if cached; their new trees replace the cached ones')
+    .action((targets: string[], bo: BuildOptions) => run(build(targets, { ...opts(), ...bo })));
+  p.command('watch')
+    .description('build, then rebuild what changed whenever a file the targets depend on changes')
+    .argument('<TARGET...>')
+    .option('--boot', 'after each successful rebuild, (re)start imgmake boot on the target')
+    .option('--exec <CMD>', 'after each successful rebuild, (re)start sh -c CMD')
+    .option('--locked', `fail instead of adding to ${LOCK_FILE}`)
+    .action((targets: string[], wo: WatchOptions) => run(watchCommand(targets, wo, opts())));
   p.command('lock')
     .description(`resolve every package stage's packages against the mirror into ${LOCK_FILE}`)
     .option('--update', 'resolve them all again (newer versions), not only the missing ones')
@@ -272,7 +179,9 @@ export function program(run: (code: Promise<number>) => void): Command {
   p.command('plan')
     .description('show which stages of the targets are cached and which will run, and why')
     .argument('<TARGET...>')
-    .action((targets: string[]) => run(planCommand(targets, opts())));
+    .option('--until <PIPELINE.STAGE>', 'plan up to and including that stage')
+    .option('--from <PIPELINE.STAGE>', 'as build --from: that stage and every stage after it will run')
+    .action((targets: string[], po: Pick<BuildOptions, 'until' | 'from'>) => run(planCommand(targets, { ...opts(), ...po })));
   p.command('targets').description('list the targets of the definition').action(() => run(targetsCommand(opts())));
   p.command('rules')
     .description('list the rules, or describe one (its options, from its schema)')

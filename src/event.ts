@@ -32,6 +32,23 @@ export type Event =
   | { type: 'export'; target: string; path: string; ms: number }
   | { type: 'diagnostic'; diagnostic: Diagnostic }
   | { type: 'info'; message: string }
+  /** `imgmake watch`: the watcher's state changed (src/watch.ts); `files`: how many it watches. */
+  | { type: 'watch'; state: 'idle' | 'settling' | 'building' | 'cancelling' | 'stopped'; files: number }
+  /**
+   * `imgmake watch`: one rebuild ended. `changed`: the files that triggered it (relative to the
+   * definition's folder); `ran`: the stages that ran; `reused`: the stages found cached;
+   * `result`: built (and exported), failed (a stage, or export), invalid (the definition has
+   * errors: nothing ran, out/ keeps the last good output), cancelled (a newer change).
+   */
+  | {
+      type: 'rebuild';
+      targets: string[];
+      changed: string[];
+      ran: NodeId[];
+      reused: number;
+      wallMs: number;
+      result: 'built' | 'failed' | 'invalid' | 'cancelled';
+    }
   | { type: 'summary'; ran: number; cached: number; failed: number; cancelled: number; wallMs: number; ok: boolean };
 
 export interface Logger {

@@ -40,7 +40,8 @@ export async function exportTarget(o: ExportOptions): Promise<ExportResult> {
   const dest = join(o.outDir, o.target.name);
   const stampDir = join(o.outDir, '.imgmake');
   const stamp = join(stampDir, `${o.target.name}.json`);
-  const want = { key: o.tree.key, export: o.target.export };
+  // createdAt too: a tree rebuilt on purpose (`build --from`) keeps its key but is new.
+  const want = { key: o.tree.key, createdAt: o.tree.createdAt, export: o.target.export };
   const stampFor = (ino: number) => JSON.stringify({ ...want, ino });
   const current = await inodeOfDir(dest);
   if (current !== undefined && (await readFile(stamp, 'utf8').catch(() => '')) === stampFor(current)) {

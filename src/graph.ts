@@ -84,6 +84,16 @@ function addEdges(graph: BuildGraph['graph'], pl: PipelineDef, finalOf: (p: Pipe
 
 /** Every stage node the given nodes need, themselves included (ancestors through all edges). */
 export function ancestors(g: BuildGraph, from: NodeId[]): Set<NodeId> {
+  return walk(g, from, (id) => g.graph.inNeighbors(id));
+}
+
+/** Every stage node that needs one of the given nodes, themselves included (through all edges). */
+export function descendants(g: BuildGraph, from: NodeId[]): Set<NodeId> {
+  return walk(g, from, (id) => g.graph.outNeighbors(id));
+}
+
+/** The stage nodes reachable from `from` by `next`, `from` included; file nodes are not followed. */
+function walk(g: BuildGraph, from: NodeId[], next: (id: NodeId) => string[]): Set<NodeId> {
   const seen = new Set<NodeId>();
   const stack = [...from];
   while (stack.length) {
@@ -91,7 +101,7 @@ export function ancestors(g: BuildGraph, from: NodeId[]): Set<NodeId> {
     if (seen.has(id)) continue;
     if (g.graph.getNodeAttributes(id).kind !== 'stage') continue;
     seen.add(id);
-    for (const p of g.graph.inNeighbors(id)) stack.push(p as NodeId);
+    for (const n of next(id)) stack.push(n as NodeId);
   }
   return seen;
 }

@@ -38,6 +38,8 @@ export interface ScheduleOptions {
   signal?: AbortSignal;
   /** Fetched .deb files by sha256 (verified): what a package stage's `debs` input links. */
   debs?: ReadonlyMap<string, string>;
+  /** Nodes re-run on purpose (`--from`): their new trees replace those cached under their keys. */
+  replace?: ReadonlySet<NodeId>;
 }
 
 export interface ScheduleResult {
@@ -170,7 +172,7 @@ async function runStage(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, Tr
     }
     // The log lives in the work directory, which commit removes: store it first.
     const log = await store.putLog(key, logFile);
-    const tree = await store.commit(w, { key, node: id, ms: r.ms });
+    const tree = await store.commit(w, { key, node: id, ms: r.ms, replace: opts.replace?.has(id) ?? false });
     await store.putHistory(opts.scope, id, { key, fields: keys.get(id)!.fields, at: tree.createdAt });
     logger.log({ type: 'stage', ...base, status: 'ran', ms: r.ms, log });
     return { state: 'committed', tree };

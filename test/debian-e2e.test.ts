@@ -11,7 +11,9 @@ import assert from 'node:assert/strict';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { imgmake, ran, summary, tempProject } from './helpers/cli.js';
+import { imgmake, ran, startImgmake, summary, tempProject } from './helpers/cli.js';
+import { events } from './helpers/events.js';
+import { once } from 'node:events';
 
 /** The image's own settings: everything after the hostname. */
 const OS = ['os.hostname', 'os.timezone', 'os.admin', 'os.sudoers', 'os.fstab', 'os.esp-mountpoint'];
@@ -37,11 +39,29 @@ test('examples/debian-12: builds, boots to multi-user with its hostname, and reb
   assert.equal(again.code, 0, again.stderr);
   assert.equal(summary(again).ran, 0);
 
-  // A new hostname: the package stage is reused; the stages after the hostname, the ESP (GRUB
-  // reads the root tree) and the disk assembly run.
-  const edit = await imgmake(['--json', '-f', p.file, '--var', 'hostname=edited', 'build', 'qcow2', '--locked']);
-  assert.equal(edit.code, 0, edit.stderr);
-  assert.deepEqual(ran(edit), [...OS, 'esp.grub', 'disk.root', 'disk.esp', 'disk.bios', 'qcow2.0'].sort());
+  // A new hostname, saved under `imgmake watch`: the package stage is reused; the stages after
+  // the hostname, the ESP (GRUB reads the root tree) and the disk assembly run, and a new qcow2
+  // lands in out/.
+  const watch = startImgmake(['--json', '-f', p.file, 'watch', 'qcow2', '--locked']);
+  t.after(() => watch.kill('SIGKILL'));
+  const ev = events(watch);
+  assert.deepEqual((await ev.next((e) => e.type === 'rebuild', 'the first (no-op) build under watch')).at(-1)!.ran, []);
+  await ev.next((e) => e.type === 'watch' && e.state === 'idle', 'idle');
+  const before = (await stat(image)).ino;
+  const original = await readFile(p.file, 'utf8');
+  assert.ok(original.includes('  hostname: debian-vm\n'));
+  const saved = Date.now();
+  await writeFile(p.file, original.replace('  hostname: debian-vm\n', '  hostname: edited\n'));
+  const edit = (await ev.next((e) => e.type === 'rebuild', 'the rebuild after the hostname edit', 300_000)).at(-1)!;
+  t.diagnostic(`hostname saved → new qcow2 in out/: ${Date.now() - saved} ms`);
+  assert.equal(edit.result, 'built', ev.stderr);
+  assert.deepEqual(edit.ran, [...OS, 'esp.grub', 'disk.root', 'disk.esp', 'disk.bios', 'qcow2.0'].sort());
+  assert.notEqual((await stat(image)).ino, before, 'a new image was exported');
+  watch.kill('SIGINT');
+  assert.equal((await once(watch, 'exit'))[0], 130);
+  await writeFile(p.file, original);
+  const editedBack = await imgmake(['--json', '-f', p.file, '--var', 'hostname=edited', 'build', 'qcow2', '--locked']);
+  assert.equal(summary(editedBack).ran, 0, 'the --var build of the same definition is the cached one');
   // This time through the BIOS path (GRUB's core.img in the BIOS boot partition), not UEFI.
   const booted = await imgmake(['-f', p.file, 'boot', 'qcow2', '--bios']);
   assert.equal(booted.code, 0, booted.stderr);

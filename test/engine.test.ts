@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile, utimes, stat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { imgmake, ran, stageEvents, summary, tempProject } from './helpers/cli.js';
+import { imgmake, projectWith, ran, stageEvents, summary, tempProject } from './helpers/cli.js';
 
 const ALL = [
   'rootfs.dirs',
@@ -195,10 +195,7 @@ test('IMGMAKE_VAR_NAME sets a variable like --var, and --var wins over it', asyn
 });
 
 test('a pipeline with base: starts from that pipeline\'s tree; editing the base reruns both', async (t) => {
-  const p = await tempProject();
-  t.after(p.cleanup);
-  await writeFile(
-    p.file,
+  const p = await projectWith(
     `version: 1
 pipelines:
   base:
@@ -218,6 +215,7 @@ targets:
   image: { pipeline: image }
 `,
   );
+  t.after(p.cleanup);
   const first = await imgmake(['--json', '-f', p.file, 'build', 'image']);
   assert.equal(first.code, 0, first.stderr + first.stdout);
   assert.deepEqual(ran(first), ['base.motd', 'image.hostname']);

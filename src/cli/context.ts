@@ -9,12 +9,13 @@ import { bwrapSandbox } from '../sandbox/run.js';
 import { existsSync } from 'node:fs';
 import type { Definition } from '../definition.js';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
-import { buildGraph, type BuildGraph } from '../graph.js';
-import type { NodeId } from '../ids.js';
+import { ancestors, buildGraph, descendants, type BuildGraph } from '../graph.js';
+import { stageNodeId, type NodeId, type PipelineName } from '../ids.js';
 import { computeKeys, type Keys } from '../key.js';
 import { load } from '../load/index.js';
 import type { HostDefault } from '../load/vars.js';
 import { hostDebianMirror } from '../debian/sources.js';
+import { closest, listOf } from '../load/suggest.js';
 import { historyScope } from '../plan.js';
 import { loadRules, type RuleRegistry } from '../rule.js';
 import { fail, ok, type Result } from '../result.js';
@@ -138,4 +139,79 @@ export async function hostDefaults(root = '/'): Promise<Record<string, HostDefau
     debian_mirror: { value: m?.archive, missing: missing('debian_mirror', 'Debian archive') },
     debian_security_mirror: { value: m?.security, missing: missing('debian_security_mirror', 'Debian security archive') },
   };
+}
+
+/**
+ * `PIPELINE.STAGE` (the stage's name, or its index) → the stage's node; unknown names are
+ * usage errors with a did-you-mean. `what` names the flag or argument for the message.
+ */
+export function resolveNode(ctx: Context, text: string, what: string): Result<NodeId, Diagnostic[]> {
+  const dot = text.indexOf('.');
+  const pipelines = [...ctx.def.pipelines.keys()];
+  const pl = dot > 0 ? ctx.def.pipelines.get(text.slice(0, dot) as PipelineName) : undefined;
+  if (!pl) {
+    const name = dot > 0 ? text.slice(0, dot) : text;
+    return fail([
+      diagnostic(
+        'usage',
+        dot > 0 ? `${what} ${text}: no pipeline named ${JSON.stringify(name)}` : `${what} ${text}: a stage is named PIPELINE.STAGE`,
+        undefined,
+        `${closest(name, pipelines) ? `did you mean ${JSON.stringify(closest(name, pipelines))}? ` : ''}the pipelines are ${listOf(pipelines)}; a stage is its name or its index: ${pipelines[0] ?? 'os'}.0`,
+      ),
+    ]);
+  }
+  const rest = text.slice(dot + 1);
+  const stage = pl.stages.find((s) => s.id === rest) ?? (/^\d+$/.test(rest) ? pl.stages[Number(rest)] : undefined);
+  if (!stage) {
+    const ids = pl.stages.map((s) => s.id);
+    const guess = closest(rest, ids);
+    return fail([
+      diagnostic(
+        'usage',
+        `${what} ${text}: pipeline ${pl.name} has no stage ${JSON.stringify(rest)}`,
+        undefined,
+        `${guess ? `did you mean ${pl.name}.${guess}? ` : ''}its stages are ${listOf(ids.map((i) => `${pl.name}.${i}`))} (or their index, from 0)`,
+      ),
+    ]);
+  }
+  return ok(stageNodeId(pl.name, stage.id));
+}
+
+/** What a build or plan aims at: the targets, cut short by `--until`, rerun from `--from`. */
+export interface Selection {
+  goals: NodeId[];
+  /** Stages to run even if cached (`--from`: that stage and every needed stage after it). */
+  force: Set<NodeId>;
+  /** False with `--until`: the targets' trees are not complete, so nothing is exported. */
+  exports: boolean;
+}
+
+export function selectNodes(ctx: Context, targets: string[], o: { until?: string; from?: string }): Result<Selection, Diagnostic[]> {
+  const finals = resolveTargets(ctx, targets);
+  if (!finals.ok) return finals;
+  const needed = ancestors(ctx.graph, finals.value);
+  const pick = (text: string, flag: string): Result<NodeId, Diagnostic[]> => {
+    const node = resolveNode(ctx, text, flag);
+    if (!node.ok || needed.has(node.value)) return node;
+    return fail([
+      diagnostic('usage', `${flag} ${text}: ${targets.join(', ')} ${targets.length === 1 ? 'does' : 'do'} not need that stage`, undefined, `name a stage of a pipeline the target is built from; imgmake plan ${targets.join(' ')} lists them`),
+    ]);
+  };
+  let goals = finals.value;
+  if (o.until !== undefined) {
+    const until = pick(o.until, '--until');
+    if (!until.ok) return until;
+    goals = [until.value];
+  }
+  let force = new Set<NodeId>();
+  if (o.from !== undefined) {
+    const from = pick(o.from, '--from');
+    if (!from.ok) return from;
+    const upTo = ancestors(ctx.graph, goals);
+    if (!upTo.has(from.value)) {
+      return fail([diagnostic('usage', `--from ${o.from} comes after --until ${o.until}`, undefined, 'name a stage before the --until stage, or the same one')]);
+    }
+    force = new Set([...descendants(ctx.graph, [from.value])].filter((id) => upTo.has(id)));
+  }
+  return ok({ goals, force, exports: o.until === undefined });
 }

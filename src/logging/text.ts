@@ -39,6 +39,25 @@ export function describe(e: Event, verbose: boolean): string[] {
       return [formatDiagnostic(e.diagnostic)];
     case 'info':
       return [e.message];
+    case 'watch':
+      if (e.state === 'idle') return [`imgmake: watching ${e.files} files (Ctrl-C stops)`];
+      if (e.state === 'cancelling') return ['imgmake: a file changed during the build: cancelling it'];
+      return [];
+    case 'rebuild': {
+      const why = e.changed.length ? `${e.changed.join(', ')} changed` : 'first build';
+      switch (e.result) {
+        case 'built':
+          return [`imgmake: rebuilt ${e.targets.join(', ')} in ${seconds(e.wallMs)} — ${why}; ran ${e.ran.length}${e.ran.length ? ` (${e.ran.join(', ')})` : ''}, reused ${e.reused}`];
+        case 'failed':
+          return [`imgmake: rebuild of ${e.targets.join(', ')} FAILED after ${seconds(e.wallMs)} — ${why}; out/ keeps the last good output`];
+        case 'invalid':
+          return [`imgmake: ${why}, but the definition has errors (above): nothing ran; out/ keeps the last good output`];
+        case 'cancelled':
+          return [`imgmake: rebuild cancelled after ${seconds(e.wallMs)} (ran ${e.ran.length} stages first)`];
+        default:
+          return unreachable(e.result);
+      }
+    }
     case 'summary':
       return [
         `${e.ok ? 'ok' : 'FAILED'}: ran ${e.ran}, cached ${e.cached}, failed ${e.failed}${e.cancelled ? `, cancelled ${e.cancelled}` : ''} in ${seconds(e.wallMs)}${e.ok && e.ran === 0 ? ' (nothing to do)' : ''}`,

@@ -90,15 +90,22 @@ class LocalStore implements Store {
     };
   }
 
-  async commit(w: WorkTree, r: { key: CacheKey; node: NodeId; ms: number }): Promise<TreeRecord> {
+  async commit(w: WorkTree, r: { key: CacheKey; node: NodeId; ms: number; replace?: boolean }): Promise<TreeRecord> {
     let bytes = await diskUsage(w.upper);
     const dest = this.layer(r.key);
     try {
       await rename(w.upper, dest);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      // Another build committed this key first (or a killed one got this far): same key, same tree.
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      if (r.replace) {
+        // A deliberate re-run: the old layer goes into our work dir (removed with it below),
+        // ours takes its place. A tree mounted from the old layer keeps working meanwhile.
+        await rename(dest, join(w.dir, 'replaced'));
+        await rename(w.upper, dest);
+        return this.index(w, r, bytes);
+      }
+      // Another build committed this key first (or a killed one got this far): same key, same tree.
       // Theirs is kept, record and all; ours is discarded. A layer whose entry was lost is
       // adopted: the entry written below describes that layer, not our discarded upper.
       const theirs = await this.get(r.key);
@@ -108,6 +115,11 @@ class LocalStore implements Store {
       }
       bytes = await diskUsage(dest);
     }
+    return this.index(w, r, bytes);
+  }
+
+  /** Writes the index entry of a layer now in place, then removes the work dir. */
+  private async index(w: WorkTree, r: { key: CacheKey; node: NodeId; ms: number }, bytes: number): Promise<TreeRecord> {
     const rec: TreeRecord = {
       key: r.key,
       node: r.node,

@@ -62,9 +62,10 @@ export interface Store {
   /**
    * Makes the work tree's layer the committed tree `key`. Atomic: either the entry and its
    * layer are there afterwards, or nothing is. If another build committed `key` first, theirs
-   * is kept and ours discarded (same key, same tree).
+   * is kept and ours discarded (same key, same tree) — unless `replace` (a stage re-run on
+   * purpose, `build --from`): then ours replaces the layer and the entry under that key.
    */
-  commit(w: WorkTree, rec: { key: CacheKey; node: NodeId; ms: number }): Promise<TreeRecord>;
+  commit(w: WorkTree, rec: { key: CacheKey; node: NodeId; ms: number; replace?: boolean }): Promise<TreeRecord>;
   discard(w: WorkTree): Promise<void>;
   /** Keeps a stage's log under its key; returns the path of the stored copy. */
   putLog(key: CacheKey, logFile: string): Promise<string>;

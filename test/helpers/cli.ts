@@ -3,7 +3,7 @@
  * parses `--json` output into events.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -80,4 +80,11 @@ export function summary(r: CliResult): Record<string, any> {
   const s = r.events.filter((e) => e.type === 'summary');
   if (s.length !== 1) throw new Error(`expected one summary, got ${s.length}:\n${r.stdout}\n${r.stderr}`);
   return s[0]!;
+}
+
+/** A temporary project (a copy of examples/hello, for its files) whose definition is `yaml`. */
+export async function projectWith(yaml: string): Promise<Awaited<ReturnType<typeof tempProject>>> {
+  const p = await tempProject();
+  await writeFile(p.file, yaml);
+  return p;
 }

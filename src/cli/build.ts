@@ -1,0 +1,116 @@
+/**
+ * One build of a loaded definition: plan, fetch the .debs of the package stages that will run,
+ * schedule, export. `imgmake build` runs it once; `imgmake watch` once per settled change.
+ * Reports through the logger only; returns what happened.
+ */
+import type { Logger } from '../event.js';
+import { exportTarget } from '../export.js';
+import { fetchPackages } from '../debian/fetch.js';
+import type { StageDef } from '../definition.js';
+import { mirrorOf, packagesOf } from '../packages.js';
+import { plan } from '../plan.js';
+import { fail, ok, type Result } from '../result.js';
+import { bwrapSandbox } from '../sandbox/run.js';
+import { schedule } from '../schedule.js';
+import type { Context, Selection } from './context.js';
+
+export interface BuildRun {
+  ok: boolean;
+  ran: number;
+  cached: number;
+  failed: number;
+  cancelled: number;
+  wallMs: number;
+}
+
+export interface RunBuildOptions {
+  logger: Logger;
+  jobs: number;
+  signal: AbortSignal;
+  /** When the command started (performance.now()): wall time counts loading too. */
+  started: number;
+  /** The `--until` stage as written, for the message that nothing was exported. */
+  until?: string | undefined;
+}
+
+export async function runBuild(ctx: Context, targets: string[], selection: Selection, o: RunBuildOptions): Promise<BuildRun> {
+  const { logger, signal, started } = o;
+  const { goals, force, exports } = selection;
+  const summary = (r: Omit<BuildRun, 'wallMs'>): BuildRun => {
+    const run = { ...r, wallMs: Math.round(performance.now() - started) };
+    logger.log({ type: 'summary', ...run });
+    return run;
+  };
+  const p = await plan({ graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals, scope: ctx.scope, force });
+  const toRun = p.stages.filter((s) => s.status === 'run').length;
+  logger.log({ type: 'plan', targets, toRun, cached: p.stages.length - toRun });
+  // The .debs of the package stages that will run, fetched (or found) before any stage starts.
+  const debs = await fetchDebs(ctx, p.stages.filter((s) => s.status === 'run').map((s) => ctx.graph.stage(s.id).stage), logger, signal);
+  if (!debs.ok) {
+    logger.log({ type: 'info', message: `imgmake: ${debs.error}` });
+    return summary({ ok: false, ran: 0, cached: 0, failed: 0, cancelled: 0 });
+  }
+  const r = await schedule({
+    graph: ctx.graph,
+    keys: ctx.keys,
+    plan: p,
+    store: ctx.store,
+    sandbox: bwrapSandbox,
+    logger,
+    jobs: o.jobs,
+    scope: ctx.scope,
+    signal,
+    debs: debs.value,
+    replace: force,
+  });
+  let good = r.ok && !signal.aborted;
+  if (good && !exports) logger.log({ type: 'info', message: `imgmake: stopped after ${o.until} (--until): nothing exported` });
+  if (good && exports) {
+    for (const name of targets) {
+      const t = ctx.def.targets.get(name)!;
+      const tree = r.trees.get(ctx.graph.final(t.pipeline))!;
+      const e = await exportTarget({ target: t, tree, outDir: ctx.outDir, store: ctx.store, sandbox: bwrapSandbox, signal });
+      if (!e.ok) {
+        logger.log({ type: 'info', message: `imgmake: ${e.message}` });
+        good = false;
+        break;
+      }
+      logger.log({ type: 'export', target: name, path: e.path, ms: e.ms });
+    }
+  }
+  return summary({ ok: good, ran: r.ran, cached: r.cached, failed: r.failed, cancelled: r.cancelled });
+}
+
+export async function fetchDebs(ctx: Context, stages: StageDef[], logger: Logger, signal: AbortSignal): Promise<Result<Map<string, string>, string>> {
+  const packages = packagesOf(stages);
+  if (packages.length === 0) return ok(new Map());
+  const mirror = mirrorOf(ctx.def);
+  const started = performance.now();
+  let fetched = 0;
+  let bytes = 0;
+  try {
+    const have = await fetchPackages(packages, {
+      mirror: mirror.ok ? mirror.value : { archive: '' },
+      cacheDir: ctx.cacheDir,
+      signal,
+      onEvent: (e) => {
+        if (e.type === 'fetched') {
+          fetched++;
+          bytes += e.bytes;
+        }
+      },
+    });
+    if (fetched) {
+      const s = (performance.now() - started) / 1000;
+      logger.log({ type: 'info', message: `imgmake: fetched ${fetched} of ${packages.length} packages (${(bytes / 1e6).toFixed(1)} MB) in ${s.toFixed(1)} s` });
+    }
+    return ok(have);
+  } catch (e) {
+    const message = (e as Error).message;
+    const gone = /HTTP 404/.test(message)
+      ? `\nhint: a Debian mirror keeps only the current version of each package; run \`imgmake lock --update\` to lock the current ones`
+      : '';
+    return fail(`fetching packages failed: ${message}${gone}`);
+  }
+}
+
