@@ -83,6 +83,7 @@ test('a stage that is unknown, not needed, or after --until is a usage error (ex
     [['--until', 'rootfs.hostnam'], /--until rootfs\.hostnam: pipeline rootfs has no stage "hostnam"\nhint: did you mean rootfs\.hostname\?/],
     [['--from', 'rootfz.0'], /--from rootfz\.0: no pipeline named "rootfz"\nhint: did you mean "rootfs"\?/],
     [['--until', 'hostname'], /--until hostname: a stage is named PIPELINE\.STAGE/],
+    [['--until', 'rootfs'], /--until rootfs: name a stage of it, PIPELINE\.STAGE\nhint: the pipeline's tree is its last stage's: rootfs\.manifest/],
     [['--until', 'rootfs.99'], /pipeline rootfs has no stage "99"/],
     [['--until', 'rootfs.dirs', '--from', 'rootfs.locale'], /--from rootfs\.locale comes after --until rootfs\.dirs/],
   ];

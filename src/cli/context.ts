@@ -149,6 +149,13 @@ export function resolveNode(ctx: Context, text: string, what: string): Result<No
   const dot = text.indexOf('.');
   const pipelines = [...ctx.def.pipelines.keys()];
   const pl = dot > 0 ? ctx.def.pipelines.get(text.slice(0, dot) as PipelineName) : undefined;
+  const whole = dot < 0 ? ctx.def.pipelines.get(text as PipelineName) : undefined;
+  if (whole) {
+    const last = whole.stages[whole.stages.length - 1]!;
+    return fail([
+      diagnostic('usage', `${what} ${text}: name a stage of it, PIPELINE.STAGE`, undefined, `the pipeline's tree is its last stage's: ${text}.${last.id}; its stages are ${listOf(whole.stages.map((s) => `${text}.${s.id}`))}`),
+    ]);
+  }
   if (!pl) {
     const name = dot > 0 ? text.slice(0, dot) : text;
     return fail([
