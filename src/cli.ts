@@ -169,6 +169,7 @@ export function program(run: (code: Promise<number>) => void): Command {
     .description('build, then rebuild what changed whenever a file the targets depend on changes')
     .argument('<TARGET...>')
     .option('--boot', 'after each successful rebuild, (re)start imgmake boot on the target')
+    .option('--boot-args <ARGS>', 'options for that imgmake boot: "--bios --memory 2048"')
     .option('--exec <CMD>', 'after each successful rebuild, (re)start sh -c CMD')
     .option('--locked', `fail instead of adding to ${LOCK_FILE}`)
     .action((targets: string[], wo: WatchOptions) => run(watchCommand(targets, wo, opts())));

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { diskProject } from './helpers/boot-disk.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OVMF_CODE, probeAccel, qemuArgs } from '../src/boot.js';
@@ -62,29 +63,11 @@ test('findImage: the .qcow2 of the target, a named file, or a message that says 
   assert.match(wrong.error.hint!, /disk\.qcow2, disk\.raw/);
 });
 
-// mov ds,0; cld; si=msg; dx=COM1; print until NUL; lidt [zero-limit]; int3 → triple fault.
-const BOOT_SECTOR = '\\061\\300\\216\\330\\374\\276\\037\\174\\272\\370\\003\\254\\204\\300\\164\\003\\356\\353\\370\\017\\001\\036\\031\\174\\314\\000\\000\\000\\000\\000\\000';
-const DISK_PROJECT = `version: 1
-pipelines:
-  disk:
-    stages:
-      - rule: shell.run
-        options:
-          script: |
-            printf '${BOOT_SECTOR}IMGMAKE-BOOTED\\r\\n\\000' > disk.raw
-            truncate -s 510 disk.raw
-            printf '\\125\\252' >> disk.raw
-            truncate -s 1M disk.raw
-targets:
-  disk:
-    pipeline: disk
-    export: [disk.raw]
-`;
 
 test('imgmake boot: boots the exported disk with SeaBIOS, its serial console on stdout; the image is not written', { timeout: 120_000 }, async (t) => {
   const p = await tempProject();
   t.after(p.cleanup);
-  await writeFile(p.file, DISK_PROJECT);
+  await writeFile(p.file, diskProject('IMGMAKE-BOOTED'));
   const notBuilt = await imgmake(['-f', p.file, 'boot', 'disk', '--bios', '--accel', 'tcg']);
   assert.equal(notBuilt.code, 2);
   assert.match(notBuilt.stderr, /target disk has not been built/);

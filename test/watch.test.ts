@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { projectWith, startImgmake, tempProject } from './helpers/cli.js';
 import { events } from './helpers/events.js';
+import { diskProject } from './helpers/boot-disk.js';
 
 const rebuilt = (e: Record<string, any>) => e.type === 'rebuild';
 const idle = (e: Record<string, any>) => e.type === 'watch' && e.state === 'idle';
@@ -123,6 +124,27 @@ targets:
   for (let i = 0; i < 50 && !(await written()).endsWith('\n'); i++) await new Promise((r) => setTimeout(r, 100));
   assert.equal(await readFile(marker, 'utf8'), 'two\n');
 
+  child.kill('SIGINT');
+  const [code] = await once(child, 'exit');
+  assert.equal(code, 130);
+});
+
+test('watch --boot: each good rebuild (re)starts imgmake boot on the new image', { timeout: 180_000 }, async (t) => {
+  const p = await projectWith(diskProject('FIRST-IMAGE'));
+  t.after(p.cleanup);
+  const child = startImgmake(['--json', '-f', p.file, 'watch', 'disk', '--boot', '--boot-args', '--bios --accel tcg --memory 64']);
+  t.after(() => child.kill('SIGKILL'));
+  const ev = events(child);
+  const printed = async (marker: string): Promise<void> => {
+    for (let i = 0; i < 600 && !ev.stderr.includes(marker); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(ev.stderr.includes(marker), `${marker} on the booted console; stderr:\n${ev.stderr}`);
+  };
+  assert.equal((await ev.next(rebuilt, 'first build')).at(-1)!.result, 'built');
+  await printed('FIRST-IMAGE');
+  await ev.next(idle, 'idle');
+  await writeFile(p.file, diskProject('SECOND-IMAGE'));
+  assert.equal((await ev.next(rebuilt, 'rebuild')).at(-1)!.result, 'built');
+  await printed('SECOND-IMAGE');
   child.kill('SIGINT');
   const [code] = await once(child, 'exit');
   assert.equal(code, 130);

@@ -8,8 +8,9 @@
  *   rewrites a file unchanged, the lock this build itself wrote).
  * - An invalid edit reports its diagnostics as `build` does, keeps the last good output, and
  *   keeps watching the files it watched.
- * - After a successful rebuild, `--boot` (re)starts `imgmake boot TARGET` and `--exec CMD`
- *   (re)starts `sh -c CMD`: the previous one is stopped first.
+ * - After a successful rebuild, `--boot` (re)starts `imgmake boot TARGET` (with `--boot-args`)
+ *   and `--exec CMD` (re)starts `sh -c CMD`: the previous one is stopped first. With --json
+ *   their stdout goes to stderr, so stdout stays events only.
  * - Ctrl-C stops the build (its sandboxes die with it), the child, and the watcher: exit 130.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -29,6 +30,8 @@ import { jobsOf, pickLogger, reportDiagnostics } from './output.js';
 export interface WatchOptions {
   /** (Re)start `imgmake boot TARGET` after each successful rebuild. */
   boot?: boolean;
+  /** More arguments for that `imgmake boot`, split at spaces: "--bios --memory 2048". */
+  bootArgs?: string;
   /** (Re)start `sh -c CMD` after each successful rebuild. */
   exec?: string;
   locked?: boolean;
@@ -172,9 +175,12 @@ async function restart(previous: ChildProcess | undefined, wo: WatchOptions, tar
   if (!wo.boot && wo.exec === undefined) return undefined;
   await stopChild(previous);
   const global = [...(o.file ? ['-f', o.file] : []), ...(o.cache ? ['--cache', o.cache] : []), ...(o.out ? ['--out', o.out] : []), ...(o.var ?? []).flatMap((v) => ['--var', v])];
+  // With --json, stdout carries events only: the child's output goes to stderr.
+  const stdout = o.json ? process.stderr : 'inherit';
+  const extra = (wo.bootArgs ?? '').split(/\s+/).filter(Boolean);
   return wo.boot
-    ? spawn(process.execPath, [BIN, ...global, 'boot', targets[0]!], { stdio: ['inherit', 'inherit', 'inherit'] })
-    : spawn('/bin/sh', ['-c', wo.exec!], { stdio: ['ignore', 'inherit', 'inherit'] });
+    ? spawn(process.execPath, [BIN, ...global, 'boot', targets[0]!, ...extra], { stdio: ['inherit', stdout, 'inherit'] })
+    : spawn('/bin/sh', ['-c', wo.exec!], { stdio: ['ignore', stdout, 'inherit'] });
 }
 
 async function stopChild(c: ChildProcess | undefined): Promise<void> {
