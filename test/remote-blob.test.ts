@@ -1,0 +1,85 @@
+/**
+ * blob.ts: a layer packed into a blob and unpacked again is the same layer — whiteouts, opaque
+ * directories, hardlinks, symlinks, capabilities, sparse files, odd modes and owners — and
+ * packing is deterministic.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { packLayer, unpackLayer } from '../src/remote/blob.js';
+
+const sh = (script: string, cwd: string): string => execFileSync('/bin/bash', ['-euo', 'pipefail', '-c', script], { cwd, encoding: 'utf8' });
+
+/** Everything a layer holds, as text: entries with type, mode, owner, size, blocks, mtime, device, link, inode group; xattrs; contents. */
+export function snapshot(dir: string): string {
+  const entries = sh(`find . -printf '%p %y %#m %U:%G %s %b %T@ %l\\n' | sort`, dir);
+  // Hardlinks: which paths share an inode (the inode numbers themselves differ between copies).
+  const links = sh(`find . -type f -links +1 -printf '%i %p\\n' | sort -k2 | awk '{ if (!($1 in first)) first[$1]=$2; print $2" -> "first[$1] }'`, dir);
+  const devices = sh(`find . \\( -type c -o -type b \\) -exec stat -c '%n %t:%T' {} + | sort`, dir);
+  const xattrs = sh(`getfattr -R -h -d -m - -e hex . 2>/dev/null | grep -v '^$' || true`, dir);
+  const contents = sh(`find . -type f -exec sha256sum {} + | sort -k2`, dir);
+  return [entries, links, devices, xattrs, contents].join('\n--\n');
+}
+
+export function makeOddLayer(dir: string): void {
+  sh(
+    `
+    mkdir -p etc/opaque usr/bin var/lib
+    echo hello > etc/motd
+    chmod 0640 etc/motd; chown 1234:5678 etc/motd
+    mknod etc/removed c 0 0                       # an overlayfs whiteout
+    setfattr -n trusted.overlay.opaque -v y etc/opaque
+    echo inside > etc/opaque/file
+    echo linked > usr/bin/a; ln usr/bin/a usr/bin/b
+    ln -s ../bin/a usr/bin/sym; ln -s /nowhere usr/bin/dangling
+    cp /bin/true usr/bin/ping; setcap cap_net_raw+ep usr/bin/ping
+    truncate -s 64M var/lib/sparse; printf data | dd of=var/lib/sparse bs=1 seek=$((32*1024*1024)) conv=notrunc status=none
+    chmod 4755 usr/bin/ping; chmod 1777 var/lib; chmod 0700 etc/opaque
+    chown 0:42 var/lib; chown -h 7:7 usr/bin/sym
+    mkfifo var/lib/fifo
+    touch -h -d @1000000000 usr/bin/sym; touch -d @315532800 etc/motd
+    `,
+    dir,
+  );
+}
+
+test('a layer round-trips through a blob exactly, and packing twice gives the same digest', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'imgmake-blob-'));
+  try {
+    const layer = join(root, 'layer');
+    const back = join(root, 'back');
+    mkdirSync(layer);
+    mkdirSync(back);
+    makeOddLayer(layer);
+    const d1 = await packLayer(layer, join(root, 'a.tar.zst'));
+    const d2 = await packLayer(layer, join(root, 'b.tar.zst'));
+    assert.deepEqual(d1, d2, 'packing is deterministic');
+    assert.ok(d1.size < 64 * 1024, `the sparse 64 MiB file costs nothing in the blob (${d1.size} bytes)`);
+    await unpackLayer(join(root, 'a.tar.zst'), back);
+    const before = snapshot(layer);
+    assert.match(before, /trusted\.overlay\.opaque=0x79/);
+    assert.match(before, /security\.capability=/);
+    assert.match(before, /\.\/etc\/removed 0:0/);
+    assert.equal(snapshot(back), before);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a damaged blob fails to unpack', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'imgmake-blob-'));
+  try {
+    const layer = join(root, 'layer');
+    mkdirSync(layer);
+    mkdirSync(join(root, 'back'));
+    makeOddLayer(layer);
+    await packLayer(layer, join(root, 'a.tar.zst'));
+    sh('truncate -s 100 a.tar.zst', root);
+    await assert.rejects(unpackLayer(join(root, 'a.tar.zst'), join(root, 'back')));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
