@@ -18,7 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import AjvModule, { type ValidateFunction } from 'ajv';
@@ -91,19 +91,28 @@ export const builtinRulesDir = join(packageRoot, 'rules');
 
 const Ajv = AjvModule.default ?? AjvModule;
 
-export function newAjv() {
-  return new Ajv({ allErrors: true, useDefaults: true, strict: false });
+/**
+ * Schemas are not checked against JSON-Schema's meta-schema on each run (compiling that costs a
+ * build ~90 ms); test/rules-schemas.test.ts checks every rule's schema instead.
+ */
+export function newAjv(o: { validateSchema?: boolean } = {}) {
+  return new Ajv({ allErrors: true, useDefaults: true, strict: false, validateSchema: o.validateSchema ?? false });
 }
 
 const RULE_NAME = /^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+$/;
 const LIB = '_lib';
 
-/** Loads every rule folder of the given directories; a later directory may not redefine a name. */
+/**
+ * Loads every rule folder of the given directories; a later directory may not redefine a name.
+ * A rule's code digest and its options validator are made on first use: a build reads and
+ * compiles only the rules its definition names (every rule would cost a no-op build ~200 ms).
+ */
 export async function loadRules(dirs: string[] = [builtinRulesDir]): Promise<RuleRegistry> {
   const ajv = newAjv();
   const rules = new Map<RuleName, Rule>();
   for (const dir of dirs) {
-    const libDigest = await digestFolder(join(dir, LIB));
+    let lib: string | undefined;
+    const libDigest = (): string => (lib ??= digestFolder(join(dir, LIB)));
     for (const entry of (await readdir(dir, { withFileTypes: true })).sort(byName)) {
       if (!entry.isDirectory() || !RULE_NAME.test(entry.name)) continue;
       const ruleDir = join(dir, entry.name);
@@ -112,17 +121,20 @@ export async function loadRules(dirs: string[] = [builtinRulesDir]): Promise<Rul
       const name = entry.name as RuleName;
       if (rules.has(name)) throw new Error(`rule ${name} is defined twice: ${rules.get(name)!.dir} and ${ruleDir}`);
       const schema = JSON.parse(await readFile(schemaPath, 'utf8')) as RuleSchema;
-      const own = await digestFolder(ruleDir);
-      const digest = formatDigest(sha256hex(JSON.stringify({ rule: own, lib: libDigest })));
-      const validate = ajv.compile(schema.options);
       const modulePath = implementationPath(ruleDir);
+      let digest: Digest | undefined;
+      let validate: ValidateFunction | undefined;
       let loaded: RuleInvoke | undefined;
       rules.set(name, {
         name,
         dir: ruleDir,
         schema,
-        digest,
-        validate,
+        get digest() {
+          return (digest ??= formatDigest(sha256hex(JSON.stringify({ rule: digestFolder(ruleDir), lib: libDigest() }))));
+        },
+        get validate() {
+          return (validate ??= ajv.compile(schema.options));
+        },
         async invoke(options, ctx) {
           loaded ??= ((await import(pathToFileURL(modulePath).href)) as { default: RuleInvoke }).default;
           return loaded(options, ctx);
@@ -153,25 +165,25 @@ export function sha256hex(data: string | Uint8Array): string {
  * Digest of a folder's implementation files: relative path and content of each file but
  * tests (`*.test.*`) and editor litter, sorted. Missing folder: the digest of nothing.
  */
-export async function digestFolder(dir: string): Promise<string> {
+export function digestFolder(dir: string): string {
   const files: [string, string][] = [];
-  const walk = async (d: string): Promise<void> => {
+  const walk = (d: string): void => {
     let entries;
     try {
-      entries = await readdir(d, { withFileTypes: true });
+      entries = readdirSync(d, { withFileTypes: true });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw e;
     }
     for (const e of entries) {
       const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
+      if (e.isDirectory()) walk(p);
       else if (e.isFile() && !/\.test\.[cm]?[jt]s$/.test(e.name) && !e.name.startsWith('.')) {
-        files.push([relative(dir, p), sha256hex(await readFile(p))]);
+        files.push([relative(dir, p), sha256hex(readFileSync(p))]);
       }
     }
   };
-  await walk(dir);
+  walk(dir);
   files.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   return sha256hex(JSON.stringify(files));
 }
