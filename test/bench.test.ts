@@ -1,0 +1,50 @@
+/**
+ * The benchmark must not rot: its statistics and table (pure), and a real `--quick` run on
+ * examples/hello that writes the JSON, the Markdown table and the SVG chart.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { markdown, median, verdict, type Report, type Scenario } from '../bench/run.js';
+import { repoRoot } from './helpers/cli.js';
+
+test('median, ratio to the baseline, and whether the target is met', () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  const floor: Scenario = { name: 'floor', label: 'floor', samples: [100, 110, 90] };
+  const cold: Scenario = { name: 'cold', label: 'cold', samples: [120, 100, 110], baseline: 'floor', target: { ratio: 1.15 } };
+  const slow: Scenario = { name: 'slow', label: 'slow', samples: [300], baseline: 'floor', target: { ratio: 1.15 } };
+  const noop: Scenario = { name: 'noop', label: 'noop', samples: [250, 350, 310], target: { ms: 300 } };
+  const missing: Scenario = { name: 'm', label: 'm', samples: [], missing: 'not here', baseline: 'floor' };
+  const all = [floor, cold, slow, noop, missing];
+  assert.deepEqual(verdict(cold, all), { ratio: 1.1, met: true });
+  assert.deepEqual(verdict(slow, all), { ratio: 3, met: false });
+  assert.deepEqual(verdict(noop, all), { met: false });
+  assert.deepEqual(verdict(missing, all), {});
+  const r: Report = { date: '2026-11-23T00:00:00Z', mode: 'quick', machine: { cpus: 2, model: 'x', memoryGiB: 24, kernel: 'k' }, runs: 3, scenarios: all, sizes: [] };
+  const md = markdown(r);
+  assert.match(md, /\| cold \| 110 ms \| 100 ms–120 ms \| floor \| 1\.10× \| ≤ 1\.15× floor \| yes \|/);
+  assert.match(md, /\| slow \| 300 ms .* \| \*\*no\*\* \|/);
+  assert.match(md, /\| m \| — \| — \| floor \| — \| {2}\| not measured: not here \|/);
+});
+
+test('npm run bench -- --quick: every scenario measured, the three reports written', { timeout: 120_000 }, async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'imgmake-bench-test-'));
+  t.after(() => rm(out, { recursive: true, force: true }));
+  const r = spawnSync(process.execPath, [join(repoRoot, 'dist', 'bench', 'run.js'), '--quick', '--runs', '1', '--out', out], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(await readFile(join(out, 'latest.json'), 'utf8')) as Report;
+  assert.equal(report.mode, 'quick');
+  const names = report.scenarios.map((s) => s.name).sort();
+  assert.deepEqual(names, ['cold', 'copy-per-stage', 'early', 'floor-cold', 'floor-late', 'late', 'noop']);
+  for (const s of report.scenarios) {
+    assert.equal(s.samples.length, 1, s.name);
+    assert.ok(s.samples[0]! > 0 && s.samples[0]! < 60_000, `${s.name}: ${s.samples[0]}`);
+  }
+  for (const z of report.sizes) assert.ok(z.bytes > 0, z.name);
+  assert.match(await readFile(join(out, 'latest.md'), 'utf8'), /\| imgmake no-op: nothing changed \| \d+ ms \|/);
+  assert.match(await readFile(join(out, 'latest.svg'), 'utf8'), /^<svg [^>]*>[\s\S]*<rect [\s\S]*<\/svg>\n$/);
+});
