@@ -80,19 +80,24 @@ async function planCommand(targets: string[], o: GlobalOptions & Pick<BuildOptio
   const selected = selectNodes(ctx, targets, o);
   if (!selected.ok) return reportDiagnostics(selected.error, o);
   const { goals, force } = selected.value;
-  const p = await plan({ graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals, scope: ctx.scope, force });
+  ctx.remote?.attach(pickLogger(o));
+  const p = await plan({ graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals, scope: ctx.scope, force, ...(ctx.remote ? { remote: ctx.remote } : {}) });
   if (o.json) {
     for (const s of p.stages) out(JSON.stringify({ type: 'plan-stage', node: s.id, pipeline: s.pipeline, stage: s.stage, rule: s.rule, key: s.key, status: s.status, reasons: s.reasons }));
     return EXIT_OK;
   }
   const width = Math.max(...p.stages.map((s) => s.id.length), 4);
   for (const s of p.stages) {
-    out(`${s.status === 'run' ? 'will run' : 'cached  '}  ${s.id.padEnd(width)}  ${s.rule}${s.reasons.length ? `  — ${s.reasons.join('; ')}` : ''}`);
+    out(`${PLAN_WORDS[s.status]}  ${s.id.padEnd(width)}  ${s.rule}${s.reasons.length ? `  — ${s.reasons.join('; ')}` : ''}`);
   }
   const n = p.stages.filter((s) => s.status === 'run').length;
-  out(n ? `${n} of ${p.stages.length} stages will run` : `all ${p.stages.length} stages are cached: nothing to do`);
+  const remote = p.stages.filter((s) => s.status === 'remote').length;
+  const fetch = remote ? `, ${remote} from the remote cache ${ctx.remote!.url}` : '';
+  out(n ? `${n} of ${p.stages.length} stages will run${fetch}` : remote ? `nothing will run${fetch}` : `all ${p.stages.length} stages are cached: nothing to do`);
   return EXIT_OK;
 }
+
+const PLAN_WORDS = { run: 'will run', cached: 'cached  ', remote: 'remote  ' } as const;
 
 async function targetsCommand(o: GlobalOptions): Promise<number> {
   const loaded = await loadContext(o, { lock: 'skip' });
@@ -155,6 +160,8 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--json', 'print one JSON object per line on stdout and nothing else')
     .option('-v, --verbose', 'also report cached stages and stage starts')
     .addOption(new Option('-j, --jobs <N>', 'stages run at once (default: the number of cores)'))
+    .option('--remote <URL>', 'a remote cache to read trees from and write them to (default: $IMGMAKE_REMOTE; credentials from the environment)')
+    .option('--remote-read-only', 'read from the remote cache, never write to it (or IMGMAKE_REMOTE_READ_ONLY=1)')
     .showHelpAfterError()
     .exitOverride();
   const opts = (): GlobalOptions => p.opts<GlobalOptions>();

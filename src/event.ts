@@ -30,6 +30,12 @@ export type Event =
     }
   | { type: 'stage-cancelled'; node: NodeId; pipeline: string; stage: string; key: CacheKey }
   | { type: 'export'; target: string; path: string; ms: number }
+  /** A node's tree came from the remote cache: `layers` blobs downloaded (`bytes`, compressed). */
+  | { type: 'download'; node: NodeId; key: CacheKey; layers: number; bytes: number; ms: number }
+  /** A node's tree went to the remote cache: `blobs` layer blobs sent (`bytes`), then its entry. */
+  | { type: 'upload'; node: NodeId; key: CacheKey; blobs: number; bytes: number; ms: number }
+  /** Something that costs time but not the build (the remote cache is down, a blob was corrupt). */
+  | { type: 'warning'; reason: 'remote-unusable' | 'remote-failed'; message: string; node?: NodeId }
   | { type: 'diagnostic'; diagnostic: Diagnostic }
   | { type: 'info'; message: string }
   /** `imgmake watch`: the watcher's state changed (src/watch.ts); `files`: how many it watches. */

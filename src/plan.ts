@@ -4,7 +4,9 @@
  * A stage runs only when its tree is not in the store *and* something that will be built
  * needs it: starting from each target's final stage, a stage found in the store ends the walk
  * (its ancestors are already folded into its tree), so a no-op build reads one index entry per
- * stage and never a tree. Every other ancestor is reported `cached`.
+ * stage and never a tree. Every other ancestor is reported `cached`. With a remote cache, a stage
+ * not in the store is looked up there (all at once, bounded); one the remote has ends the walk
+ * the same way, reported `remote` (the build downloads it instead of running it).
  *
  * Reasons compare the node's key fields with the newest build of the same node (history is
  * scoped by definition file): "options.hostname changed", "input motd changed", "never built".
@@ -22,7 +24,7 @@ export interface PlannedStage {
   stage: string;
   rule: string;
   key: CacheKey;
-  status: 'cached' | 'run';
+  status: 'cached' | 'remote' | 'run';
   /** For `run`: why, in words a user can act on. */
   reasons: string[];
 }
@@ -48,6 +50,13 @@ export interface PlanOptions {
   scope: string;
   /** Nodes to run even if cached (`--from`): these and everything downstream of them. */
   force?: Set<NodeId>;
+  /** A remote cache to ask for stages the store lacks (src/remote/). */
+  remote?: RemoteLookup;
+}
+
+/** What plan needs of a remote cache: which of these keys it holds. */
+export interface RemoteLookup {
+  lookup(keys: CacheKey[]): Promise<Set<CacheKey>>;
 }
 
 export async function plan(opts: PlanOptions): Promise<Plan> {
@@ -65,8 +74,15 @@ export async function plan(opts: PlanOptions): Promise<Plan> {
       if (rec) found.set(id, rec);
     }),
   );
+  const missing = [...needed].filter((id) => !found.has(id) && !force?.has(id));
+  const onRemote = opts.remote && missing.length ? await opts.remote.lookup(missing.map(keyOf)) : new Set<CacheKey>();
+  const fromRemote = new Set<NodeId>();
   const visit = (id: NodeId): void => {
-    if (toRun.has(id) || found.has(id)) return;
+    if (toRun.has(id) || found.has(id) || fromRemote.has(id)) return;
+    if (onRemote.has(keyOf(id)) && !force?.has(id)) {
+      fromRemote.add(id);
+      return;
+    }
     toRun.add(id);
     for (const p of g.graph.inNeighbors(id)) if (g.graph.getNodeAttributes(p).kind === 'stage') visit(p as NodeId);
   };
@@ -83,7 +99,7 @@ export async function plan(opts: PlanOptions): Promise<Plan> {
       stage: stage.id,
       rule: rule.name,
       key: keyOf(id),
-      status: run ? 'run' : 'cached',
+      status: run ? 'run' : fromRemote.has(id) ? 'remote' : 'cached',
       reasons: run ? await reasons(opts, id, toRun) : [],
     });
   }

@@ -40,6 +40,8 @@ export interface ScheduleOptions {
   debs?: ReadonlyMap<string, string>;
   /** Nodes re-run on purpose (`--from`): their new trees replace those cached under their keys. */
   replace?: ReadonlySet<NodeId>;
+  /** Called when a node's tree is committed (the remote cache uploads it in the background). */
+  onCommit?: (id: NodeId, tree: TreeRecord) => void;
 }
 
 export interface ScheduleResult {
@@ -89,6 +91,7 @@ export async function schedule(opts: ScheduleOptions): Promise<ScheduleResult> {
         case 'committed':
           ran++;
           trees.set(id, outcome.tree);
+          opts.onCommit?.(id, outcome.tree);
           break;
         case 'failed':
           failed++;

@@ -6,22 +6,22 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect, type AddressInfo } from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import cacache from 'cacache';
 import { debKey, fetchPackages, hasAll, missingPackages, packageUrl, type FetchEvent } from '../src/debian/fetch.js';
 import type { LockedPackage } from '../src/debian/lock.js';
+import { startNginx, type Nginx } from './helpers/nginx.js';
 
 const T = { timeout: 60_000 };
 const root = mkdtempSync(join(tmpdir(), 'imgmake-fetch-test-'));
 const www = join(root, 'www');
-let nginx: ChildProcess | undefined;
+let nginx: Nginx | undefined;
 let port = 0;
 
 const accessLog = join(root, 'access.log');
@@ -38,77 +38,13 @@ function allRequests(): number {
 /** nginx writes the log line after the response; give it a moment before counting. */
 const settle = () => new Promise((ok) => setTimeout(ok, 150));
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const p = (s.address() as AddressInfo).port;
-  s.close();
-  await once(s, 'close');
-  return p;
-}
-
-async function canConnect(p: number): Promise<boolean> {
-  return new Promise((ok) => {
-    const c = connect(p, '127.0.0.1');
-    c.once('connect', () => (c.destroy(), ok(true)));
-    c.once('error', () => ok(false));
-  });
-}
-
 before(async () => {
-  assert.ok(existsSync('/usr/sbin/nginx'), 'nginx is not installed: apt-get install nginx (these tests run a private instance of it)');
-  mkdirSync(www, { recursive: true });
-  chmodSync(root, 0o755); // nginx's worker runs as an unprivileged user
-  for (let tries = 0; ; tries++) {
-    port = await freePort();
-    const conf = join(root, 'nginx.conf');
-    writeFileSync(
-      conf,
-      `daemon off;
-worker_processes 1;
-pid ${root}/nginx.pid;
-error_log ${root}/error.log;
-events { worker_connections 64; }
-http {
-  access_log ${accessLog};
-  client_body_temp_path ${root}/tmp-body;
-  proxy_temp_path ${root}/tmp-proxy;
-  fastcgi_temp_path ${root}/tmp-fastcgi;
-  uwsgi_temp_path ${root}/tmp-uwsgi;
-  scgi_temp_path ${root}/tmp-scgi;
-  default_type application/octet-stream;
-  sendfile off;
-  server {
-    listen 127.0.0.1:${port};
-    root ${www};
-    location /slow/ { limit_rate 128k; }
-  }
-}
-`,
-    );
-    const proc = spawn('/usr/sbin/nginx', ['-c', conf, '-p', root, '-e', join(root, 'error.log')], { stdio: 'ignore' });
-    let exited = false;
-    proc.once('exit', () => (exited = true));
-    const t0 = Date.now();
-    while (!exited && Date.now() - t0 < 5000 && !(await canConnect(port))) await new Promise((ok) => setTimeout(ok, 50));
-    if (!exited && (await canConnect(port))) {
-      nginx = proc;
-      return;
-    }
-    proc.kill('SIGKILL');
-    if (tries >= 3) throw new Error(`nginx did not start: ${readFileSync(join(root, 'error.log'), 'utf8')}`);
-  }
+  nginx = await startNginx(root, '    location /slow/ { limit_rate 128k; }');
+  port = nginx.port;
 });
 
 after(async () => {
-  if (nginx && nginx.exitCode === null) {
-    const exited = once(nginx, 'exit');
-    nginx.kill('SIGQUIT');
-    const timer = setTimeout(() => nginx?.kill('SIGKILL'), 3000);
-    await exited;
-    clearTimeout(timer);
-  }
+  await nginx?.stop();
   rmSync(root, { recursive: true, force: true });
 });
 

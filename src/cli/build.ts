@@ -13,6 +13,8 @@ import { fail, ok, type Result } from '../result.js';
 import { bwrapSandbox } from '../sandbox/run.js';
 import { schedule } from '../schedule.js';
 import type { Context, Selection } from './context.js';
+import type { NodeId } from '../ids.js';
+import type { TreeRecord } from '../store/types.js';
 
 export interface BuildRun {
   ok: boolean;
@@ -41,7 +43,11 @@ export async function runBuild(ctx: Context, targets: string[], selection: Selec
     logger.log({ type: 'summary', ...run });
     return run;
   };
-  const p = await plan({ graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals, scope: ctx.scope, force });
+  const planOpts = { graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals, scope: ctx.scope, force, ...(ctx.remote ? { remote: ctx.remote } : {}) };
+  ctx.remote?.attach(logger);
+  let p = await plan(planOpts);
+  // Trees the remote has are downloaded first (one that fails to download is built instead).
+  if (ctx.remote) p = await ctx.remote.settle(p, () => plan(planOpts));
   const toRun = p.stages.filter((s) => s.status === 'run').length;
   logger.log({ type: 'plan', targets, toRun, cached: p.stages.length - toRun });
   // The .debs of the package stages that will run, fetched (or found) before any stage starts.
@@ -62,6 +68,7 @@ export async function runBuild(ctx: Context, targets: string[], selection: Selec
     signal,
     debs: debs.value,
     replace: force,
+    ...(ctx.remote ? { onCommit: (id: NodeId, tree: TreeRecord) => ctx.remote!.upload(id, tree) } : {}),
   });
   let good = r.ok && !signal.aborted;
   if (good && !exports) logger.log({ type: 'info', message: `imgmake: stopped after ${o.until} (--until): nothing exported` });
@@ -78,6 +85,7 @@ export async function runBuild(ctx: Context, targets: string[], selection: Selec
       logger.log({ type: 'export', target: name, path: e.path, ms: e.ms });
     }
   }
+  await ctx.remote?.drain();
   return summary({ ok: good, ran: r.ran, cached: r.cached, failed: r.failed, cancelled: r.cancelled });
 }
 

@@ -21,6 +21,7 @@ import { loadRules, type RuleRegistry } from '../rule.js';
 import { fail, ok, type Result } from '../result.js';
 import { openLocalStore } from '../store/local.js';
 import type { Store } from '../store/types.js';
+import { openRemote, remoteConfig, type RemoteCache } from '../remote/index.js';
 
 export interface GlobalOptions {
   file?: string;
@@ -30,6 +31,8 @@ export interface GlobalOptions {
   json?: boolean;
   jobs?: string;
   verbose?: boolean;
+  remote?: string;
+  remoteReadOnly?: boolean;
 }
 
 export interface Context {
@@ -41,6 +44,8 @@ export interface Context {
   scope: string;
   cacheDir: string;
   outDir: string;
+  /** The remote cache (`--remote`, `IMGMAKE_REMOTE`), if any. */
+  remote?: RemoteCache;
 }
 
 export function definitionPath(o: GlobalOptions): string {
@@ -82,6 +87,8 @@ export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {})
   }
   const vars = parseVars(o.var, process.env);
   if (!vars.ok) return fail([vars.error]);
+  const remote = remoteConfig(o, process.env);
+  if (!remote.ok) return fail([remote.error]);
   const rules = await loadRules();
   const loaded = await load({ file, rules, vars: vars.value, hostDefaults: await hostDefaults() });
   if (!loaded.ok) return loaded;
@@ -107,6 +114,7 @@ export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {})
     scope: historyScope(file),
     cacheDir,
     outDir: resolve(o.out ?? resolve(def.dir, 'out')),
+    ...(remote.value ? { remote: openRemote(remote.value, store) } : {}),
   });
 }
 

@@ -254,7 +254,7 @@ async function downloadOnce(p: LockedPackage, url: string, opts: FetchOptions): 
 }
 
 /** fetch() wraps the useful part in `cause`: "fetch failed" → "connect ECONNREFUSED 127.0.0.1:9". */
-function describe(e: unknown, signal: AbortSignal): string {
+export function describe(e: unknown, signal: AbortSignal): string {
   if (signal.aborted && signal.reason instanceof Error) return signal.reason.message;
   const err = e as Error & { cause?: Error & { code?: string } };
   if (err.cause?.message) return `${err.message}: ${err.cause.message}`;

@@ -9,6 +9,10 @@ export function seconds(ms: number): string {
   return ms < 1000 ? `${ms} ms` : ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
 }
 
+function mb(bytes: number): string {
+  return bytes < 1e6 ? `${(bytes / 1e3).toFixed(1)} kB` : `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
 /** One event as text lines (empty: nothing to say in text form). */
 export function describe(e: Event, verbose: boolean): string[] {
   switch (e.type) {
@@ -35,6 +39,12 @@ export function describe(e: Event, verbose: boolean): string[] {
       return [`  cancelled ${e.node}`];
     case 'export':
       return [`  export ${e.target} → ${e.path}${e.ms ? ` (${seconds(e.ms)})` : ''}`];
+    case 'download':
+      return [`  remote ${e.node}: ${e.layers} layer${e.layers === 1 ? '' : 's'} downloaded (${mb(e.bytes)}) in ${seconds(e.ms)}`];
+    case 'upload':
+      return verbose ? [`  upload ${e.node}: ${e.blobs} blob${e.blobs === 1 ? '' : 's'} sent (${mb(e.bytes)}) in ${seconds(e.ms)}`] : [];
+    case 'warning':
+      return [`warning: ${e.message}`];
     case 'diagnostic':
       return [formatDiagnostic(e.diagnostic)];
     case 'info':

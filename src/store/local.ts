@@ -137,6 +137,27 @@ class LocalStore implements Store {
     await rm(w.dir, { recursive: true, force: true });
   }
 
+  async importTree(rec: TreeRecord, fill: (layer: CacheKey, dir: string) => Promise<void>): Promise<TreeRecord> {
+    const have = await this.get(rec.key);
+    if (have) return have;
+    for (const layer of rec.layers) {
+      if (await exists(this.layer(layer))) continue;
+      const w = await this.begin(undefined);
+      try {
+        await fill(layer, w.upper);
+        // Like a commit: the layer appears whole or not at all; if another build put it there
+        // first (ENOTEMPTY), same key, same layer: theirs is kept.
+        await rename(w.upper, this.layer(layer)).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
+        });
+      } finally {
+        await this.discard(w);
+      }
+    }
+    await cacache.put(this.root, `tree:${rec.key}`, JSON.stringify(rec), { metadata: rec });
+    return rec;
+  }
+
   async putLog(key: CacheKey, logFile: string): Promise<string> {
     const { readFile } = await import('node:fs/promises');
     await cacache.put(this.root, `log:${key}`, await readFile(logFile));

@@ -67,6 +67,13 @@ export interface Store {
    */
   commit(w: WorkTree, rec: { key: CacheKey; node: NodeId; ms: number; replace?: boolean }): Promise<TreeRecord>;
   discard(w: WorkTree): Promise<void>;
+  /**
+   * Adds a tree built elsewhere (a remote cache) under `rec.key`: each of `rec.layers` not
+   * here is written by `fill` into an empty directory inside the cache, then renamed into
+   * `layers/` (atomic, as in a commit); the entry is written last. If `fill` throws, no entry
+   * is written (layers already in place stay: finished work a later commit adopts).
+   */
+  importTree(rec: TreeRecord, fill: (layer: CacheKey, dir: string) => Promise<void>): Promise<TreeRecord>;
   /** Keeps a stage's log under its key; returns the path of the stored copy. */
   putLog(key: CacheKey, logFile: string): Promise<string>;
   /** Path of the stored log of the newest run of `key`, if any. */

@@ -1,0 +1,288 @@
+/**
+ * The remote cache, wired into a build: read-through at plan time, write-through after each
+ * commit. A remote only ever saves work; it never fails a build.
+ *
+ *     lookup(keys)        plan: which of these keys the remote has (parallel, bounded, memoized)
+ *     download(node,key)  the layers of that tree this cache lacks, each verified, unpacked in
+ *                         the cache's work dir, renamed into layers/; then the tree's entry
+ *     settle(plan, again) downloads every `remote` node of a plan and plans again (a node whose
+ *                         download failed is then built, and its ancestors looked up anew)
+ *     upload(node, tree)  in the background: each layer's blob unless the remote has it
+ *                         (HEAD first), then the node's entry
+ *     drain(ms)           at the end of a build: wait for pending uploads, at most `ms`
+ *
+ * A remote that does not answer (refused, timed out) or refuses the credentials costs one
+ * warning; it is not asked again in this process. Any other failure (an HTTP error, a corrupt or truncated blob) is a warning
+ * naming the node, and that node is built instead.
+ *
+ * `remoteConfig` reads `--remote`/`IMGMAKE_REMOTE`, `--remote-read-only`/
+ * `IMGMAKE_REMOTE_READ_ONLY` and the credentials (environment only: `IMGMAKE_REMOTE_AUTH`, a
+ * whole Authorization header value, or `IMGMAKE_REMOTE_USER` + `IMGMAKE_REMOTE_PASSWORD`).
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import cacache from 'cacache';
+import { diagnostic, type Diagnostic } from '../diagnostic.js';
+import type { Event, Logger } from '../event.js';
+import type { CacheKey, NodeId } from '../ids.js';
+import type { Plan } from '../plan.js';
+import { fail, ok, type Result } from '../result.js';
+import type { Store, TreeRecord } from '../store/types.js';
+import { packLayer, unpackLayer, type BlobDigest } from './blob.js';
+import { HttpRemote } from './http.js';
+import { ENTRY_SCHEMA, RemoteError, type RemoteEntry, type RemoteLayer, type RemoteStore } from './types.js';
+
+export interface RemoteConfig {
+  url: string;
+  readOnly: boolean;
+  /** The Authorization header value, from the environment. */
+  authorization?: string;
+}
+
+const ENV_HINT = 'put credentials in the environment: IMGMAKE_REMOTE_AUTH="Bearer …" (the whole Authorization header), or IMGMAKE_REMOTE_USER and IMGMAKE_REMOTE_PASSWORD';
+
+/** The remote of this command line and environment (the flag wins), or undefined for none. */
+export function remoteConfig(o: { remote?: string; remoteReadOnly?: boolean }, env: NodeJS.ProcessEnv): Result<RemoteConfig | undefined, Diagnostic> {
+  const text = (o.remote ?? env.IMGMAKE_REMOTE ?? '').trim();
+  if (!text) return ok(undefined);
+  const usage = (msg: string, hint: string) => fail(diagnostic('usage', `--remote ${text}: ${msg}`, undefined, hint));
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return usage('not a URL', 'write --remote http://HOST:PORT/PATH');
+  }
+  if (url.username || url.password) return usage('credentials do not belong in the URL (it is printed and kept in shell history)', ENV_HINT);
+  if (url.protocol === 'oci:') return usage('OCI registry remotes are not supported yet', 'use an HTTP remote-cache server (http:// or https://)');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return usage(`${url.protocol} is not a remote imgmake knows`, 'use http:// or https://');
+  const user = env.IMGMAKE_REMOTE_USER;
+  const authorization = env.IMGMAKE_REMOTE_AUTH || (user ? `Basic ${Buffer.from(`${user}:${env.IMGMAKE_REMOTE_PASSWORD ?? ''}`).toString('base64')}` : undefined);
+  const readOnly = o.remoteReadOnly === true || /^(1|true|yes)$/i.test(env.IMGMAKE_REMOTE_READ_ONLY ?? '');
+  return ok({ url: url.href.replace(/\/+$/, ''), readOnly, ...(authorization ? { authorization } : {}) });
+}
+
+export function openRemote(config: RemoteConfig, store: Store): RemoteCache {
+  const transport = new HttpRemote({ url: config.url, ...(config.authorization ? { authorization: config.authorization } : {}) });
+  return new RemoteCache({ transport, store, readOnly: config.readOnly });
+}
+
+/** Lookups and downloads in flight at once. */
+const CONCURRENCY = 8;
+/** How long the end of a build waits for pending uploads. */
+export const UPLOAD_WAIT_MS = 120_000;
+
+export class RemoteCache {
+  readonly readOnly: boolean;
+  private readonly transport: RemoteStore;
+  private readonly store: Store;
+  private logger: Logger = { log: () => undefined };
+  private readonly entries = new Map<CacheKey, Promise<RemoteEntry | undefined>>();
+  /** Keys whose download failed: built instead, not offered again. */
+  private readonly rejected = new Set<CacheKey>();
+  /** Why the remote counts as down for the rest of this process. */
+  private down: string | undefined;
+  private readonly uploads = new Set<Promise<void>>();
+  /** A layer's blob, once on the remote in this process (many trees share a layer). */
+  private readonly blobs = new Map<CacheKey, Promise<BlobDigest & { sent: number }>>();
+  /** Blobs that failed verification on download: uploaded again even though HEAD finds them. */
+  private readonly suspect = new Set<string>();
+
+  constructor(o: { transport: RemoteStore; store: Store; readOnly: boolean }) {
+    this.transport = o.transport;
+    this.store = o.store;
+    this.readOnly = o.readOnly;
+  }
+
+  get url(): string {
+    return this.transport.url;
+  }
+
+  /** Where warnings and download/upload events go. */
+  attach(logger: Logger): void {
+    this.logger = logger;
+  }
+
+  /** Which of `keys` the remote holds (and this process has not rejected). */
+  async lookup(keys: CacheKey[]): Promise<Set<CacheKey>> {
+    const found = new Set<CacheKey>();
+    await pool(keys, CONCURRENCY, async (key) => {
+      if (this.rejected.has(key)) return;
+      if (await this.entry(key)) found.add(key);
+    });
+    return found;
+  }
+
+  private entry(key: CacheKey): Promise<RemoteEntry | undefined> {
+    let e = this.entries.get(key);
+    if (!e) {
+      e = this.down ? Promise.resolve(undefined) : this.transport.getEntry(key).catch((err: unknown) => this.failed(err, `looking up ${key} on the remote failed: ${(err as Error).message}`));
+      this.entries.set(key, e);
+    }
+    return e;
+  }
+
+  /** The tree `key` from the remote into the store, or undefined (a warning says why). */
+  async download(node: NodeId, key: CacheKey): Promise<TreeRecord | undefined> {
+    const entry = await this.entry(key);
+    if (!entry || this.rejected.has(key)) return undefined;
+    const t0 = performance.now();
+    let layers = 0;
+    let bytes = 0;
+    try {
+      // Here, it is as new as its download: export copies it out even if an older tree of this key was exported.
+      const rec = await this.store.importTree({ ...entry.record, createdAt: new Date().toISOString() }, async (layer, dir) => {
+        const blob = entry.layers.find((l) => l.key === layer)!;
+        const file = `${dir}.tar.zst`;
+        await this.transport.getBlob(blob, file).catch((e: unknown) => {
+          // A corrupt or truncated blob: the next upload of that layer replaces it.
+          if (e instanceof RemoteError && !e.unusable) this.suspect.add(blob.sha256);
+          throw e;
+        });
+        await unpackLayer(file, dir);
+        await rm(file, { force: true });
+        await this.remember(layer, blob);
+        layers++;
+        bytes += blob.size;
+      });
+      this.emit({ type: 'download', node, key, layers, bytes, ms: Math.round(performance.now() - t0) });
+      return rec;
+    } catch (e) {
+      this.rejected.add(key);
+      this.failed(e, `${node}: its tree on the remote was not used (${(e as Error).message}); building it instead`, node);
+      return undefined;
+    }
+  }
+
+  /**
+   * Downloads every node the plan takes from the remote, then plans again with `again`: the
+   * downloaded nodes are then cached, and a node whose download failed is to run (its
+   * ancestors looked up in turn). Repeats until the plan has no `remote` node left; each round
+   * downloads or rejects at least one, so it ends.
+   */
+  async settle(p: Plan, again: () => Promise<Plan>): Promise<Plan> {
+    for (;;) {
+      const wanted = p.stages.filter((s) => s.status === 'remote');
+      if (wanted.length === 0) return p;
+      await pool(wanted, CONCURRENCY, async (s) => {
+        if (!(await this.download(s.id, s.key))) this.rejected.add(s.key);
+      });
+      p = await again();
+    }
+  }
+
+  /** Uploads a committed tree in the background (nothing in read-only mode). */
+  upload(node: NodeId, tree: TreeRecord): void {
+    if (this.readOnly || this.down) return;
+    const t0 = performance.now();
+    const p: Promise<void> = (async () => {
+      const layers: RemoteLayer[] = [];
+      let blobs = 0;
+      let bytes = 0;
+      for (const key of tree.layers) {
+        const b = await this.layerBlob(key);
+        layers.push({ key, sha256: b.sha256, size: b.size });
+        if (b.sent) blobs++;
+        bytes += b.sent;
+      }
+      await this.transport.putEntry({ schema: ENTRY_SCHEMA, record: tree, layers });
+      this.emit({ type: 'upload', node, key: tree.key, blobs, bytes, ms: Math.round(performance.now() - t0) });
+    })()
+      .catch((e: unknown) => void this.failed(e, `${node}: upload to the remote failed: ${(e as Error).message}`, node))
+      .finally(() => this.uploads.delete(p));
+    this.uploads.add(p);
+  }
+
+  /** Waits for pending uploads, at most `ms`; then warns about those still running. */
+  async drain(ms = UPLOAD_WAIT_MS): Promise<void> {
+    if (this.uploads.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      Promise.allSettled([...this.uploads]).then(() => false),
+      new Promise<boolean>((ok) => (timer = setTimeout(() => ok(true), ms))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.warn('remote-failed', `${this.uploads.size} upload${this.uploads.size === 1 ? '' : 's'} to ${this.url} still running after ${ms / 1000} s: left unfinished`);
+    }
+  }
+
+  /** The blob of one layer, on the remote: known and there (HEAD), or packed and uploaded. */
+  private layerBlob(key: CacheKey): Promise<BlobDigest & { sent: number }> {
+    let b = this.blobs.get(key);
+    if (!b) {
+      b = this.ensureBlob(key);
+      b.catch(() => this.blobs.delete(key));
+      this.blobs.set(key, b);
+    }
+    return b;
+  }
+
+  private async ensureBlob(key: CacheKey): Promise<BlobDigest & { sent: number }> {
+    const known = await this.known(key);
+    if (known && (await this.onRemote(known))) return { ...known, sent: 0 };
+    const mount = this.store.readMount({ key, node: '' as NodeId, layers: [key], createdAt: '', ms: 0, bytes: 0 }, '');
+    if (mount.kind !== 'dir') throw new Error(`Internal error: layer ${key} is not a directory`);
+    // The blob is made in a work dir of the cache: removed with it, or by the next open after a crash.
+    const w = await this.store.begin(undefined);
+    try {
+      const file = join(w.scratch, 'layer.tar.zst');
+      const blob = await packLayer(mount.path, file);
+      await this.remember(key, blob);
+      if (await this.onRemote(blob)) return { ...blob, sent: 0 };
+      await this.transport.putBlob(blob, file);
+      return { ...blob, sent: blob.size };
+    } finally {
+      await this.store.discard(w);
+    }
+  }
+
+  private async onRemote(blob: BlobDigest): Promise<boolean> {
+    return !this.suspect.has(blob.sha256) && (await this.transport.hasBlob(blob));
+  }
+
+  /** The blob digest of a layer packed or downloaded before (a small cacache entry). */
+  private async known(key: CacheKey): Promise<BlobDigest | undefined> {
+    const info = await cacache.get.info(this.store.root, blobEntry(key)).catch(() => undefined);
+    return info ? (info.metadata as BlobDigest) : undefined;
+  }
+
+  private async remember(key: CacheKey, blob: BlobDigest): Promise<void> {
+    const d = { sha256: blob.sha256, size: blob.size };
+    await cacache.put(this.store.root, blobEntry(key), JSON.stringify(d), { metadata: d });
+  }
+
+  /** Turns a failure into a warning (or, when the remote cannot be used at all, marks it down: one warning in all). */
+  private failed(e: unknown, message: string, node?: NodeId): undefined {
+    if (e instanceof RemoteError && e.unusable) {
+      if (!this.down) {
+        this.down = e.message;
+        this.warn('remote-unusable', `the remote cache ${this.url} cannot be used (${e.message}): continuing without it`);
+      }
+      return undefined;
+    }
+    this.warn('remote-failed', message, node);
+    return undefined;
+  }
+
+  private warn(reason: Extract<Event, { type: 'warning' }>['reason'], message: string, node?: NodeId): void {
+    this.emit({ type: 'warning', reason, message, ...(node ? { node } : {}) });
+  }
+
+  private emit(e: Event): void {
+    this.logger.log(e);
+  }
+}
+
+/** The cacache key of a layer's blob digest. */
+function blobEntry(key: CacheKey): string {
+  return `remote-blob:${key}`;
+}
+
+/** Runs `fn` over `items`, at most `n` at once. */
+async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  const worker = async (): Promise<void> => {
+    for (let x = queue.shift(); x !== undefined; x = queue.shift()) await fn(x);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, queue.length) }, worker));
+}

@@ -1,0 +1,202 @@
+/**
+ * The HTTP remote cache against a REAL nginx with its DAV module (PUT), started on 127.0.0.1
+ * with its own config and document root. Runners are cache directories: runner A builds
+ * examples/hello and pushes; runner B, with an empty cache and its own copy of the project,
+ * downloads instead of building. Then the failure cases: a corrupt blob, a remote that is down
+ * or never answers, read-only mode, credentials in the URL.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { imgmake, ran, summary, tempProject, type CliResult } from './helpers/cli.js';
+import { freePort, startNginx, type Nginx } from './helpers/nginx.js';
+
+const T = { timeout: 180_000 };
+const DAV = `    location / {
+      dav_methods PUT DELETE MKCOL;
+      create_full_put_path on;
+      dav_access user:rw group:r all:r;
+      client_max_body_size 0;
+    }`;
+const root = mkdtempSync(join(tmpdir(), 'imgmake-remote-test-'));
+let nginx: Nginx;
+let url = '';
+const projects: { cleanup(): Promise<void> }[] = [];
+
+before(async () => {
+  chmodSync(root, 0o755); // nginx's worker runs as an unprivileged user: it reads and writes www/
+  nginx = await startNginx(join(root, 'remote'), DAV);
+  chmodSync(nginx.www, 0o777);
+  url = `http://127.0.0.1:${nginx.port}/cache`;
+});
+
+after(async () => {
+  await nginx?.stop();
+  for (const p of projects) await p.cleanup();
+  rmSync(root, { recursive: true, force: true });
+});
+
+/** A fresh copy of examples/hello and an empty cache directory: one CI runner. */
+async function runner(): Promise<{ dir: string; file: string; cache: string }> {
+  const p = await tempProject();
+  projects.push(p);
+  return { ...p, cache: mkdtempSync(join(root, 'cache-')) };
+}
+
+function build(r: { file: string; cache: string }, args: string[] = [], env: Record<string, string> = {}): Promise<CliResult> {
+  return imgmake(['-f', r.file, '--cache', r.cache, '--json', ...args, 'build', 'hello'], { env });
+}
+
+const events = (r: CliResult, type: string) => r.events.filter((e) => e.type === type);
+const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+const filesIn = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
+/** nginx writes the log line after the response; give it a moment before reading. */
+const settle = () => new Promise((ok) => setTimeout(ok, 200));
+
+let a: Awaited<ReturnType<typeof runner>>;
+let finalKey = '';
+
+test('runner A builds and pushes; runner B with an empty cache runs no stage and exports the same bytes; then only downstream stages run', T, async () => {
+  a = await runner();
+  const ra = await build(a, ['--remote', url]);
+  assert.equal(ra.code, 0, ra.stderr);
+  assert.equal(ran(ra).length, 9, 'A runs every stage');
+  const uploads = events(ra, 'upload');
+  assert.equal(uploads.length, 9, `each committed node is uploaded before the build ends: ${JSON.stringify(events(ra, 'warning'))}`);
+  assert.deepEqual(events(ra, 'warning'), []);
+  const layerBlobs = filesIn(join(nginx.www, 'cache', 'cas'));
+  assert.equal(filesIn(join(nginx.www, 'cache', 'ac')).length, 9);
+  assert.equal(layerBlobs.length, 9, 'one blob per layer, however many trees share it');
+  await settle();
+  const puts = nginx.log().filter((l) => l.includes('"PUT /cache/cas/'));
+  assert.equal(puts.length, 9, 'a layer shared by many trees is uploaded once');
+  finalKey = ra.events.find((e) => e.type === 'stage' && e.node === 'tarball.tar')!.key;
+
+  // `plan` on another empty cache says what would come from the remote.
+  const c = await runner();
+  const pj = await imgmake(['-f', c.file, '--cache', c.cache, '--remote', url, '--json', 'plan', 'hello']);
+  assert.equal(pj.code, 0, pj.stderr);
+  const statuses = Object.fromEntries(pj.events.filter((e) => e.type === 'plan-stage').map((e) => [e.node, e.status]));
+  assert.equal(statuses['tarball.tar'], 'remote');
+  assert.ok(!Object.values(statuses).includes('run'), JSON.stringify(statuses));
+  const pt = await imgmake(['-f', c.file, '--cache', c.cache, 'plan', 'hello'], { env: { IMGMAKE_REMOTE: url } });
+  assert.match(pt.stdout, /^remote +tarball\.tar /m);
+  assert.match(pt.stdout, /nothing will run, 1 from the remote cache/);
+
+  const b = await runner();
+  const t0 = Date.now();
+  const rb = await build(b, ['--remote', url]);
+  const ms = Date.now() - t0;
+  assert.equal(rb.code, 0, rb.stderr);
+  assert.deepEqual(ran(rb), [], 'B runs no stage');
+  assert.deepEqual(events(rb, 'download').map((e) => e.node), ['tarball.tar'], 'the walk stops at the target: its ancestors are not downloaded');
+  assert.equal(summary(rb).ok, true);
+  assert.equal(sha256(join(b.dir, 'out', 'hello', 'hello.tar')), sha256(join(a.dir, 'out', 'hello', 'hello.tar')), 'byte-identical export');
+  process.stderr.write(`# runner B from the remote: ${ms} ms; ${JSON.stringify(events(rb, 'download')[0])}\n`);
+
+  // B changes one option: only the stages after it run; the tree before it comes from the remote.
+  const rb2 = await build(b, ['--remote', url, '--var', 'timezone=Europe/Paris']);
+  assert.equal(rb2.code, 0, rb2.stderr);
+  assert.deepEqual(ran(rb2), ['rootfs.greeting', 'rootfs.link', 'rootfs.locale', 'rootfs.manifest', 'rootfs.timezone', 'tarball.tar']);
+  assert.deepEqual(events(rb2, 'download').map((e) => e.node), ['rootfs.hostname']);
+  assert.equal(events(rb2, 'download')[0]!.layers, 3, 'the three layers of rootfs.hostname');
+  assert.equal(events(rb2, 'upload').length, 6, 'B pushes what it built');
+});
+
+test('a corrupt blob on the remote is detected, not used: the node is built instead, the warning names it, the blob is replaced', T, async () => {
+  const entry = JSON.parse(readFileSync(join(nginx.www, 'cache', 'ac', finalKey), 'utf8'));
+  const blob = join(nginx.www, 'cache', 'cas', entry.layers[0].sha256);
+  const good = readFileSync(blob);
+  const bad = Buffer.from(good);
+  bad[Math.floor(bad.length / 2)] ^= 0xff;
+  writeFileSync(blob, bad); // same size: only the digest can tell
+  const d = await runner();
+  const r = await build(d, ['--remote', url]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(ran(r), ['tarball.tar'], 'the corrupt node is built; its input comes from the remote');
+  const warnings = events(r, 'warning');
+  assert.equal(warnings.length, 1, JSON.stringify(warnings));
+  assert.equal(warnings[0]!.node, 'tarball.tar');
+  assert.match(warnings[0]!.message, /tarball\.tar: its tree on the remote was not used \(blob [0-9a-f]{64} is corrupt/);
+  assert.equal(sha256(join(d.dir, 'out', 'hello', 'hello.tar')), sha256(join(a.dir, 'out', 'hello', 'hello.tar')));
+  // D's upload replaced the entry; every blob the entry names is whole again.
+  const now = JSON.parse(readFileSync(join(nginx.www, 'cache', 'ac', finalKey), 'utf8'));
+  for (const l of now.layers) assert.equal(sha256(join(nginx.www, 'cache', 'cas', l.sha256)), l.sha256);
+
+  // A truncated blob too.
+  writeFileSync(join(nginx.www, 'cache', 'cas', now.layers[0].sha256), readFileSync(join(nginx.www, 'cache', 'cas', now.layers[0].sha256)).subarray(0, 100));
+  const e = await runner();
+  const re = await build(e, ['--remote', url, '--remote-read-only']);
+  assert.equal(re.code, 0, re.stderr);
+  assert.deepEqual(ran(re), ['tarball.tar']);
+  assert.match(events(re, 'warning')[0]!.message, /truncated/);
+});
+
+test('a remote that is down or never answers costs a warning and a few seconds, not the build', T, async () => {
+  const dead = `http://127.0.0.1:${await freePort()}`;
+  const r1 = await runner();
+  const t0 = Date.now();
+  const rd = await build(r1, ['--remote', dead]);
+  assert.equal(rd.code, 0, rd.stderr);
+  assert.equal(ran(rd).length, 9);
+  const w = events(rd, 'warning');
+  assert.equal(w.length, 1, JSON.stringify(w));
+  assert.equal(w[0]!.reason, 'remote-unusable');
+  assert.match(w[0]!.message, /ECONNREFUSED/);
+  const refusedMs = Date.now() - t0;
+
+  // A server that accepts connections and never says a word.
+  const sockets: Socket[] = [];
+  const mute: Server = createServer((s) => void sockets.push(s));
+  mute.listen(0, '127.0.0.1');
+  await once(mute, 'listening');
+  try {
+    const r2 = await runner();
+    const t1 = Date.now();
+    const rm = await build(r2, ['--remote', `http://127.0.0.1:${(mute.address() as { port: number }).port}`]);
+    const muteMs = Date.now() - t1;
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.equal(ran(rm).length, 9);
+    assert.deepEqual(events(rm, 'warning').map((e) => e.reason), ['remote-unusable']);
+    assert.match(events(rm, 'warning')[0]!.message, /no progress for 5 s/);
+    assert.ok(muteMs < refusedMs + 9000, `a silent remote cost ${muteMs - refusedMs} ms more than a refused one`);
+    process.stderr.write(`# build with a refused remote: ${refusedMs} ms; with a silent one: ${muteMs} ms\n`);
+  } finally {
+    for (const s of sockets) s.destroy();
+    mute.close();
+  }
+});
+
+test('read-only mode downloads but writes nothing', T, async () => {
+  const empty = await startNginx(join(root, 'readonly'), DAV);
+  chmodSync(empty.www, 0o777);
+  try {
+    const r = await runner();
+    const res = await build(r, ['--remote', `http://127.0.0.1:${empty.port}/cache`, '--remote-read-only']);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(ran(res).length, 9);
+    const env = await build(await runner(), [], { IMGMAKE_REMOTE: `http://127.0.0.1:${empty.port}/cache`, IMGMAKE_REMOTE_READ_ONLY: '1' });
+    assert.equal(env.code, 0, env.stderr);
+    await settle();
+    assert.deepEqual(filesIn(empty.www), [], 'the remote stays empty');
+    const log = empty.log();
+    assert.ok(log.length > 0, 'it was asked');
+    assert.deepEqual(log.filter((l) => !/"(GET|HEAD) /.test(l)), [], 'only GET and HEAD');
+    assert.deepEqual(events(res, 'upload'), []);
+  } finally {
+    await empty.stop();
+  }
+});
+
+test('credentials in the URL are a usage error pointing at the environment', T, async () => {
+  const r = await runner();
+  const res = await imgmake(['-f', r.file, '--cache', r.cache, '--remote', 'http://user:secret@127.0.0.1:1/', 'build', 'hello']);
+  assert.equal(res.code, 2);
+  assert.match(res.stderr, /credentials do not belong in the URL/);
+  assert.match(res.stderr, /IMGMAKE_REMOTE_USER/);
+});
