@@ -7,11 +7,11 @@
 import { Command, CommanderError, Option } from 'commander';
 import { plan } from './plan.js';
 import { loadRules } from './rule.js';
-import { cacheDirOf, definitionPath, loadContext, resolveTargets, selectNodes, type Context, type GlobalOptions } from './cli/context.js';
+import { loadContext, resolveTargets, selectNodes, type Context, type GlobalOptions } from './cli/context.js';
 import { runBuild } from './cli/build.js';
 import { watchCommand, type WatchOptions } from './cli/watch.js';
 import { jobsOf, out, pickLogger, reportDiagnostics } from './cli/output.js';
-import { openLocalStore } from './store/local.js';
+import { cacheGc, cacheInfo, cacheLs, cachePrune, cacheVerify, maxCacheSize } from './cli/cache.js';
 import { describeRule, listRules } from './cli/rules.js';
 import { bootCommand, type BootCommandOptions } from './cli/boot.js';
 import { exportCommand, logCommand, shellCommand, type ShellOptions } from './cli/checkpoint.js';
@@ -32,6 +32,8 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
   const started = performance.now();
   const jobs = jobsOf(o);
   if (typeof jobs !== 'number') return reportDiagnostics([jobs], o);
+  const maxCacheBytes = maxCacheSize(o);
+  if (typeof maxCacheBytes === 'object') return reportDiagnostics([maxCacheBytes], o);
   const loaded = await loadContext(o, { lock: o.locked ? 'read' : 'resolve' });
   if (!loaded.ok) return reportDiagnostics(loaded.error, o);
   const ctx = loaded.value;
@@ -49,7 +51,7 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const r = await runBuild(ctx, targets, selected.value, { logger, jobs, signal: abort.signal, started, until: o.until });
+    const r = await runBuild(ctx, targets, selected.value, { logger, jobs, signal: abort.signal, started, until: o.until, maxCacheBytes });
     if (interrupted) return EXIT_INTERRUPTED;
     return r.ok ? EXIT_OK : EXIT_FAILED;
   } finally {
@@ -141,15 +143,6 @@ async function bootTarget(target: string, bo: BootCommandOptions, o: GlobalOptio
   }
 }
 
-async function cacheInfo(o: GlobalOptions): Promise<number> {
-  const dir = cacheDirOf(o, definitionPath(o));
-  const store = await openLocalStore(dir);
-  const i = await store.info();
-  if (o.json) out(JSON.stringify({ type: 'cache-info', ...i }));
-  else out(`cache ${i.root}\n  trees ${i.trees}\n  logs  ${i.logs}\n  size  ${(i.bytes / 1e6).toFixed(1)} MB`);
-  return EXIT_OK;
-}
-
 export function program(run: (code: Promise<number>) => void): Command {
   const p = new Command('imgmake')
     .description('Build bootable OS images the way make builds programs.')
@@ -160,6 +153,7 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--json', 'print one JSON object per line on stdout and nothing else')
     .option('-v, --verbose', 'also report cached stages and stage starts')
     .addOption(new Option('-j, --jobs <N>', 'stages run at once (default: the number of cores)'))
+    .option('--max-cache-size <SIZE>', 'after each build, remove least recently used trees and .debs until the cache is under SIZE (10G, 500M; or $IMGMAKE_MAX_CACHE_SIZE)')
     .option('--remote <URL>', 'a remote cache to read trees from and write them to (default: $IMGMAKE_REMOTE; credentials from the environment)')
     .option('--remote-read-only', 'read from the remote cache, never write to it (or IMGMAKE_REMOTE_READ_ONLY=1)')
     .showHelpAfterError()
@@ -220,8 +214,27 @@ export function program(run: (code: Promise<number>) => void): Command {
     .description("print the stored log of a stage's last run with its current definition (NODE: PIPELINE.STAGE)")
     .argument('<NODE>')
     .action((node: string) => run(logCommand(node, opts()).then((r) => (r.ok ? r.value : reportDiagnostics(r.error, opts())))));
-  const cache = p.command('cache').description('inspect the cache');
+  const cache = p.command('cache').description('inspect, collect and verify the cache');
   cache.command('info').description('where the cache is, what it holds, its size').action(() => run(cacheInfo(opts())));
+  cache
+    .command('ls')
+    .description('the trees in the cache: node, key, size, last use, the targets that need them; and the .debs')
+    .option('--debs', 'list each .deb, not only their count and size')
+    .action((lo: { debs?: boolean }) => run(cacheLs({ ...opts(), ...lo })));
+  cache
+    .command('gc')
+    .description('remove least recently used trees and .debs until the cache is under SIZE')
+    .option('--max-size <SIZE>', 'the size to get under: 10G, 500M, 0 (K, M, G, T are powers of 1024)')
+    .action((go: { maxSize?: string }) => run(cacheGc({ ...opts(), ...go })));
+  cache
+    .command('verify')
+    .description('re-hash layers and .debs; remove what does not match (the next build rebuilds it)')
+    .action(() => run(cacheVerify(opts())));
+  cache
+    .command('prune')
+    .description('keep only the trees and .debs the named targets need; remove everything else')
+    .option('--keep <TARGET...>', 'the targets to keep')
+    .action((po: { keep?: string[] }) => run(cachePrune({ ...opts(), ...po })));
   return p;
 }
 

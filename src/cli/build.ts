@@ -13,6 +13,7 @@ import { fail, ok, type Result } from '../result.js';
 import { bwrapSandbox } from '../sandbox/run.js';
 import { schedule } from '../schedule.js';
 import type { Context, Selection } from './context.js';
+import { collectAfterBuild, leaseBuild } from './cache.js';
 import type { NodeId } from '../ids.js';
 import type { TreeRecord } from '../store/types.js';
 
@@ -33,9 +34,27 @@ export interface RunBuildOptions {
   started: number;
   /** The `--until` stage as written, for the message that nothing was exported. */
   until?: string | undefined;
+  /** After a successful build, collect the cache down to this many bytes (`--max-cache-size`). */
+  maxCacheBytes?: number | undefined;
 }
 
+/**
+ * Holds a lease on everything the build needs while it runs (a `cache gc` meanwhile leaves it
+ * alone, see store/gc.ts), and collects the cache to `--max-cache-size` after a success, still
+ * holding it: nothing the build used or made can go.
+ */
 export async function runBuild(ctx: Context, targets: string[], selection: Selection, o: RunBuildOptions): Promise<BuildRun> {
+  const lease = await leaseBuild(ctx, selection.goals);
+  try {
+    const r = await buildLeased(ctx, targets, selection, o);
+    if (r.ok && o.maxCacheBytes !== undefined) await collectAfterBuild(ctx, o.maxCacheBytes);
+    return r;
+  } finally {
+    await lease.release();
+  }
+}
+
+async function buildLeased(ctx: Context, targets: string[], selection: Selection, o: RunBuildOptions): Promise<BuildRun> {
   const { logger, signal, started } = o;
   const { goals, force, exports } = selection;
   const summary = (r: Omit<BuildRun, 'wallMs'>): BuildRun => {

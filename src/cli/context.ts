@@ -31,6 +31,8 @@ export interface GlobalOptions {
   json?: boolean;
   jobs?: string;
   verbose?: boolean;
+  /** `--max-cache-size SIZE` (or IMGMAKE_MAX_CACHE_SIZE): collect the cache to it after each build. */
+  maxCacheSize?: string;
   remote?: string;
   remoteReadOnly?: boolean;
 }

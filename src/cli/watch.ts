@@ -24,6 +24,7 @@ import type { NodeId } from '../ids.js';
 import { LOCK_FILE } from '../packages.js';
 import { Rebuilder } from '../watch.js';
 import { runBuild } from './build.js';
+import { maxCacheSize } from './cache.js';
 import { definitionPath, loadContext, selectNodes, type Context, type GlobalOptions } from './context.js';
 import { jobsOf, pickLogger, reportDiagnostics } from './output.js';
 
@@ -42,6 +43,8 @@ const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin
 export async function watchCommand(targets: string[], wo: WatchOptions, o: GlobalOptions): Promise<number> {
   const jobs = jobsOf(o);
   if (typeof jobs !== 'number') return reportDiagnostics([jobs], o);
+  const maxCacheBytes = maxCacheSize(o);
+  if (typeof maxCacheBytes === 'object') return reportDiagnostics([maxCacheBytes], o);
   if (wo.boot && wo.exec !== undefined) {
     return reportDiagnostics([{ reason: 'usage', message: '--boot and --exec cannot be used together', hint: 'use --exec "imgmake boot TARGET; other command" to do both' }], o);
   }
@@ -87,7 +90,7 @@ export async function watchCommand(targets: string[], wo: WatchOptions, o: Globa
         logger.log(e);
       },
     };
-    const r = await runBuild(ctx, targets, selected.value, { logger: counting, jobs, signal, started });
+    const r = await runBuild(ctx, targets, selected.value, { logger: counting, jobs, signal, started, maxCacheBytes });
     reused = r.cached;
     const result = signal.aborted ? 'cancelled' : r.ok ? 'built' : 'failed';
     report({ ran: ran.sort(), reused, result });

@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import cacache from 'cacache';
 import type { CacheKey, NodeId } from '../ids.js';
 import type { TreeMount } from '../sandbox/spec.js';
+import { layerManifest, type LayerManifest } from './digest.js';
 import type { NodeHistory, Store, TreeRecord, WorkTree } from './types.js';
 
 /**
@@ -91,7 +92,8 @@ class LocalStore implements Store {
   }
 
   async commit(w: WorkTree, r: { key: CacheKey; node: NodeId; ms: number; replace?: boolean }): Promise<TreeRecord> {
-    let bytes = await diskUsage(w.upper);
+    // One walk: the layer's size and its manifest digest (what `cache verify` checks).
+    let manifest = await layerManifest(w.upper);
     const dest = this.layer(r.key);
     try {
       await rename(w.upper, dest);
@@ -103,7 +105,7 @@ class LocalStore implements Store {
         // ours takes its place. A tree mounted from the old layer keeps working meanwhile.
         await rename(dest, join(w.dir, 'replaced'));
         await rename(w.upper, dest);
-        return this.index(w, r, bytes);
+        return this.index(w, r, manifest);
       }
       // Another build committed this key first (or a killed one got this far): same key, same tree.
       // Theirs is kept, record and all; ours is discarded. A layer whose entry was lost is
@@ -113,20 +115,21 @@ class LocalStore implements Store {
         await this.discard(w);
         return theirs;
       }
-      bytes = await diskUsage(dest);
+      manifest = await layerManifest(dest);
     }
-    return this.index(w, r, bytes);
+    return this.index(w, r, manifest);
   }
 
   /** Writes the index entry of a layer now in place, then removes the work dir. */
-  private async index(w: WorkTree, r: { key: CacheKey; node: NodeId; ms: number }, bytes: number): Promise<TreeRecord> {
+  private async index(w: WorkTree, r: { key: CacheKey; node: NodeId; ms: number }, m: LayerManifest): Promise<TreeRecord> {
     const rec: TreeRecord = {
       key: r.key,
       node: r.node,
       layers: [r.key, ...(w.parent?.layers ?? [])],
       createdAt: new Date().toISOString(),
       ms: r.ms,
-      bytes,
+      bytes: m.bytes,
+      digest: m.digest,
     };
     await cacache.put(this.root, `tree:${r.key}`, JSON.stringify(rec), { metadata: rec });
     await this.discard(w);
@@ -230,14 +233,14 @@ export async function diskUsage(dir: string): Promise<number> {
  * Where a pid means something: this boot and this pid namespace. Two containers that share a
  * cache directory have their own pid namespaces, and pid 40 of one says nothing of the other.
  */
-interface PidScope {
+export interface PidScope {
   /** The first 8 hex digits of the kernel's boot id. */
   boot: string;
   /** The inode of /proc/self/ns/pid. */
   ns: string;
 }
 
-async function pidScope(): Promise<PidScope> {
+export async function pidScope(): Promise<PidScope> {
   const boot = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '0')).trim().replace(/-/g, '').slice(0, 8);
   const ns = /\[(\d+)\]/.exec(await readlink('/proc/self/ns/pid').catch(() => ''))?.[1] ?? '0';
   return { boot, ns };
@@ -250,15 +253,21 @@ async function pidScope(): Promise<PidScope> {
  */
 async function removeOrphans(workDir: string, here: PidScope): Promise<void> {
   for (const name of await readdir(workDir)) {
-    const [pidText, where, rand] = name.split('-');
-    if (rand !== undefined && where !== `${here.boot}.${here.ns}`) {
-      if (where?.split('.')[0] === here.boot) continue;
-    } else {
-      const pid = Number(pidText);
-      if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) continue;
-    }
+    if (!ownerGone(name, here)) continue;
     await rm(join(workDir, name), { recursive: true, force: true });
   }
+}
+
+/**
+ * Whether the process that made `<pid>-<boot>.<pidns>-…` (a work dir, a lease) is gone: a pid of
+ * this boot and namespace that is not alive, or anything of an earlier boot. One of another pid
+ * namespace of this boot counts as alive: this process cannot tell.
+ */
+export function ownerGone(name: string, here: PidScope): boolean {
+  const [pidText, where, rand] = name.split('-');
+  if (rand !== undefined && where !== `${here.boot}.${here.ns}`) return where?.split('.')[0] !== here.boot;
+  const pid = Number(pidText);
+  return !(Number.isInteger(pid) && pid > 0 && isAlive(pid));
 }
 
 function isAlive(pid: number): boolean {

@@ -28,6 +28,12 @@ export interface TreeRecord {
   ms: number;
   /** Bytes of its own layer (as `du` counts: allocated blocks, sparse files cost their data). */
   bytes: number;
+  /**
+   * `sha256:<hex>` over its own layer's manifest (paths, types, modes, owners, contents, symlink
+   * targets, xattrs; see digest.ts): what `imgmake cache verify` recomputes. Absent for layers
+   * committed before it existed, which verify cannot check.
+   */
+  digest?: string;
 }
 
 /** A tree being written by one stage. */

@@ -1,0 +1,179 @@
+/**
+ * `imgmake cache info|ls|gc|verify|prune`, and what a build does about the cache around
+ * itself: a lease on everything it needs (so a collection running meanwhile leaves it alone),
+ * and the automatic collection to `--max-cache-size` after it succeeds.
+ *
+ * The work is in store/gc.ts; this module loads what it needs and prints.
+ */
+import { existsSync } from 'node:fs';
+import type { Diagnostic } from '../diagnostic.js';
+import { diagnostic } from '../diagnostic.js';
+import { ancestors } from '../graph.js';
+import type { NodeId } from '../ids.js';
+import { packagesOf } from '../packages.js';
+import { collect, inventory, parseSize, prune, takeLease, verify, type Lease, type Removed, type Report } from '../store/gc.js';
+import { openLocalStore } from '../store/local.js';
+import { cacheDirOf, definitionPath, loadContext, resolveTargets, type Context, type GlobalOptions } from './context.js';
+import { out, reportDiagnostics } from './output.js';
+
+/** `IMGMAKE_MAX_CACHE_SIZE=10G`: like `--max-cache-size 10G`, which wins over it. */
+export const MAX_CACHE_SIZE_ENV = 'IMGMAKE_MAX_CACHE_SIZE';
+
+/** The size limit applied after each build, from `--max-cache-size` or the environment. */
+export function maxCacheSize(o: GlobalOptions): number | undefined | Diagnostic {
+  const text = o.maxCacheSize ?? process.env[MAX_CACHE_SIZE_ENV];
+  if (text === undefined || text === '') return undefined;
+  const what = o.maxCacheSize !== undefined ? '--max-cache-size' : MAX_CACHE_SIZE_ENV;
+  return sizeOrDiagnostic(text, what);
+}
+
+function sizeOrDiagnostic(text: string, what: string): number | Diagnostic {
+  const n = parseSize(text);
+  if (n !== undefined) return n;
+  return diagnostic('usage', `${what} ${JSON.stringify(text)} is not a size`, undefined, 'write a number of bytes with K, M, G or T (powers of 1024): 500M, 10G, 0');
+}
+
+/** Everything a build of `goals` may read or commit: every needed node's key, their .debs. */
+export async function leaseBuild(ctx: Context, goals: NodeId[]): Promise<Lease> {
+  const needed = [...ancestors(ctx.graph, goals)];
+  return takeLease(ctx.cacheDir, {
+    keys: needed.map((id) => ctx.keys.get(id)!.key),
+    debs: packagesOf(needed.map((id) => ctx.graph.stage(id).stage)).map((p) => p.sha256),
+  });
+}
+
+/**
+ * After a successful build, holding its lease (so nothing it used or made can go): collect to
+ * the limit. Said on stderr: with --json the build's summary stays the last line of stdout.
+ */
+export async function collectAfterBuild(ctx: Context, maxBytes: number): Promise<void> {
+  const r = await collect(ctx.cacheDir, maxBytes);
+  if (r.removed.length) process.stderr.write(`imgmake: cache over ${bytesText(maxBytes)}: ${summaryText(r)}\n`);
+}
+
+export async function cacheInfo(o: GlobalOptions): Promise<number> {
+  const dir = cacheDirOf(o, definitionPath(o));
+  const store = await openLocalStore(dir);
+  const i = await store.info();
+  if (o.json) out(JSON.stringify({ type: 'cache-info', ...i }));
+  else out(`cache ${i.root}\n  trees ${i.trees}\n  logs  ${i.logs}\n  size  ${(i.bytes / 1e6).toFixed(1)} MB`);
+  return 0;
+}
+
+/**
+ * Which targets of the current definition reach each key; undefined when there is no
+ * definition (cache ls --cache DIR anywhere) or it does not load (said on stderr).
+ */
+async function targetsByKey(o: GlobalOptions): Promise<Map<string, string[]> | undefined> {
+  if (!existsSync(definitionPath(o))) return undefined;
+  const loaded = await loadContext(o, { lock: 'read' });
+  if (!loaded.ok) {
+    process.stderr.write(`imgmake: the definition does not load, so targets are not shown (imgmake plan says why)\n`);
+    return undefined;
+  }
+  const ctx = loaded.value;
+  const by = new Map<string, string[]>();
+  for (const t of ctx.def.targets.values()) {
+    for (const id of ancestors(ctx.graph, [ctx.graph.final(t.pipeline)])) {
+      const k = ctx.keys.get(id)!.key;
+      by.set(k, [...(by.get(k) ?? []), t.name]);
+    }
+  }
+  return by;
+}
+
+export async function cacheLs(o: GlobalOptions & { debs?: boolean }): Promise<number> {
+  const dir = cacheDirOf(o, definitionPath(o));
+  const targets = await targetsByKey(o);
+  const inv = await inventory(dir);
+  const trees = [...inv.trees.values()].sort((a, b) => b.lastUse - a.lastUse || a.rec.node.localeCompare(b.rec.node));
+  const debs = [...inv.debs.values()];
+  const debBytes = debs.reduce((n, d) => n + d.bytes, 0);
+  if (o.json) {
+    for (const t of trees) {
+      const { node, key, bytes, layers, createdAt } = t.rec;
+      out(JSON.stringify({ type: 'cache-tree', node, key, bytes, layers: layers.length, createdAt, lastUse: new Date(t.lastUse).toISOString(), complete: t.complete, ...(targets ? { targets: targets.get(key) ?? [] } : {}) }));
+    }
+    if (o.debs) for (const d of debs) out(JSON.stringify({ type: 'cache-deb', sha256: d.sha256, name: d.name, version: d.version, bytes: d.bytes, lastUse: new Date(d.lastUse).toISOString() }));
+    out(JSON.stringify({ type: 'cache-ls', root: dir, trees: trees.length, debs: debs.length, debBytes, bytes: inv.bytes }));
+    return 0;
+  }
+  const rows = trees.map((t) => [t.rec.node, t.rec.key.slice(0, 12), bytesText(t.rec.bytes), when(t.lastUse), targets ? (targets.get(t.rec.key) ?? []).join(',') || '-' : '', t.complete ? '' : '(a layer below is missing: not cached)']);
+  table([['NODE', 'KEY', 'SIZE', 'LAST USE', targets ? 'TARGETS' : '', ''], ...rows]);
+  if (o.debs) table(debs.map((d) => [`${d.name ?? '?'} ${d.version ?? ''}`, d.sha256.slice(0, 12), bytesText(d.bytes), when(d.lastUse)]));
+  out(`${trees.length} tree${trees.length === 1 ? '' : 's'}, ${debs.length} .deb${debs.length === 1 ? '' : 's'} (${bytesText(debBytes)}${debs.length && !o.debs ? '; --debs lists them' : ''}); ${bytesText(inv.bytes)} in all, in ${dir}`);
+  return 0;
+}
+
+export async function cacheGc(o: GlobalOptions & { maxSize?: string }): Promise<number> {
+  if (o.maxSize === undefined) return reportDiagnostics([diagnostic('usage', 'cache gc needs --max-size SIZE', undefined, 'write imgmake cache gc --max-size 10G (0 removes everything no build is using)')], o);
+  const max = sizeOrDiagnostic(o.maxSize, '--max-size');
+  if (typeof max !== 'number') return reportDiagnostics([max], o);
+  const dir = cacheDirOf(o, definitionPath(o));
+  await openLocalStore(dir);
+  report('cache-gc', await collect(dir, max), o);
+  return 0;
+}
+
+export async function cachePrune(o: GlobalOptions & { keep?: string[] }): Promise<number> {
+  const names = o.keep ?? [];
+  if (names.length === 0) return reportDiagnostics([diagnostic('usage', 'cache prune needs --keep TARGET…', undefined, 'name the targets whose trees and packages to keep: imgmake cache prune --keep qcow2')], o);
+  const loaded = await loadContext(o, { lock: 'read' });
+  if (!loaded.ok) return reportDiagnostics(loaded.error, o);
+  const ctx = loaded.value;
+  const finals = resolveTargets(ctx, names);
+  if (!finals.ok) return reportDiagnostics(finals.error, o);
+  const needed = [...ancestors(ctx.graph, finals.value)];
+  const keys = new Set<string>(needed.map((id) => ctx.keys.get(id)!.key));
+  const debs = new Set(packagesOf(needed.map((id) => ctx.graph.stage(id).stage)).map((p) => p.sha256));
+  report('cache-prune', await prune(ctx.cacheDir, { keys, debs }), o);
+  return 0;
+}
+
+export async function cacheVerify(o: GlobalOptions): Promise<number> {
+  const dir = cacheDirOf(o, definitionPath(o));
+  await openLocalStore(dir);
+  const r = await verify(dir);
+  for (const c of r.corrupt) {
+    if (o.json) out(JSON.stringify({ type: 'cache-corrupt', ...c }));
+    else out(`corrupt ${c.kind} ${c.name} (${c.key.slice(0, 12)}): ${c.why}`);
+  }
+  if (!o.json) {
+    out(`checked ${r.checked.trees} layer${r.checked.trees === 1 ? '' : 's'}, ${r.checked.debs} .deb${r.checked.debs === 1 ? '' : 's'}, ${r.checked.entries} other entries${r.unchecked ? `; ${r.unchecked} layer${r.unchecked === 1 ? '' : 's'} committed without a digest could not be checked` : ''}`);
+  }
+  report('cache-verify', r, o, { corrupt: r.corrupt.length, checked: r.checked, unchecked: r.unchecked });
+  return 0;
+}
+
+function report(type: string, r: Report, o: GlobalOptions, extra: Record<string, unknown> = {}): void {
+  for (const x of r.removed) {
+    if (o.json) out(JSON.stringify({ type: 'cache-removed', ...x }));
+    else out(`removed ${x.kind} ${x.name ?? ''}${x.name ? ' ' : ''}(${x.key.slice(0, 12)}) ${bytesText(x.bytes)}`);
+  }
+  if (o.json) out(JSON.stringify({ type, before: r.before, after: r.after, removed: r.removed.length, skipped: r.skipped, ...extra }));
+  else out(summaryText(r));
+}
+
+function summaryText(r: Report): string {
+  const n = (kind: Removed['kind']) => r.removed.filter((x) => x.kind === kind).length;
+  const what = [`${n('tree')} tree${n('tree') === 1 ? '' : 's'}`, `${n('deb')} .deb${n('deb') === 1 ? '' : 's'}`, ...(n('layer') ? [`${n('layer')} stray layer${n('layer') === 1 ? '' : 's'}`] : [])];
+  const skipped = r.skipped ? `; ${r.skipped} kept because a running build uses them` : '';
+  return `removed ${what.join(', ')}: ${bytesText(r.before)} → ${bytesText(r.after)}${skipped}`;
+}
+
+/** Powers of 1024, as sizes are written (`--max-size 10G` is 10 GiB). */
+export function bytesText(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 ** (i + 1) && i < units.length - 1) i++;
+  return i === 0 ? `${n} B` : `${(n / 1024 ** i).toFixed(1)} ${units[i]}`;
+}
+
+function when(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+}
+
+function table(rows: string[][]): void {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  for (const r of rows) out(r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+}
