@@ -69,6 +69,7 @@ test('runner A builds and pushes; runner B with an empty cache runs no stage and
   const uploads = events(ra, 'upload');
   assert.equal(uploads.length, 9, `each committed node is uploaded before the build ends: ${JSON.stringify(events(ra, 'warning'))}`);
   assert.deepEqual(events(ra, 'warning'), []);
+  assert.equal(uploads.reduce((n, u) => n + u.blobs, 0), 9, 'each blob counted once, by the upload that sent it');
   const layerBlobs = filesIn(join(nginx.www, 'cache', 'cas'));
   assert.equal(filesIn(join(nginx.www, 'cache', 'ac')).length, 9);
   assert.equal(layerBlobs.length, 9, 'one blob per layer, however many trees share it');

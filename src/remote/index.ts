@@ -208,12 +208,12 @@ export class RemoteCache {
 
   /** The blob of one layer, on the remote: known and there (HEAD), or packed and uploaded. */
   private layerBlob(key: CacheKey): Promise<BlobDigest & { sent: number }> {
-    let b = this.blobs.get(key);
-    if (!b) {
-      b = this.ensureBlob(key);
-      b.catch(() => this.blobs.delete(key));
-      this.blobs.set(key, b);
-    }
+    const had = this.blobs.get(key);
+    // Another tree's upload has (or is) sending it: what it sent is counted there.
+    if (had) return had.then((b) => ({ ...b, sent: 0 }));
+    const b = this.ensureBlob(key);
+    b.catch(() => this.blobs.delete(key));
+    this.blobs.set(key, b);
     return b;
   }
 
