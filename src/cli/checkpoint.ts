@@ -24,6 +24,7 @@ import { fail, ok, type Result } from '../result.js';
 import { bwrapSandbox, runInteractive } from '../sandbox/run.js';
 import { stageSpec } from '../sandbox/stage.js';
 import type { TreeRecord, WorkTree } from '../store/types.js';
+import { leaseBuild } from './cache.js';
 import { loadContext, resolveNode, type Context, type GlobalOptions } from './context.js';
 
 /** Exit codes as in cli.ts: a failure that is not the user's input, and an interrupted run. */
@@ -145,6 +146,9 @@ async function openCheckpoint(o: GlobalOptions, text: string, command: string): 
   if (!loaded.ok) return loaded;
   const node = resolveNode(loaded.value, text, command);
   if (!node.ok) return node;
+  // What the command reads stays while it runs (a `cache gc` meanwhile skips it), and counts as used.
+  const lease = await leaseBuild(loaded.value, [node.value]);
+  process.once('exit', lease.releaseSync);
   return ok({ ctx: loaded.value, node: node.value });
 }
 

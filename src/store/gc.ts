@@ -30,6 +30,7 @@
  */
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import cacache, { type EntryInfo } from 'cacache';
 import type { CacheKey } from '../ids.js';
@@ -46,6 +47,8 @@ export interface LeaseUse {
 export interface Lease {
   /** Removes the lease: what it named may be collected again. */
   release(): Promise<void>;
+  /** The same, synchronously (for process exit). */
+  releaseSync(): void;
   readonly use: LeaseUse;
 }
 
@@ -64,7 +67,7 @@ export async function takeLease(root: string, use: LeaseUse): Promise<Lease> {
   // Only now: a collection that took the lock before the rename did not see the lease.
   await waitForCollection(root);
   await touch(root, [...use.keys, ...use.debs.map(debMarker)]);
-  return { use, release: () => rm(join(dir, name), { force: true }) };
+  return { use, release: () => rm(join(dir, name), { force: true }), releaseSync: () => rmSync(join(dir, name), { force: true }) };
 }
 
 async function waitForCollection(root: string): Promise<void> {
