@@ -84,6 +84,8 @@ export class RemoteCache {
   private readonly uploads = new Set<Promise<void>>();
   /** A layer's blob, once on the remote in this process (many trees share a layer). */
   private readonly blobs = new Map<CacheKey, Promise<BlobDigest & { sent: number }>>();
+  /** Downloads in flight, by each layer they write. */
+  private readonly downloading = new Map<CacheKey, Promise<TreeRecord | undefined>>();
   /** Blobs that failed verification on download: uploaded again even though HEAD finds them. */
   private readonly suspect = new Set<string>();
 
@@ -125,6 +127,24 @@ export class RemoteCache {
   async download(node: NodeId, key: CacheKey): Promise<TreeRecord | undefined> {
     const entry = await this.entry(key);
     if (!entry || this.rejected.has(key)) return undefined;
+    // Two trees that share a layer (the package stage under both) download it once: the second
+    // waits for the first, then finds the layer in place.
+    for (;;) {
+      const busy = entry.layers.map((l) => this.downloading.get(l.key)).filter((p) => p !== undefined);
+      if (busy.length === 0) break;
+      await Promise.allSettled(busy);
+    }
+    const p = this.fetchTree(node, entry);
+    for (const l of entry.layers) this.downloading.set(l.key, p);
+    try {
+      return await p;
+    } finally {
+      for (const l of entry.layers) if (this.downloading.get(l.key) === p) this.downloading.delete(l.key);
+    }
+  }
+
+  private async fetchTree(node: NodeId, entry: RemoteEntry): Promise<TreeRecord | undefined> {
+    const key = entry.record.key;
     const t0 = performance.now();
     let layers = 0;
     let bytes = 0;
