@@ -7,8 +7,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -191,6 +192,34 @@ test('read-only mode downloads but writes nothing', T, async () => {
     assert.deepEqual(events(res, 'upload'), []);
   } finally {
     await empty.stop();
+  }
+});
+
+test('credentials come from the environment: basic auth from IMGMAKE_REMOTE_USER/PASSWORD, a whole header from IMGMAKE_REMOTE_AUTH; refused ones cost one warning', T, async () => {
+  const dir = join(root, 'auth');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'htpasswd'), `ci:${execFileSync('openssl', ['passwd', '-apr1', 's3cret'], { encoding: 'utf8' }).trim()}\n`);
+  const guarded = await startNginx(dir, `    auth_basic "imgmake";\n    auth_basic_user_file ${join(dir, 'htpasswd')};\n${DAV}`);
+  chmodSync(guarded.www, 0o777);
+  const at = `http://127.0.0.1:${guarded.port}/cache`;
+  try {
+    const none = await build(await runner(), ['--remote', at]);
+    assert.equal(none.code, 0, none.stderr);
+    assert.deepEqual(events(none, 'warning').map((e) => e.reason), ['remote-unusable'], 'one warning, then the remote is left alone');
+    assert.match(events(none, 'warning')[0]!.message, /HTTP 401.*IMGMAKE_REMOTE_USER/);
+    assert.deepEqual(filesIn(guarded.www), []);
+
+    const user = await build(await runner(), ['--remote', at], { IMGMAKE_REMOTE_USER: 'ci', IMGMAKE_REMOTE_PASSWORD: 's3cret' });
+    assert.equal(user.code, 0, user.stderr);
+    assert.deepEqual(events(user, 'warning'), []);
+    assert.equal(events(user, 'upload').length, 9);
+
+    const header = await build(await runner(), ['--remote', at], { IMGMAKE_REMOTE_AUTH: `Basic ${Buffer.from('ci:s3cret').toString('base64')}` });
+    assert.equal(header.code, 0, header.stderr);
+    assert.deepEqual(ran(header), []);
+    assert.equal(events(header, 'download').length, 1);
+  } finally {
+    await guarded.stop();
   }
 });
 
