@@ -105,6 +105,8 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
     }
   }
   await ctx.remote?.drain();
+  // The layer digests commits left running (store/local.ts): part of the build's time.
+  await ctx.store.settle();
   return summary({ ok: good, ran: r.ran, cached: r.cached, failed: r.failed, cancelled: r.cancelled });
 }
 

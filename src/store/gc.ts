@@ -419,7 +419,7 @@ export async function verify(root: string): Promise<VerifyReport> {
     for (const d of c.inv.debs.values()) {
       checked.debs++;
       const info = await cacache.get.info(root, `deb:${d.sha256}`);
-      const got = info ? hashOr(info.path, 'missing') : 'missing';
+      const got = info ? await sha256File(info.path).catch(() => 'missing') : 'missing';
       if (got !== d.sha256) {
         corrupt.push({ kind: 'deb', name: d.name ?? d.sha256, key: d.sha256, why: got === 'missing' ? 'content missing' : `sha256 is ${got}` });
         await c.deb(d);
@@ -435,14 +435,6 @@ export async function verify(root: string): Promise<VerifyReport> {
     }
   });
   return { ...r, checked, unchecked, corrupt };
-}
-
-function hashOr(path: string, otherwise: string): string {
-  try {
-    return sha256File(path);
-  } catch {
-    return otherwise;
-  }
 }
 
 /** `10G`, `500M`, `1.5T`, `0`: bytes (K, M, G, T are powers of 1024; a `B`/`iB` suffix is allowed). */

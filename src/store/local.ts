@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import cacache from 'cacache';
 import type { CacheKey, NodeId } from '../ids.js';
 import type { TreeMount } from '../sandbox/spec.js';
-import { layerManifest, type LayerManifest } from './digest.js';
+import { layerManifest } from './digest.js';
 import type { NodeHistory, Store, TreeRecord, WorkTree } from './types.js';
 
 /**
@@ -42,6 +42,9 @@ export async function openLocalStore(root: string): Promise<Store> {
 }
 
 class LocalStore implements Store {
+  /** Layer digests still being computed (see recordDigest). */
+  private readonly digests = new Set<Promise<void>>();
+
   constructor(
     readonly root: string,
     private readonly where: PidScope,
@@ -92,8 +95,7 @@ class LocalStore implements Store {
   }
 
   async commit(w: WorkTree, r: { key: CacheKey; node: NodeId; ms: number; replace?: boolean }): Promise<TreeRecord> {
-    // One walk: the layer's size and its manifest digest (what `cache verify` checks).
-    let manifest = await layerManifest(w.upper);
+    let bytes = await diskUsage(w.upper);
     const dest = this.layer(r.key);
     try {
       await rename(w.upper, dest);
@@ -105,7 +107,7 @@ class LocalStore implements Store {
         // ours takes its place. A tree mounted from the old layer keeps working meanwhile.
         await rename(dest, join(w.dir, 'replaced'));
         await rename(w.upper, dest);
-        return this.index(w, r, manifest);
+        return this.index(w, r, bytes);
       }
       // Another build committed this key first (or a killed one got this far): same key, same tree.
       // Theirs is kept, record and all; ours is discarded. A layer whose entry was lost is
@@ -115,25 +117,49 @@ class LocalStore implements Store {
         await this.discard(w);
         return theirs;
       }
-      manifest = await layerManifest(dest);
+      bytes = await diskUsage(dest);
     }
-    return this.index(w, r, manifest);
+    return this.index(w, r, bytes);
   }
 
   /** Writes the index entry of a layer now in place, then removes the work dir. */
-  private async index(w: WorkTree, r: { key: CacheKey; node: NodeId; ms: number }, m: LayerManifest): Promise<TreeRecord> {
+  private async index(w: WorkTree, r: { key: CacheKey; node: NodeId; ms: number }, bytes: number): Promise<TreeRecord> {
     const rec: TreeRecord = {
       key: r.key,
       node: r.node,
       layers: [r.key, ...(w.parent?.layers ?? [])],
       createdAt: new Date().toISOString(),
       ms: r.ms,
-      bytes: m.bytes,
-      digest: m.digest,
+      bytes,
     };
     await cacache.put(this.root, `tree:${r.key}`, JSON.stringify(rec), { metadata: rec });
     await this.discard(w);
+    this.recordDigest(rec);
     return rec;
+  }
+
+  /**
+   * The layer's manifest digest (what `cache verify` checks), computed after the commit while
+   * the build goes on — 1–2 s for a 760 MB layer or a 3 GiB sparse disk, which would otherwise
+   * hold up the next stage — then written into its entry. A process that ends before `settle`
+   * leaves the tree without a digest: verify says it cannot check it, never that it is good.
+   */
+  private recordDigest(rec: TreeRecord): void {
+    const done: Promise<void> = layerManifest(this.layer(rec.key))
+      .then(async (m) => {
+        const now = await cacache.get.info(this.root, `tree:${rec.key}`);
+        // Replaced meanwhile (`build --from`): that commit records its own.
+        if ((now?.metadata as TreeRecord | undefined)?.createdAt !== rec.createdAt) return;
+        const withDigest: TreeRecord = { ...rec, digest: m.digest };
+        await cacache.put(this.root, `tree:${rec.key}`, JSON.stringify(withDigest), { metadata: withDigest });
+      })
+      .catch(() => undefined)
+      .finally(() => this.digests.delete(done));
+    this.digests.add(done);
+  }
+
+  async settle(): Promise<void> {
+    while (this.digests.size) await Promise.all([...this.digests]);
   }
 
   async discard(w: WorkTree): Promise<void> {

@@ -30,8 +30,9 @@ export interface TreeRecord {
   bytes: number;
   /**
    * `sha256:<hex>` over its own layer's manifest (paths, types, modes, owners, contents, symlink
-   * targets, xattrs; see digest.ts): what `imgmake cache verify` recomputes. Absent for layers
-   * committed before it existed, which verify cannot check.
+   * targets, xattrs; see digest.ts): what `imgmake cache verify` recomputes. Written into the
+   * entry shortly after the commit (local.ts); absent until then, for layers committed before
+   * it existed, and when the process ended first: verify cannot check those.
    */
   digest?: string;
 }
@@ -87,4 +88,6 @@ export interface Store {
   getHistory(scope: string, node: NodeId): Promise<NodeHistory | undefined>;
   putHistory(scope: string, node: NodeId, h: NodeHistory): Promise<void>;
   info(): Promise<{ root: string; trees: number; bytes: number; logs: number }>;
+  /** Waits for what commits left running: the layer digests written into their entries. */
+  settle(): Promise<void>;
 }
