@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appendFile, chmod, readdir, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, readdir, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import cacache from 'cacache';
 import { imgmake, projectWith, ran, startImgmake, summary } from './helpers/cli.js';
@@ -263,4 +264,20 @@ test('bad sizes are usage errors', async (t) => {
   const env = await imgmake(['-f', p.file, 'build', 'old'], { env: { IMGMAKE_MAX_CACHE_SIZE: 'big' } });
   assert.equal(env.code, 2);
   assert.match(env.stderr, /IMGMAKE_MAX_CACHE_SIZE "big" is not a size/);
+});
+
+test('a killed collection or build leaves nothing that blocks the next: a stale gc.lock, a stale lease', async (t) => {
+  const p = await projectWith(TWO);
+  t.after(p.cleanup);
+  await build(p.file, 'old');
+  const cache = join(p.dir, 'cache');
+  // Named like a work dir of an earlier boot: its owner is gone.
+  await symlink('1-00000000.0-dead', join(cache, 'gc.lock'));
+  await writeFile(join(cache, 'leases', '1-00000000.0-dead'), JSON.stringify({ keys: (await ls(p.file)).map((x) => x.key), debs: [] }));
+  assert.equal(summary(await build(p.file, 'old')).ran, 0, 'a build does not wait for a dead collection');
+  const gc = await imgmake(['--json', '-f', p.file, 'cache', 'gc', '--max-size', '0']);
+  assert.equal(gc.code, 0, gc.stderr);
+  assert.deepEqual(removedNames(gc).sort(), OLD, 'a dead build\'s lease protects nothing');
+  assert.deepEqual(await readdir(join(cache, 'leases')), []);
+  assert.equal(existsSync(join(cache, 'gc.lock')), false);
 });
