@@ -19,6 +19,8 @@ export interface Definition {
   /** In the order they were written (includes first). */
   pipelines: Map<PipelineName, PipelineDef>;
   targets: Map<string, TargetDef>;
+  /** `cache: { max_size: 10G }`: the cache is collected to this many bytes after each build. */
+  cache?: { maxSize: number };
 }
 
 export interface PipelineDef {

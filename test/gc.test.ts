@@ -248,6 +248,18 @@ test('--max-cache-size collects after a build, never what the build used or made
   assert.deepEqual(await nodes(p.file), [...OLD, 'new.big'].sort());
 });
 
+test('cache: { max_size } in the definition does the same; the environment and the flag win over it', async (t) => {
+  const p = await projectWith(TWO.replace('version: 1\n', 'version: 1\ncache: { max_size: 0 }\n'));
+  t.after(p.cleanup);
+  await build(p.file, 'old');
+  await build(p.file, 'new');
+  assert.deepEqual(await nodes(p.file), ['new.big']);
+  await build(p.file, 'old', [], { IMGMAKE_MAX_CACHE_SIZE: '1G' });
+  assert.deepEqual(await nodes(p.file), [...OLD, 'new.big'].sort());
+  await build(p.file, 'new', ['--max-cache-size', '1G']);
+  assert.deepEqual(await nodes(p.file), [...OLD, 'new.big'].sort());
+});
+
 test('bad sizes are usage errors', async (t) => {
   const p = await projectWith(TWO);
   t.after(p.cleanup);

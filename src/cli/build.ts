@@ -47,7 +47,8 @@ export async function runBuild(ctx: Context, targets: string[], selection: Selec
   const lease = await leaseBuild(ctx, selection.goals);
   try {
     const r = await buildLeased(ctx, targets, selection, o);
-    if (r.ok && o.maxCacheBytes !== undefined) await collectAfterBuild(ctx, o.maxCacheBytes);
+    const max = o.maxCacheBytes ?? ctx.def.cache?.maxSize;
+    if (r.ok && max !== undefined) await collectAfterBuild(ctx, max);
     return r;
   } finally {
     await lease.release();

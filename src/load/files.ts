@@ -17,7 +17,7 @@ import type { Loc } from '../diagnostic.js';
 import { missingPathHint } from './suggest.js';
 import { asSeq, deref, describeNode, Diagnostics, entries, HINT_STRING, nodeLoc, spanLoc, type SourceFile } from './yaml.js';
 
-export const TOP_KEYS = ['version', 'include', 'vars', 'pipelines', 'targets'] as const;
+export const TOP_KEYS = ['version', 'include', 'vars', 'pipelines', 'targets', 'cache'] as const;
 
 export interface Files {
   files: SourceFile[];

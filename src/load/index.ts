@@ -23,6 +23,7 @@ import type { Definition, PipelineDef, TargetDef } from '../definition.js';
 import type { PipelineName } from '../ids.js';
 import { fail, ok, type Result } from '../result.js';
 import type { RuleRegistry } from '../rule.js';
+import { parseSize } from '../size.js';
 import { readFiles, TOP_KEYS } from './files.js';
 import { readPipeline, readTarget, type LoadContext, type PipelineRef } from './pipelines.js';
 import { checkReferences } from './references.js';
@@ -54,6 +55,7 @@ export async function load(opts: LoadOptions): Promise<Result<Definition, Diagno
   const targetEntries: { f: SourceFile; e: Entry }[] = [];
   const firstPipeline = new Map<string, Loc>();
   const firstTarget = new Map<string, Loc>();
+  let cache: Definition['cache'];
 
   for (const f of merge) {
     const isRoot = f.path === root;
@@ -80,6 +82,7 @@ export async function load(opts: LoadOptions): Promise<Result<Definition, Diagno
       decls.set(ve.name, { name: ve.name, file: f, keyLoc: nodeLoc(f, ve.key), value: ve.value });
     }
 
+    cache = readCache(d, f, es.get('cache')) ?? cache;
     collect(d, f, es.get('pipelines'), '"pipelines:"', 'pipeline', firstPipeline, pipelineEntries);
     collect(d, f, es.get('targets'), '"targets:"', 'target', firstTarget, targetEntries);
   }
@@ -104,11 +107,23 @@ export async function load(opts: LoadOptions): Promise<Result<Definition, Diagno
   checkReferences(d, pipelineEntries.map((p) => p.e.name), refs, targetRefs);
 
   if (d.count > 0 || !finalVars) return fail(sorted(d.list, files));
-  return ok({ file: root, dir: rootDir, files: files.map((f) => f.path), vars: finalVars, pipelines, targets });
+  return ok({ file: root, dir: rootDir, files: files.map((f) => f.path), vars: finalVars, pipelines, targets, ...(cache ? { cache } : {}) });
 }
 
 function fileName(f: SourceFile): string {
   return f.path.slice(f.dir.length + 1);
+}
+
+/** `cache: { max_size: 10G }` (the root's wins over an include's, as files are read includes-first). */
+function readCache(d: Diagnostics, f: SourceFile, c: Entry | undefined): Definition['cache'] {
+  const map = c && asMap(f, c.value, '"cache:"', d, nodeLoc(f, c.key), true);
+  const max = map ? entries(f, map, d, ['max_size'], 'in "cache:"').get('max_size') : undefined;
+  if (!max) return undefined;
+  const node = max.value;
+  const bytes = isScalar(node) && (typeof node.value === 'string' || typeof node.value === 'number') ? parseSize(String(node.value)) : undefined;
+  if (bytes !== undefined) return { maxSize: bytes };
+  d.add('wrong-type', `"max_size" must be a size, not ${describeNode(node)}`, nodeLoc(f, node, nodeLoc(f, max.key)), 'write a number of bytes with K, M, G or T (powers of 1024): max_size: 10G');
+  return undefined;
 }
 
 function checkVersion(d: Diagnostics, f: SourceFile, v: Entry | undefined, isRoot: boolean): void {
