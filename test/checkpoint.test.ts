@@ -206,12 +206,14 @@ test('a checkpoint not built with the current definition: exit 2, naming the bui
   assert.match(input.stderr, /rootfs\.extras is not built .*mounts it as its input tree/);
 });
 
-test('shell: SIGTERM kills the sandbox and discards the writable layer', async () => {
+test('shell: SIGTERM kills the sandbox and discards the writable layer', { timeout: 60_000 }, async () => {
   const marker = uniqueMarker();
   const child = startImgmake(['-f', project.file, 'shell', 'rootfs.hostname', '--', 'sh', '-c', `sleep 60; : ${marker}`]);
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
-  const closed = new Promise<number | null>((done) => child.on('close', done));
+  // 'exit', not 'close': a sandbox process left behind would hold the pipes open, and the
+  // assertion below should report it rather than the test hang.
+  const closed = new Promise<number | null>((done) => child.on('exit', done));
   assert.ok(await waitFor(() => processesWith(marker).length > 0 && workDirs().length > 0, 15_000), `the shell never started: ${stderr}`);
   child.kill('SIGTERM');
   assert.equal(await closed, 143, stderr);
