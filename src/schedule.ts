@@ -85,13 +85,18 @@ export async function schedule(opts: ScheduleOptions): Promise<ScheduleResult> {
   const start = (id: NodeId): void => {
     state.set(id, 'running');
     const p = runStage(opts, id, trees).then((outcome) => {
-      state.set(id, outcome.state);
+      state.set(id, outcome.state === 'found' ? 'committed' : outcome.state);
       running.delete(id);
       switch (outcome.state) {
         case 'committed':
           ran++;
           trees.set(id, outcome.tree);
           opts.onCommit?.(id, outcome.tree);
+          break;
+        case 'found':
+          // Another build on this cache made it while this one waited.
+          cached++;
+          trees.set(id, outcome.tree);
           break;
         case 'failed':
           failed++;
@@ -129,9 +134,38 @@ export async function schedule(opts: ScheduleOptions): Promise<ScheduleResult> {
   return { ok: failed === 0 && cancelled === 0, ran, cached, failed, cancelled, trees };
 }
 
-type Outcome = { state: 'committed'; tree: TreeRecord } | { state: 'failed' } | { state: 'cancelled' };
+type Outcome = { state: 'committed'; tree: TreeRecord } | { state: 'found'; tree: TreeRecord } | { state: 'failed' } | { state: 'cancelled' };
 
+/**
+ * Runs one stage under its claim: another build on the same cache that is making the same key
+ * is waited for, and its tree used (`found`), so a node two builds need at once is built once.
+ */
 async function runStage(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, TreeRecord>): Promise<Outcome> {
+  const { graph: g, keys, store, logger } = opts;
+  const { stage, rule } = g.stage(id);
+  const key = keys.get(id)!.key;
+  const base = { node: id, pipeline: stage.pipeline, stage: stage.id, key, rule: rule.name };
+  const held = await store.claim(key, {
+    signal: opts.signal,
+    onWait: (holder) => logger.log({ type: 'info', message: `imgmake: ${id}: another build on this cache (pid ${holder.split('-')[0]}) is making it; waiting` }),
+  });
+  if (!held) {
+    logger.log({ type: 'stage-cancelled', node: id, pipeline: stage.pipeline, stage: stage.id, key });
+    return { state: 'cancelled' };
+  }
+  try {
+    const found = opts.replace?.has(id) ? undefined : await store.get(key);
+    if (found) {
+      logger.log({ type: 'stage', ...base, status: 'cached', ms: 0 });
+      return { state: 'found', tree: found };
+    }
+    return await runClaimed(opts, id, trees);
+  } finally {
+    await held.release();
+  }
+}
+
+async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, TreeRecord>): Promise<Outcome> {
   const { graph: g, keys, store, sandbox, logger } = opts;
   const { stage, rule } = g.stage(id);
   const key = keys.get(id)!.key;

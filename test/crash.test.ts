@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { imgmake, startImgmake, summary, tempProject } from './helpers/cli.js';
+import { imgmake, ran, startImgmake, summary, tempProject } from './helpers/cli.js';
 
 const sha = async (p: string) => createHash('sha256').update(await readFile(p)).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -69,7 +69,7 @@ test('kill -9 at random moments, then a build: the same tarball as a clean build
   assert.deepEqual(await readdir(join(p.dir, 'cache', 'work')), []);
 });
 
-test('two builds at once on one cache both succeed and agree', { timeout: 120_000 }, async (t) => {
+test('two builds at once on one cache both succeed and agree, and build each stage once', { timeout: 120_000 }, async (t) => {
   const p = await slowProject();
   t.after(p.cleanup);
   const [a, b] = await Promise.all([
@@ -79,6 +79,11 @@ test('two builds at once on one cache both succeed and agree', { timeout: 120_00
   assert.equal(a.code, 0, a.stderr);
   assert.equal(b.code, 0, b.stderr);
   assert.equal(await sha(join(p.dir, 'out-a/hello/hello.tar')), await sha(join(p.dir, 'out-b/hello/hello.tar')));
+  // A stage both need is built by one of them; the other waits for its claim and uses the tree.
+  const both = [...ran(a), ...ran(b)].sort();
+  assert.deepEqual(both, [...new Set(both)], `a stage ran twice: ${both.join(' ')}`);
+  assert.equal(both.length, summary(a).ran + summary(a).cached, 'every stage ran in one of the two builds');
+  assert.equal(summary(a).failed + summary(b).failed, 0);
   const third = await imgmake(['--json', '-f', p.file, 'build', 'hello']);
   assert.equal(summary(third).ran, 0, 'the cache holds every tree after both');
   // And into one out/ at the same time: each export is whole.

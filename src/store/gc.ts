@@ -28,7 +28,7 @@
  *
  * This module does not load definitions: prune gets the keys and .debs to keep.
  */
-import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,6 +36,7 @@ import cacache, { type EntryInfo } from 'cacache';
 import type { CacheKey } from '../ids.js';
 import { layerManifest, sha256File } from './digest.js';
 import { diskUsage, ownerGone, pidScope } from './local.js';
+import { takeLock } from './lock.js';
 import type { TreeRecord } from './types.js';
 
 /** What a running build may read or commit: the keys of every node it needs, and their .debs. */
@@ -104,26 +105,11 @@ function debMarker(sha256: string): string {
 
 /** Holds gc.lock while `f` runs; waits for another collection to finish first. */
 async function withLock<T>(root: string, f: () => Promise<T>): Promise<T> {
-  const here = await pidScope();
-  const me = `${process.pid}-${here.boot}.${here.ns}-${randomBytes(6).toString('hex')}`;
-  const lock = join(root, 'gc.lock');
-  await mkdir(root, { recursive: true });
-  for (;;) {
-    try {
-      await symlink(me, lock);
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const owner = await readlink(lock).catch(() => undefined);
-      // A collection killed while holding it: break the lock.
-      if (owner !== undefined && ownerGone(owner, here)) await unlink(lock).catch(() => undefined);
-      else await sleep(100);
-    }
-  }
+  const held = (await takeLock(join(root, 'gc.lock')))!;
   try {
     return await f();
   } finally {
-    if ((await readlink(lock).catch(() => undefined)) === me) await unlink(lock);
+    await held.release();
   }
 }
 

@@ -26,6 +26,7 @@ import type { CacheKey, NodeId } from '../ids.js';
 import type { TreeMount } from '../sandbox/spec.js';
 import { layerManifest } from './digest.js';
 import type { NodeHistory, Store, TreeRecord, WorkTree } from './types.js';
+import { takeLock, type Held } from './lock.js';
 
 /**
  * Overlayfs takes its lower layers in one mount option string of at most one page; with
@@ -160,6 +161,12 @@ class LocalStore implements Store {
 
   async settle(): Promise<void> {
     while (this.digests.size) await Promise.all([...this.digests]);
+  }
+
+  claim(key: CacheKey, o: { signal?: AbortSignal | undefined; onWait?: (holder: string) => void } = {}): Promise<Held | undefined> {
+    // The holder is building the same key; a stage may take many minutes, but a claim held longer
+    // than this is most likely a dead build in another container: same key, same tree, build it.
+    return takeLock(join(this.root, 'claims', key), { ...o, giveUpMs: 30 * 60_000 });
   }
 
   async discard(w: WorkTree): Promise<void> {

@@ -15,6 +15,7 @@
  * directory is complete and in place, so an entry never names a partial tree.
  */
 import type { CacheKey, NodeId } from '../ids.js';
+import type { Held } from './lock.js';
 import type { TreeMount } from '../sandbox/spec.js';
 
 export interface TreeRecord {
@@ -74,6 +75,11 @@ export interface Store {
    */
   commit(w: WorkTree, rec: { key: CacheKey; node: NodeId; ms: number; replace?: boolean }): Promise<TreeRecord>;
   discard(w: WorkTree): Promise<void>;
+  /**
+   * Claims the right to build `key`: while another live process (another build on this cache)
+   * holds the claim, waits (`onWait` is told once). Undefined when `signal` aborts the wait.
+   */
+  claim(key: CacheKey, o?: { signal?: AbortSignal | undefined; onWait?: (holder: string) => void }): Promise<Held | undefined>;
   /**
    * Adds a tree built elsewhere (a remote cache) under `rec.key`: each of `rec.layers` not
    * here is written by `fill` into an empty directory inside the cache, then renamed into
