@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appendFile, chmod, readdir, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import cacache from 'cacache';
@@ -278,13 +278,17 @@ test('bad sizes are usage errors', async (t) => {
   assert.match(env.stderr, /IMGMAKE_MAX_CACHE_SIZE "big" is not a size/);
 });
 
-test('a killed collection or build leaves nothing that blocks the next: a stale gc.lock, a stale lease', async (t) => {
+test('a killed collection or build leaves nothing that blocks the next: a stale gc.lock, a stale lease, a stale claim', async (t) => {
   const p = await projectWith(TWO);
   t.after(p.cleanup);
   await build(p.file, 'old');
   const cache = join(p.dir, 'cache');
   // Named like a work dir of an earlier boot: its owner is gone.
   await symlink('1-00000000.0-dead', join(cache, 'gc.lock'));
+  // A claim on every key, as a build killed while making them would leave: a build that needs
+  // one breaks it rather than wait (crash.test); a collection sweeps them.
+  await mkdir(join(cache, 'claims'), { recursive: true });
+  for (const x of await ls(p.file)) await symlink('1-00000000.0-dead', join(cache, 'claims', x.key));
   await writeFile(join(cache, 'leases', '1-00000000.0-dead'), JSON.stringify({ keys: (await ls(p.file)).map((x) => x.key), debs: [] }));
   assert.equal(summary(await build(p.file, 'old')).ran, 0, 'a build does not wait for a dead collection');
   const gc = await imgmake(['--json', '-f', p.file, 'cache', 'gc', '--max-size', '0']);
@@ -292,4 +296,5 @@ test('a killed collection or build leaves nothing that blocks the next: a stale 
   assert.deepEqual(removedNames(gc).sort(), OLD, 'a dead build\'s lease protects nothing');
   assert.deepEqual(await readdir(join(cache, 'leases')), []);
   assert.equal(existsSync(join(cache, 'gc.lock')), false);
+  assert.deepEqual(await readdir(join(cache, 'claims')), []);
 });

@@ -336,6 +336,12 @@ async function sweepMarkers(root: string): Promise<void> {
     const keep = n.startsWith('deb-') ? await cacache.get.info(root, `deb:${n.slice(4)}`) : layers.has(n);
     if (!keep) await rm(join(root, 'used', n), { force: true });
   }
+  // Claims (src/store/lock.ts) whose builds were killed: anyone would break them anyway.
+  const here = await pidScope();
+  for (const n of await readdir(join(root, 'claims')).catch(() => [] as string[])) {
+    const owner = await readlink(join(root, 'claims', n)).catch(() => undefined);
+    if (owner !== undefined && ownerGone(owner, here)) await rm(join(root, 'claims', n), { force: true });
+  }
 }
 
 /**
