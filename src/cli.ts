@@ -51,7 +51,7 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const r = await runBuild(ctx, targets, selected.value, { logger, jobs, signal: abort.signal, started, until: o.until, maxCacheBytes });
+    const r = await runBuild(ctx, targets, selected.value, { logger, jobs, signal: abort.signal, started, maxCacheBytes });
     if (interrupted) return EXIT_INTERRUPTED;
     return r.ok ? EXIT_OK : EXIT_FAILED;
   } finally {

@@ -49,99 +49,105 @@ install_info() {
   fi
 }
 
-# unit_enable NAME...: the links systemctl enable makes, for NAME and what Also= names.
-unit_enable() {
-  _queue="$*"
-  _direct=" $* "
+# for_units VERB FUNC NAME...: FUNC UNIT for each NAME and each unit FUNC adds to QUEUE (from
+# Also=), once each; every one must be in the unit path, and an alias stands for its unit.
+for_units() {
+  _verb=$1
+  _fn=$2
+  shift 2
+  QUEUE="$*"
   _seen=' '
-  while [ -n "$_queue" ]; do
-    set -- $_queue
+  while [ -n "$QUEUE" ]; do
+    set -- $QUEUE
     _u=$1
     shift
-    _queue="$*"
+    QUEUE="$*"
     case $_seen in *" $_u "*) continue ;; esac
     _seen="$_seen$_u "
-    find_unit "$_u" || unknown enable "$_u"
+    find_unit "$_u" || unknown "$_verb" "$_u"
     if [ -n "$REAL" ]; then
-      echo "enable: $_u is an alias ($FOUND) of $REAL: enabling $REAL"
+      echo "$_verb: $_u is an alias ($FOUND) of $REAL: ${_verb%e}ing $REAL"
       _u=$REAL
-      find_unit "$_u" || unknown enable "$_u"
+      find_unit "$_u" || unknown "$_verb" "$_u"
     fi
-    [ -z "$MASKED" ] || die "enable: $_u is masked: $FOUND is a link to /dev/null"
-    install_info "$_u"
-    _how=direct
-    case $_direct in *" $_u "*) ;; *) _how=also ;; esac
-    if [ "$(cat /tmp/install)" = template ]; then
-      [ $_how = also ] && { echo "enable: skipping $_u (from Also=): a template without DefaultInstance="; continue; }
-      die "enable: $_u is a template without DefaultInstance=: name an instance, such as ${_u%%@*}@NAME.${_u##*.}"
-    fi
-    if [ "$(wc -l < /tmp/install)" -le 1 ]; then
-      [ $_how = also ] && { echo "enable: skipping $_u (from Also=): it has no [Install] section"; continue; }
-      die "enable: $_u ($FOUND) has no [Install] section (WantedBy=, RequiredBy=, UpheldBy=, Alias=, Also=): it cannot be enabled; it starts when another unit pulls it in"
-    fi
-    _eff=
-    while read -r _k _v; do
-      case $_k in
-        name) _eff=$_v ;;
-        wanted) link "$FOUND" "/etc/systemd/system/$_v.wants/$_eff" ;;
-        required) link "$FOUND" "/etc/systemd/system/$_v.requires/$_eff" ;;
-        upheld) link "$FOUND" "/etc/systemd/system/$_v.upholds/$_eff" ;;
-        alias)
-          [ "$_v" != "$_eff" ] || continue
-          _p=$(in_tree "/etc/systemd/system/$_v")
-          if [ -e "$_p" ] && [ ! -L "$_p" ]; then die "enable: alias $_v of $_u: /etc/systemd/system/$_v is a file, not replacing it"; fi
-          link "$FOUND" "/etc/systemd/system/$_v"
-          ;;
-        also) _queue="$_queue $_v" ;;
-      esac
-    done < /tmp/install
+    "$_fn" "$_u"
   done
+}
+
+# unit_enable NAME...: the links systemctl enable makes, for NAME and what Also= names.
+unit_enable() {
+  _direct=" $* "
+  for_units enable enable_one "$@"
+}
+
+# enable_one UNIT: UNIT was found (FOUND, FILE); make its links.
+enable_one() {
+  _u=$1
+  [ -z "$MASKED" ] || die "enable: $_u is masked: $FOUND is a link to /dev/null"
+  install_info "$_u"
+  _how=direct
+  case $_direct in *" $_u "*) ;; *) _how=also ;; esac
+  if [ "$(cat /tmp/install)" = template ]; then
+    [ $_how = also ] && { echo "enable: skipping $_u (from Also=): a template without DefaultInstance="; return 0; }
+    die "enable: $_u is a template without DefaultInstance=: name an instance, such as ${_u%%@*}@NAME.${_u##*.}"
+  fi
+  if [ "$(wc -l < /tmp/install)" -le 1 ]; then
+    [ $_how = also ] && { echo "enable: skipping $_u (from Also=): it has no [Install] section"; return 0; }
+    die "enable: $_u ($FOUND) has no [Install] section (WantedBy=, RequiredBy=, UpheldBy=, Alias=, Also=): it cannot be enabled; it starts when another unit pulls it in"
+  fi
+  _eff=
+  while read -r _k _v; do
+    case $_k in
+      name) _eff=$_v ;;
+      wanted) link "$FOUND" "/etc/systemd/system/$_v.wants/$_eff" ;;
+      required) link "$FOUND" "/etc/systemd/system/$_v.requires/$_eff" ;;
+      upheld) link "$FOUND" "/etc/systemd/system/$_v.upholds/$_eff" ;;
+      alias)
+        [ "$_v" != "$_eff" ] || continue
+        _p=$(in_tree "/etc/systemd/system/$_v")
+        if [ -e "$_p" ] && [ ! -L "$_p" ]; then die "enable: alias $_v of $_u: /etc/systemd/system/$_v is a file, not replacing it"; fi
+        link "$FOUND" "/etc/systemd/system/$_v"
+        ;;
+      also) QUEUE="$QUEUE $_v" ;;
+    esac
+  done < /tmp/install
 }
 
 # unit_disable NAME...: removes what enabling made: every link named after the unit (for a
 # template, after any of its instances that points to it) in /etc/systemd/system/*.wants,
 # *.requires and *.upholds, and its Alias= links; then the same for Also= units.
 unit_disable() {
-  _queue="$*"
-  _seen=' '
   _sd=$(in_tree /etc/systemd/system follow)
-  while [ -n "$_queue" ]; do
-    set -- $_queue
-    _u=$1
-    shift
-    _queue="$*"
-    case $_seen in *" $_u "*) continue ;; esac
-    _seen="$_seen$_u "
-    find_unit "$_u" || unknown disable "$_u"
-    if [ -n "$REAL" ]; then
-      _u=$REAL
-      find_unit "$_u" || unknown disable "$_u"
-    fi
-    : > /tmp/install
-    [ -n "$MASKED" ] || install_info "$_u"
-    for _l in "$_sd"/*.wants/* "$_sd"/*.requires/* "$_sd"/*.upholds/*; do
-      [ -L "$_l" ] || continue
-      _b=${_l##*/}
-      case $_u in
-        *@.*)
-          case $_b in "${_u%%@*}"@*".${_u##*.}") ;; *) continue ;; esac
-          _t=$(readlink "$_l")
-          [ "$_b" = "$_u" ] || [ "${_t##*/}" = "$_u" ] || continue
-          ;;
-        *) [ "$_b" = "$_u" ] || continue ;;
-      esac
-      rm -f "$_l"
-    done
-    while read -r _k _v; do
-      case $_k in
-        alias)
-          _p=$(in_tree "/etc/systemd/system/$_v")
-          if [ -L "$_p" ]; then rm -f "$_p"; fi
-          ;;
-        also) _queue="$_queue $_v" ;;
-      esac
-    done < /tmp/install
+  for_units disable disable_one "$@"
+}
+
+# disable_one UNIT: UNIT was found (FOUND, FILE, MASKED); remove its links.
+disable_one() {
+  _u=$1
+  : > /tmp/install
+  [ -n "$MASKED" ] || install_info "$_u"
+  for _l in "$_sd"/*.wants/* "$_sd"/*.requires/* "$_sd"/*.upholds/*; do
+    [ -L "$_l" ] || continue
+    _b=${_l##*/}
+    case $_u in
+      *@.*)
+        case $_b in "${_u%%@*}"@*".${_u##*.}") ;; *) continue ;; esac
+        _t=$(readlink "$_l")
+        [ "$_b" = "$_u" ] || [ "${_t##*/}" = "$_u" ] || continue
+        ;;
+      *) [ "$_b" = "$_u" ] || continue ;;
+    esac
+    rm -f "$_l"
   done
+  while read -r _k _v; do
+    case $_k in
+      alias)
+        _p=$(in_tree "/etc/systemd/system/$_v")
+        if [ -L "$_p" ]; then rm -f "$_p"; fi
+        ;;
+      also) QUEUE="$QUEUE $_v" ;;
+    esac
+  done < /tmp/install
 }
 
 # unit_mask NAME: /etc/systemd/system/NAME → /dev/null (never over a unit file there).

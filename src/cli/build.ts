@@ -32,8 +32,6 @@ export interface RunBuildOptions {
   signal: AbortSignal;
   /** When the command started (performance.now()): wall time counts loading too. */
   started: number;
-  /** The `--until` stage as written, for the message that nothing was exported. */
-  until?: string | undefined;
   /** After a successful build, collect the cache down to this many bytes (`--max-cache-size`). */
   maxCacheBytes?: number | undefined;
 }
@@ -57,7 +55,7 @@ export async function runBuild(ctx: Context, targets: string[], selection: Selec
 
 async function buildLeased(ctx: Context, targets: string[], selection: Selection, o: RunBuildOptions): Promise<BuildRun> {
   const { logger, signal, started } = o;
-  const { goals, force, exports } = selection;
+  const { goals, force, until } = selection;
   const summary = (r: Omit<BuildRun, 'wallMs'>): BuildRun => {
     const run = { ...r, wallMs: Math.round(performance.now() - started) };
     logger.log({ type: 'summary', ...run });
@@ -91,8 +89,8 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
     ...(ctx.remote ? { onCommit: (id: NodeId, tree: TreeRecord) => ctx.remote!.upload(id, tree) } : {}),
   });
   let good = r.ok && !signal.aborted;
-  if (good && !exports) logger.log({ type: 'info', message: `imgmake: stopped after ${o.until} (--until): nothing exported` });
-  if (good && exports) {
+  if (good && until) logger.log({ type: 'info', message: `imgmake: stopped after ${until} (--until): nothing exported` });
+  if (good && !until) {
     for (const name of targets) {
       const t = ctx.def.targets.get(name)!;
       const tree = r.trees.get(ctx.graph.final(t.pipeline))!;

@@ -199,8 +199,8 @@ export interface Selection {
   goals: NodeId[];
   /** Stages to run even if cached (`--from`: that stage and every needed stage after it). */
   force: Set<NodeId>;
-  /** False with `--until`: the targets' trees are not complete, so nothing is exported. */
-  exports: boolean;
+  /** The `--until` stage: the targets' trees are not complete, so nothing is exported. */
+  until?: NodeId;
 }
 
 export function selectNodes(ctx: Context, targets: string[], o: { until?: string; from?: string }): Result<Selection, Diagnostic[]> {
@@ -215,10 +215,12 @@ export function selectNodes(ctx: Context, targets: string[], o: { until?: string
     ]);
   };
   let goals = finals.value;
+  let until: NodeId | undefined;
   if (o.until !== undefined) {
-    const until = pick(o.until, '--until');
-    if (!until.ok) return until;
-    goals = [until.value];
+    const picked = pick(o.until, '--until');
+    if (!picked.ok) return picked;
+    until = picked.value;
+    goals = [until];
   }
   let force = new Set<NodeId>();
   if (o.from !== undefined) {
@@ -230,5 +232,5 @@ export function selectNodes(ctx: Context, targets: string[], o: { until?: string
     }
     force = new Set([...descendants(ctx.graph, [from.value])].filter((id) => upTo.has(id)));
   }
-  return ok({ goals, force, exports: o.until === undefined });
+  return ok({ goals, force, ...(until ? { until } : {}) });
 }

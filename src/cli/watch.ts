@@ -14,13 +14,13 @@
  * - Ctrl-C stops the build (its sandboxes die with it), the child, and the watcher: exit 130.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import chokidar from 'chokidar';
 import type { Event, Logger } from '../event.js';
 import type { NodeId } from '../ids.js';
+import { sha256 } from '../key.js';
 import { LOCK_FILE } from '../packages.js';
 import { Rebuilder } from '../watch.js';
 import { runBuild } from './build.js';
@@ -167,7 +167,7 @@ class FileSet {
 function digest(path: string): string | undefined {
   try {
     if (!statSync(path).isFile()) return undefined;
-    return createHash('sha256').update(readFileSync(path)).digest('hex');
+    return sha256(readFileSync(path));
   } catch {
     return 'missing';
   }

@@ -31,8 +31,8 @@ import { join } from 'node:path';
 
 /**
  * Where Debian's packages come from: the base URIs, without a trailing slash, that `dists/` and
- * `pool/` are relative to. Example: `{ archive: 'http://mirror.invalid/debian',
- * security: 'http://mirror.invalid/debian-security' }`.
+ * `pool/` are relative to: `{ archive: MIRROR + '/debian', security: MIRROR + '/debian-security' }`
+ * for a mirror that serves both (as read from the host's apt sources).
  */
 export interface DebianMirror {
   archive: string;
