@@ -224,8 +224,13 @@ test('the sandbox dies with imgmake: kill -9 of the parent leaves no process of 
     assert.ok(started, `the sandbox did not start; log: ${existsSync(join(dir, 'child.log')) ? readFileSync(join(dir, 'child.log'), 'utf8') : '(none)'}`);
     // The sleep itself does not carry the marker: find it as a child of the marked bash.
     const bash = processesWith(marker).find((p) => p.cmdline.startsWith('/bin/bash -c sleep 300'))!;
-    const sleepPid = Number(readFileSync(`/proc/${bash.pid}/task/${bash.pid}/children`, 'utf8').trim().split(' ')[0]);
-    assert.ok(sleepPid > 0 && readFileSync(`/proc/${sleepPid}/cmdline`, 'utf8').startsWith('sleep\x00300'));
+    // bash forks, then the child execs sleep: on a loaded machine the child may still be bash.
+    const sleepOf = (): number => {
+      const pid = Number(readFileSync(`/proc/${bash.pid}/task/${bash.pid}/children`, 'utf8').trim().split(' ')[0]);
+      return pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('sleep\x00300') ? pid : 0;
+    };
+    assert.ok(await waitFor(() => sleepOf() > 0, 10_000), 'bash started sleep');
+    const sleepPid = sleepOf();
 
     const exited = once(child, 'exit');
     child.kill('SIGKILL');
