@@ -1,7 +1,7 @@
 /**
  * blob.ts: a layer packed into a blob and unpacked again is the same layer — whiteouts, opaque
  * directories, hardlinks, symlinks, capabilities, sparse files, odd modes and owners — and
- * packing is deterministic.
+ * packing is deterministic; a resealed blob (a new digest for the same layer) unpacks the same.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packLayer, unpackLayer } from '../src/remote/blob.js';
+import { packLayer, reseal, unpackLayer } from '../src/remote/blob.js';
 
 const sh = (script: string, cwd: string): string => execFileSync('/bin/bash', ['-euo', 'pipefail', '-c', script], { cwd, encoding: 'utf8' });
 
@@ -79,6 +79,26 @@ test('a damaged blob fails to unpack', async () => {
     await packLayer(layer, join(root, 'a.tar.zst'));
     sh('truncate -s 100 a.tar.zst', root);
     await assert.rejects(unpackLayer(join(root, 'a.tar.zst'), join(root, 'back')));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a resealed blob has another digest and unpacks to the same layer', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'imgmake-blob-'));
+  try {
+    const layer = join(root, 'layer');
+    const back = join(root, 'back');
+    mkdirSync(layer);
+    mkdirSync(back);
+    makeOddLayer(layer);
+    const file = join(root, 'a.tar.zst');
+    const d1 = await packLayer(layer, file);
+    const d2 = await reseal(file, 'imgmake-reupload 1');
+    assert.notEqual(d2.sha256, d1.sha256);
+    assert.equal(d2.size, d1.size + 8 + 'imgmake-reupload 1'.length);
+    await unpackLayer(file, back);
+    assert.equal(snapshot(back), snapshot(layer));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -15,13 +15,9 @@
  *
  * This module moves bytes; it does not decide what to upload or download.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { once } from 'node:events';
-import { Readable } from 'node:stream';
-import { describe } from '../debian/fetch.js';
 import type { CacheKey } from '../ids.js';
 import type { BlobDigest } from './blob.js';
+import { download, expectOk, IDLE_TIMEOUT_MS, readText, request } from './request.js';
 import { isEntryFor, RemoteError, type RemoteEntry, type RemoteStore } from './types.js';
 
 export interface HttpRemoteOptions {
@@ -39,7 +35,7 @@ export class HttpRemote implements RemoteStore {
 
   constructor(private readonly o: HttpRemoteOptions) {
     this.url = o.url.replace(/\/+$/, '');
-    this.idleMs = o.idleTimeoutMs ?? 5000;
+    this.idleMs = o.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
   }
 
   async getEntry(key: CacheKey): Promise<RemoteEntry | undefined> {
@@ -77,25 +73,7 @@ export class HttpRemote implements RemoteStore {
   async getBlob(blob: BlobDigest, file: string): Promise<void> {
     await this.request('GET', `cas/${blob.sha256}`, async (res, arm) => {
       expectOk(res, `GET cas/${blob.sha256}`);
-      const hash = createHash('sha256');
-      const sink = createWriteStream(file);
-      let n = 0;
-      try {
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-          arm();
-          n += chunk.length;
-          // More than the entry says: stop reading, the size check below fails.
-          if (n > blob.size) break;
-          hash.update(chunk);
-          if (!sink.write(chunk)) await once(sink, 'drain');
-        }
-      } finally {
-        sink.end();
-        await once(sink, 'close').catch(() => undefined);
-      }
-      if (n !== blob.size) throw new RemoteError(`blob ${blob.sha256} is ${n > blob.size ? 'longer' : `truncated: ${n} of`} ${blob.size} bytes`, false);
-      const got = hash.digest('hex');
-      if (got !== blob.sha256) throw new RemoteError(`blob ${blob.sha256} is corrupt: its sha256 is ${got}`, false);
+      await download(res, arm, blob, file);
     });
   }
 
@@ -106,68 +84,8 @@ export class HttpRemote implements RemoteStore {
     });
   }
 
-  /**
-   * One request with an idle timeout, re-armed by `arm()` whenever bytes move; `handle` reads
-   * the response. A body given as a string is a file to stream.
-   */
-  private async request<T>(
-    method: string,
-    path: string,
-    handle: (res: Response, arm: () => void) => Promise<T>,
-    send?: { body: Buffer | string; headers: Record<string, string> },
-  ): Promise<T> {
-    const ctl = new AbortController();
-    let idle: NodeJS.Timeout | undefined;
-    let answered = false;
-    const arm = (): void => {
-      clearTimeout(idle);
-      idle = setTimeout(() => ctl.abort(new Error(`no progress for ${this.idleMs / 1000} s`)), this.idleMs);
-    };
-    const url = `${this.url}/${path}`;
-    try {
-      arm();
-      let body: RequestInit['body'];
-      if (typeof send?.body === 'string') {
-        const file = createReadStream(send.body);
-        file.on('data', arm);
-        body = Readable.toWeb(file) as unknown as RequestInit['body'];
-      } else body = send?.body;
-      const init: RequestInit & { duplex?: 'half' } = {
-        method,
-        signal: ctl.signal,
-        headers: { ...(send?.headers ?? {}), ...(this.o.authorization ? { authorization: this.o.authorization } : {}) },
-        ...(body ? { body, duplex: 'half' } : {}),
-      };
-      const res = await fetch(url, init);
-      answered = true;
-      arm();
-      try {
-        return await handle(res, arm);
-      } finally {
-        await res.body?.cancel().catch(() => undefined);
-      }
-    } catch (e) {
-      if (e instanceof RemoteError) throw e;
-      // No answer at all (refused, reset, timed out before the response): the remote is down.
-      throw new RemoteError(`${method} ${url}: ${describe(e, ctl.signal)}`, !answered);
-    } finally {
-      clearTimeout(idle);
-    }
+  private request<T>(method: string, path: string, handle: (res: Response, arm: () => void) => Promise<T>, send?: { body: Buffer | string; headers: Record<string, string> }): Promise<T> {
+    const headers = { ...(send?.headers ?? {}), ...(this.o.authorization ? { authorization: this.o.authorization } : {}) };
+    return request(method, `${this.url}/${path}`, handle, { ...(send ? { body: send.body } : {}), headers, idleMs: this.idleMs });
   }
-}
-
-function expectOk(res: Response, what: string): void {
-  if (!res.ok) {
-    const hint = res.status === 401 || res.status === 403 ? ' (credentials: IMGMAKE_REMOTE_AUTH, or IMGMAKE_REMOTE_USER and IMGMAKE_REMOTE_PASSWORD)' : '';
-    throw new RemoteError(`${what}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}${hint}`, hint !== '');
-  }
-}
-
-async function readText(res: Response, arm: () => void): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    arm();
-    chunks.push(Buffer.from(chunk));
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

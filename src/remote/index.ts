@@ -28,12 +28,16 @@ import type { CacheKey, NodeId } from '../ids.js';
 import type { Plan } from '../plan.js';
 import { fail, ok, type Result } from '../result.js';
 import type { Store, TreeRecord } from '../store/types.js';
-import { packLayer, unpackLayer, type BlobDigest } from './blob.js';
+import { packLayer, reseal, unpackLayer, type BlobDigest } from './blob.js';
 import { HttpRemote } from './http.js';
+import { OciRemote, parseOciUrl, type OciLocation } from './oci.js';
 import { ENTRY_SCHEMA, RemoteError, type RemoteEntry, type RemoteLayer, type RemoteStore } from './types.js';
 
 export interface RemoteConfig {
+  /** As written (without a trailing slash): `http(s)://…` or `oci://…`. */
   url: string;
+  /** Where an `oci://` URL's registry is. */
+  oci?: OciLocation;
   readOnly: boolean;
   /** The Authorization header value, from the environment. */
   authorization?: string;
@@ -53,16 +57,23 @@ export function remoteConfig(o: { remote?: string; remoteReadOnly?: boolean }, e
     return usage('not a URL', 'write --remote http://HOST:PORT/PATH');
   }
   if (url.username || url.password) return usage('credentials do not belong in the URL (it is printed and kept in shell history)', ENV_HINT);
-  if (url.protocol === 'oci:') return usage('OCI registry remotes are not supported yet', 'use an HTTP remote-cache server (http:// or https://)');
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return usage(`${url.protocol} is not a remote imgmake knows`, 'use http:// or https://');
+  let oci: OciLocation | undefined;
+  if (url.protocol === 'oci:' || url.protocol === 'oci+http:') {
+    const where = parseOciUrl(url);
+    if (typeof where === 'string') return usage(where, 'write --remote oci://HOST[:PORT]/REPOSITORY, e.g. oci://127.0.0.1:5000/imgmake-cache');
+    oci = where;
+  } else if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return usage(`${url.protocol} is not a remote imgmake knows`, 'use http(s)://HOST/PATH (a remote-cache server) or oci://HOST/REPOSITORY (a registry)');
+  }
   const user = env.IMGMAKE_REMOTE_USER;
   const authorization = env.IMGMAKE_REMOTE_AUTH || (user ? `Basic ${Buffer.from(`${user}:${env.IMGMAKE_REMOTE_PASSWORD ?? ''}`).toString('base64')}` : undefined);
   const readOnly = o.remoteReadOnly === true || /^(1|true|yes)$/i.test(env.IMGMAKE_REMOTE_READ_ONLY ?? '');
-  return ok({ url: url.href.replace(/\/+$/, ''), readOnly, ...(authorization ? { authorization } : {}) });
+  return ok({ url: url.href.replace(/\/+$/, ''), readOnly, ...(oci ? { oci } : {}), ...(authorization ? { authorization } : {}) });
 }
 
 export function openRemote(config: RemoteConfig, store: Store): RemoteCache {
-  const transport = new HttpRemote({ url: config.url, ...(config.authorization ? { authorization: config.authorization } : {}) });
+  const auth = config.authorization ? { authorization: config.authorization } : {};
+  const transport: RemoteStore = config.oci ? new OciRemote({ ...config.oci, ...auth, readOnly: config.readOnly }) : new HttpRemote({ url: config.url, ...auth });
   return new RemoteCache({ transport, store, readOnly: config.readOnly });
 }
 
@@ -246,7 +257,9 @@ export class RemoteCache {
     const w = await this.store.begin(undefined);
     try {
       const file = join(w.scratch, 'layer.tar.zst');
-      const blob = await packLayer(mount.path, file);
+      let blob = await packLayer(mount.path, file);
+      // Its blob is corrupt on the remote, which may keep that one whatever we send: send the same layer under another digest.
+      if (this.suspect.has(blob.sha256)) blob = await reseal(file, `imgmake-reupload ${new Date().toISOString()}`);
       await this.remember(key, blob);
       if (await this.onRemote(blob)) return { ...blob, sent: 0 };
       await this.transport.putBlob(blob, file);

@@ -5,7 +5,7 @@
  *     content store (CAS)     sha256 → blob (one layer: tar | zstd, see blob.ts)
  *
  * `RemoteStore` is the transport: http.ts speaks `GET/PUT/HEAD {URL}/ac/<key>` and
- * `{URL}/cas/<sha256>`; an OCI registry can implement the same five calls (an entry as a
+ * `{URL}/cas/<sha256>`; oci.ts makes the same five calls to a registry (an entry as a
  * manifest tagged with the key, a blob as a registry blob). What to fetch, when to upload and
  * how a failure becomes a warning is index.ts's business, not the transport's.
  *
