@@ -154,7 +154,7 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('-v, --verbose', 'also report cached stages and stage starts')
     .addOption(new Option('-j, --jobs <N>', 'stages run at once (default: the number of cores)'))
     .option('--max-cache-size <SIZE>', 'after each build, remove least recently used trees and .debs until the cache is under SIZE (10G, 500M; or $IMGMAKE_MAX_CACHE_SIZE)')
-    .option('--remote <URL>', 'a remote cache to read trees from and write them to (default: $IMGMAKE_REMOTE; credentials from the environment)')
+    .option('--remote <URL>', 'a remote cache to read trees from and write them to: http(s)://HOST/PATH or oci://HOST/REPOSITORY (default: $IMGMAKE_REMOTE; credentials from the environment)')
     .option('--remote-read-only', 'read from the remote cache, never write to it (or IMGMAKE_REMOTE_READ_ONLY=1)')
     .showHelpAfterError()
     .exitOverride();
