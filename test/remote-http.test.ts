@@ -223,6 +223,37 @@ test('credentials come from the environment: basic auth from IMGMAKE_REMOTE_USER
   }
 });
 
+test('a warm local cache seeds an empty remote: the trees it found are uploaded once, and the next build asks nothing', T, async () => {
+  const fresh = await startNginx(join(root, 'seed'), DAV);
+  chmodSync(fresh.www, 0o777);
+  const at = `http://127.0.0.1:${fresh.port}/cache`;
+  try {
+    // Runner A's cache is warm (the first test); this remote has never seen it.
+    const r = await build(a, ['--remote', at]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(ran(r), []);
+    assert.deepEqual(events(r, 'warning'), []);
+    assert.equal(events(r, 'upload').length, 9, 'every tree the build found goes up');
+    assert.equal(filesIn(join(fresh.www, 'cache', 'ac')).length, 9);
+    await settle();
+    const asked = fresh.log().length;
+
+    const again = await build(a, ['--remote', at]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(events(again, 'upload'), []);
+    await settle();
+    assert.equal(fresh.log().length, asked, 'a no-op build with the remote seeded sends no request');
+
+    const b = await runner();
+    const rb = await build(b, ['--remote', at]);
+    assert.equal(rb.code, 0, rb.stderr);
+    assert.deepEqual(ran(rb), [], 'an empty runner builds nothing from the seeded remote');
+    assert.equal(sha256(join(b.dir, 'out', 'hello', 'hello.tar')), sha256(join(a.dir, 'out', 'hello', 'hello.tar')));
+  } finally {
+    await fresh.stop();
+  }
+});
+
 test('credentials in the URL are a usage error pointing at the environment', T, async () => {
   const r = await runner();
   const res = await imgmake(['-f', r.file, '--cache', r.cache, '--remote', 'http://user:secret@127.0.0.1:1/', 'build', 'hello']);

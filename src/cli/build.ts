@@ -74,6 +74,8 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
     logger.log({ type: 'info', message: `imgmake: ${debs.error}` });
     return summary({ ok: false, ran: 0, cached: 0, failed: 0, cancelled: 0 });
   }
+  // Trees found here that the remote lacks go up too, while the build runs.
+  ctx.remote?.seed(p.found);
   const r = await schedule({
     graph: ctx.graph,
     keys: ctx.keys,

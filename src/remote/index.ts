@@ -9,6 +9,8 @@
  *                         download failed is then built, and its ancestors looked up anew)
  *     upload(node, tree)  in the background: each layer's blob unless the remote has it
  *                         (HEAD first), then the node's entry
+ *     seed(found)         in the background: the trees the build found locally that the
+ *                         remote lacks, uploaded (a warm local cache seeds an empty remote)
  *     drain(ms)           at the end of a build: wait for pending uploads, at most `ms`
  *
  * A remote that does not answer (refused, timed out) or refuses the credentials costs one
@@ -97,6 +99,8 @@ export class RemoteCache {
   private readonly blobs = new Map<CacheKey, Promise<BlobDigest & { sent: number }>>();
   /** Downloads in flight, by each layer they write. */
   private readonly downloading = new Map<CacheKey, Promise<TreeRecord | undefined>>();
+  /** Trees this process uploads (or has): not offered again. */
+  private readonly sent = new Set<CacheKey>();
   /** Blobs that failed verification on download: uploaded again even though HEAD finds them. */
   private readonly suspect = new Set<string>();
 
@@ -175,6 +179,7 @@ export class RemoteCache {
         layers++;
         bytes += blob.size;
       });
+      await this.markSeen(key);
       this.emit({ type: 'download', node, key, layers, bytes, ms: Math.round(performance.now() - t0) });
       return rec;
     } catch (e) {
@@ -201,9 +206,39 @@ export class RemoteCache {
     }
   }
 
+  /**
+   * Trees this build found in the local cache, which it therefore never uploads: each one the
+   * remote lacks is uploaded, in the background. So a warm local cache (restored by a CI's own
+   * cache, or built before the remote existed) seeds an empty remote. What the remote was seen
+   * to hold is remembered in the cache for a day (`remote-seen:<url>:<key>`), so a no-op build
+   * asks nothing.
+   */
+  seed(found: Map<NodeId, TreeRecord>): void {
+    if (this.readOnly || this.down || found.size === 0) return;
+    const p: Promise<void> = pool([...found], CONCURRENCY, async ([node, tree]) => {
+      if (this.down || this.sent.has(tree.key) || (await this.seen(tree.key))) return;
+      if (await this.entry(tree.key)) await this.markSeen(tree.key);
+      else if (!this.down) this.upload(node, tree);
+    })
+      .catch((e: unknown) => void this.failed(e, `looking up this cache's trees on the remote failed: ${(e as Error).message}`))
+      .finally(() => this.uploads.delete(p));
+    this.uploads.add(p);
+  }
+
+  /** True when this cache saw `key` on this remote in the last day. */
+  private async seen(key: CacheKey): Promise<boolean> {
+    const info = await cacache.get.info(this.store.root, seenEntry(this.url, key)).catch(() => undefined);
+    return info !== undefined && info !== null && Date.now() - info.time < SEEN_FOR_MS;
+  }
+
+  private async markSeen(key: CacheKey): Promise<void> {
+    await cacache.put(this.store.root, seenEntry(this.url, key), '1').catch(() => undefined);
+  }
+
   /** Uploads a committed tree in the background (nothing in read-only mode). */
   upload(node: NodeId, tree: TreeRecord): void {
-    if (this.readOnly || this.down) return;
+    if (this.readOnly || this.down || this.sent.has(tree.key)) return;
+    this.sent.add(tree.key);
     const t0 = performance.now();
     const p: Promise<void> = (async () => {
       const layers: RemoteLayer[] = [];
@@ -216,6 +251,7 @@ export class RemoteCache {
         bytes += b.sent;
       }
       await this.transport.putEntry({ schema: ENTRY_SCHEMA, record: tree, layers });
+      await this.markSeen(tree.key);
       this.emit({ type: 'upload', node, key: tree.key, blobs, bytes, ms: Math.round(performance.now() - t0) });
     })()
       .catch((e: unknown) => void this.failed(e, `${node}: upload to the remote failed: ${(e as Error).message}`, node))
@@ -304,6 +340,13 @@ export class RemoteCache {
   private emit(e: Event): void {
     this.logger.log(e);
   }
+}
+
+/** How long a tree seen on a remote is taken to be still there (an expired remote is seeded again after that). */
+const SEEN_FOR_MS = 24 * 3600_000;
+
+function seenEntry(url: string, key: CacheKey): string {
+  return `remote-seen:${url}:${key}`;
 }
 
 /** The cacache key of a layer's blob digest. */
