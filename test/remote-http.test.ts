@@ -78,6 +78,7 @@ test('runner A builds and pushes; runner B with an empty cache runs no stage and
   const puts = nginx.log().filter((l) => l.includes('"PUT /cache/cas/'));
   assert.equal(puts.length, 9, 'a layer shared by many trees is uploaded once');
   finalKey = ra.events.find((e) => e.type === 'stage' && e.node === 'tarball.tar')!.key;
+  assert.match(JSON.parse(readFileSync(join(nginx.www, 'cache', 'ac', finalKey), 'utf8')).record.digest, /^sha256:[0-9a-f]{64}$/, 'an entry carries its layer digest');
 
   // `plan` on another empty cache says what would come from the remote.
   const c = await runner();
@@ -100,6 +101,11 @@ test('runner A builds and pushes; runner B with an empty cache runs no stage and
   assert.equal(summary(rb).ok, true);
   assert.equal(sha256(join(b.dir, 'out', 'hello', 'hello.tar')), sha256(join(a.dir, 'out', 'hello', 'hello.tar')), 'byte-identical export');
   process.stderr.write(`# runner B from the remote: ${ms} ms; ${JSON.stringify(events(rb, 'download')[0])}\n`);
+  // The entry carried A's layer digest: B's `cache verify` checks the downloaded tree.
+  const vb = await imgmake(['--json', '-f', b.file, '--cache', b.cache, 'cache', 'verify']);
+  assert.equal(vb.code, 0, vb.stderr);
+  const verified = vb.events.find((e) => e.type === 'cache-verify')!;
+  assert.deepEqual([verified.checked.trees, verified.unchecked], [1, 0], JSON.stringify(verified));
 
   // B changes one option: only the stages after it run; the tree before it comes from the remote.
   const rb2 = await build(b, ['--remote', url, '--var', 'timezone=Europe/Paris']);

@@ -250,7 +250,10 @@ export class RemoteCache {
         if (b.sent) blobs++;
         bytes += b.sent;
       }
-      await this.transport.putEntry({ schema: ENTRY_SCHEMA, record: tree, layers });
+      // With its layer digest (computed after the commit, meanwhile), so the downloader's
+      // `cache verify` can check the tree too.
+      const record = (await this.store.digested(tree.key)) ?? tree;
+      await this.transport.putEntry({ schema: ENTRY_SCHEMA, record, layers });
       await this.markSeen(tree.key);
       this.emit({ type: 'upload', node, key: tree.key, blobs, bytes, ms: Math.round(performance.now() - t0) });
     })()

@@ -45,6 +45,8 @@ export async function openLocalStore(root: string): Promise<Store> {
 class LocalStore implements Store {
   /** Layer digests still being computed (see recordDigest). */
   private readonly digests = new Set<Promise<void>>();
+  /** The same, by the key whose entry each one completes. */
+  private readonly digesting = new Map<CacheKey, Promise<void>>();
 
   constructor(
     readonly root: string,
@@ -155,8 +157,17 @@ class LocalStore implements Store {
         await cacache.put(this.root, `tree:${rec.key}`, JSON.stringify(withDigest), { metadata: withDigest });
       })
       .catch(() => undefined)
-      .finally(() => this.digests.delete(done));
+      .finally(() => {
+        this.digests.delete(done);
+        if (this.digesting.get(rec.key) === done) this.digesting.delete(rec.key);
+      });
     this.digests.add(done);
+    this.digesting.set(rec.key, done);
+  }
+
+  async digested(key: CacheKey): Promise<TreeRecord | undefined> {
+    await this.digesting.get(key);
+    return this.get(key);
   }
 
   async settle(): Promise<void> {
@@ -191,6 +202,8 @@ class LocalStore implements Store {
       }
     }
     await cacache.put(this.root, `tree:${rec.key}`, JSON.stringify(rec), { metadata: rec });
+    // An entry uploaded before its digest was known: digest the layer as a commit would.
+    if (!rec.digest) this.recordDigest(rec);
     return rec;
   }
 

@@ -94,6 +94,8 @@ export interface Store {
   getHistory(scope: string, node: NodeId): Promise<NodeHistory | undefined>;
   putHistory(scope: string, node: NodeId, h: NodeHistory): Promise<void>;
   info(): Promise<{ root: string; trees: number; bytes: number; logs: number }>;
+  /** The tree `key` once its layer digest (being computed after its commit) is in its entry. */
+  digested(key: CacheKey): Promise<TreeRecord | undefined>;
   /** Waits for what commits left running: the layer digests written into their entries. */
   settle(): Promise<void>;
 }
