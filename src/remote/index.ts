@@ -264,15 +264,19 @@ export class RemoteCache {
 
   /** Waits for pending uploads, at most `ms`; then warns about those still running. */
   async drain(ms = UPLOAD_WAIT_MS): Promise<void> {
-    if (this.uploads.size === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      Promise.allSettled([...this.uploads]).then(() => false),
-      new Promise<boolean>((ok) => (timer = setTimeout(() => ok(true), ms))),
-    ]);
-    clearTimeout(timer);
-    if (timedOut) {
-      this.warn('remote-failed', `${this.uploads.size} upload${this.uploads.size === 1 ? '' : 's'} to ${this.url} still running after ${ms / 1000} s: left unfinished`);
+    const deadline = performance.now() + ms;
+    // Seeding starts uploads of its own while it runs: wait until none is left.
+    while (this.uploads.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        Promise.allSettled([...this.uploads]).then(() => false),
+        new Promise<boolean>((ok) => (timer = setTimeout(() => ok(true), Math.max(0, deadline - performance.now())))),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        this.warn('remote-failed', `${this.uploads.size} upload${this.uploads.size === 1 ? '' : 's'} to ${this.url} still running after ${ms / 1000} s: left unfinished`);
+        return;
+      }
     }
   }
 
