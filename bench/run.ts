@@ -3,16 +3,28 @@
  * without it, in the same run.
  *
  *     npm run bench -- --quick            examples/hello (under a minute; CI runs it)
- *     npm run bench                       examples/debian-12 qcow2 (by hand: many minutes)
+ *     npm run bench                       examples/debian-12 qcow2 (by hand, as root: ~15 min a run)
  *     options: --runs N  --out DIR (default bench/results)
  *
  * Each scenario runs several times; the report gives the median and the spread (min–max) and,
  * where a baseline was measured in the same run, the ratio to it. Writes DIR/latest.json,
  * DIR/latest.md (the table the README links) and DIR/latest.svg (a bar chart). The machine is
  * noisy: compare figures within one report, never across reports.
+ *
+ * The full mode, in this order (the disk-hungry baselines first, each big directory removed once
+ * measured): the floor (bench/floor-debian.sh) cold and from the hostname on; copy-per-stage
+ * (the same script with a `cp -a` checkpoint per step) cold and from the hostname on; mkosi
+ * (bench/mkosi.sh; a note of why when it cannot build here); imgmake cold, cold with the .debs
+ * cached, no-op, late and early edits; the cache's size against the unique bytes it holds; a
+ * hostname saved under `imgmake watch`; remote restore from a real nginx on loopback. imgmake's
+ * figures are the build's own `wallMs` (Node's start-up, about half a second, is not in them);
+ * the scripts' are whole processes. See docs/bench.md.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { chmod, cp, lstat, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +44,8 @@ export interface Scenario {
   target?: { ratio?: number; ms?: number };
   /** Why a scenario could not be measured in this run. */
   missing?: string;
+  /** imgmake scenarios: the whole command's milliseconds, Node's start-up included, one per run. */
+  processMs?: number[];
 }
 
 export interface SizeFigure {
@@ -81,18 +95,18 @@ export function markdown(r: Report): string {
     `${r.date}; ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, Linux ${r.machine.kernel}; ${r.runs} runs per scenario.`,
     'Ratios are to a baseline measured in the same run; compare figures within this table only.',
     '',
-    '| scenario | median | spread | vs. baseline | ratio | target | met |',
-    '|---|---|---|---|---|---|---|',
+    '| scenario | median | spread | vs. baseline | ratio | target | met | whole process |',
+    '|---|---|---|---|---|---|---|---|',
   ];
   for (const s of r.scenarios) {
     if (s.missing) {
-      lines.push(`| ${s.label} | — | — | ${s.baseline ?? ''} | — | ${targetText(s)} | not measured: ${s.missing} |`);
+      lines.push(`| ${s.label} | — | — | ${s.baseline ?? ''} | — | ${targetText(s)} | not measured: ${s.missing} | |`);
       continue;
     }
     const v = verdict(s, r.scenarios);
     const spread = `${fmtMs(Math.min(...s.samples))}–${fmtMs(Math.max(...s.samples))}`;
     lines.push(
-      `| ${s.label} | ${fmtMs(median(s.samples))} | ${spread} | ${s.baseline ?? ''} | ${v.ratio !== undefined ? `${v.ratio.toFixed(2)}×` : ''} | ${targetText(s)} | ${v.met === undefined ? '' : v.met ? 'yes' : '**no**'} |`,
+      `| ${s.label} | ${fmtMs(median(s.samples))} | ${spread} | ${s.baseline ?? ''} | ${v.ratio !== undefined ? `${v.ratio.toFixed(2)}×` : ''} | ${targetText(s)} | ${v.met === undefined ? '' : v.met ? 'yes' : '**no**'} | ${s.processMs?.length ? fmtMs(median(s.processMs)) : ''} |`,
     );
   }
   lines.push('', '| size | bytes | vs. baseline | ratio | target | met |', '|---|---|---|---|---|---|');
@@ -148,16 +162,24 @@ ${bars.join('\n')}
 interface Build {
   wallMs: number;
   ran: number;
+  processMs: number;
 }
 
 function imgmake(project: string, args: string[]): Build {
+  const t0 = performance.now();
   const r = spawnSync(process.execPath, [bin, '--json', '-f', join(project, 'imgmake.yaml'), ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
   const summary = r.stdout
     .split('\n')
     .filter((l) => l.startsWith('{"type":"summary"'))
     .map((l) => JSON.parse(l) as { wallMs: number; ran: number; ok: boolean })[0];
   if (r.status !== 0 || !summary?.ok) throw new Error(`imgmake ${args.join(' ')} failed (exit ${r.status}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
-  return { wallMs: summary.wallMs, ran: summary.ran };
+  return { wallMs: summary.wallMs, ran: summary.ran, processMs: performance.now() - t0 };
+}
+
+/** n builds: their own wallMs as the samples, and their whole processes' times. */
+function builds(n: number, f: (i: number) => Build): Pick<Scenario, 'samples' | 'processMs'> {
+  const all = Array.from({ length: n }, (_, i) => f(i));
+  return { samples: all.map((b) => b.wallMs), processMs: all.map((b) => b.processMs) };
 }
 
 function timed(cmd: string, args: string[], env: Record<string, string> = {}): number {
@@ -231,62 +253,291 @@ async function quick(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>>
   }
 }
 
+/** Bytes a disk holds for `path` (allocated blocks: a sparse 3 GiB raw disk counts its data). */
+const duAllocated = (path: string): number => Number(execFileSync('du', ['-s', '-B1', path], { encoding: 'utf8' }).split('\t')[0]);
+
+/**
+ * The unique bytes under `dir`: allocated bytes of its regular files, each distinct content
+ * counted once (hardlinks once; files of one size and allocation hashed to find copies). What
+ * an ideal file-level content store of the same trees would need.
+ */
+export async function uniqueBytes(dir: string): Promise<number> {
+  const groups = new Map<string, { path: string; bytes: number }[]>();
+  const seen = new Set<string>();
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) {
+        const st = await lstat(p, { bigint: true });
+        const inode = `${st.dev}:${st.ino}`;
+        if (seen.has(inode)) continue;
+        seen.add(inode);
+        const bytes = Number(st.blocks) * 512;
+        const k = `${st.size}:${bytes}`;
+        const g = groups.get(k);
+        if (g) g.push({ path: p, bytes });
+        else groups.set(k, [{ path: p, bytes }]);
+      }
+    }
+  };
+  await walk(dir);
+  let total = 0;
+  for (const g of groups.values()) {
+    if (g.length === 1) {
+      total += g[0]!.bytes;
+      continue;
+    }
+    const digests = new Set<string>();
+    for (const f of g) {
+      const h = createHash('sha256');
+      for await (const chunk of createReadStream(f.path)) h.update(chunk as Buffer);
+      const d = h.digest('hex');
+      if (!digests.has(d)) total += f.bytes;
+      digests.add(d);
+    }
+  }
+  return total;
+}
+
+/** Why a timed command failed: its exit and the tail of what it said. */
+function timedOrWhy(cmd: string, args: string[], env: Record<string, string> = {}): { ms: number } | { why: string } {
+  const t0 = performance.now();
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 26 });
+  if (r.status === 0) return { ms: performance.now() - t0 };
+  const last = `${r.stderr ?? ''}`.trim().split('\n').at(-1) ?? '';
+  return { why: `exit ${r.status ?? r.signal} after ${fmtMs(performance.now() - t0)}: ${last}` };
+}
+
+/**
+ * `imgmake watch qcow2` on the project: for each run, the hostname in imgmake.yaml is saved with
+ * a new value, and the time from the save to the watcher's `rebuild` event (a new qcow2 exported
+ * to out/) is one sample.
+ */
+async function watchSamples(project: string, runs: number): Promise<number[]> {
+  const child = spawn(process.execPath, [bin, '--json', '-f', join(project, 'imgmake.yaml'), 'watch', 'qcow2', '--locked'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const seen: Record<string, unknown>[] = [];
+  let buffer = '';
+  let stderr = '';
+  let wake: (() => void) | undefined;
+  child.stdout.on('data', (d: Buffer) => {
+    buffer += d.toString();
+    for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      if (line.startsWith('{')) seen.push(JSON.parse(line) as Record<string, unknown>);
+    }
+    wake?.();
+  });
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  let from = 0;
+  const next = async (match: (e: Record<string, unknown>) => boolean, what: string, ms = 600_000): Promise<Record<string, unknown>> => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const i = seen.findIndex((e, k) => k >= from && match(e));
+      if (i >= 0) {
+        from = i + 1;
+        return seen[i]!;
+      }
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`imgmake watch: no ${what} (exit ${child.exitCode}):\n${stderr.slice(-2000)}`);
+      await new Promise<void>((ok) => {
+        wake = ok;
+        setTimeout(ok, 1000);
+      });
+    }
+  };
+  const file = join(project, 'imgmake.yaml');
+  const original = await readFile(file, 'utf8');
+  if (!original.includes('  hostname: debian-vm\n')) throw new Error('examples/debian-12/imgmake.yaml no longer sets hostname: debian-vm');
+  try {
+    await next((e) => e.type === 'rebuild', 'first build');
+    await next((e) => e.type === 'watch' && e.state === 'idle', 'idle state');
+    const samples: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const saved = performance.now();
+      await writeFile(file, original.replace('  hostname: debian-vm\n', `  hostname: watch-${i}\n`));
+      const e = await next((x) => x.type === 'rebuild', `rebuild after edit ${i}`);
+      samples.push(performance.now() - saved);
+      if (e.result !== 'built') throw new Error(`imgmake watch: the rebuild after edit ${i} ended ${String(e.result)}:\n${stderr.slice(-2000)}`);
+      await next((x) => x.type === 'watch' && x.state === 'idle', 'idle state');
+    }
+    return samples;
+  } finally {
+    child.kill('SIGINT');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    if (child.exitCode === null) await once(child, 'exit');
+    clearTimeout(timer);
+    await writeFile(file, original);
+  }
+}
+
+const DAV = `    location / {
+      dav_methods PUT DELETE MKCOL;
+      create_full_put_path on;
+      dav_access user:rw group:r all:r;
+      client_max_body_size 0;
+    }`;
+
+/**
+ * Remote restore: a real nginx with DAV on loopback is filled by one build with `--remote` on
+ * an empty cache; then each run builds again with an empty local cache and the warm remote.
+ */
+async function remoteSamples(project: string, runs: number, work: string): Promise<Pick<Scenario, 'samples' | 'processMs'> & { ran: number; bytes: number }> {
+  const { startNginx } = await import('../test/helpers/nginx.js');
+  await chmod(work, 0o755);
+  const nginx = await startNginx(join(work, 'nginx'), DAV);
+  try {
+    await chmod(nginx.www, 0o777);
+    const url = `http://127.0.0.1:${nginx.port}/cache`;
+    const fill = join(work, 'fill-cache');
+    imgmake(project, ['--cache', fill, '--remote', url, 'build', 'qcow2', '--locked']);
+    await rm(fill, { recursive: true, force: true });
+    const restored = join(work, 'restore-cache');
+    let ran = 0;
+    const measured = builds(runs, () => {
+      execFileSync('rm', ['-rf', restored]);
+      const b = imgmake(project, ['--cache', restored, '--remote', url, 'build', 'qcow2', '--locked']);
+      ran = Math.max(ran, b.ran);
+      return b;
+    });
+    await rm(restored, { recursive: true, force: true });
+    return { ...measured, ran, bytes: duAllocated(nginx.www) };
+  } finally {
+    await nginx.stop();
+  }
+}
+
 async function full(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>> {
   const project = await copyExample('debian-12');
   const cache = join(project, 'cache');
+  const work = await mkdtemp(join('/var/tmp', 'imgmake-bench-work-'));
+  const floorOut = join(work, 'floor');
+  const checkpoints = join(work, 'checkpoints');
+  const log = (what: string) => process.stderr.write(`bench: ${new Date().toISOString().slice(11, 19)} ${what}\n`);
   try {
-    const build = (args: string[] = []) => imgmake(project, [...args, 'build', 'qcow2']).wallMs;
     const scenarios: Scenario[] = [];
+    const sizes: SizeFigure[] = [];
+    // Copies of the scripts: bash reads a script as it runs it, and a run lasts most of an hour.
+    const script = (name: string) => join(work, name);
+    for (const name of ['floor-debian.sh', 'mkosi.sh']) await cp(join(repo, 'bench', name), script(name));
+    const floor = (hostname: string, from: string[], env: Record<string, string> = {}) =>
+      timed('bash', [script('floor-debian.sh'), project, floorOut, hostname, ...from], env);
+
+    // The baselines first, while the disk is empty: copy-per-stage needs a tree per step.
+    log('floor');
+    scenarios.push({ name: 'floor-cold', label: 'floor: mmdebstrap from the mirror, config, mkfs, GRUB, qemu-img (a shell script)', samples: times(runs, () => floor('debian-vm', [])) });
+    scenarios.push({
+      name: 'floor-late',
+      label: 'floor: hostname, then ESP, disk and qcow2 only',
+      samples: times(runs, (i) => floor(`late-floor-${i}`, ['hostname'])),
+    });
+    sizes.push({ name: 'floor-tree', label: 'floor: the root tree (unique bytes of the final tree)', bytes: duAllocated(join(floorOut, 'tree')) });
+    sizes.push({ name: 'floor-image', label: "floor's disk.qcow2", bytes: duAllocated(join(floorOut, 'disk.qcow2')) });
+    log('copy-per-stage');
+    scenarios.push({
+      name: 'copy-per-stage',
+      label: 'copy-per-stage: the floor plus cp -a of the tree after each of its 19 steps',
+      samples: times(runs, () => floor('debian-vm', [], { CHECKPOINTS: checkpoints })),
+      baseline: 'floor-cold',
+    });
+    sizes.push({ name: 'checkpoints', label: 'copy-per-stage: checkpoints of one cold build', bytes: duAllocated(checkpoints), baseline: 'floor-tree' });
+    scenarios.push({
+      name: 'copy-late',
+      label: 'copy-per-stage: hostname edit (check the tree out, cp -a after each step)',
+      samples: times(runs, (i) => floor(`late-copy-${i}`, ['hostname'], { CHECKPOINTS: checkpoints })),
+      baseline: 'floor-late',
+    });
+    await rm(checkpoints, { recursive: true, force: true });
+
+    log('mkosi');
+    const mkosiDir = join(work, 'mkosi');
+    const mkosi = (mode: string[]) => timedOrWhy('bash', [script('mkosi.sh'), project, mkosiDir, 'debian-vm', ...mode]);
+    const mk = mkosi([]);
+    if ('ms' in mk) {
+      // It builds here: cold (its package cache warm after the first run), then hostname edits.
+      const ok = (x: { ms: number } | { why: string }): number[] => ('ms' in x ? [x.ms] : []);
+      const cold = [mk.ms, ...Array.from({ length: runs - 1 }, () => ok(mkosi([]))).flat()];
+      scenarios.push({ name: 'mkosi-cold', label: 'mkosi 14 cold (its package cache warm after the first run)', samples: cold, baseline: 'floor-cold' });
+      const late = Array.from({ length: runs }, (_, i) => ok(timedOrWhy('bash', [script('mkosi.sh'), project, mkosiDir, `late-mkosi-${i}`, 'incremental']))).flat();
+      scenarios.push({ name: 'mkosi-late', label: 'mkosi 14 hostname edit (--incremental)', samples: late, baseline: 'floor-late' });
+    } else {
+      const missing = `mkosi 14 cannot build a bootable disk here: it mounts the ESP it made through a loop device, and this kernel has no vfat (no modules) — ${mk.why} (see docs/bench.md)`;
+      scenarios.push({ name: 'mkosi-cold', label: 'mkosi 14 cold', samples: [], baseline: 'floor-cold', missing });
+      scenarios.push({ name: 'mkosi-late', label: 'mkosi 14 hostname edit', samples: [], baseline: 'floor-late', missing: 'mkosi could not build the image (above)' });
+    }
+    await rm(mkosiDir, { recursive: true, force: true });
+
+    // Global options (--var) go before the command, build's own (--locked) after it.
+    const build = (flags: string[] = [], global: string[] = []) => imgmake(project, [...global, 'build', 'qcow2', ...flags]);
+    log('imgmake cold');
     scenarios.push({
       name: 'cold',
       label: 'imgmake cold: empty cache, packages not downloaded (lock included)',
-      samples: times(runs, () => {
+      ...builds(runs, () => {
         execFileSync('rm', ['-rf', cache, join(project, 'imgmake.lock')]);
         return build();
       }),
       baseline: 'floor-cold',
       target: { ratio: 1.15 },
     });
+    log('imgmake cold, .debs cached');
     scenarios.push({
       name: 'cold-debs',
       label: 'imgmake cold, the .debs already cached',
-      samples: times(runs, () => {
+      ...builds(runs, () => {
         execFileSync('rm', ['-rf', join(cache, 'layers')]);
         return build(['--locked']);
       }),
+      baseline: 'floor-cold',
     });
-    scenarios.push({ name: 'noop', label: 'imgmake no-op', samples: times(runs, () => build(['--locked'])), target: { ms: 300 } });
+    log('imgmake no-op, late edit');
+    scenarios.push({ name: 'noop', label: 'imgmake no-op', ...builds(runs, () => build(['--locked'])), target: { ms: 300 } });
     scenarios.push({
       name: 'late',
-      label: 'imgmake late edit: hostname changed',
-      samples: times(runs, (i) => build(['--locked', '--var', `hostname=late-${i}`])),
+      label: 'imgmake late edit: hostname changed (11 stages)',
+      ...builds(runs, (i) => build(['--locked'], ['--var', `hostname=late-${i}`])),
       baseline: 'floor-late',
       target: { ratio: 1.3 },
     });
+    log('imgmake early edit');
     const distro = join(project, 'distro', 'bookworm.yaml');
     const yaml = await readFile(distro, 'utf8');
     const extra = ['hello', 'cowsay', 'sl', 'figlet', 'fortune-mod'];
     scenarios.push({
       name: 'early',
       label: 'imgmake early edit: one package added (lock + package stage)',
-      samples: times(Math.min(runs, extra.length), (i) => {
+      ...builds(Math.min(runs, extra.length), (i) => {
         execFileSync('sh', ['-c', 'printf "%s" "$1" > "$2"', 'sh', yaml.replace('            - sudo\n', `            - sudo\n            - ${extra[i]}\n`), distro]);
         return build();
       }),
+      baseline: 'floor-cold',
     });
-    const missing = 'not built yet (bench/ has the floor for examples/hello only; see docs/research/disk-assembly for the scripts it will reuse)';
-    scenarios.push({ name: 'floor-cold', label: 'floor: mmdebstrap, mkfs, GRUB, qemu-img by a script', samples: [], missing });
-    scenarios.push({ name: 'floor-late', label: 'floor: configuration and disk assembly only', samples: [], missing });
-    scenarios.push({ name: 'watch', label: 'imgmake watch: save → new qcow2', samples: [], missing: 'measured by test/debian-e2e.test.ts (its t.diagnostic line), not here yet' });
-    scenarios.push({ name: 'remote', label: 'imgmake remote restore', samples: [], missing: 'remote caches are being built (issue 6)' });
-    scenarios.push({ name: 'mkosi', label: 'mkosi cold', samples: [], missing: 'not tried yet' });
-    const sizes: SizeFigure[] = [
-      { name: 'cache', label: 'imgmake cache after the scenarios', bytes: du(cache) },
-      { name: 'image', label: 'disk.qcow2', bytes: du(join(project, 'out', 'qcow2', 'disk.qcow2')) },
-    ];
+    log('cache sizes');
+    const unique = await uniqueBytes(cache);
+    sizes.push({ name: 'unique', label: 'unique bytes of the trees and .debs the cache holds (each content once)', bytes: unique });
+    sizes.push({ name: 'cache', label: `imgmake cache after cold, no-op, late and early edits (${3 * runs + Math.min(runs, extra.length)} builds)`, bytes: duAllocated(cache), baseline: 'unique', target: { ratio: 1.5 } });
+    sizes.push({ name: 'image', label: "imgmake's disk.qcow2", bytes: duAllocated(join(project, 'out', 'qcow2', 'disk.qcow2')), baseline: 'floor-image' });
+
+    log('imgmake watch');
+    scenarios.push({ name: 'watch', label: 'imgmake watch: hostname saved → new qcow2 in out/', samples: await watchSamples(project, runs), baseline: 'floor-late' });
+    await rm(cache, { recursive: true, force: true });
+    await rm(floorOut, { recursive: true, force: true });
+
+    log('imgmake remote restore');
+    const remote = await remoteSamples(project, runs, work);
+    scenarios.push({
+      name: 'remote',
+      label: `imgmake remote restore: empty local cache, warm remote on loopback (${remote.ran} stages ran)`,
+      samples: remote.samples,
+      processMs: remote.processMs,
+      baseline: 'cold',
+      target: { ratio: 0.25 },
+    });
+    sizes.push({ name: 'remote', label: 'the remote cache (nginx document root) after one build', bytes: remote.bytes });
     return { scenarios, sizes };
   } finally {
     await rm(project, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
   }
 }
 

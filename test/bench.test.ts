@@ -4,11 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { link, lstat, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { markdown, median, verdict, type Report, type Scenario } from '../bench/run.js';
+import { markdown, median, uniqueBytes, verdict, type Report, type Scenario } from '../bench/run.js';
 import { repoRoot } from './helpers/cli.js';
 
 test('median, ratio to the baseline, and whether the target is met', () => {
@@ -29,6 +29,19 @@ test('median, ratio to the baseline, and whether the target is met', () => {
   assert.match(md, /\| cold \| 110 ms \| 100 ms–120 ms \| floor \| 1\.10× \| ≤ 1\.15× floor \| yes \|/);
   assert.match(md, /\| slow \| 300 ms .* \| \*\*no\*\* \|/);
   assert.match(md, /\| m \| — \| — \| floor \| — \| {2}\| not measured: not here \|/);
+});
+
+test('unique bytes: each content once, hardlinks once, allocated bytes', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'imgmake-bench-unique-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(join(dir, 'a', 'b'), { recursive: true });
+  await writeFile(join(dir, 'one'), 'x'.repeat(10_000));
+  await writeFile(join(dir, 'a', 'b', 'copy'), 'x'.repeat(10_000));
+  await link(join(dir, 'one'), join(dir, 'a', 'link'));
+  await writeFile(join(dir, 'a', 'other'), 'y'.repeat(10_000));
+  const one = Number((await lstat(join(dir, 'one'))).blocks) * 512;
+  assert.ok(one >= 10_000);
+  assert.equal(await uniqueBytes(dir), 2 * one);
 });
 
 test('npm run bench -- --quick: every scenario measured, the three reports written', { timeout: 120_000 }, async (t) => {
