@@ -95,11 +95,13 @@ async function planCommand(targets: string[], o: GlobalOptions & Pick<BuildOptio
   const n = p.stages.filter((s) => s.status === 'run').length;
   const remote = p.stages.filter((s) => s.status === 'remote').length;
   const fetch = remote ? `, ${remote} from the remote cache ${ctx.remote!.url}` : '';
-  out(n ? `${n} of ${p.stages.length} stages will run${fetch}` : remote ? `nothing will run${fetch}` : `all ${p.stages.length} stages are cached: nothing to do`);
+  const unneeded = p.stages.filter((s) => s.status === 'unneeded').length;
+  const skip = unneeded ? `; ${unneeded} not needed (not cached, but what follows them is)` : '';
+  out(n ? `${n} of ${p.stages.length} stages will run${fetch}${skip}` : remote || unneeded ? `nothing will run${fetch}${skip}` : `all ${p.stages.length} stages are cached: nothing to do`);
   return EXIT_OK;
 }
 
-const PLAN_WORDS = { run: 'will run', cached: 'cached  ', remote: 'remote  ' } as const;
+const PLAN_WORDS = { run: 'will run', cached: 'cached  ', remote: 'remote  ', unneeded: 'unneeded' } as const;
 
 async function targetsCommand(o: GlobalOptions): Promise<number> {
   const loaded = await loadContext(o, { lock: 'skip' });

@@ -24,7 +24,12 @@ export interface PlannedStage {
   stage: string;
   rule: string;
   key: CacheKey;
-  status: 'cached' | 'remote' | 'run';
+  /**
+   * `unneeded`: not in the cache, and not needed either: every stage after it that the targets
+   * need is cached or comes from the remote (e.g. below a downloaded tree, or after `cache gc`
+   * kept only a later tree).
+   */
+  status: 'cached' | 'remote' | 'run' | 'unneeded';
   /** For `run`: why, in words a user can act on. */
   reasons: string[];
 }
@@ -99,7 +104,7 @@ export async function plan(opts: PlanOptions): Promise<Plan> {
       stage: stage.id,
       rule: rule.name,
       key: keyOf(id),
-      status: run ? 'run' : fromRemote.has(id) ? 'remote' : 'cached',
+      status: run ? 'run' : fromRemote.has(id) ? 'remote' : found.has(id) ? 'cached' : 'unneeded',
       reasons: run ? await reasons(opts, id, toRun) : [],
     });
   }

@@ -68,6 +68,7 @@ export async function schedule(opts: ScheduleOptions): Promise<ScheduleResult> {
   let cached = 0;
 
   for (const s of plan.stages) {
+    if (s.status === 'unneeded') continue;
     if (s.status === 'cached') {
       cached++;
       logger.log({ type: 'stage', node: s.id, pipeline: s.pipeline, stage: s.stage, key: s.key, rule: s.rule, status: 'cached', ms: 0 });

@@ -89,7 +89,9 @@ test('runner A builds and pushes; runner B with an empty cache runs no stage and
   assert.ok(!Object.values(statuses).includes('run'), JSON.stringify(statuses));
   const pt = await imgmake(['-f', c.file, '--cache', c.cache, 'plan', 'hello'], { env: { IMGMAKE_REMOTE: url } });
   assert.match(pt.stdout, /^remote +tarball\.tar /m);
-  assert.match(pt.stdout, /nothing will run, 1 from the remote cache/);
+  assert.match(pt.stdout, /nothing will run, 1 from the remote cache .*; 8 not needed/);
+  assert.match(pt.stdout, /^unneeded +rootfs\.manifest /m, 'not `cached`: it is in no cache here');
+  assert.equal(statuses['rootfs.manifest'], 'unneeded');
 
   const b = await runner();
   const t0 = Date.now();

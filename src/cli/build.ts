@@ -67,7 +67,7 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
   // Trees the remote has are downloaded first (one that fails to download is built instead).
   if (ctx.remote) p = await ctx.remote.settle(p, () => plan(planOpts));
   const toRun = p.stages.filter((s) => s.status === 'run').length;
-  logger.log({ type: 'plan', targets, toRun, cached: p.stages.length - toRun });
+  logger.log({ type: 'plan', targets, toRun, cached: p.stages.filter((s) => s.status === 'cached').length });
   // The .debs of the package stages that will run, fetched (or found) before any stage starts.
   const debs = await fetchDebs(ctx, p.stages.filter((s) => s.status === 'run').map((s) => ctx.graph.stage(s.id).stage), logger, signal);
   if (!debs.ok) {
