@@ -19,8 +19,12 @@ export interface Definition {
   /** In the order they were written (includes first). */
   pipelines: Map<PipelineName, PipelineDef>;
   targets: Map<string, TargetDef>;
-  /** `cache: { max_size: 10G }`: the cache is collected to this many bytes after each build. */
-  cache?: { maxSize: number };
+  /**
+   * `cache: { max_size: 10G, remote: URL }`: the cache is collected to this many bytes after
+   * each build; the remote cache builds use unless `--remote`/`IMGMAKE_REMOTE` say otherwise
+   * (its URL checked, `${…}` substituted; credentials never come from here).
+   */
+  cache?: { maxSize?: number; remote?: { url: string; loc: Loc } };
 }
 
 export interface PipelineDef {

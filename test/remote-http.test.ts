@@ -262,6 +262,32 @@ test('a warm local cache seeds an empty remote: the trees it found are uploaded 
   }
 });
 
+test('the definition may name the remote (cache: { remote: … }, variables substituted); IMGMAKE_REMOTE and --remote win, and empty means none', T, async () => {
+  const r = await runner();
+  writeFileSync(r.file, `${readFileSync(r.file, 'utf8')}\ncache:\n  remote: \${cache_url}\n`.replace(/^vars:\n/m, 'vars:\n  cache_url: ""\n'));
+  const none = await build(r);
+  assert.equal(none.code, 0, none.stderr);
+  assert.deepEqual(events(none, 'upload'), [], 'an empty remote: is none');
+  const fromDef = await build(await runner().then((x) => ({ ...x, file: r.file })), ['--var', `cache_url=${url}`]);
+  assert.equal(fromDef.code, 0, fromDef.stderr);
+  // (tarball.tar's blob was left truncated by the corrupt-blob test: it is built and pushed again.)
+  assert.deepEqual(ran(fromDef), ['tarball.tar'], 'the remote named by the definition is used: the rest comes from it');
+  assert.deepEqual(events(fromDef, 'download').map((e) => e.node), ['rootfs.manifest']);
+  assert.deepEqual(events(fromDef, 'upload').map((e) => e.node), ['tarball.tar']);
+  const off = await build({ file: r.file, cache: mkdtempSync(join(root, 'cache-')) }, ['--var', `cache_url=${url}`], { IMGMAKE_REMOTE: '' });
+  assert.equal(off.code, 0, off.stderr);
+  assert.equal(ran(off).length, 9, 'IMGMAKE_REMOTE= (empty) turns it off');
+  const dead = `http://127.0.0.1:${await freePort()}`;
+  const flag = await build({ file: r.file, cache: mkdtempSync(join(root, 'cache-')) }, ['--var', `cache_url=${url}`, '--remote', dead]);
+  assert.equal(flag.code, 0, flag.stderr);
+  assert.match(events(flag, 'warning')[0]!.message, new RegExp(`the remote cache ${dead} cannot be used`), '--remote wins');
+
+  const bad = await build(r, ['--var', 'cache_url=http://ci:s3cret@127.0.0.1:1/']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /imgmake\.yaml:\d+:\d+: error: remote: http:\/\/ci:\*\*\*@127\.0\.0\.1:1\/: credentials do not belong in the URL/);
+  assert.doesNotMatch(bad.stderr, /s3cret/, 'the password is not printed');
+});
+
 test('credentials in the URL are a usage error pointing at the environment', T, async () => {
   const r = await runner();
   const res = await imgmake(['-f', r.file, '--cache', r.cache, '--remote', 'http://user:secret@127.0.0.1:1/', 'build', 'hello']);

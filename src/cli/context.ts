@@ -89,12 +89,12 @@ export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {})
   }
   const vars = parseVars(o.var, process.env);
   if (!vars.ok) return fail([vars.error]);
-  const remote = remoteConfig(o, process.env);
-  if (!remote.ok) return fail([remote.error]);
   const rules = await loadRules();
   const loaded = await load({ file, rules, vars: vars.value, hostDefaults: await hostDefaults() });
   if (!loaded.ok) return loaded;
   const def = loaded.value;
+  const remote = remoteConfig(o, process.env, def.cache?.remote);
+  if (!remote.ok) return fail([remote.error]);
   const cacheDir = cacheDirOf(o, file);
   const locked = await attachLocks(def, rules, {
     mode: lo.lock ?? 'read',

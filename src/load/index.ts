@@ -17,12 +17,13 @@
  * existence of the project files it names.
  */
 import { dirname, resolve } from 'node:path';
-import { isMap, isScalar } from 'yaml';
+import { isMap, isScalar, type Scalar } from 'yaml';
 import type { Diagnostic, Loc } from '../diagnostic.js';
 import type { Definition, PipelineDef, TargetDef } from '../definition.js';
 import type { PipelineName } from '../ids.js';
 import { fail, ok, type Result } from '../result.js';
 import type { RuleRegistry } from '../rule.js';
+import { parseRemoteUrl } from '../remote/url.js';
 import { parseSize } from '../size.js';
 import { readFiles, TOP_KEYS } from './files.js';
 import { readPipeline, readTarget, type LoadContext, type PipelineRef } from './pipelines.js';
@@ -55,7 +56,7 @@ export async function load(opts: LoadOptions): Promise<Result<Definition, Diagno
   const targetEntries: { f: SourceFile; e: Entry }[] = [];
   const firstPipeline = new Map<string, Loc>();
   const firstTarget = new Map<string, Loc>();
-  let cache: Definition['cache'];
+  let section: CacheSection = {};
 
   for (const f of merge) {
     const isRoot = f.path === root;
@@ -82,7 +83,7 @@ export async function load(opts: LoadOptions): Promise<Result<Definition, Diagno
       decls.set(ve.name, { name: ve.name, file: f, keyLoc: nodeLoc(f, ve.key), value: ve.value });
     }
 
-    cache = readCache(d, f, es.get('cache')) ?? cache;
+    section = { ...section, ...readCache(d, f, es.get('cache')) };
     collect(d, f, es.get('pipelines'), '"pipelines:"', 'pipeline', firstPipeline, pipelineEntries);
     collect(d, f, es.get('targets'), '"targets:"', 'target', firstTarget, targetEntries);
   }
@@ -106,24 +107,60 @@ export async function load(opts: LoadOptions): Promise<Result<Definition, Diagno
   }
   checkReferences(d, pipelineEntries.map((p) => p.e.name), refs, targetRefs);
 
+  const remote = resolveRemote(d, vars, section.remote);
   if (d.count > 0 || !finalVars) return fail(sorted(d.list, files));
-  return ok({ file: root, dir: rootDir, files: files.map((f) => f.path), vars: finalVars, pipelines, targets, ...(cache ? { cache } : {}) });
+  const cache: Definition['cache'] = { ...(section.maxSize !== undefined ? { maxSize: section.maxSize } : {}), ...(remote ? { remote } : {}) };
+  return ok({ file: root, dir: rootDir, files: files.map((f) => f.path), vars: finalVars, pipelines, targets, ...(Object.keys(cache).length ? { cache } : {}) });
 }
 
 function fileName(f: SourceFile): string {
   return f.path.slice(f.dir.length + 1);
 }
 
-/** `cache: { max_size: 10G }` (the root's wins over an include's, as files are read includes-first). */
-function readCache(d: Diagnostics, f: SourceFile, c: Entry | undefined): Definition['cache'] {
+/**
+ * `cache: { max_size: 10G, remote: URL }`; for each key the root's wins over an include's (files
+ * are read includes-first). `remote` is kept as its node: it is substituted once variables exist.
+ */
+function readCache(d: Diagnostics, f: SourceFile, c: Entry | undefined): CacheSection {
   const map = c && asMap(f, c.value, '"cache:"', d, nodeLoc(f, c.key), true);
-  const max = map ? entries(f, map, d, ['max_size'], 'in "cache:"').get('max_size') : undefined;
-  if (!max) return undefined;
-  const node = max.value;
-  const bytes = isScalar(node) && (typeof node.value === 'string' || typeof node.value === 'number') ? parseSize(String(node.value)) : undefined;
-  if (bytes !== undefined) return { maxSize: bytes };
-  d.add('wrong-type', `"max_size" must be a size, not ${describeNode(node)}`, nodeLoc(f, node, nodeLoc(f, max.key)), 'write a number of bytes with K, M, G or T (powers of 1024): max_size: 10G');
-  return undefined;
+  const es = map ? entries(f, map, d, ['max_size', 'remote'], 'in "cache:"') : new Map<string, Entry>();
+  const out: CacheSection = {};
+  const max = es.get('max_size');
+  if (max) {
+    const node = max.value;
+    const bytes = isScalar(node) && (typeof node.value === 'string' || typeof node.value === 'number') ? parseSize(String(node.value)) : undefined;
+    if (bytes !== undefined) out.maxSize = bytes;
+    else d.add('wrong-type', `"max_size" must be a size, not ${describeNode(node)}`, nodeLoc(f, node, nodeLoc(f, max.key)), 'write a number of bytes with K, M, G or T (powers of 1024): max_size: 10G');
+  }
+  const remote = es.get('remote');
+  if (remote) {
+    if (isScalar(remote.value) && typeof remote.value.value === 'string') out.remote = { f, node: remote.value };
+    else d.add('wrong-type', `"remote" must be a URL, not ${describeNode(remote.value)}`, nodeLoc(f, remote.value ?? remote.key, nodeLoc(f, remote.key)), REMOTE_HINT);
+  }
+  return out;
+}
+
+interface CacheSection {
+  maxSize?: number;
+  remote?: { f: SourceFile; node: Scalar };
+}
+
+const REMOTE_HINT = 'write remote: http(s)://HOST/PATH (a remote-cache server) or oci://HOST/REPOSITORY (a registry); credentials go in the environment';
+
+/** The definition's remote, `${…}` substituted and checked (an empty value means none). */
+function resolveRemote(d: Diagnostics, vars: Vars, r: CacheSection['remote']): { url: string; loc: Loc } | undefined {
+  if (!r) return undefined;
+  const loc = nodeLoc(r.f, r.node);
+  const v = vars.substitute(r.f, r.node);
+  if (!v.ok) return undefined;
+  const text = String(v.value).trim();
+  if (!text) return undefined;
+  const parsed = parseRemoteUrl(text);
+  if ('message' in parsed) {
+    d.add('wrong-type', `remote: ${parsed.shown}: ${parsed.message}`, loc, parsed.hint);
+    return undefined;
+  }
+  return { url: text, loc };
 }
 
 function checkVersion(d: Diagnostics, f: SourceFile, v: Entry | undefined, isRoot: boolean): void {

@@ -24,7 +24,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import cacache from 'cacache';
-import { diagnostic, type Diagnostic } from '../diagnostic.js';
+import { diagnostic, type Diagnostic, type Loc } from '../diagnostic.js';
 import type { Event, Logger } from '../event.js';
 import type { CacheKey, NodeId } from '../ids.js';
 import type { Plan } from '../plan.js';
@@ -32,7 +32,8 @@ import { fail, ok, type Result } from '../result.js';
 import type { Store, TreeRecord } from '../store/types.js';
 import { packLayer, reseal, unpackLayer, type BlobDigest } from './blob.js';
 import { HttpRemote } from './http.js';
-import { OciRemote, parseOciUrl, type OciLocation } from './oci.js';
+import { OciRemote, type OciLocation } from './oci.js';
+import { parseRemoteUrl } from './url.js';
 import { ENTRY_SCHEMA, RemoteError, type RemoteEntry, type RemoteLayer, type RemoteStore } from './types.js';
 
 export interface RemoteConfig {
@@ -45,32 +46,28 @@ export interface RemoteConfig {
   authorization?: string;
 }
 
-const ENV_HINT = 'put credentials in the environment: IMGMAKE_REMOTE_AUTH="Bearer …" (the whole Authorization header), or IMGMAKE_REMOTE_USER and IMGMAKE_REMOTE_PASSWORD';
-
-/** The remote of this command line and environment (the flag wins), or undefined for none. */
-export function remoteConfig(o: { remote?: string; remoteReadOnly?: boolean }, env: NodeJS.ProcessEnv): Result<RemoteConfig | undefined, Diagnostic> {
-  const text = (o.remote ?? env.IMGMAKE_REMOTE ?? '').trim();
+/**
+ * The remote of this build: `--remote`, else `IMGMAKE_REMOTE`, else the definition's
+ * `cache: { remote: … }` (an empty flag or variable means none); undefined for none.
+ */
+export function remoteConfig(
+  o: { remote?: string; remoteReadOnly?: boolean },
+  env: NodeJS.ProcessEnv,
+  fromDefinition?: { url: string; loc: Loc },
+): Result<RemoteConfig | undefined, Diagnostic> {
+  const given = o.remote ?? env.IMGMAKE_REMOTE;
+  const text = (given ?? fromDefinition?.url ?? '').trim();
   if (!text) return ok(undefined);
-  const usage = (msg: string, hint: string) => fail(diagnostic('usage', `--remote ${text}: ${msg}`, undefined, hint));
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return usage('not a URL', 'write --remote http://HOST:PORT/PATH');
-  }
-  if (url.username || url.password) return usage('credentials do not belong in the URL (it is printed and kept in shell history)', ENV_HINT);
-  let oci: OciLocation | undefined;
-  if (url.protocol === 'oci:' || url.protocol === 'oci+http:') {
-    const where = parseOciUrl(url);
-    if (typeof where === 'string') return usage(where, 'write --remote oci://HOST[:PORT]/REPOSITORY, e.g. oci://127.0.0.1:5000/imgmake-cache');
-    oci = where;
-  } else if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    return usage(`${url.protocol} is not a remote imgmake knows`, 'use http(s)://HOST/PATH (a remote-cache server) or oci://HOST/REPOSITORY (a registry)');
+  const parsed = parseRemoteUrl(text);
+  if ('message' in parsed) {
+    const loc = given === undefined ? fromDefinition?.loc : undefined;
+    const what = loc ? `remote: ${parsed.shown}` : o.remote !== undefined ? `--remote ${parsed.shown}` : `IMGMAKE_REMOTE=${parsed.shown}`;
+    return fail(diagnostic(loc ? 'wrong-type' : 'usage', `${what}: ${parsed.message}`, loc, parsed.hint));
   }
   const user = env.IMGMAKE_REMOTE_USER;
   const authorization = env.IMGMAKE_REMOTE_AUTH || (user ? `Basic ${Buffer.from(`${user}:${env.IMGMAKE_REMOTE_PASSWORD ?? ''}`).toString('base64')}` : undefined);
   const readOnly = o.remoteReadOnly === true || /^(1|true|yes)$/i.test(env.IMGMAKE_REMOTE_READ_ONLY ?? '');
-  return ok({ url: url.href.replace(/\/+$/, ''), readOnly, ...(oci ? { oci } : {}), ...(authorization ? { authorization } : {}) });
+  return ok({ ...parsed, readOnly, ...(authorization ? { authorization } : {}) });
 }
 
 export function openRemote(config: RemoteConfig, store: Store): RemoteCache {
