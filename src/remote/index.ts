@@ -146,12 +146,26 @@ export class RemoteCache {
       if (busy.length === 0) break;
       await Promise.allSettled(busy);
     }
-    const p = this.fetchTree(node, entry);
+    const p = this.claimed(key, () => this.fetchTree(node, entry));
     for (const l of entry.layers) this.downloading.set(l.key, p);
     try {
       return await p;
     } finally {
       for (const l of entry.layers) if (this.downloading.get(l.key) === p) this.downloading.delete(l.key);
+    }
+  }
+
+  /**
+   * Under the key's claim (the one a build takes to make it): two builds on one cache that both
+   * want this tree download it once; the second then finds it in the store.
+   */
+  private async claimed(key: CacheKey, fetch: () => Promise<TreeRecord | undefined>): Promise<TreeRecord | undefined> {
+    const held = await this.store.claim(key);
+    if (!held) return undefined;
+    try {
+      return (await this.store.get(key)) ?? (await fetch());
+    } finally {
+      await held.release();
     }
   }
 
