@@ -46,7 +46,8 @@ export function makeOddLayer(dir: string): void {
   );
 }
 
-test('a layer round-trips through a blob exactly, and packing twice gives the same digest', async () => {
+/** A temporary directory with `layer/` (made by makeOddLayer) and an empty `back/`, removed after `fn`. */
+async function withOddLayer(fn: (d: { root: string; layer: string; back: string }) => Promise<void>): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'imgmake-blob-'));
   try {
     const layer = join(root, 'layer');
@@ -54,6 +55,14 @@ test('a layer round-trips through a blob exactly, and packing twice gives the sa
     mkdirSync(layer);
     mkdirSync(back);
     makeOddLayer(layer);
+    await fn({ root, layer, back });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+test('a layer round-trips through a blob exactly, and packing twice gives the same digest', () =>
+  withOddLayer(async ({ root, layer, back }) => {
     const d1 = await packLayer(layer, join(root, 'a.tar.zst'));
     const d2 = await packLayer(layer, join(root, 'b.tar.zst'));
     assert.deepEqual(d1, d2, 'packing is deterministic');
@@ -64,34 +73,17 @@ test('a layer round-trips through a blob exactly, and packing twice gives the sa
     assert.match(before, /security\.capability=/);
     assert.match(before, /\.\/etc\/removed 0:0/);
     assert.equal(snapshot(back), before);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('a damaged blob fails to unpack', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'imgmake-blob-'));
-  try {
-    const layer = join(root, 'layer');
-    mkdirSync(layer);
-    mkdirSync(join(root, 'back'));
-    makeOddLayer(layer);
+test('a damaged blob fails to unpack', () =>
+  withOddLayer(async ({ root, layer, back }) => {
     await packLayer(layer, join(root, 'a.tar.zst'));
     sh('truncate -s 100 a.tar.zst', root);
-    await assert.rejects(unpackLayer(join(root, 'a.tar.zst'), join(root, 'back')));
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
-});
+    await assert.rejects(unpackLayer(join(root, 'a.tar.zst'), back));
+  }));
 
-test('a resealed blob has another digest and unpacks to the same layer', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'imgmake-blob-'));
-  try {
-    const layer = join(root, 'layer');
-    const back = join(root, 'back');
-    mkdirSync(layer);
-    mkdirSync(back);
-    makeOddLayer(layer);
+test('a resealed blob has another digest and unpacks to the same layer', () =>
+  withOddLayer(async ({ root, layer, back }) => {
     const file = join(root, 'a.tar.zst');
     const d1 = await packLayer(layer, file);
     const d2 = await reseal(file, 'imgmake-reupload 1');
@@ -99,7 +91,4 @@ test('a resealed blob has another digest and unpacks to the same layer', async (
     assert.equal(d2.size, d1.size + 8 + 'imgmake-reupload 1'.length);
     await unpackLayer(file, back);
     assert.equal(snapshot(back), snapshot(layer));
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
-});
+  }));

@@ -8,26 +8,20 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { imgmake, ran, summary, tempProject, type CliResult } from './helpers/cli.js';
-import { freePort, startNginx, type Nginx } from './helpers/nginx.js';
+import { imgmake, ran, summary } from './helpers/cli.js';
+import { DAV, freePort, startNginx, type Nginx } from './helpers/nginx.js';
+import { build, events, runners, sha256 } from './helpers/runners.js';
 
 const T = { timeout: 180_000 };
-const DAV = `    location / {
-      dav_methods PUT DELETE MKCOL;
-      create_full_put_path on;
-      dav_access user:rw group:r all:r;
-      client_max_body_size 0;
-    }`;
 const root = mkdtempSync(join(tmpdir(), 'imgmake-remote-test-'));
 let nginx: Nginx;
 let url = '';
-const projects: { cleanup(): Promise<void> }[] = [];
+const { runner, cleanup } = runners(root);
 
 before(async () => {
   chmodSync(root, 0o755); // nginx's worker runs as an unprivileged user: it reads and writes www/
@@ -38,23 +32,9 @@ before(async () => {
 
 after(async () => {
   await nginx?.stop();
-  for (const p of projects) await p.cleanup();
-  rmSync(root, { recursive: true, force: true });
+  await cleanup();
 });
 
-/** A fresh copy of examples/hello and an empty cache directory: one CI runner. */
-async function runner(): Promise<{ dir: string; file: string; cache: string }> {
-  const p = await tempProject();
-  projects.push(p);
-  return { ...p, cache: mkdtempSync(join(root, 'cache-')) };
-}
-
-function build(r: { file: string; cache: string }, args: string[] = [], env: Record<string, string> = {}): Promise<CliResult> {
-  return imgmake(['-f', r.file, '--cache', r.cache, '--json', ...args, 'build', 'hello'], { env });
-}
-
-const events = (r: CliResult, type: string) => r.events.filter((e) => e.type === type);
-const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const filesIn = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
 /** nginx writes the log line after the response; give it a moment before reading. */
 const settle = () => new Promise((ok) => setTimeout(ok, 200));

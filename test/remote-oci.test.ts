@@ -7,11 +7,11 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { imgmake, ran, summary, tempProject, type CliResult } from './helpers/cli.js';
+import { imgmake, ran, summary } from './helpers/cli.js';
+import { build, events, runners, sha256 } from './helpers/runners.js';
 import { freePort } from './helpers/nginx.js';
 import { startRegistry, type Registry } from './helpers/registry.js';
 
@@ -20,7 +20,7 @@ const REPO = 'imgmake/hello-cache';
 const root = mkdtempSync(join(tmpdir(), 'imgmake-oci-test-'));
 let registry: Registry;
 let url = '';
-const projects: { cleanup(): Promise<void> }[] = [];
+const { runner, cleanup } = runners(root);
 
 before(async () => {
   registry = await startRegistry(join(root, 'registry'));
@@ -29,22 +29,9 @@ before(async () => {
 
 after(async () => {
   await registry?.stop();
-  for (const p of projects) await p.cleanup();
-  rmSync(root, { recursive: true, force: true });
+  await cleanup();
 });
 
-async function runner(): Promise<{ dir: string; file: string; cache: string }> {
-  const p = await tempProject();
-  projects.push(p);
-  return { ...p, cache: mkdtempSync(join(root, 'cache-')) };
-}
-
-function build(r: { file: string; cache: string }, args: string[] = [], env: Record<string, string> = {}): Promise<CliResult> {
-  return imgmake(['-f', r.file, '--cache', r.cache, '--json', ...args, 'build', 'hello'], { env });
-}
-
-const events = (r: CliResult, type: string) => r.events.filter((e) => e.type === type);
-const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
 /** The entry a tag points at, read straight from the registry's API. */
 async function entryOf(reg: Registry, key: string): Promise<{ layers: { sha256: string; size: number }[] }> {

@@ -20,6 +20,14 @@ export interface Nginx {
   stop(): Promise<void>;
 }
 
+/** A `location` for startNginx's `server` argument: the whole document root takes PUT (a remote cache). */
+export const DAV = `    location / {
+      dav_methods PUT DELETE MKCOL;
+      create_full_put_path on;
+      dav_access user:rw group:r all:r;
+      client_max_body_size 0;
+    }`;
+
 export async function freePort(): Promise<number> {
   const s = createServer();
   s.listen(0, '127.0.0.1');
