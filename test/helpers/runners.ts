@@ -3,10 +3,11 @@
  * empty cache directory under `root`; `build` runs `imgmake build hello` on one with --json.
  * `cleanup()` removes the projects and `root`.
  */
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { imgmake, tempProject, type CliResult } from './cli.js';
+import { imgmake, ran, tempProject, type CliResult } from './cli.js';
 
 export interface Runner {
   dir: string;
@@ -36,3 +37,25 @@ export function build(r: { file: string; cache: string }, args: string[] = [], e
 export const events = (r: CliResult, type: string): Record<string, any>[] => r.events.filter((e) => e.type === type);
 
 export const sha256 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+/** Flips one byte in the middle of a file: the same size, so only its digest can tell. */
+export function flipByte(file: string): void {
+  const bad = Buffer.from(readFileSync(file));
+  bad[Math.floor(bad.length / 2)]! ^= 0xff;
+  writeFileSync(file, bad);
+}
+
+/**
+ * `r`, a build of runner `d` that met a corrupt blob for tarball.tar: it built that node (its
+ * input came from the remote), said so in one warning naming it, and exported the same bytes
+ * as runner `reference`.
+ */
+export function assertCorruptRejected(r: CliResult, d: Runner, reference: Runner): void {
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(ran(r), ['tarball.tar'], 'the corrupt node is built; its input comes from the remote');
+  const warnings = events(r, 'warning');
+  assert.equal(warnings.length, 1, JSON.stringify(warnings));
+  assert.equal(warnings[0]!.node, 'tarball.tar');
+  assert.match(warnings[0]!.message, /tarball\.tar: its tree on the remote was not used \(blob [0-9a-f]{64} is corrupt/);
+  assert.equal(sha256(join(d.dir, 'out', 'hello', 'hello.tar')), sha256(join(reference.dir, 'out', 'hello', 'hello.tar')));
+}
