@@ -12,8 +12,10 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { imgmake, ran, summary } from './helpers/cli.js';
+import { imgmake, ran, startImgmake, summary } from './helpers/cli.js';
+import { events as watchEvents } from './helpers/events.js';
 import { DAV, freePort, startNginx, type Nginx } from './helpers/nginx.js';
 import { assertCorruptRejected, build, events, flipByte, runners, sha256 } from './helpers/runners.js';
 
@@ -268,6 +270,30 @@ test('the definition may name the remote (cache: { remote: … }, variables subs
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /imgmake\.yaml:\d+:\d+: error: remote: http:\/\/ci:\*\*\*@127\.0\.0\.1:1\/: credentials do not belong in the URL/);
   assert.doesNotMatch(bad.stderr, /s3cret/, 'the password is not printed');
+});
+
+test('watch reads the remote and never writes to it: an edit loop does not upload its drafts', T, async (t) => {
+  const w = await runner();
+  const child = startImgmake(['--json', '-f', w.file, '--cache', w.cache, '--remote', url, 'watch', 'hello']);
+  t.after(() => child.kill('SIGKILL'));
+  const ev = watchEvents(child);
+  const first = (await ev.next((e) => e.type === 'rebuild', 'first build')).at(-1)!;
+  assert.equal(first.result, 'built', ev.stderr);
+  assert.deepEqual(first.ran, [], 'the first build comes from the remote');
+  await ev.next((e) => e.type === 'watch' && e.state === 'idle', 'idle');
+  await settle();
+  const before = nginx.log().length;
+  await writeFile(w.file, (await readFile(w.file, 'utf8')).replace('timezone: Europe/Berlin', 'timezone: Asia/Tokyo'));
+  const edit = await ev.next((e) => e.type === 'rebuild', 'rebuild after an edit');
+  assert.equal(edit.at(-1)!.result, 'built', ev.stderr);
+  assert.equal(edit.at(-1)!.ran.length, 6);
+  assert.deepEqual(edit.filter((e) => e.type === 'upload'), []);
+  await settle();
+  const asked = nginx.log().slice(before);
+  assert.ok(asked.length > 0, 'the new keys were looked up');
+  assert.deepEqual(asked.filter((l) => !/"(GET|HEAD) /.test(l)), [], 'only GET and HEAD');
+  child.kill('SIGINT');
+  await once(child, 'exit');
 });
 
 test('credentials in the URL are a usage error pointing at the environment', T, async () => {

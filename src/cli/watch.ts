@@ -64,7 +64,8 @@ export async function watchCommand(targets: string[], wo: WatchOptions, o: Globa
     const rel = changed.map((p) => relative(base, p).split(sep).join('/') || '.');
     const report = (e: Omit<Extract<Event, { type: 'rebuild' }>, 'type' | 'targets' | 'changed' | 'wallMs'>): void =>
       logger.log({ type: 'rebuild', targets, changed: rel, wallMs: Math.round(performance.now() - started), ...e });
-    const loaded = await loadContext(o, { lock: wo.locked ? 'read' : 'resolve', signal });
+    // A remote cache is only read: an edit loop's trees are drafts, not worth a disk image's upload per save.
+    const loaded = await loadContext({ ...o, remoteReadOnly: true }, { lock: wo.locked ? 'read' : 'resolve', signal });
     if (!loaded.ok) {
       // Any next event rebuilds, even one that restores what the last good load read.
       files.forget();
