@@ -10,7 +10,6 @@ import type { StageDef } from '../definition.js';
 import { mirrorOf, packagesOf } from '../packages.js';
 import { plan } from '../plan.js';
 import { fail, ok, type Result } from '../result.js';
-import { bwrapSandbox } from '../sandbox/run.js';
 import { schedule } from '../schedule.js';
 import type { Context, Selection } from './context.js';
 import { collectAfterBuild, leaseBuild } from './cache.js';
@@ -81,7 +80,7 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
     keys: ctx.keys,
     plan: p,
     store: ctx.store,
-    sandbox: bwrapSandbox,
+    sandbox: ctx.sandbox,
     logger,
     jobs: o.jobs,
     scope: ctx.scope,
@@ -96,7 +95,7 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
     for (const name of targets) {
       const t = ctx.def.targets.get(name)!;
       const tree = r.trees.get(ctx.graph.final(t.pipeline))!;
-      const e = await exportTarget({ target: t, tree, outDir: ctx.outDir, store: ctx.store, sandbox: bwrapSandbox, signal });
+      const e = await exportTarget({ target: t, tree, outDir: ctx.outDir, store: ctx.store, sandbox: ctx.sandbox, signal });
       if (!e.ok) {
         logger.log({ type: 'info', message: `imgmake: ${e.message}` });
         good = false;

@@ -21,7 +21,7 @@ import { copyOutOfTree } from '../export.js';
 import type { NodeId } from '../ids.js';
 import { packagesOf } from '../packages.js';
 import { fail, ok, type Result } from '../result.js';
-import { bwrapSandbox, runInteractive } from '../sandbox/run.js';
+import { runInteractive } from '../sandbox/run.js';
 import { stageSpec } from '../sandbox/stage.js';
 import type { TreeRecord, WorkTree } from '../store/types.js';
 import { leaseBuild } from './cache.js';
@@ -97,7 +97,7 @@ export async function exportCommand(text: string, dir: string, o: GlobalOptions)
     await mkdir(tmp);
     await mkdir(scratch);
     const tree = trees.value.get(node)!;
-    const copied = await interruptible((signal) => copyOutOfTree({ tree, paths: [], into: tmp, scratch, store: ctx.store, sandbox: bwrapSandbox, signal }));
+    const copied = await interruptible((signal) => copyOutOfTree({ tree, paths: [], into: tmp, scratch, store: ctx.store, sandbox: ctx.sandbox, signal }));
     if (copied.interrupted) return ok(INTERRUPTED);
     if (!copied.value.ok) {
       say(`imgmake: exporting ${node} failed: ${copied.value.error}`);

@@ -5,7 +5,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import { attachLocks, type LockOptions } from '../packages.js';
-import { bwrapSandbox } from '../sandbox/run.js';
+import { bwrapSandbox, type Sandbox } from '../sandbox/run.js';
 import { existsSync } from 'node:fs';
 import type { Definition } from '../definition.js';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
@@ -46,8 +46,10 @@ export interface Context {
   scope: string;
   cacheDir: string;
   outDir: string;
-  /** The remote cache (`--remote`, `IMGMAKE_REMOTE`), if any. */
+  /** The remote cache (`--remote`, `IMGMAKE_REMOTE`, the definition's `cache: remote:`), if any. */
   remote?: RemoteCache;
+  /** What runs stages, exports and shells: bubblewrap. Chosen here, once, for every command. */
+  sandbox: Sandbox;
 }
 
 export function definitionPath(o: GlobalOptions): string {
@@ -96,9 +98,11 @@ export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {})
   const remote = remoteConfig(o, process.env, def.cache?.remote);
   if (!remote.ok) return fail([remote.error]);
   const cacheDir = cacheDirOf(o, file);
+  // The one place a command's real implementations are picked: the sandbox, the store, the remote.
+  const sandbox = bwrapSandbox;
   const locked = await attachLocks(def, rules, {
     mode: lo.lock ?? 'read',
-    sandbox: bwrapSandbox,
+    sandbox,
     workDir: join(cacheDir, 'lock'),
     say: (line) => process.stderr.write(`${line}\n`),
     ...(lo.signal ? { signal: lo.signal } : {}),
@@ -116,6 +120,7 @@ export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {})
     scope: historyScope(file),
     cacheDir,
     outDir: resolve(o.out ?? resolve(def.dir, 'out')),
+    sandbox,
     ...(remote.value ? { remote: openRemote(remote.value, store) } : {}),
   });
 }
