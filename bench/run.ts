@@ -131,8 +131,9 @@ function targetText(s: Scenario): string {
 /** Horizontal bars of each scenario's median, the spread as a thin line; log scale. */
 export function svg(r: Report): string {
   const rows = r.scenarios.filter((s) => !s.missing && s.samples.length);
-  const left = 300;
-  const width = 900;
+  // Room for the longest label (about 6.5 px a character at 12 px sans-serif).
+  const left = Math.max(300, Math.ceil(Math.max(...rows.map((s) => s.label.length)) * 6.5) + 10);
+  const width = left + 600;
   const rowH = 26;
   const height = 40 + rows.length * rowH;
   const max = Math.max(...rows.map((s) => Math.max(...s.samples)), 10);
@@ -142,7 +143,7 @@ export function svg(r: Report): string {
   const bars = rows.map((s, i) => {
     const y = 30 + i * rowH;
     const m = median(s.samples);
-    const imgmake = !/^floor|^copy/.test(s.name);
+    const imgmake = !/^floor|^copy|^mkosi/.test(s.name);
     return [
       `<text x="${left - 8}" y="${y + 14}" text-anchor="end">${esc(s.label)}</text>`,
       `<rect x="${left}" y="${y + 3}" width="${(x(m) - left).toFixed(1)}" height="16" fill="${imgmake ? '#3b6ea8' : '#a0a0a0'}"/>`,
