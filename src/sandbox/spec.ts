@@ -17,7 +17,14 @@
  * and the process dies with imgmake.
  */
 
+import { release } from 'node:os';
 import { SOURCE_DATE_EPOCH } from '../key.js';
+
+/** overlayfs takes `volatile` from Linux 5.10 on (Debian 12 has 6.1). */
+export const OVERLAY_VOLATILE = ((): boolean => {
+  const [major = 0, minor = 0] = release().split('.').map((n) => parseInt(n, 10));
+  return major > 5 || (major === 5 && minor >= 10);
+})();
 
 export const SANDBOX_TREE = '/run/imgmake/tree';
 export const SANDBOX_INPUTS = '/run/imgmake/inputs';
@@ -194,6 +201,10 @@ export function mountScript(spec: SandboxSpec): string {
     else opts.unshift('ro');
     // Plain, portable layers: no redirects, metacopy, index or xino that tie a layer to this mount.
     opts.push('redirect_dir=off', 'metacopy=off', 'index=off', 'xino=off');
+    // No sync of the whole upper filesystem when the namespace ends (overlayfs syncs it at
+    // unmount otherwise: seconds after a build that wrote a disk image). Layers were never
+    // fsynced (docs/store.md: power loss is not covered); this only drops an accidental flush.
+    if (o.upper && o.work && OVERLAY_VOLATILE) opts.push('volatile');
     lines.push(`mount -t overlay imgmake -o ${shq(opts.join(','))} ${shq(o.mountpoint)}`);
   }
   lines.push('cd /');
