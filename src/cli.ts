@@ -241,6 +241,11 @@ export function program(run: (code: Promise<number>) => void): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // `imgmake cache ls | head`: once the reader is gone, output is dropped and the command
+  // finishes (a build goes on to the end) instead of dying on an unhandled EPIPE.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
   let result: Promise<number> | undefined;
   const p = program((r) => {
     result = r;

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile, utimes, stat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { imgmake, projectWith, ran, stageEvents, summary, tempProject } from './helpers/cli.js';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { bin, imgmake, projectWith, ran, stageEvents, summary, tempProject } from './helpers/cli.js';
 
 const ALL = [
   'rootfs.dirs',
@@ -232,4 +232,16 @@ targets:
   assert.equal(edit.code, 0, edit.stderr);
   assert.deepEqual(ran(edit), ['base.motd', 'image.hostname']);
   assert.equal(await readFile(join(p.dir, 'out', 'image', 'etc', 'motd'), 'utf8'), 'two\n');
+});
+
+test('output into a pipe whose reader has gone (imgmake … | head) is dropped, not a crash', async (t) => {
+  const p = await tempProject();
+  t.after(p.cleanup);
+  assert.equal((await imgmake(['-f', p.file, 'build', 'hello'])).code, 0);
+  // `true` exits without reading: every write imgmake makes meets a closed pipe.
+  for (const args of ['cache ls', 'plan hello', '--json build hello']) {
+    const r = spawnSync('/bin/bash', ['-o', 'pipefail', '-c', `node ${bin} -f ${p.file} ${args} | true`], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${args}: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /EPIPE|Error/, args);
+  }
 });
