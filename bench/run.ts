@@ -374,19 +374,13 @@ async function watchSamples(project: string, runs: number): Promise<number[]> {
   }
 }
 
-const DAV = `    location / {
-      dav_methods PUT DELETE MKCOL;
-      create_full_put_path on;
-      dav_access user:rw group:r all:r;
-      client_max_body_size 0;
-    }`;
 
 /**
  * Remote restore: a real nginx with DAV on loopback is filled by one build with `--remote` on
  * an empty cache; then each run builds again with an empty local cache and the warm remote.
  */
 async function remoteSamples(project: string, runs: number, work: string): Promise<Pick<Scenario, 'samples' | 'processMs'> & { ran: number; bytes: number }> {
-  const { startNginx } = await import('../test/helpers/nginx.js');
+  const { DAV, startNginx } = await import('../test/helpers/nginx.js');
   await chmod(work, 0o755);
   const nginx = await startNginx(join(work, 'nginx'), DAV);
   try {
