@@ -296,6 +296,32 @@ test('watch reads the remote and never writes to it: an edit loop does not uploa
   await once(child, 'exit');
 });
 
+test('watch: a remote that never answers costs its timeout once, not on every save', T, async (t) => {
+  const sockets: Socket[] = [];
+  const mute: Server = createServer((s) => void sockets.push(s));
+  mute.listen(0, '127.0.0.1');
+  await once(mute, 'listening');
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    mute.close();
+  });
+  const w = await runner();
+  const child = startImgmake(['--json', '-f', w.file, '--cache', w.cache, '--remote', `http://127.0.0.1:${(mute.address() as { port: number }).port}`, 'watch', 'hello']);
+  t.after(() => child.kill('SIGKILL'));
+  const ev = watchEvents(child);
+  const first = await ev.next((e) => e.type === 'rebuild', 'first build');
+  assert.equal(first.at(-1)!.result, 'built', ev.stderr);
+  assert.deepEqual(first.filter((e) => e.type === 'warning').map((e) => e.reason), ['remote-unusable']);
+  await ev.next((e) => e.type === 'watch' && e.state === 'idle', 'idle');
+  await writeFile(w.file, (await readFile(w.file, 'utf8')).replace('timezone: Europe/Berlin', 'timezone: Asia/Tokyo'));
+  const edit = await ev.next((e) => e.type === 'rebuild', 'rebuild after an edit');
+  assert.equal(edit.at(-1)!.result, 'built', ev.stderr);
+  assert.deepEqual(edit.filter((e) => e.type === 'warning'), [], 'not asked again: no second timeout');
+  assert.ok(edit.some((e) => e.type === 'info' && /could not be used \d+ s ago .*not asked again/.test(e.message)), JSON.stringify(edit));
+  child.kill('SIGINT');
+  await once(child, 'exit');
+});
+
 test('credentials in the URL are a usage error pointing at the environment', T, async () => {
   const r = await runner();
   const res = await imgmake(['-f', r.file, '--cache', r.cache, '--remote', 'http://user:secret@127.0.0.1:1/', 'build', 'hello']);

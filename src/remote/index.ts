@@ -14,7 +14,7 @@
  *     drain(ms)           at the end of a build: wait for pending uploads, at most `ms`
  *
  * A remote that does not answer (refused, timed out) or refuses the credentials costs one
- * warning; it is not asked again in this process. Any other failure (an HTTP error, a corrupt or truncated blob) is a warning
+ * warning; it is not asked again in this process for a minute (a watch's next rebuilds skip it). Any other failure (an HTTP error, a corrupt or truncated blob) is a warning
  * naming the node, and that node is built instead.
  *
  * `remoteConfig` reads `--remote`/`IMGMAKE_REMOTE`, `--remote-read-only`/
@@ -105,6 +105,8 @@ export class RemoteCache {
     this.transport = o.transport;
     this.store = o.store;
     this.readOnly = o.readOnly;
+    const d = unusable.get(this.transport.url);
+    if (d && performance.now() - d.at < ASK_AGAIN_AFTER_MS) this.down = d.why;
   }
 
   get url(): string {
@@ -114,6 +116,10 @@ export class RemoteCache {
   /** Where warnings and download/upload events go. */
   attach(logger: Logger): void {
     this.logger = logger;
+    if (this.down) {
+      const ago = Math.round((performance.now() - unusable.get(this.url)!.at) / 1000);
+      this.emit({ type: 'info', message: `imgmake: the remote cache ${this.url} could not be used ${ago} s ago (${this.down}): not asked again before ${ASK_AGAIN_AFTER_MS / 1000} s` });
+    }
   }
 
   /** Which of `keys` the remote holds (and this process has not rejected). */
@@ -343,6 +349,7 @@ export class RemoteCache {
     if (e instanceof RemoteError && e.unusable) {
       if (!this.down) {
         this.down = e.message;
+        unusable.set(this.url, { at: performance.now(), why: e.message });
         this.warn('remote-unusable', `the remote cache ${this.url} cannot be used (${e.message}): continuing without it`);
       }
       return undefined;
@@ -359,6 +366,13 @@ export class RemoteCache {
     this.logger.log(e);
   }
 }
+
+/**
+ * Remotes this process found unusable, and when. A watch makes a new RemoteCache per rebuild;
+ * without this, a remote that is down would cost its timeout again on every save.
+ */
+const unusable = new Map<string, { at: number; why: string }>();
+const ASK_AGAIN_AFTER_MS = 60_000;
 
 /** How long a tree seen on a remote is taken to be still there (an expired remote is seeded again after that). */
 const SEEN_FOR_MS = 24 * 3600_000;
