@@ -3,7 +3,7 @@
  * interleaved as written) goes to a log file; the caller decides what to show.
  */
 import { execa } from 'execa';
-import { mkdir, utimes } from 'node:fs/promises';
+import { mkdir, readdir, readFile, utimes } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { SOURCE_DATE_EPOCH } from '../key.js';
@@ -63,8 +63,39 @@ export async function runInteractive(spec: SandboxSpec, opts: { signal?: AbortSi
     ...(opts.signal ? { cancelSignal: opts.signal } : {}),
     forceKillAfterDelay: 2000,
   });
+  // bwrap's --die-with-parent should take the namespace down with the bwrap execa killed; it has
+  // been seen to leave its pid 1 and the shell running for more than 15 s. What is left of this
+  // sandbox (named by its tree's path in its command line) is killed before the caller discards
+  // the work dir under it.
+  // Only a path inside this command's own work dir: a writable tree's (a committed layer's path
+  // can be in other builds' command lines).
+  const tree = spec.tree;
+  if (tree?.writable) await reap(tree.mount.kind === 'dir' ? tree.mount.path : tree.mount.mountpoint);
   if (r.exitCode !== undefined) return r.exitCode;
   return 128 + (r.signal ? (constants.signals[r.signal as keyof typeof constants.signals] ?? 0) : 0);
+}
+
+/** SIGKILLs every process whose command line contains `needle`, until none is left (at most `ms`). */
+export async function reap(needle: string, ms = 5000): Promise<void> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const left: number[] = [];
+    for (const name of await readdir('/proc').catch(() => [] as string[])) {
+      const pid = Number(name);
+      if (!Number.isInteger(pid) || pid === process.pid) continue;
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (cmdline.split('\0').includes(needle) || cmdline.includes(`${needle}/`)) left.push(pid);
+    }
+    if (left.length === 0 || performance.now() > deadline) return;
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
 }
 
 /**
