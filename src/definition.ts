@@ -3,6 +3,7 @@
  * options validated against its rule's schema (defaults applied), every value keeping the
  * place it was written. `load.ts` produces it; everything after load reads only this.
  */
+import type { RemoteUrl } from './remote/url.js';
 import type { LockedPackage } from './debian/lock.js';
 import type { Loc } from './diagnostic.js';
 import type { PipelineName, RuleName } from './ids.js';
@@ -22,9 +23,9 @@ export interface Definition {
   /**
    * `cache: { max_size: 10G, remote: URL }`: the cache is collected to this many bytes after
    * each build; the remote cache builds use unless `--remote`/`IMGMAKE_REMOTE` say otherwise
-   * (its URL checked, `${…}` substituted; credentials never come from here).
+   * (`${…}` substituted, checked at load; credentials never come from here).
    */
-  cache?: { maxSize?: number; remote?: { url: string; loc: Loc } };
+  cache?: { maxSize?: number; remote?: RemoteUrl };
 }
 
 export interface PipelineDef {

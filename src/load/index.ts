@@ -23,7 +23,7 @@ import type { Definition, PipelineDef, TargetDef } from '../definition.js';
 import type { PipelineName } from '../ids.js';
 import { fail, ok, type Result } from '../result.js';
 import type { RuleRegistry } from '../rule.js';
-import { parseRemoteUrl } from '../remote/url.js';
+import { parseRemoteUrl, type RemoteUrl } from '../remote/url.js';
 import { parseSize } from '../size.js';
 import { readFiles, TOP_KEYS } from './files.js';
 import { readPipeline, readTarget, type LoadContext, type PipelineRef } from './pipelines.js';
@@ -148,7 +148,7 @@ interface CacheSection {
 const REMOTE_HINT = 'write remote: http(s)://HOST/PATH (a remote-cache server) or oci://HOST/REPOSITORY (a registry); credentials go in the environment';
 
 /** The definition's remote, `${…}` substituted and checked (an empty value means none). */
-function resolveRemote(d: Diagnostics, vars: Vars, r: CacheSection['remote']): { url: string; loc: Loc } | undefined {
+function resolveRemote(d: Diagnostics, vars: Vars, r: CacheSection['remote']): RemoteUrl | undefined {
   if (!r) return undefined;
   const loc = nodeLoc(r.f, r.node);
   const v = vars.substitute(r.f, r.node);
@@ -160,7 +160,7 @@ function resolveRemote(d: Diagnostics, vars: Vars, r: CacheSection['remote']): {
     d.add('wrong-type', `remote: ${parsed.shown}: ${parsed.message}`, loc, parsed.hint);
     return undefined;
   }
-  return { url: text, loc };
+  return parsed;
 }
 
 function checkVersion(d: Diagnostics, f: SourceFile, v: Entry | undefined, isRoot: boolean): void {

@@ -24,7 +24,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import cacache from 'cacache';
-import { diagnostic, type Diagnostic, type Loc } from '../diagnostic.js';
+import { diagnostic, type Diagnostic } from '../diagnostic.js';
 import type { Event, Logger } from '../event.js';
 import type { CacheKey, NodeId } from '../ids.js';
 import type { Plan } from '../plan.js';
@@ -32,37 +32,27 @@ import { fail, ok, type Result } from '../result.js';
 import type { Store, TreeRecord } from '../store/types.js';
 import { packLayer, reseal, unpackLayer, type BlobDigest } from './blob.js';
 import { HttpRemote } from './http.js';
-import { OciRemote, type OciLocation } from './oci.js';
-import { parseRemoteUrl } from './url.js';
+import { OciRemote } from './oci.js';
+import { parseRemoteUrl, type RemoteUrl } from './url.js';
 import { ENTRY_SCHEMA, RemoteError, type RemoteEntry, type RemoteLayer, type RemoteStore } from './types.js';
 
-export interface RemoteConfig {
-  /** As written (without a trailing slash): `http(s)://…` or `oci://…`. */
-  url: string;
-  /** Where an `oci://` URL's registry is. */
-  oci?: OciLocation;
+export interface RemoteConfig extends RemoteUrl {
   readOnly: boolean;
   /** The Authorization header value, from the environment. */
   authorization?: string;
 }
 
 /**
- * The remote of this build: `--remote`, else `IMGMAKE_REMOTE`, else the definition's
- * `cache: { remote: … }` (an empty flag or variable means none); undefined for none.
+ * The remote of this build: `--remote`, else `IMGMAKE_REMOTE` (an empty one means none), else the
+ * definition's `cache: { remote: … }`, which load has checked; undefined for none.
  */
-export function remoteConfig(
-  o: { remote?: string; remoteReadOnly?: boolean },
-  env: NodeJS.ProcessEnv,
-  fromDefinition?: { url: string; loc: Loc },
-): Result<RemoteConfig | undefined, Diagnostic> {
-  const given = o.remote ?? env.IMGMAKE_REMOTE;
-  const text = (given ?? fromDefinition?.url ?? '').trim();
-  if (!text) return ok(undefined);
-  const parsed = parseRemoteUrl(text);
+export function remoteConfig(o: { remote?: string; remoteReadOnly?: boolean }, env: NodeJS.ProcessEnv, fromDefinition?: RemoteUrl): Result<RemoteConfig | undefined, Diagnostic> {
+  const given = (o.remote ?? env.IMGMAKE_REMOTE)?.trim();
+  const parsed = given === undefined ? fromDefinition : given === '' ? undefined : parseRemoteUrl(given);
+  if (!parsed) return ok(undefined);
   if ('message' in parsed) {
-    const loc = given === undefined ? fromDefinition?.loc : undefined;
-    const what = loc ? `remote: ${parsed.shown}` : o.remote !== undefined ? `--remote ${parsed.shown}` : `IMGMAKE_REMOTE=${parsed.shown}`;
-    return fail(diagnostic(loc ? 'wrong-type' : 'usage', `${what}: ${parsed.message}`, loc, parsed.hint));
+    const what = o.remote !== undefined ? `--remote ${parsed.shown}` : `IMGMAKE_REMOTE=${parsed.shown}`;
+    return fail(diagnostic('usage', `${what}: ${parsed.message}`, undefined, parsed.hint));
   }
   const user = env.IMGMAKE_REMOTE_USER;
   const authorization = env.IMGMAKE_REMOTE_AUTH || (user ? `Basic ${Buffer.from(`${user}:${env.IMGMAKE_REMOTE_PASSWORD ?? ''}`).toString('base64')}` : undefined);

@@ -38,6 +38,7 @@ export const bwrapSandbox: Sandbox = {
       ...(signal ? { cancelSignal: signal } : {}),
       forceKillAfterDelay: 2000,
     });
+    if (signal?.aborted) await reapCancelled(spec);
     return {
       exitCode: r.exitCode ?? null,
       ...(r.signal ? { signal: r.signal } : {}),
@@ -63,20 +64,25 @@ export async function runInteractive(spec: SandboxSpec, opts: { signal?: AbortSi
     ...(opts.signal ? { cancelSignal: opts.signal } : {}),
     forceKillAfterDelay: 2000,
   });
-  // bwrap's --die-with-parent should take the namespace down with the bwrap execa killed; it has
-  // been seen to leave its pid 1 and the shell running for more than 15 s. What is left of this
-  // sandbox (named by its tree's path in its command line) is killed before the caller discards
-  // the work dir under it.
-  // Only a path inside this command's own work dir: a writable tree's (a committed layer's path
-  // can be in other builds' command lines).
-  const tree = spec.tree;
-  if (tree?.writable) await reap(tree.mount.kind === 'dir' ? tree.mount.path : tree.mount.mountpoint);
+  if (opts.signal?.aborted) await reapCancelled(spec);
   if (r.exitCode !== undefined) return r.exitCode;
   return 128 + (r.signal ? (constants.signals[r.signal as keyof typeof constants.signals] ?? 0) : 0);
 }
 
+/**
+ * After a cancelled run, kills what is left of its sandbox before the caller discards the work
+ * dir under it. bwrap's --die-with-parent should take the namespace down with the bwrap execa
+ * killed; it has been seen to leave its pid 1 and the command running for more than 15 s. The
+ * sandbox is named by its writable tree's path in its command line: a path inside this run's
+ * own work dir (a committed layer's path can be in other builds' command lines).
+ */
+async function reapCancelled(spec: SandboxSpec): Promise<void> {
+  const tree = spec.tree;
+  if (tree?.writable) await reap(tree.mount.kind === 'dir' ? tree.mount.path : tree.mount.mountpoint);
+}
+
 /** SIGKILLs every process whose command line contains `needle`, until none is left (at most `ms`). */
-export async function reap(needle: string, ms = 5000): Promise<void> {
+async function reap(needle: string, ms = 5000): Promise<void> {
   const deadline = performance.now() + ms;
   for (;;) {
     const left: number[] = [];
