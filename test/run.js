@@ -24,7 +24,15 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], {
+const r = spawnSync(process.execPath, [
+  '--test',
+  '--test-concurrency=2',
+  '--test-reporter=spec',
+  '--test-reporter-destination=stdout',
+  `--test-reporter=${join(root, 'test', 'file-times.js')}`,
+  '--test-reporter-destination=stdout',
+  ...files,
+], {
   stdio: 'inherit',
   cwd: root,
 });
