@@ -22,7 +22,7 @@ import type { Keys } from './key.js';
 import type { Plan } from './plan.js';
 import type { Sandbox } from './sandbox/run.js';
 import { stageSpec } from './sandbox/stage.js';
-import type { Store, TreeRecord } from './store/types.js';
+import type { Store, TreeRecord, WorkTree } from './store/types.js';
 import type { Event, Logger } from './event.js';
 import { unreachable } from './result.js';
 import { describeSpace, describeWriteError, isFull, NO_SPACE_TEXT, spaceLeft } from './write-error.js';
@@ -187,7 +187,15 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
     return undefined;
   };
 
-  const w = await store.begin(treeOf('parent'));
+  let w: WorkTree;
+  try {
+    w = await store.begin(treeOf('parent'));
+  } catch (e) {
+    // No work dir, so no log: the event alone says why (a full disk, or too many layers).
+    const cause = isWriteError(e) ? `making its work dir in the cache failed: ${await describeWriteError(e, store.root, CACHE_FULL_HINT)}` : (e as Error).message;
+    logger.log({ type: 'stage', ...base, status: 'failed', ms: 0, tail: [], reason: isNoSpace(e) ? 'no-space' : 'rule-error', cause });
+    return { state: 'failed' };
+  }
   const logFile = join(w.scratch, 'log');
   /**
    * Reports a failure. What needs the work dir (the log, the space left on its filesystem) is
@@ -236,6 +244,10 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
       const cause = `storing its tree in the cache failed: ${await describeWriteError(e, store.root, CACHE_FULL_HINT)}`;
       return await failedEvent({ reason: 'commit-failed', cause }, ranMs);
     }
+    if (isNoSpace(e)) {
+      const cause = `preparing its sandbox failed: ${await describeWriteError(e, store.root, CACHE_FULL_HINT)}`;
+      return await failedEvent({ reason: 'no-space', cause }, 0);
+    }
     // A rule's code threw, or the store failed: say so where the stage's log would be.
     await writeFile(logFile, `\nimgmake: ${(e as Error).stack ?? String(e)}\n`, { flag: 'a' }).catch(() => {});
     const outcome = await failedEvent({ reason: 'rule-error' }, 0, `imgmake: ${(e as Error).message}`);
@@ -259,6 +271,16 @@ async function spaceCause(store: Store, workDir: string, log: Buffer): Promise<s
     return `the stage ran out of space: its log says "No space left on device"${free}; a filesystem it wrote to was full (in the sandbox, /tmp is in memory)`;
   }
   return undefined;
+}
+
+/** An errno from the filesystem, not a bug: said in words, without a stack. */
+function isWriteError(e: unknown): boolean {
+  return typeof (e as NodeJS.ErrnoException)?.code === 'string' && /^E[A-Z0-9]+$/.test((e as NodeJS.ErrnoException).code!);
+}
+
+function isNoSpace(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 function lastLines(text: string): string[] {

@@ -62,7 +62,7 @@ export const NO_SPACE_TEXT = /No space left on device|Disk quota exceeded/;
  * for a full filesystem how much is left and what to do. Errors that are not errnos keep their
  * message.
  *
- *     no space left on device (ENOSPC) in /srv/cache: 0 B free of 8.0 MiB; free some space, …
+ *     no space left on device (ENOSPC) in /srv/cache (0 B free of 8.0 MiB); free some space, …
  */
 export async function describeWriteError(e: unknown, where: string, hint?: string): Promise<string> {
   const err = e as NodeJS.ErrnoException;
