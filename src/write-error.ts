@@ -11,9 +11,13 @@
  */
 import { statfs } from 'node:fs/promises';
 
-/** What `statfs` says of the filesystem holding a path, for a process running as root. */
+/** What `statfs` says of the filesystem holding a path. */
 export interface SpaceLeft {
-  /** Bytes root may still write (`bfree`: the blocks reserved for root count, imgmake is root). */
+  /**
+   * Bytes available (`bavail`, what df calls Avail). Not `bfree`: the blocks ext4 reserves are
+   * for its `resuid` or CAP_SYS_RESOURCE, which a stage's sandbox does not have, so a stage
+   * meets ENOSPC when this reaches 0 even though it runs as root.
+   */
   free: number;
   total: number;
   freeInodes: number;
@@ -22,7 +26,7 @@ export interface SpaceLeft {
 export async function spaceLeft(path: string): Promise<SpaceLeft | undefined> {
   try {
     const s = await statfs(path);
-    return { free: s.bfree * s.bsize, total: s.blocks * s.bsize, freeInodes: s.files > 0 ? s.ffree : Number.POSITIVE_INFINITY };
+    return { free: s.bavail * s.bsize, total: s.blocks * s.bsize, freeInodes: s.files > 0 ? s.ffree : Number.POSITIVE_INFINITY };
   } catch {
     return undefined;
   }
