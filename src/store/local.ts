@@ -1,7 +1,7 @@
 /**
  * The local store: a cache directory on this machine.
  *
- *     CACHE/
+ *     CACHE/                    0700 (see openLocalStore)
  *       index-v5/ content-v2/   cacache: the key index (tree:<key>, history:…, log:<key>) and
  *                               small blobs (tree records, logs)
  *       layers/<key>/           committed layers: the upper directory a stage wrote, never
