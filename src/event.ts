@@ -23,10 +23,16 @@ export type Event =
       ms: number;
       /** Path of the stored full log (ran or failed). */
       log?: string;
-      /** Failed: why, and the last lines of its log. */
-      reason?: 'rule-exit-non-zero' | 'rule-killed' | 'rule-error' | 'commit-failed';
+      /**
+       * Failed: why, and the last lines of its log. `no-space`: the rule exited non-zero (or was
+       * killed) and a filesystem it wrote to was full; `commit-failed`: it succeeded, but its
+       * tree could not be stored (a write error in the cache).
+       */
+      reason?: 'rule-exit-non-zero' | 'rule-killed' | 'rule-error' | 'commit-failed' | 'no-space';
       exitCode?: number | null;
       tail?: string[];
+      /** Failed: what imgmake found out beyond the exit code, one line naming the path (`no-space`, `commit-failed`). */
+      cause?: string;
     }
   | { type: 'stage-cancelled'; node: NodeId; pipeline: string; stage: string; key: CacheKey }
   | { type: 'export'; target: string; path: string; ms: number }

@@ -1,8 +1,10 @@
 /**
  * export: copies a target's files out of its committed tree into `out/TARGET/`.
  *
- * The copy runs in the sandbox (the tree read-only, the output directory read-write), so an
- * absolute symlink in the tree resolves inside the sandbox, never to a host path. The new
+ * The copy runs in the sandbox (the tree read-only, the output directory read-write), so a
+ * symlink in the tree never leads to a host path, and an export path is resolved inside the
+ * tree, as a chroot would. `out/TARGET` is 0700 (`OWNER_ONLY`): a tree's setuid files and
+ * device nodes are kept as they are, and only the output's owner can reach them. The new
  * output is assembled beside the old one and swapped in with two renames: `out/TARGET` is
  * always either the previous complete output or the new complete one (for an instant, absent),
  * never a partial one. A target whose tree key matches the last export is left alone: the
@@ -12,7 +14,7 @@
  *
  * `copyOutOfTree` is the copy itself, which `imgmake export NODE DIR` shares.
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import type { TargetDef } from './definition.js';
@@ -21,6 +23,7 @@ import { SANDBOX_TREE } from './sandbox/spec.js';
 import type { Store, TreeRecord } from './store/types.js';
 import { SOURCE_DATE_EPOCH } from './key.js';
 import { fail, ok, type Result } from './result.js';
+import { describeSpace, describeWriteError, isFull, NO_SPACE_TEXT, spaceLeft } from './write-error.js';
 
 const SANDBOX_OUT = '/run/imgmake/out';
 
@@ -41,68 +44,158 @@ export async function exportTarget(o: ExportOptions): Promise<ExportResult> {
   const stampDir = join(o.outDir, '.imgmake');
   const stamp = join(stampDir, `${o.target.name}.json`);
   // createdAt too: a tree rebuilt on purpose (`build --from`) keeps its key but is new.
-  const want = { key: o.tree.key, createdAt: o.tree.createdAt, export: o.target.export };
+  // `v`: what an export is; a new one redoes outputs made before (2: paths resolved in the tree, 0700).
+  const want = { v: 2, key: o.tree.key, createdAt: o.tree.createdAt, export: o.target.export };
   const stampFor = (ino: number) => JSON.stringify({ ...want, ino });
+  const names = o.target.export.map((p) => basename(p));
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) return { ok: false, message: `target ${o.target.name} exports two files named ${dup}` };
+  const failed = async (e: unknown): Promise<ExportResult> => ({ ok: false, message: `exporting ${o.target.name} to ${dest} failed: ${await describeWriteError(e, o.outDir, OUT_FULL_HINT)}` });
   const current = await inodeOfDir(dest);
   if (current !== undefined && (await readFile(stamp, 'utf8').catch(() => '')) === stampFor(current)) {
+    // An output of an older imgmake was 0755: closed now, as a new one would be.
+    await chmod(dest, OWNER_ONLY).catch(() => undefined);
     return { ok: true, path: dest, skipped: true, ms: 0 };
   }
-  await mkdir(stampDir, { recursive: true });
-  const tmp = join(o.outDir, `.${o.target.name}.new-${randomBytes(4).toString('hex')}`);
-  const scratch = join(o.outDir, `.${o.target.name}.mnt-${randomBytes(4).toString('hex')}`);
-  await mkdir(tmp);
-  await mkdir(scratch);
+  let tmp: string | undefined;
   try {
-    const names = o.target.export.map((p) => basename(p));
-    const dup = names.find((n, i) => names.indexOf(n) !== i);
-    if (dup) return { ok: false, message: `target ${o.target.name} exports two files named ${dup}` };
-    const copied = await copyOutOfTree({ ...o, paths: o.target.export, into: tmp, scratch });
-    if (!copied.ok) return { ok: false, message: `exporting ${o.target.name} failed: ${copied.error}` };
-    const ino = (await inodeOfDir(tmp))!;
-    await swapIn(tmp, dest);
+    await mkdir(stampDir, { recursive: true });
+    tmp = await privateDir(join(o.outDir, `.${o.target.name}.new-${randomBytes(4).toString('hex')}`));
+    const into = join(tmp, 'out');
+    await mkdir(into);
+    const copied = await copyOutOfTree({ ...o, paths: o.target.export, into, shownAs: dest, scratch: join(tmp, 'mnt') });
+    if (!copied.ok) return { ok: false, message: `exporting ${o.target.name} to ${dest} failed: ${copied.error}` };
+    await chmod(into, OWNER_ONLY);
+    const ino = (await inodeOfDir(into))!;
+    await swapIn(into, dest);
     const stampTmp = `${stamp}.${randomBytes(4).toString('hex')}`;
     await writeFile(stampTmp, stampFor(ino));
     await rename(stampTmp, stamp);
     return { ok: true, path: dest, skipped: false, ms: Math.round(performance.now() - started) };
+  } catch (e) {
+    return await failed(e);
   } finally {
-    await rm(tmp, { recursive: true, force: true });
-    await rm(scratch, { recursive: true, force: true });
+    if (tmp) await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * The mode of what imgmake hands out (out/TARGET, `imgmake export`'s DIR): only its owner may
+ * enter. A tree keeps its setuid-root files and device nodes (an exported root filesystem needs
+ * its sudo), and through a directory others can enter, any user of the host could run or open
+ * them (docs/store.md, "Who can read the cache and out/").
+ */
+export const OWNER_ONLY = 0o700;
+
+const OUT_FULL_HINT = 'free some space there, or export elsewhere';
+
+/**
+ * Makes `dir` (0700) for a copy under way: the copy is assembled inside it, so that a tree
+ * whose root is 0755 (`cp -a` of `TREE/.` gives `into` the tree's root mode) is never
+ * reachable by another user, not even between the copy and the chmod that closes it.
+ */
+export async function privateDir(dir: string): Promise<string> {
+  await mkdir(dir, { mode: OWNER_ONLY });
+  await chmod(dir, OWNER_ONLY);
+  return dir;
 }
 
 /**
  * Copies `paths` of a committed tree (the whole tree when empty, its root directory's owner and
  * mode included) into the existing directory `into`, with `cp -a` in the sandbox: owners, modes,
- * symlinks, hardlinks within the copy, xattrs and holes are kept, and an absolute symlink in the
- * tree resolves inside it. `scratch` is an empty directory the tree may be mounted on. Fails with
- * what cp said.
+ * symlinks, hardlinks within the copy, xattrs and holes are kept. Each path is resolved inside
+ * the tree as a chroot would (`rootlink/etc/passwd` with `rootlink -> /` is the tree's
+ * `etc/passwd`, never the sandbox's own); its last component is copied as it is (a symlink
+ * stays a symlink). `scratch` is a directory to make, on which the tree may be mounted. Fails
+ * with what went wrong, host paths named.
  */
 export async function copyOutOfTree(o: {
   tree: TreeRecord;
   paths: readonly string[];
   into: string;
+  /** Where `into` will end up (out/TARGET, DIR): the path messages name. */
+  shownAs: string;
   scratch: string;
   store: Store;
   sandbox: Sandbox;
   signal?: AbortSignal | undefined;
 }): Promise<Result<void, string>> {
-  const sources = o.paths.length ? o.paths.map((p) => `${SANDBOX_TREE}/${p.replace(/^\/+/, '')}`) : [`${SANDBOX_TREE}/.`];
+  await mkdir(o.scratch, { recursive: true });
   const logFile = join(o.scratch, 'log');
   await writeFile(logFile, '');
+  const argv = o.paths.length
+    ? ['/bin/sh', '-c', COPY_PATHS, 'imgmake-export', ...o.paths]
+    : ['cp', '-a', '--', `${SANDBOX_TREE}/.`, `${SANDBOX_OUT}/`];
   const r = await o.sandbox.run(
     {
       buildroot: { kind: 'host' },
       tree: { mount: o.store.readMount(o.tree, o.scratch), writable: false },
       inputs: [],
       binds: [{ src: o.into, dest: SANDBOX_OUT, writable: true }],
-      argv: ['cp', '-a', '--', ...sources, `${SANDBOX_OUT}/`],
+      argv,
       env: { SOURCE_DATE_EPOCH },
     },
     { logFile, ...(o.signal ? { signal: o.signal } : {}) },
   );
   if (r.exitCode === 0) return ok(undefined);
-  const log = (await readFile(logFile, 'utf8').catch(() => '')).trim();
-  return fail(log || (r.cancelled ? 'interrupted' : `exit ${r.exitCode}`));
+  if (r.cancelled) return fail('interrupted');
+  // Sandbox paths in cp's words are named as the user will know them. On a full disk its
+  // message may not even have reached the log (the log is on that disk too): the filesystem
+  // says it then.
+  const log = (await readFile(logFile, 'utf8').catch(() => '')).trim().replaceAll(SANDBOX_OUT, o.shownAs);
+  const space = await spaceLeft(o.into);
+  if (space && (isFull(space) || NO_SPACE_TEXT.test(log))) {
+    return fail(`no space left on device (ENOSPC) in ${dirname(o.shownAs)} (${describeSpace(space)})${log ? `: ${lastLine(log)}` : ''}; ${OUT_FULL_HINT}`);
+  }
+  return fail(log || `exit ${r.exitCode}`);
+}
+
+/**
+ * The sandboxed copy of named paths: each resolved in the tree like rules/_lib/prelude.sh's
+ * `in_tree` (an absolute link restarts at the tree's root, `..` stops there, 40 links at
+ * most), the last component not followed; then one `cp -a` of them all, so hardlinks between
+ * them stay linked.
+ */
+const COPY_PATHS = `set -eu
+cd ${SANDBOX_TREE}
+in_tree() {
+  _rest=\${1#/}; _cur=.; _hops=0
+  while [ -n "$_rest" ]; do
+    case $_rest in
+      */*) _c=\${_rest%%/*}; _rest=\${_rest#*/} ;;
+      *) _c=$_rest; _rest= ;;
+    esac
+    case $_c in
+      '' | .) continue ;;
+      ..) [ "$_cur" = . ] || _cur=\${_cur%/*}; continue ;;
+    esac
+    if [ -L "$_cur/$_c" ] && [ -n "$_rest" ]; then
+      _hops=$((_hops + 1))
+      [ "$_hops" -le 40 ] || { printf '%s: too many levels of symbolic links in the tree\n' "$1" >&2; exit 1; }
+      _t=$(readlink "$_cur/$_c")
+      case $_t in
+        /*) _cur=.; _rest=\${_t#/}/$_rest ;;
+        *) _rest=$_t/$_rest ;;
+      esac
+    else
+      _cur=$_cur/$_c
+    fi
+  done
+  [ -e "$_cur" ] || [ -L "$_cur" ] || { printf '%s: not in the tree\n' "$1" >&2; exit 1; }
+  printf '%s\n' "$_cur"
+}
+n=$#
+while [ "$n" -gt 0 ]; do
+  p=$(in_tree "$1") || exit 1
+  shift
+  set -- "$@" "$p"
+  n=$((n - 1))
+done
+exec cp -a -- "$@" ${SANDBOX_OUT}/
+`;
+
+function lastLine(text: string): string {
+  return text.split('\n').pop() ?? text;
 }
 
 /**

@@ -22,9 +22,10 @@ import type { Keys } from './key.js';
 import type { Plan } from './plan.js';
 import type { Sandbox } from './sandbox/run.js';
 import { stageSpec } from './sandbox/stage.js';
-import type { Store, TreeRecord } from './store/types.js';
+import type { Store, TreeRecord, WorkTree } from './store/types.js';
 import type { Event, Logger } from './event.js';
 import { unreachable } from './result.js';
+import { describeSpace, describeWriteError, isFull, NO_SPACE_TEXT, spaceLeft } from './write-error.js';
 
 export interface ScheduleOptions {
   graph: BuildGraph;
@@ -186,16 +187,37 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
     return undefined;
   };
 
-  const w = await store.begin(treeOf('parent'));
+  let w: WorkTree;
+  try {
+    w = await store.begin(treeOf('parent'));
+  } catch (e) {
+    // No work dir, so no log: the event alone says why (a full disk, or too many layers).
+    const cause = isWriteError(e) ? `making its work dir in the cache failed: ${await describeWriteError(e, store.root, CACHE_FULL_HINT)}` : (e as Error).message;
+    logger.log({ type: 'stage', ...base, status: 'failed', ms: 0, tail: [], reason: isNoSpace(e) ? 'no-space' : 'rule-error', cause });
+    return { state: 'failed' };
+  }
   const logFile = join(w.scratch, 'log');
+  /**
+   * Reports a failure. What needs the work dir (the log, the space left on its filesystem) is
+   * read first; then the work dir goes, and only then is the log stored: after a full disk,
+   * removing the work is what makes room for it.
+   */
   const failedEvent = async (e: Partial<Extract<Event, { type: 'stage' }>>, ms: number, why?: string): Promise<Outcome> => {
-    const log = await store.putLog(key, logFile).catch(() => undefined);
-    const tail = await readTail(logFile);
-    if (why && !tail.some((l) => l.includes(why))) tail.push(why);
+    const text = await readFile(logFile).catch(() => Buffer.alloc(0));
+    const tail = lastLines(text.toString('utf8'));
+    const cause = e.cause ?? (e.reason === 'rule-exit-non-zero' || e.reason === 'rule-killed' ? await spaceCause(store, w.dir, text) : undefined);
     await store.discard(w);
-    logger.log({ type: 'stage', ...base, status: 'failed', ms, ...(log ? { log } : {}), tail, ...e });
+    if (why && !tail.some((l) => l.includes(why))) tail.push(why);
+    // The stored log says it too: `imgmake log NODE` shows why the last run failed.
+    const stored = cause ? Buffer.concat([text, Buffer.from(`\nimgmake: ${cause}\n`)]) : text;
+    const log = await store.putLog(key, stored).catch(() => undefined);
+    const reason = cause && !e.cause ? 'no-space' : e.reason;
+    logger.log({ type: 'stage', ...base, status: 'failed', ms, ...(log ? { log } : {}), tail, ...e, ...(reason ? { reason } : {}), ...(cause ? { cause } : {}) });
     return { state: 'failed' };
   };
+  // What was being done when something threw: the rule's own code, or storing its result.
+  let doing: 'preparing' | 'committing' = 'preparing';
+  let ranMs = 0;
   try {
     await writeFile(logFile, '');
     const spec = await stageSpec({ stage, rule, store, work: w, treeOf, debs: opts.debs });
@@ -208,6 +230,8 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
     if (r.exitCode !== 0) {
       return await failedEvent({ reason: r.exitCode === null ? 'rule-killed' : 'rule-exit-non-zero', exitCode: r.exitCode }, r.ms);
     }
+    doing = 'committing';
+    ranMs = r.ms;
     // The log lives in the work directory, which commit removes: store it first.
     const log = await store.putLog(key, logFile);
     const tree = await store.commit(w, { key, node: id, ms: r.ms, replace: opts.replace?.has(id) ?? false });
@@ -215,6 +239,15 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
     logger.log({ type: 'stage', ...base, status: 'ran', ms: r.ms, log });
     return { state: 'committed', tree };
   } catch (e) {
+    if (doing === 'committing') {
+      // A write error (a full disk, a read-only cache): said with the path, no stack.
+      const cause = `storing its tree in the cache failed: ${await describeWriteError(e, store.root, CACHE_FULL_HINT)}`;
+      return await failedEvent({ reason: 'commit-failed', cause }, ranMs);
+    }
+    if (isNoSpace(e)) {
+      const cause = `preparing its sandbox failed: ${await describeWriteError(e, store.root, CACHE_FULL_HINT)}`;
+      return await failedEvent({ reason: 'no-space', cause }, 0);
+    }
     // A rule's code threw, or the store failed: say so where the stage's log would be.
     await writeFile(logFile, `\nimgmake: ${(e as Error).stack ?? String(e)}\n`, { flag: 'a' }).catch(() => {});
     const outcome = await failedEvent({ reason: 'rule-error' }, 0, `imgmake: ${(e as Error).message}`);
@@ -222,12 +255,36 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
   }
 }
 
-async function readTail(file: string): Promise<string[]> {
-  try {
-    const lines = (await readFile(file, 'utf8')).split('\n');
-    if (lines[lines.length - 1] === '') lines.pop();
-    return lines.slice(-LOG_TAIL_LINES);
-  } catch {
-    return [];
+const CACHE_FULL_HINT = 'free some space (imgmake cache gc --max-size SIZE removes the least recently used trees) or put the cache on a bigger filesystem (--cache DIR)';
+
+/**
+ * Why a stage that failed may have: its work dir's filesystem (the cache's) is full, or its log
+ * says a write found no space (on the cache, or on a filesystem of the sandbox such as /tmp).
+ * A sandboxed command's own message may never reach its log when the log is on that full
+ * filesystem, hence the statfs. Undefined when neither.
+ */
+async function spaceCause(store: Store, workDir: string, log: Buffer): Promise<string | undefined> {
+  const s = await spaceLeft(workDir);
+  if (s && isFull(s)) return `no space left on the cache's filesystem (${store.root}: ${describeSpace(s)}); ${CACHE_FULL_HINT}`;
+  if (NO_SPACE_TEXT.test(log.toString('utf8'))) {
+    const free = s ? ` (the cache, ${store.root}, has ${describeSpace(s)})` : '';
+    return `the stage ran out of space: its log says "No space left on device"${free}; a filesystem it wrote to was full (in the sandbox, /tmp is in memory)`;
   }
+  return undefined;
+}
+
+/** An errno from the filesystem, not a bug: said in words, without a stack. */
+function isWriteError(e: unknown): boolean {
+  return typeof (e as NodeJS.ErrnoException)?.code === 'string' && /^E[A-Z0-9]+$/.test((e as NodeJS.ErrnoException).code!);
+}
+
+function isNoSpace(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+function lastLines(text: string): string[] {
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  return lines.slice(-LOG_TAIL_LINES);
 }

@@ -12,18 +12,19 @@
  * too (kill -9 leaves a work directory of a dead pid, which the next open of the store removes).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { checkpointLabel, notBuilt, shellArgv, shellBanner, shellEnv, shellTrees, targetReaching, upstreamStage, viewedNode, type NeededTree, type Side } from '../checkpoint.js';
 import { fetchPackages, missingPackages } from '../debian/fetch.js';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
-import { copyOutOfTree } from '../export.js';
+import { copyOutOfTree, OWNER_ONLY, privateDir } from '../export.js';
 import type { NodeId } from '../ids.js';
 import { packagesOf } from '../packages.js';
 import { fail, ok, type Result } from '../result.js';
 import { runInteractive } from '../sandbox/run.js';
 import { stageSpec } from '../sandbox/stage.js';
 import type { TreeRecord, WorkTree } from '../store/types.js';
+import { describeWriteError } from '../write-error.js';
 import { leaseBuild } from './cache.js';
 import { loadContext, resolveNode, type Context, type GlobalOptions } from './context.js';
 
@@ -88,29 +89,34 @@ export async function exportCommand(text: string, dir: string, o: GlobalOptions)
   if (!(await isEmptyOrAbsent(dest))) {
     return fail([diagnostic('usage', `${dir} exists and is not an empty directory`, undefined, 'name a new directory, or an empty one: export never merges into or replaces what is there')]);
   }
-  // Copied beside DIR, then renamed onto it (absent, or empty): DIR is never left half-written.
-  await mkdir(dirname(dest), { recursive: true });
-  const tmp = join(dirname(dest), `.${basename(dest)}.new-${randomBytes(4).toString('hex')}`);
-  const scratch = join(dirname(dest), `.${basename(dest)}.mnt-${randomBytes(4).toString('hex')}`);
+  // Copied beside DIR (in a 0700 directory), then renamed onto it (absent, or empty): DIR is
+  // never left half-written, and never open to other users (export.ts, OWNER_ONLY).
   const started = performance.now();
+  let tmp: string | undefined;
   try {
-    await mkdir(tmp);
-    await mkdir(scratch);
+    await mkdir(dirname(dest), { recursive: true });
+    tmp = await privateDir(join(dirname(dest), `.${basename(dest)}.new-${randomBytes(4).toString('hex')}`));
+    const into = join(tmp, 'out');
+    await mkdir(into);
     const tree = trees.value.get(node)!;
-    const copied = await interruptible((signal) => copyOutOfTree({ tree, paths: [], into: tmp, scratch, store: ctx.store, sandbox: ctx.sandbox, signal }));
+    const copied = await interruptible((signal) => copyOutOfTree({ tree, paths: [], into, shownAs: dest, scratch: join(tmp!, 'mnt'), store: ctx.store, sandbox: ctx.sandbox, signal }));
     if (copied.interrupted) return ok(INTERRUPTED);
     if (!copied.value.ok) {
-      say(`imgmake: exporting ${node} failed: ${copied.value.error}`);
+      say(`imgmake: exporting ${node} to ${dest} failed: ${copied.value.error}`);
       return ok(FAILED);
     }
-    await rename(tmp, dest);
+    // `cp -a` gave it the tree's root mode; DIR is its owner's only, like out/TARGET.
+    await chmod(into, OWNER_ONLY);
+    await rename(into, dest);
     const ms = Math.round(performance.now() - started);
     if (o.json) out(JSON.stringify({ type: 'checkpoint-export', node, key: tree.key, path: dest, ms }));
     else out(`imgmake: exported the tree after ${node} to ${dest}`);
     return ok(0);
+  } catch (e) {
+    say(`imgmake: exporting ${node} to ${dest} failed: ${await describeWriteError(e, dirname(dest), 'free some space there, or export elsewhere')}`);
+    return ok(FAILED);
   } finally {
-    await rm(tmp, { recursive: true, force: true });
-    await rm(scratch, { recursive: true, force: true });
+    if (tmp) await rm(tmp, { recursive: true, force: true });
   }
 }
 

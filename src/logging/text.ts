@@ -30,6 +30,7 @@ export function describe(e: Event, verbose: boolean): string[] {
           return [
             `  FAILED ${e.node} (${e.rule})${e.exitCode !== undefined && e.exitCode !== null ? ` exit ${e.exitCode}` : ''} after ${seconds(e.ms)}`,
             ...(e.tail ?? []).map((l) => `    | ${l}`),
+            ...(e.cause ? [`  why: ${e.cause}`] : []),
             ...(e.log ? [`  full log: ${e.log}`] : []),
           ];
         default:

@@ -1,7 +1,7 @@
 /**
  * The local store: a cache directory on this machine.
  *
- *     CACHE/
+ *     CACHE/                    0700 (see openLocalStore)
  *       index-v5/ content-v2/   cacache: the key index (tree:<key>, history:…, log:<key>) and
  *                               small blobs (tree records, logs)
  *       layers/<key>/           committed layers: the upper directory a stage wrote, never
@@ -34,7 +34,16 @@ import { takeLock, type Held } from './lock.js';
  */
 export const MAX_LAYERS = 56;
 
+/**
+ * Opens (and makes) the cache at `root`. The root is made 0700, and an existing one (made by an
+ * older imgmake, or by hand) is set to 0700 on every open: layers keep what stages made,
+ * setuid-root files and device nodes included (an image needs its sudo), so no other user of
+ * the host may reach them. Everything that holds a tree lives below it (layers, work dirs,
+ * imported blobs), so this one mode covers them all (docs/store.md, "Who can read the cache").
+ */
 export async function openLocalStore(root: string): Promise<Store> {
+  await mkdir(root, { recursive: true, mode: 0o700 });
+  await chmod(root, 0o700);
   await mkdir(join(root, 'layers'), { recursive: true });
   await mkdir(join(root, 'work'), { recursive: true });
   const where = await pidScope();
@@ -135,7 +144,17 @@ class LocalStore implements Store {
       ms: r.ms,
       bytes,
     };
-    await cacache.put(this.root, `tree:${r.key}`, JSON.stringify(rec), { metadata: rec });
+    try {
+      await cacache.put(this.root, `tree:${r.key}`, JSON.stringify(rec), { metadata: rec });
+    } catch (e) {
+      // No entry (a full disk): the layer must not stay in layers/ without one, or a later
+      // commit of this key would adopt it as finished work. It goes with the work dir; a layer
+      // this commit replaced (`build --from`) goes back, still described by its entry.
+      await rename(this.layer(r.key), join(w.dir, 'uncommitted')).catch(() => undefined);
+      await rename(join(w.dir, 'replaced'), this.layer(r.key)).catch(() => undefined);
+      await this.discard(w);
+      throw e;
+    }
     await this.discard(w);
     this.recordDigest(rec);
     return rec;
@@ -207,9 +226,8 @@ class LocalStore implements Store {
     return rec;
   }
 
-  async putLog(key: CacheKey, logFile: string): Promise<string> {
-    const { readFile } = await import('node:fs/promises');
-    await cacache.put(this.root, `log:${key}`, await readFile(logFile));
+  async putLog(key: CacheKey, log: string | Uint8Array): Promise<string> {
+    await cacache.put(this.root, `log:${key}`, typeof log === 'string' ? await readFile(log) : log);
     return (await this.logPath(key))!;
   }
 

@@ -87,8 +87,12 @@ export interface Store {
    * is written (layers already in place stay: finished work a later commit adopts).
    */
   importTree(rec: TreeRecord, fill: (layer: CacheKey, dir: string) => Promise<void>): Promise<TreeRecord>;
-  /** Keeps a stage's log under its key; returns the path of the stored copy. */
-  putLog(key: CacheKey, logFile: string): Promise<string>;
+  /**
+   * Keeps a stage's log under its key (a file's path, or the log's bytes: a failed stage's log
+   * is read before its work dir is removed, and stored after, when a full disk has room again);
+   * returns the path of the stored copy.
+   */
+  putLog(key: CacheKey, log: string | Uint8Array): Promise<string>;
   /** Path of the stored log of the newest run of `key`, if any. */
   logPath(key: CacheKey): Promise<string | undefined>;
   getHistory(scope: string, node: NodeId): Promise<NodeHistory | undefined>;
