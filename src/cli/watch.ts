@@ -25,7 +25,7 @@ import { LOCK_FILE } from '../packages.js';
 import { Rebuilder } from '../watch.js';
 import { runBuild } from './build.js';
 import { maxCacheSize } from './cache.js';
-import { definitionPath, loadContext, selectNodes, type Context, type GlobalOptions } from './context.js';
+import { definitionPath, loadContext, loadDefinition, selectNodes, type Context, type GlobalOptions } from './context.js';
 import { jobsOf, pickLogger, reportDiagnostics } from './output.js';
 
 export interface WatchOptions {
@@ -40,6 +40,9 @@ export interface WatchOptions {
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'imgmake.js');
 
+/** Diagnostics (without a place in the definition) about what the command line gave. */
+const COMMAND_LINE = new Set(['unknown-variable', 'usage']);
+
 export async function watchCommand(targets: string[], wo: WatchOptions, o: GlobalOptions): Promise<number> {
   const jobs = jobsOf(o);
   if (typeof jobs !== 'number') return reportDiagnostics([jobs], o);
@@ -50,6 +53,12 @@ export async function watchCommand(targets: string[], wo: WatchOptions, o: Globa
   }
   if (wo.boot && targets.length !== 1) {
     return reportDiagnostics([{ reason: 'usage', message: '--boot boots one target', hint: 'name one target with --boot' }], o);
+  }
+  // A mistake on the command line (a --var the definition does not declare, a missing
+  // --allow-path folder) is not fixed by an edit of the definition: say so and stop, as build does.
+  const first = await loadDefinition(o);
+  if (!first.ok && first.error.some((d) => COMMAND_LINE.has(d.reason) && !d.loc)) {
+    return reportDiagnostics(first.error.filter((d) => COMMAND_LINE.has(d.reason) && !d.loc), o);
   }
   const root = definitionPath(o);
   const base = dirname(root);
