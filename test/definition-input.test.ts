@@ -237,7 +237,7 @@ test('--var and IMGMAKE_VAR_ for a variable the definition does not declare: exi
     assert.match(env.stderr, /^error: IMGMAKE_VAR_timzone \(in the environment\): the definition has no variable "timzone"\nhint: did you mean "timezone"\?/);
     assert.equal(existsSync(join(p.dir, 'cache')), false, 'nothing ran, the cache is not touched');
     // Declared ones and the host-provided ones are fine.
-    const good = await imgmake(['-f', p.file, '--var', 'hostname=web1', '--var', 'debian_mirror=http://mirror.invalid/debian', 'targets'], { cwd: p.dir });
+    const good = await imgmake(['-f', p.file, '--var', 'hostname=web1', '--var', 'debian_mirror=http://127.0.0.1/debian', 'targets'], { cwd: p.dir });
     assert.equal(good.code, 0, good.stderr);
   } finally {
     await p.cleanup();
