@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -17,7 +17,8 @@ import type { RuleName, PipelineName } from '../src/ids.js';
 import { loadRules } from '../src/rule.js';
 import { stageSpec } from '../src/sandbox/stage.js';
 import type { Store, WorkTree } from '../src/store/types.js';
-import { bin, imgmake, projectWith, repoRoot } from './helpers/cli.js';
+import { bin, imgmake, projectWith, repoRoot, startImgmake } from './helpers/cli.js';
+import { events } from './helpers/events.js';
 
 const T = { timeout: 60_000 };
 
@@ -94,6 +95,10 @@ test('file: inputs outside the project are exit 2 with file:line:col; --allow-pa
     assert.match(plan.stdout, new RegExp(`^imgmake: --allow-path: the definition may also read ${host.dir}$`, 'm'));
     const json = await imgmake(['--json', '-f', p.file, '--allow-path', host.dir, 'plan', 'rootfs'], { cwd: p.dir });
     assert.deepEqual(json.events.find((e) => e.type === 'allow-path'), { type: 'allow-path', dirs: [host.dir] });
+    const build = await imgmake(['-f', p.file, '--allow-path', host.dir, 'build', 'rootfs'], { cwd: p.dir });
+    assert.equal(build.code, 0, build.stderr + build.stdout);
+    assert.match(build.stdout, new RegExp(`^imgmake: --allow-path: the definition may also read ${host.dir}$`, 'm'));
+    assert.match(readFileSync(join(p.dir, 'out', 'rootfs', 'data'), 'utf8'), /^SECRET-FIRST-LINE/, 'allowed: the file is copied in');
     const missing = await imgmake(['-f', p.file, '--allow-path', join(host.dir, 'nope'), 'plan', 'rootfs'], { cwd: p.dir });
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /--allow-path .*nope does not exist/);
@@ -131,6 +136,35 @@ test('a folder input holding symlinks to host files: files.copy copies the links
     await p.cleanup();
     await host.cleanup();
   }
+});
+
+test('watch does not follow a folder input’s symlinks out of the project: a host file’s change rebuilds nothing, the link’s does', T, async (t) => {
+  const host = await hostSecret();
+  const p = await projectWith(COPY('data'));
+  t.after(async () => {
+    await p.cleanup();
+    await host.cleanup();
+  });
+  await mkdir(join(p.dir, 'data'));
+  await writeFile(join(p.dir, 'data', 'plain'), 'plain\n');
+  await symlink(host.dir, join(p.dir, 'data', 'host'));
+  const child = startImgmake(['--json', '-f', p.file, 'watch', 'rootfs']);
+  t.after(() => child.kill('SIGKILL'));
+  const ev = events(child);
+  const rebuilt = (e: Record<string, any>) => e.type === 'rebuild';
+  const idle = (e: Record<string, any>) => e.type === 'watch' && e.state === 'idle';
+  const first = (await ev.next(rebuilt, 'first build')).at(-1)!;
+  assert.equal(first.result, 'built', `the first build is not cancelled by the link's discovery: ${JSON.stringify(first)}`);
+  await ev.next(idle, 'idle');
+  // A host file behind the link: not watched (the sandbox and the key see only the link).
+  await appendFile(host.file, 'changed\n');
+  await new Promise((r) => setTimeout(r, 1500));
+  // The link itself: the tree's copy of it changes.
+  await rm(join(p.dir, 'data', 'host'));
+  await symlink('../files', join(p.dir, 'data', 'host'));
+  const link = (await ev.next(rebuilt, 'rebuild after the link changed')).at(-1)!;
+  assert.deepEqual(link.changed, ['data/host'], 'the host file change made no rebuild of its own');
+  assert.deepEqual(link.ran, ['rootfs.0']);
 });
 
 test('a file input swapped for a symlink out of the project after load is refused at bind time', T, async () => {
