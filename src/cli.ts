@@ -7,7 +7,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { plan } from './plan.js';
 import { loadRules } from './rule.js';
-import { loadContext, resolveTargets, selectNodes, type Context, type GlobalOptions } from './cli/context.js';
+import { allowedLine, loadContext, loadDefinition, resolveTargets, selectNodes, type Context, type GlobalOptions } from './cli/context.js';
 import { runBuild } from './cli/build.js';
 import { watchCommand, type WatchOptions } from './cli/watch.js';
 import { jobsOf, out, pickLogger, reportDiagnostics } from './cli/output.js';
@@ -85,9 +85,12 @@ async function planCommand(targets: string[], o: GlobalOptions & Pick<BuildOptio
   ctx.remote?.attach(pickLogger(o));
   const p = await plan({ graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals, scope: ctx.scope, force, ...(ctx.remote ? { remote: ctx.remote } : {}) });
   if (o.json) {
+    if (ctx.def.allowed) out(JSON.stringify({ type: 'allow-path', dirs: ctx.def.allowed }));
     for (const s of p.stages) out(JSON.stringify({ type: 'plan-stage', node: s.id, pipeline: s.pipeline, stage: s.stage, rule: s.rule, key: s.key, status: s.status, reasons: s.reasons }));
     return EXIT_OK;
   }
+  const allowed = allowedLine(ctx);
+  if (allowed) out(allowed);
   const width = Math.max(...p.stages.map((s) => s.id.length), 4);
   for (const s of p.stages) {
     out(`${PLAN_WORDS[s.status]}  ${s.id.padEnd(width)}  ${s.rule}${s.reasons.length ? `  — ${s.reasons.join('; ')}` : ''}`);
@@ -104,7 +107,8 @@ async function planCommand(targets: string[], o: GlobalOptions & Pick<BuildOptio
 const PLAN_WORDS = { run: 'will run', cached: 'cached  ', remote: 'remote  ', unneeded: 'unneeded' } as const;
 
 async function targetsCommand(o: GlobalOptions): Promise<number> {
-  const loaded = await loadContext(o, { lock: 'skip' });
+  // Only the definition: no cache is opened, so any user may list the targets.
+  const loaded = await loadDefinition(o);
   if (!loaded.ok) return reportDiagnostics(loaded.error, o);
   for (const t of loaded.value.def.targets.values()) {
     if (o.json) out(JSON.stringify({ type: 'target', name: t.name, pipeline: t.pipeline, export: t.export }));
@@ -151,7 +155,8 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('-f, --file <FILE>', 'the definition (default: ./imgmake.yaml)')
     .option('--cache <DIR>', 'the cache directory (default: cache/ beside the definition, or $IMGMAKE_CACHE)')
     .option('--out <DIR>', 'where targets are exported (default: out/ beside the definition)')
-    .option('--var <NAME=VALUE>', 'set a variable of the definition (wins over its vars:); repeatable', collect, [] as string[])
+    .option('--var <NAME=VALUE>', 'set a variable the definition declares (wins over its vars:); repeatable', collect, [] as string[])
+    .option('--allow-path <DIR>', 'let includes and file: inputs read DIR, a folder outside the project; repeatable', collect, [] as string[])
     .option('--json', 'print one JSON object per line on stdout and nothing else')
     .option('-v, --verbose', 'also report cached stages and stage starts')
     .addOption(new Option('-j, --jobs <N>', 'stages run at once (default: the number of cores)'))
@@ -160,6 +165,10 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--remote-read-only', 'read from the remote cache, never write to it (or IMGMAKE_REMOTE_READ_ONLY=1)')
     .showHelpAfterError()
     .exitOverride();
+  p.hook('preAction', (_, action) => {
+    const name = commandName(action);
+    if (!runsAsAnyUser(name) && process.geteuid?.() !== 0) throw new NeedsRoot(name);
+  });
   const opts = (): GlobalOptions => p.opts<GlobalOptions>();
   p.command('build')
     .description('build targets (to out/TARGET/), running only stages whose key is not cached')
@@ -240,6 +249,33 @@ export function program(run: (code: Promise<number>) => void): Command {
   return p;
 }
 
+/** Commands that read only the definition (or nothing): they work as any user. */
+const ANY_USER = new Set(['rules', 'targets']);
+
+export function runsAsAnyUser(name: string): boolean {
+  return ANY_USER.has(name);
+}
+
+/** `cache ls` for the `ls` under `cache`. */
+function commandName(c: Command): string {
+  const names: string[] = [];
+  for (let x: Command | null = c; x && x.parent; x = x.parent) names.unshift(x.name());
+  return names.join(' ');
+}
+
+/** Thrown by the pre-action hook: the command would fail on its first mount or cache write. */
+class NeedsRoot extends Error {
+  constructor(readonly command: string) {
+    const why = STAGE_RUNNERS.has(command.split(' ')[0]!)
+      ? 'it runs stages in bubblewrap sandboxes on overlayfs mounts, which only root can make'
+      : "it reads the cache and out/, which root's builds own";
+    super(`imgmake ${command} needs root: ${why}; run it as root (sudo). imgmake rules and imgmake targets run as any user.`);
+  }
+}
+
+/** Commands that mount and sandbox (the others that need root read what those wrote). */
+const STAGE_RUNNERS = new Set(['build', 'watch', 'lock', 'shell', 'export']);
+
 export async function main(argv: string[]): Promise<number> {
   // `imgmake cache ls | head`: once the reader is gone, output is dropped and the command
   // finishes (a build goes on to the end) instead of dying on an unhandled EPIPE.
@@ -256,6 +292,7 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) {
       return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
+    if (e instanceof NeedsRoot) return reportDiagnostics([{ reason: 'usage', message: e.message }], p.opts<GlobalOptions>());
     throw e;
   }
   if (!result) return EXIT_OK;

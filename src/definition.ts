@@ -26,6 +26,11 @@ export interface Definition {
    * (`${…}` substituted, checked at load; credentials never come from here).
    */
   cache?: { maxSize?: number; remote?: RemoteUrl };
+  /**
+   * Folders outside the project that includes and `file:` inputs may read (`--allow-path`),
+   * as real paths; absent when none. Shown by build and plan, so that it is never silent.
+   */
+  allowed?: string[];
 }
 
 export interface PipelineDef {
@@ -63,8 +68,13 @@ export type InputDef =
       name: string;
       loc: Loc;
       kind: 'file';
-      /** Absolute path on the host: a file or a directory of the project. */
+      /**
+       * Real path on the host (no symlink in it): a file or a directory of the project, checked
+       * at load to be inside `root`, and checked again just before it is bound into a sandbox.
+       */
       path: string;
+      /** The folder it must stay in: the project folder, or an --allow-path folder. */
+      root: string;
       /** Relative to the definition's directory, `/`-separated: what the key and events name. */
       rel: string;
     }

@@ -41,6 +41,14 @@ export type DiagnosticReason =
   | 'unknown-target'
   | 'bad-file'
   | 'bad-version'
+  /** An include or file input that leads out of the project folder (and any --allow-path). */
+  | 'outside-project'
+  /** A NUL or other control character, or bytes that are not UTF-8, in a definition file. */
+  | 'bad-encoding'
+  /** A file, an alias expansion or a variable's value past imgmake's bounds. */
+  | 'too-large'
+  /** `--var NAME=…` or `IMGMAKE_VAR_NAME` for a variable the definition does not declare. */
+  | 'unknown-variable'
   /** A stage checkpoint (shell, export) whose tree is not in the cache. */
   | 'not-built'
   | 'usage';
@@ -104,16 +112,34 @@ function sourceLines(file: string, opts: FormatOptions): string[] | undefined {
   return text.split(/\r?\n/);
 }
 
-/** The offending line with a gutter and a `^^^` underline of the span (its first line only). */
+/** At most this many characters of a line are shown; a longer line is cut around the span. */
+export const EXCERPT_WIDTH = 120;
+
+/**
+ * The offending line with a gutter and a `^^^` underline of the span (its first line only).
+ * A line longer than EXCERPT_WIDTH is cut around the column, `…` marking each cut side (a
+ * 40,000-character line of `[` once filled a terminal); control characters show as `�`.
+ */
 function excerpt(loc: Loc, opts: FormatOptions): string[] {
   const lines = sourceLines(loc.file, opts);
-  const text = lines?.[loc.line - 1];
-  if (text === undefined) return [];
+  const full = lines?.[loc.line - 1];
+  if (full === undefined) return [];
   const num = String(loc.line);
   const gutter = ' '.repeat(num.length);
-  const lineEnd = text.length + 1;
+  const lineEnd = full.length + 1;
   const end = loc.endLine === loc.line ? Math.min(loc.endCol, lineEnd) : lineEnd;
-  const width = Math.max(1, end - loc.col);
-  const tabsAware = text.slice(0, loc.col - 1).replace(/[^\t]/g, ' ');
-  return [`  ${num} | ${text}`, `  ${gutter} | ${tabsAware}${'^'.repeat(width)}`];
+  // The window [from, to) of the line: the span's start with some context before it.
+  let from = 0;
+  let to = full.length;
+  if (full.length > EXCERPT_WIDTH) {
+    from = Math.max(0, Math.min(loc.col - 1 - 40, full.length - EXCERPT_WIDTH));
+    to = Math.min(full.length, from + EXCERPT_WIDTH);
+  }
+  const before = from > 0 ? '…' : '';
+  const after = to < full.length ? '…' : '';
+  const text = full.slice(from, to).replace(/[\x00-\x08\x0a-\x1f\x7f]/g, '�');
+  const start = Math.max(loc.col - 1, from);
+  const width = Math.max(1, Math.min(end - 1, to + (after ? 0 : 1)) - start);
+  const tabsAware = (before + full.slice(from, start)).replace(/[^\t]/g, ' ');
+  return [`  ${num} | ${before}${text}${after}`, `  ${gutter} | ${tabsAware}${'^'.repeat(width)}`];
 }

@@ -11,7 +11,7 @@ import { mirrorOf, packagesOf } from '../packages.js';
 import { plan } from '../plan.js';
 import { fail, ok, type Result } from '../result.js';
 import { schedule } from '../schedule.js';
-import type { Context, Selection } from './context.js';
+import { allowedLine, type Context, type Selection } from './context.js';
 import { collectAfterBuild, leaseBuild } from './cache.js';
 import type { NodeId } from '../ids.js';
 import type { TreeRecord } from '../store/types.js';
@@ -61,6 +61,8 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
     return run;
   };
   const planOpts = { graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals, scope: ctx.scope, force, ...(ctx.remote ? { remote: ctx.remote } : {}) };
+  const allowed = allowedLine(ctx);
+  if (allowed) logger.log({ type: 'info', message: allowed });
   ctx.remote?.attach(logger);
   let p = await plan(planOpts);
   // Trees the remote has are downloaded first (one that fails to download is built instead).

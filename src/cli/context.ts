@@ -35,6 +35,8 @@ export interface GlobalOptions {
   maxCacheSize?: string;
   remote?: string;
   remoteReadOnly?: boolean;
+  /** `--allow-path DIR` (repeatable): a folder outside the project the definition may read. */
+  allowPath?: string[];
 }
 
 export interface Context {
@@ -63,17 +65,28 @@ export function cacheDirOf(o: GlobalOptions, defFile: string): string {
 /** `IMGMAKE_VAR_NAME=VALUE` in the environment: like `--var NAME=VALUE`, which wins over it. */
 export const ENV_VAR_PREFIX = 'IMGMAKE_VAR_';
 
-export function parseVars(list: string[] = [], env: NodeJS.ProcessEnv = {}): Result<Record<string, string>, Diagnostic> {
+/** `--var`s and `IMGMAKE_VAR_`s: the values, and how each was given (for messages). */
+export interface ParsedVars {
+  vars: Record<string, string>;
+  sources: Record<string, string>;
+}
+
+export function parseVars(list: string[] = [], env: NodeJS.ProcessEnv = {}): Result<ParsedVars, Diagnostic> {
   const vars: Record<string, string> = {};
+  const sources: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) {
-    if (k.startsWith(ENV_VAR_PREFIX) && k.length > ENV_VAR_PREFIX.length && v !== undefined) vars[k.slice(ENV_VAR_PREFIX.length)] = v;
+    if (k.startsWith(ENV_VAR_PREFIX) && k.length > ENV_VAR_PREFIX.length && v !== undefined) {
+      vars[k.slice(ENV_VAR_PREFIX.length)] = v;
+      sources[k.slice(ENV_VAR_PREFIX.length)] = `${k} (in the environment)`;
+    }
   }
   for (const v of list) {
     const eq = v.indexOf('=');
     if (eq <= 0) return fail(diagnostic('usage', `--var ${JSON.stringify(v)} is not NAME=VALUE`, undefined, 'write --var hostname=web1'));
     vars[v.slice(0, eq)] = v.slice(eq + 1);
+    sources[v.slice(0, eq)] = `--var ${v}`;
   }
-  return ok(vars);
+  return ok({ vars, sources });
 }
 
 export interface LoadContextOptions {
@@ -82,7 +95,11 @@ export interface LoadContextOptions {
   signal?: AbortSignal;
 }
 
-export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {}): Promise<Result<Context, Diagnostic[]>> {
+/**
+ * Rules and the definition, nothing else: no store, no lock, no sandbox. What the commands that
+ * run as any user (`targets`) need; `loadContext` starts with it.
+ */
+export async function loadDefinition(o: GlobalOptions): Promise<Result<{ rules: RuleRegistry; def: Definition }, Diagnostic[]>> {
   const file = definitionPath(o);
   if (!existsSync(file)) {
     return fail([
@@ -92,9 +109,23 @@ export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {})
   const vars = parseVars(o.var, process.env);
   if (!vars.ok) return fail([vars.error]);
   const rules = await loadRules();
-  const loaded = await load({ file, rules, vars: vars.value, hostDefaults: await hostDefaults() });
+  const loaded = await load({
+    file,
+    rules,
+    vars: vars.value.vars,
+    varSources: vars.value.sources,
+    hostDefaults: await hostDefaults(),
+    allow: (o.allowPath ?? []).map((p) => resolve(p)),
+  });
   if (!loaded.ok) return loaded;
-  const def = loaded.value;
+  return ok({ rules, def: loaded.value });
+}
+
+export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {}): Promise<Result<Context, Diagnostic[]>> {
+  const file = definitionPath(o);
+  const loaded = await loadDefinition(o);
+  if (!loaded.ok) return loaded;
+  const { rules, def } = loaded.value;
   const remote = remoteConfig(o, process.env, def.cache?.remote);
   if (!remote.ok) return fail([remote.error]);
   const cacheDir = cacheDirOf(o, file);
@@ -123,6 +154,12 @@ export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {})
     sandbox,
     ...(remote.value ? { remote: openRemote(remote.value, store) } : {}),
   });
+}
+
+/** The line build and plan print when `--allow-path` lets the definition read outside its project. */
+export function allowedLine(ctx: Pick<Context, 'def'>): string | undefined {
+  const dirs = ctx.def.allowed;
+  return dirs?.length ? `imgmake: --allow-path: the definition may also read ${listOf(dirs)}` : undefined;
 }
 
 /** Resolves target names to their final nodes, or a usage diagnostic naming the known ones. */

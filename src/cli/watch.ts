@@ -14,7 +14,7 @@
  * - Ctrl-C stops the build (its sandboxes die with it), the child, and the watcher: exit 130.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import chokidar from 'chokidar';
@@ -25,7 +25,7 @@ import { LOCK_FILE } from '../packages.js';
 import { Rebuilder } from '../watch.js';
 import { runBuild } from './build.js';
 import { maxCacheSize } from './cache.js';
-import { definitionPath, loadContext, selectNodes, type Context, type GlobalOptions } from './context.js';
+import { definitionPath, loadContext, loadDefinition, selectNodes, type Context, type GlobalOptions } from './context.js';
 import { jobsOf, pickLogger, reportDiagnostics } from './output.js';
 
 export interface WatchOptions {
@@ -40,6 +40,9 @@ export interface WatchOptions {
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'imgmake.js');
 
+/** Diagnostics (without a place in the definition) about what the command line gave. */
+const COMMAND_LINE = new Set(['unknown-variable', 'usage']);
+
 export async function watchCommand(targets: string[], wo: WatchOptions, o: GlobalOptions): Promise<number> {
   const jobs = jobsOf(o);
   if (typeof jobs !== 'number') return reportDiagnostics([jobs], o);
@@ -51,11 +54,19 @@ export async function watchCommand(targets: string[], wo: WatchOptions, o: Globa
   if (wo.boot && targets.length !== 1) {
     return reportDiagnostics([{ reason: 'usage', message: '--boot boots one target', hint: 'name one target with --boot' }], o);
   }
+  // A mistake on the command line (a --var the definition does not declare, a missing
+  // --allow-path folder) is not fixed by an edit of the definition: say so and stop, as build does.
+  const first = await loadDefinition(o);
+  if (!first.ok && first.error.some((d) => COMMAND_LINE.has(d.reason) && !d.loc)) {
+    return reportDiagnostics(first.error.filter((d) => COMMAND_LINE.has(d.reason) && !d.loc), o);
+  }
   const root = definitionPath(o);
   const base = dirname(root);
   const logger = pickLogger(o);
   const files = new FileSet(root);
-  const watcher = chokidar.watch([...files.paths], { ignoreInitial: true, ignorePermissionErrors: true });
+  // followSymlinks off: a symlink in a folder input is watched as a link (its target text is
+  // what the key hashes), never followed out of the project (`link -> /` would crawl the host).
+  const watcher = chokidar.watch([...files.paths], { ignoreInitial: true, ignorePermissionErrors: true, followSymlinks: false });
   let child: ChildProcess | undefined;
   let excluded: string[] = [];
 
@@ -133,7 +144,7 @@ class FileSet {
   readonly paths = new Set<string>();
   readonly #digests = new Map<string, string>();
 
-  constructor(root: string) {
+  constructor(private readonly root: string) {
     this.paths.add(root);
   }
 
@@ -143,13 +154,17 @@ class FileSet {
     for (const pl of ctx.def.pipelines.values()) for (const s of pl.stages) for (const i of s.inputs) if (i.kind === 'file') next.add(i.path);
     const added = [...next].filter((p) => !this.paths.has(p));
     // The root file stays watched even when a later load fails to read it.
-    const removed = [...this.paths].filter((p) => !next.has(p) && p !== ctx.def.file);
+    // (As named on the command line, and as load found it, through any symlink in the folders above.)
+    const removed = [...this.paths].filter((p) => !next.has(p) && p !== ctx.def.file && p !== this.root);
     for (const p of removed) this.paths.delete(p);
     for (const p of added) this.paths.add(p);
     this.#digests.clear();
     for (const p of this.paths) {
       const d = digest(p);
       if (d !== undefined) this.#digests.set(p, d);
+      // chokidar reports every symlink of a newly watched folder as added (ignoreInitial does not
+      // cover unfollowed links): remember them, so that only a real change rebuilds.
+      for (const link of symlinksIn(p)) this.#digests.set(link, digest(link)!);
     }
     return { added, removed };
   }
@@ -167,18 +182,50 @@ class FileSet {
 
 function digest(path: string): string | undefined {
   try {
-    if (!statSync(path).isFile()) return undefined;
+    const st = lstatSync(path);
+    if (st.isSymbolicLink()) return `link:${readlinkSync(path)}`;
+    if (!st.isFile()) return undefined;
     return sha256(readFileSync(path));
   } catch {
     return 'missing';
   }
 }
 
+/** The symlinks under a folder (not followed), at most SYMLINK_SCAN entries looked at. */
+function symlinksIn(dir: string): string[] {
+  const out: string[] = [];
+  let budget = SYMLINK_SCAN;
+  const walk = (d: string): void => {
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (--budget < 0) return;
+      const p = join(d, e.name);
+      if (e.isSymbolicLink()) out.push(p);
+      else if (e.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+const SYMLINK_SCAN = 20_000;
+
 /** Stops the previous `--boot`/`--exec` child and starts the next one. */
 async function restart(previous: ChildProcess | undefined, wo: WatchOptions, targets: string[], o: GlobalOptions): Promise<ChildProcess | undefined> {
   if (!wo.boot && wo.exec === undefined) return undefined;
   await stopChild(previous);
-  const global = [...(o.file ? ['-f', o.file] : []), ...(o.cache ? ['--cache', o.cache] : []), ...(o.out ? ['--out', o.out] : []), ...(o.var ?? []).flatMap((v) => ['--var', v])];
+  const global = [
+    ...(o.file ? ['-f', o.file] : []),
+    ...(o.cache ? ['--cache', o.cache] : []),
+    ...(o.out ? ['--out', o.out] : []),
+    ...(o.var ?? []).flatMap((v) => ['--var', v]),
+    ...(o.allowPath ?? []).flatMap((d) => ['--allow-path', d]),
+  ];
   // With --json, stdout carries events only: the child's output goes to stderr.
   const stdout = o.json ? process.stderr : 'inherit';
   const extra = (wo.bootArgs ?? '').split(/\s+/).filter(Boolean);

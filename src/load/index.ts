@@ -16,9 +16,11 @@
  * load does not build the graph, compute keys or read anything but the definition and the
  * existence of the project files it names.
  */
-import { dirname, resolve } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { realRoots } from '../confine.js';
 import { isMap, isScalar, type Scalar } from 'yaml';
-import type { Diagnostic, Loc } from '../diagnostic.js';
+import { diagnostic, type Diagnostic, type Loc } from '../diagnostic.js';
 import type { Definition, PipelineDef, TargetDef } from '../definition.js';
 import type { PipelineName } from '../ids.js';
 import { fail, ok, type Result } from '../result.js';
@@ -28,6 +30,7 @@ import { parseSize } from '../size.js';
 import { readFiles, TOP_KEYS } from './files.js';
 import { readPipeline, readTarget, type LoadContext, type PipelineRef } from './pipelines.js';
 import { checkReferences } from './references.js';
+import { closest, capitalize, listOf } from './suggest.js';
 import { VAR_NAME, Vars, type HostDefault, type VarDecl } from './vars.js';
 import { asMap, deref, describeNode, Diagnostics, entries, nodeLoc, spanLoc, type Entry, type SourceFile } from './yaml.js';
 
@@ -37,8 +40,18 @@ export interface LoadOptions {
   rules: RuleRegistry;
   /** `--var NAME=VALUE` overrides: they win over every file's `vars:`. */
   vars?: Record<string, string>;
+  /**
+   * Where each `vars` entry came from, for messages (`--var hostnme=x`, `IMGMAKE_VAR_hostnme`);
+   * default `--var NAME=VALUE`.
+   */
+  varSources?: Record<string, string>;
   /** Variables the host provides (`debian_mirror`); the weakest of all. */
   hostDefaults?: Record<string, HostDefault>;
+  /**
+   * Folders outside the project that includes and `file:` inputs may name (`--allow-path`).
+   * Everything else outside the root definition's folder is an `outside-project` error.
+   */
+  allow?: string[];
 }
 
 /** The only definition version this imgmake reads. */
@@ -46,9 +59,18 @@ export const DEFINITION_VERSION = 1;
 
 export async function load(opts: LoadOptions): Promise<Result<Definition, Diagnostic[]>> {
   const d = new Diagnostics();
-  const root = resolve(opts.file);
-  const rootDir = dirname(root);
-  const { files, merge } = await readFiles(root, d);
+  // The project folder as a real path: everything the definition names is checked against it.
+  const given = resolve(opts.file);
+  let rootDir: string;
+  try {
+    rootDir = realpathSync(dirname(given));
+  } catch {
+    return fail([diagnostic('usage', `definition file ${given} does not exist`, undefined, 'run imgmake in a folder with an imgmake.yaml, or name one with -f FILE')]);
+  }
+  const root = join(rootDir, basename(given));
+  const allowed = realRoots(opts.allow ?? []);
+  if (!allowed.ok) return fail([diagnostic('usage', `--allow-path ${allowed.dir} ${allowed.why}`, undefined, 'name an existing folder of this host')]);
+  const { files, merge } = await readFiles(root, [rootDir, ...allowed.roots], d);
   if (d.count > 0) return fail(sorted(d.list, files));
 
   const decls = new Map<string, VarDecl>();
@@ -88,9 +110,10 @@ export async function load(opts: LoadOptions): Promise<Result<Definition, Diagno
     collect(d, f, es.get('targets'), '"targets:"', 'target', firstTarget, targetEntries);
   }
 
+  checkOverrides(d, decls, opts);
   const vars = new Vars(decls, opts.vars ?? {}, d, opts.hostDefaults ?? {});
   const finalVars = vars.resolveAll();
-  const ctx: LoadContext = { d, vars, rules: opts.rules, rootDir };
+  const ctx: LoadContext = { d, vars, rules: opts.rules, rootDir, roots: [rootDir, ...allowed.roots] };
 
   const pipelines = new Map<PipelineName, PipelineDef>();
   const refs: PipelineRef[] = [];
@@ -110,7 +133,39 @@ export async function load(opts: LoadOptions): Promise<Result<Definition, Diagno
   const remote = resolveRemote(d, vars, section.remote);
   if (d.count > 0 || !finalVars) return fail(sorted(d.list, files));
   const cache: Definition['cache'] = { ...(section.maxSize !== undefined ? { maxSize: section.maxSize } : {}), ...(remote ? { remote } : {}) };
-  return ok({ file: root, dir: rootDir, files: files.map((f) => f.path), vars: finalVars, pipelines, targets, ...(Object.keys(cache).length ? { cache } : {}) });
+  return ok({
+    file: root,
+    dir: rootDir,
+    files: files.map((f) => f.path),
+    vars: finalVars,
+    pipelines,
+    targets,
+    ...(Object.keys(cache).length ? { cache } : {}),
+    ...(allowed.roots.length ? { allowed: allowed.roots } : {}),
+  });
+}
+
+/**
+ * A `--var`/`IMGMAKE_VAR_` for a variable no file declares (and the host does not provide) is
+ * an error: a misspelt `--var hostnme=web1` would otherwise build the image with the old
+ * hostname and say nothing. This holds for every command that loads the definition, so an
+ * environment that sets IMGMAKE_VAR_ for another definition fails here too: set it per command.
+ */
+function checkOverrides(d: Diagnostics, decls: ReadonlyMap<string, VarDecl>, opts: LoadOptions): void {
+  const declared = [...decls.keys()];
+  const host = Object.keys(opts.hostDefaults ?? {});
+  for (const [name, value] of Object.entries(opts.vars ?? {})) {
+    if (decls.has(name) || host.includes(name)) continue;
+    const given = opts.varSources?.[name] ?? `--var ${name}=${value}`;
+    const guess = closest(name, [...declared, ...host]);
+    const names = declared.length ? `the definition declares ${listOf(declared)}` : 'the definition declares no variables';
+    d.add(
+      'unknown-variable',
+      `${given}: the definition has no variable "${name}"`,
+      undefined,
+      guess ? `did you mean "${guess}"? ${capitalize(names)}.` : `${names} (under "vars:"); declare "${name}" there to set it, or remove the setting`,
+    );
+  }
 }
 
 function fileName(f: SourceFile): string {

@@ -4,15 +4,17 @@
  * declared inputs; project files must exist). References to other pipelines are collected,
  * not resolved: `references.ts` checks them once every pipeline is known.
  */
-import { statSync } from 'node:fs';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { lstatSync } from 'node:fs';
+import { relative, sep } from 'node:path';
+import { resolveConfined, type Roots } from '../confine.js';
+import { confinedHint, outsideMessage } from './outside.js';
 import { isMap, isScalar, type Node } from 'yaml';
 import type { Loc } from '../diagnostic.js';
 import type { InputDef, PipelineDef, StageDef, TargetDef } from '../definition.js';
 import type { PipelineName, RuleName } from '../ids.js';
 import type { Rule, RuleRegistry } from '../rule.js';
 import { checkOptions } from './options.js';
-import { closest, didYouMean, lowerFirst, missingPathHint, unknownNameHint } from './suggest.js';
+import { closest, didYouMean, lowerFirst, unknownNameHint } from './suggest.js';
 import { toValue, type Paths } from './values.js';
 import type { Vars } from './vars.js';
 import {
@@ -49,8 +51,10 @@ export interface LoadContext {
   d: Diagnostics;
   vars: Vars;
   rules: RuleRegistry;
-  /** The root definition's directory: `rel` paths start here. */
+  /** The root definition's directory (a real path): `rel` paths start here. */
   rootDir: string;
+  /** Where `file:` inputs may lead: the project folder, then any --allow-path folder. */
+  roots: Roots;
 }
 
 /** A use of one pipeline's tree by another: checked for existence and cycles later. */
@@ -309,18 +313,24 @@ function readInputs(
       refs.push({ from: pipeline, to: value, loc: valueLoc, how: 'input' });
       continue;
     }
-    const path = isAbsolute(value) ? resolve(value) : resolve(f.dir, value);
-    if (!exists(path)) {
-      ctx.d.add(
-        'bad-file',
-        `input file "${value}" does not exist`,
-        valueLoc,
-        missingPathHint(value, path, `${show(ctx, f.dir)}/`, show(ctx, f.path)),
-      );
+    const r = resolveConfined(ctx.roots, f.dir, value);
+    if (!r.ok) {
+      const shown = (p: string) => show(ctx, p);
+      if (r.error === 'outside') {
+        ctx.d.add('outside-project', outsideMessage(`input file "${value}"`, r.escape, shown), valueLoc, confinedHint(shown, 'file'));
+      } else {
+        ctx.d.add('bad-file', `input file "${value}" ${r.error === 'loop' ? 'is a symlink loop' : 'does not exist'}`, valueLoc, confinedHint(shown, 'file', r, value, f));
+      }
       ok = false;
       continue;
     }
-    defs.push({ name: e.name, loc: inputLoc, kind: 'file', path, rel: relative(ctx.rootDir, path).split(sep).join('/') });
+    const type = fileKind(r.path);
+    if (type !== 'file' && type !== 'dir') {
+      ctx.d.add('bad-file', `input file "${value}" is ${type}`, valueLoc, 'name a regular file or a folder of the project');
+      ok = false;
+      continue;
+    }
+    defs.push({ name: e.name, loc: inputLoc, kind: 'file', path: r.path, root: r.root, rel: relative(ctx.rootDir, r.path).split(sep).join('/') });
   }
 
   const bound = new Set(defs.map((x) => x.name));
@@ -342,13 +352,15 @@ function readInputs(
   return ok ? defs : undefined;
 }
 
-function exists(path: string): boolean {
-  try {
-    statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
+/** What a resolved input is: only regular files and folders are bound into a sandbox. */
+function fileKind(path: string): string {
+  const st = lstatSync(path);
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSocket()) return 'a socket';
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a regular file';
 }
 
 /** The target if it has no error, and the pipeline it names (to check) if that could be read. */

@@ -12,7 +12,11 @@
  *   use without declaring; a file's `vars:` and `--var` win over them.
  * - Variables may use other variables; a loop among them is a `cycle`.
  * - A `--var` override takes the type of the file variable it overrides (a number stays a
- *   number, `true`/`false` stay booleans); a new variable from `--var` is a string.
+ *   number, `true`/`false` stay booleans). A `--var` for a variable no file declares is an
+ *   error (load's `checkOverrides`); one for a host default is a string.
+ * - Bounded: variables nest at most MAX_DEPTH deep, and no value grows past MAX_VALUE_CHARS
+ *   (40 variables that each double the one before would be a terabyte): a `too-large` error
+ *   where the value passes the bound.
  *
  * Each error is reported once, where it was written: a variable that failed to resolve is
  * silently unusable afterwards, so its uses do not repeat the error.
@@ -23,6 +27,11 @@ import { closest, listOf } from './suggest.js';
 import { describeNode, nodeLoc, spanLoc, type Diagnostics, type SourceFile } from './yaml.js';
 
 export const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+/** Variables that use variables that use variables…: at most this deep. */
+export const MAX_DEPTH = 64;
+/** The longest string a substitution may make (1 MiB of text). */
+export const MAX_VALUE_CHARS = 1024 * 1024;
 
 /** A variable the host provides: its value here, or what to do when there is none. */
 export interface HostDefault {
@@ -124,6 +133,11 @@ export class Vars {
       return undefined;
     }
     if (s) return s;
+    if (this.stack.length >= MAX_DEPTH) {
+      this.d.add('too-large', `variables use each other more than ${MAX_DEPTH} deep: ${this.stack[0]!.name} → … → ${name}`, loc, 'give some of them plain values');
+      this.state.set(name, 'failed');
+      return undefined;
+    }
     this.state.set(name, 'resolving');
     this.stack.push({ name, ...(loc ? { loc } : {}) });
     const v = this.evaluate(name);
@@ -230,8 +244,16 @@ export class Vars {
         this.d.add('undefined-variable', 'unterminated "${": a variable reference ends with "}"', locs[i], 'write ${name}, or $${ for a literal "${"');
       } else {
         const v = this.get(t.name, locs[i]);
-        if (v) out += v.text;
-        else ok = false;
+        if (!v) ok = false;
+        else if (ok && out.length + v.text.length > MAX_VALUE_CHARS) {
+          ok = false;
+          this.d.add(
+            'too-large',
+            `this value grows past ${MAX_VALUE_CHARS / 1024 / 1024} MiB of text here ("${t.name}" is ${v.text.length.toLocaleString('en')} characters)`,
+            locs[i],
+            'variables that repeat each other double at each step: give them plain values',
+          );
+        } else if (ok) out += v.text;
       }
     });
     out += s.slice(at);

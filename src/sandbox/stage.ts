@@ -8,7 +8,8 @@
  * .deb links of a package stage, the rule's files); it does not run anything, mount anything or
  * decide which trees are the stage's (the caller's `treeOf` does).
  */
-import { copyFile, link, mkdir, stat, writeFile } from 'node:fs/promises';
+import { copyFile, link, lstat, mkdir, writeFile } from 'node:fs/promises';
+import { recheck } from '../confine.js';
 import { basename, join } from 'node:path';
 import type { LockedPackage } from '../debian/lock.js';
 import type { StageDef } from '../definition.js';
@@ -47,8 +48,14 @@ export async function stageSpec(o: StageSpecOptions): Promise<SandboxSpec> {
       mount = { kind: 'dir', path: await linkDebs(join(w.scratch, 'inputs', input.name), input.packages, o.debs) };
       kind = 'dir';
     } else {
+      // Load checked that the path leads into the project; a symlink swapped in since (an
+      // export into out/, another process) must not make this bind reach the host.
+      const moved = recheck(input.root, input.path);
+      if (moved) throw new Error(`input ${input.name} (${input.rel}) changed since the definition was loaded: ${moved}; run the build again`);
       mount = { kind: 'dir', path: input.path };
-      kind = (await stat(input.path)).isDirectory() ? 'dir' : 'file';
+      const st = await lstat(input.path);
+      if (!st.isDirectory() && !st.isFile()) throw new Error(`input ${input.name} (${input.rel}) is no longer a file or folder`);
+      kind = st.isDirectory() ? 'dir' : 'file';
     }
     inputs.push({ name: input.name, mount });
     ctxInputs[input.name] = { path: `${SANDBOX_INPUTS}/${input.name}`, kind };
