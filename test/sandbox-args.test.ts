@@ -13,11 +13,18 @@ import {
   SANDBOX_RUN,
   SANDBOX_TREE,
   OVERLAY_VOLATILE,
+  PROC_ENTRIES,
+  PROC_MASKED,
+  PROC_READONLY,
+  SECCOMP_FD,
   STAGE_CAPS,
+  STAGING_EXAMPLE as S,
+  argsFile,
   bwrapArgs,
   mountScript,
-  overlaysOf,
+  procArgs,
   sandboxCommand,
+  sandboxLayout,
   shq,
   type SandboxSpec,
   type TreeMount,
@@ -44,9 +51,9 @@ function assertHasSeq(a: string[], seq: string[]): number {
   return i;
 }
 
-/** The option pairs before `--` (so an argv that says --bind is not mistaken for a mount). */
+/** bwrap's options (the command is not among them: it follows `--args 3 --` on the command line). */
 function optionsOf(a: string[]): string[] {
-  return a.slice(0, a.indexOf('--'));
+  return a;
 }
 
 const overlay = (over: Partial<Extract<TreeMount, { kind: 'overlay' }>> = {}): TreeMount => ({
@@ -78,10 +85,10 @@ test('host buildroot: the host /usr read-only, merged-/usr links, a few /etc fil
   }
 });
 
-test('tree buildroot: its host path bound read-only at / before everything else; no host /usr', () => {
+test('tree buildroot: mounted in staging, bound read-only at / before everything else; no host /usr', () => {
   for (const mount of [{ kind: 'dir', path: '/cache/br' } as TreeMount, overlay({ upper: undefined, work: undefined, mountpoint: '/cache/mnt/br' })]) {
     const a = bwrapArgs(base({ buildroot: { kind: 'tree', mount } }));
-    const root = assertHasSeq(a, ['--ro-bind', mount.kind === 'dir' ? mount.path : mount.mountpoint, '/']);
+    const root = assertHasSeq(a, ['--ro-bind', `${S}/_m0`, '/']);
     // bwrap stacks later mounts on top: / must precede /proc, /dev, /tmp, /run and the tree.
     for (const later of ['--proc', '--dev', '--tmpfs', SANDBOX_TREE]) assert.ok(a.indexOf(later) > root, `${later} after /`);
     assert.equal(indexOfSeq(a, ['--ro-bind', '/usr', '/usr']), -1);
@@ -92,7 +99,7 @@ test('tree buildroot: its host path bound read-only at / before everything else;
 
 test('private /proc, /dev, /tmp (sticky, for apt) and /run; / remounted read-only after every mount', () => {
   const a = bwrapArgs(base({ binds: [{ src: '/out', dest: '/run/imgmake/out', writable: true }], runDir: '/rules/x' }));
-  assertHasSeq(a, ['--proc', '/proc', '--dev', '/dev']);
+  assertHasSeq(a, [...procArgs('/proc'), '--dev', '/dev']);
   assertHasSeq(a, ['--perms', '01777', '--tmpfs', '/tmp']);
   assertHasSeq(a, ['--perms', '0755', '--tmpfs', '/run']);
   const ro = assertHasSeq(a, ['--remount-ro', '/']);
@@ -101,16 +108,18 @@ test('private /proc, /dev, /tmp (sticky, for apt) and /run; / remounted read-onl
   }
 });
 
-test('tree: read-write or read-only at /run/imgmake/tree; an overlay is bound from its mountpoint', () => {
+test('tree: read-write or read-only at /run/imgmake/tree, from its mount in staging; a writable dir without work dir is bound as it is', () => {
   assertHasSeq(bwrapArgs(base()), ['--bind', '/cache/tree', SANDBOX_TREE]);
   const ro = bwrapArgs(base({ tree: { mount: { kind: 'dir', path: '/cache/tree' }, writable: false } }));
-  assertHasSeq(ro, ['--ro-bind', '/cache/tree', SANDBOX_TREE]);
-  assert.equal(indexOfSeq(ro, ['--bind', '/cache/tree', SANDBOX_TREE]), -1);
-  assertHasSeq(bwrapArgs(base({ tree: { mount: overlay(), writable: true } })), ['--bind', '/cache/mnt/tree', SANDBOX_TREE]);
+  assertHasSeq(ro, ['--ro-bind', `${S}/_m0`, SANDBOX_TREE]);
+  assert.equal(ro.includes('/cache/tree'), false);
+  assertHasSeq(bwrapArgs(base({ tree: { mount: overlay(), writable: true } })), ['--bind', `${S}/_m0`, SANDBOX_TREE]);
+  const first = bwrapArgs(base({ tree: { mount: { kind: 'dir', path: '/cache/w/upper', work: '/cache/w/work' }, writable: true } }));
+  assertHasSeq(first, ['--bind', `${S}/_m0`, SANDBOX_TREE]);
   // No tree (a lock step): the working directory is /.
   const none = bwrapArgs(base({ tree: undefined }));
   assert.equal(none.includes(SANDBOX_TREE), false);
-  assertHasSeq(none, ['--chdir', '/', '--']);
+  assert.deepEqual(none.slice(-2), ['--chdir', '/']);
 });
 
 test('apiFilesystems: a private /dev and /proc inside the tree, after the tree is bound; none by default', () => {
@@ -128,6 +137,7 @@ test('inputs are always read-only, at /run/imgmake/inputs/NAME; the run dir read
       inputs: [
         { name: 'base', mount: { kind: 'dir', path: '/cache/in1' } },
         { name: 'debs', mount: overlay({ upper: undefined, work: undefined, mountpoint: '/cache/mnt/debs' }) },
+        { name: 'conf', mount: { kind: 'file', path: '/project/files/app.conf' } },
       ],
       runDir: '/rules/files.copy',
       binds: [
@@ -136,10 +146,12 @@ test('inputs are always read-only, at /run/imgmake/inputs/NAME; the run dir read
       ],
     }),
   );
-  assertHasSeq(a, ['--ro-bind', '/cache/in1', `${SANDBOX_INPUTS}/base`]);
-  assertHasSeq(a, ['--ro-bind', '/cache/mnt/debs', `${SANDBOX_INPUTS}/debs`]);
+  assertHasSeq(a, ['--ro-bind', `${S}/_m0`, `${SANDBOX_INPUTS}/base`]);
+  assertHasSeq(a, ['--ro-bind', `${S}/_m1`, `${SANDBOX_INPUTS}/debs`]);
+  // A file: its directory is mounted, the file bound from there.
+  assertHasSeq(a, ['--ro-bind', `${S}/_m2/app.conf`, `${SANDBOX_INPUTS}/conf`]);
   for (let i = 0; i < a.length; i++) if (a[i] === '--bind') assert.ok(!a[i + 2]!.startsWith(SANDBOX_INPUTS), 'an input bound writable');
-  assertHasSeq(a, ['--ro-bind', '/rules/files.copy', SANDBOX_RUN]);
+  assertHasSeq(a, ['--ro-bind', `${S}/_m3`, SANDBOX_RUN]);
   assertHasSeq(a, ['--bind', '/out', '/run/imgmake/out']);
   assertHasSeq(a, ['--ro-bind', '/ro', '/run/imgmake/ro']);
 });
@@ -199,83 +211,116 @@ test('environment: cleared, then sorted --setenv with PATH and SOURCE_DATE_EPOCH
   assert.equal(own.filter((x) => x === 'SOURCE_DATE_EPOCH').length, 1);
 });
 
-test('working directory and argv: --chdir the tree by default, argv verbatim after --', () => {
-  const argv = ['/bin/sh', '-c', 'echo "$1"', '--bind', '--', ' spaced '];
-  const a = bwrapArgs(base({ argv }));
-  const dd = a.indexOf('--');
-  assert.deepEqual(a.slice(dd + 1), argv);
-  assert.deepEqual(a.slice(dd - 2, dd), ['--chdir', SANDBOX_TREE]);
-  assertHasSeq(bwrapArgs(base({ cwd: '/run/imgmake/run' })), ['--chdir', '/run/imgmake/run', '--']);
+test('working directory: --chdir the tree by default, last of the options', () => {
+  assert.deepEqual(bwrapArgs(base()).slice(-2), ['--chdir', SANDBOX_TREE]);
+  assert.deepEqual(bwrapArgs(base({ cwd: '/run/imgmake/run' })).slice(-2), ['--chdir', '/run/imgmake/run']);
 });
 
-test('mountScript without overlays: only the exec', () => {
-  assert.equal(mountScript(base()), 'set -eu\ncd /\nexec bwrap "$@"');
+test('/proc: read-only sysctls, SysRq, irq, bus, fs; masked kcore, keys, timers… for every entry this kernel has', () => {
+  const entries = new Map<string, 'file' | 'dir'>([['sys', 'dir'], ['sysrq-trigger', 'file'], ['keys', 'file'], ['acpi', 'dir']]);
+  assert.deepEqual(procArgs('/p', entries), [
+    '--proc', '/p',
+    '--ro-bind', '/proc/sys', '/p/sys',
+    '--ro-bind', '/proc/sysrq-trigger', '/p/sysrq-trigger',
+    '--perms', '0555', '--tmpfs', '/p/acpi', '--remount-ro', '/p/acpi',
+    '--dev-bind', '/dev/null', '/p/keys',
+  ]);
+  // The lists hold at least Docker's.
+  for (const n of ['bus', 'fs', 'irq', 'sys', 'sysrq-trigger']) assert.ok((PROC_READONLY as readonly string[]).includes(n), n);
+  for (const n of ['asound', 'acpi', 'kcore', 'keys', 'latency_stats', 'timer_list', 'timer_stats', 'sched_debug', 'scsi']) {
+    assert.ok((PROC_MASKED as readonly string[]).includes(n), n);
+  }
+  // This kernel's: /proc/sys exists everywhere; what the host lacks is left out (bwrap cannot mount over nothing).
+  assert.equal(PROC_ENTRIES.get('sys'), 'dir');
+  // Both procfs of a spec get the same treatment: /proc, and the tree's under apiFilesystems.
+  const a = bwrapArgs(base({ tree: { mount: { kind: 'dir', path: '/cache/tree' }, writable: true, apiFilesystems: true } }));
+  assertHasSeq(a, procArgs('/proc'));
+  assertHasSeq(a, procArgs(`${SANDBOX_TREE}/proc`));
+  assertHasSeq(a, ['--ro-bind', '/proc/sys', `${SANDBOX_TREE}/proc/sys`]);
 });
 
-test('mountScript: a writable overlay with plain options, layers relative to the layers dir, topmost first', () => {
-  const s = mountScript(base({ tree: { mount: overlay(), writable: true } }));
-  const lines = s.split('\n');
-  assert.deepEqual(lines, [
+test('seccomp: the filter is read from its descriptor, before any mount', () => {
+  const a = bwrapArgs(base());
+  const i = assertHasSeq(a, ['--seccomp', String(SECCOMP_FD)]);
+  assert.ok(i < a.indexOf('--proc'));
+});
+
+test('sandboxLayout: every host directory is an overlay in staging, reached by a symlink; nothing but staging in the script', () => {
+  const spec = base({
+    buildroot: { kind: 'tree', mount: overlay({ lowers: ['k3', 'k4'], upper: undefined, work: undefined, mountpoint: '/m/br' }) },
+    tree: { mount: overlay({ lowers: ['k1', 'k2'], upper: '/cache/work/123/upper', work: '/cache/work/123/work', mountpoint: '/m/tree' }), writable: true },
+    inputs: [
+      { name: 'one', mount: { kind: 'dir', path: '/cache/layers/k9' } },
+      { name: 'solo', mount: overlay({ lowers: ['k2'], upper: undefined, work: undefined, mountpoint: '/m/i' }) },
+      { name: 'f', mount: { kind: 'file', path: '/home/me/project/files/motd' } },
+    ],
+    runDir: '/cache/work/123/scratch/run',
+  });
+  const l = sandboxLayout(spec, S);
+  const links = Object.fromEntries(l.links);
+  assert.deepEqual(links, {
+    k3: '/cache/layers/k3',
+    k4: '/cache/layers/k4',
+    k1: '/cache/layers/k1',
+    k2: '/cache/layers/k2',
+    _u1: '/cache/work/123/upper',
+    _w1: '/cache/work/123/work',
+    _s2: '/cache/layers/k9',
+    _s4: '/home/me/project/files',
+    _s5: '/cache/work/123/scratch/run',
+  });
+  assert.deepEqual(l.dirs, ['_empty', '_m0', '_m1', '_m2', '_m3', '_m4', '_m5']);
+  const plain = 'redirect_dir=off,metacopy=off,index=off,xino=off';
+  const volatile = OVERLAY_VOLATILE ? ',volatile' : '';
+  assert.deepEqual(l.script.split('\n'), [
     'set -eu',
-    'export LIBMOUNT_FORCE_MOUNT2=always',
-    'cd /cache/layers',
-    `mount -t overlay imgmake -o 'lowerdir=l1:l2,upperdir=up,workdir=wk,redirect_dir=off,metacopy=off,index=off,xino=off${OVERLAY_VOLATILE ? ',volatile' : ''}' /cache/mnt/tree`,
+    `cd ${S}`,
+    `LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o 'ro,lowerdir=k3:k4,${plain}' _m0`,
+    `LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o 'lowerdir=k1:k2,upperdir=_u1,workdir=_w1${volatile},${plain}' _m1`,
+    `LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o 'ro,lowerdir=_s2:_empty,${plain}' _m2`,
+    // overlayfs refuses one lower layer without an upper: an empty one goes under it.
+    `LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o 'ro,lowerdir=k2:_empty,${plain}' _m3`,
+    `LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o 'ro,lowerdir=_s4:_empty,${plain}' _m4`,
+    `LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o 'ro,lowerdir=_s5:_empty,${plain}' _m5`,
     'cd /',
+    'unset OLDPWD',
     'exec bwrap "$@"',
   ]);
+  // No host path of the cache or the project in bwrap's options either: only staging's.
+  for (const o of l.options) assert.equal(/\/cache|\/home/.test(o), false, o);
+  assertHasSeq(l.options, ['--ro-bind', `${S}/_m4/motd`, `${SANDBOX_INPUTS}/f`]);
 });
 
-test('mountScript: read-only overlay (no upper) says ro and has no upperdir/workdir', () => {
-  const s = mountScript(base({ inputs: [{ name: 'x', mount: overlay({ lowers: ['a', 'b', 'c'], upper: undefined, work: undefined }) }] }));
-  const mount = s.split('\n').find((l) => l.startsWith('mount '))!;
+test('sandboxLayout: a first stage (a dir with a work dir) is the upper layer over the empty one', () => {
+  const l = sandboxLayout(base({ tree: { mount: { kind: 'dir', path: '/c/w/upper', work: '/c/w/work' }, writable: true } }), S);
+  assert.deepEqual(l.links, [['_u0', '/c/w/upper'], ['_w0', '/c/w/work']]);
   assert.equal(
-    mount,
-    "mount -t overlay imgmake -o 'ro,lowerdir=a:b:c,redirect_dir=off,metacopy=off,index=off,xino=off' /cache/mnt/tree",
+    l.script.split('\n')[2],
+    `LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o 'lowerdir=_empty,upperdir=_u0,workdir=_w0${OVERLAY_VOLATILE ? ',volatile' : ''},redirect_dir=off,metacopy=off,index=off,xino=off' _m0`,
   );
 });
 
-test('mountScript: a one-layer read-only overlay is a read-only bind (overlayfs refuses one lower without upper)', () => {
-  const s = mountScript(base({ inputs: [{ name: 'x', mount: overlay({ lowers: ['only'], upper: undefined, work: undefined }) }] }));
-  assert.deepEqual(s.split('\n').slice(2, 4), ['cd /cache/layers', 'mount --bind -o ro only /cache/mnt/tree']);
-  assert.equal(s.includes('-t overlay'), false);
+test('sandboxLayout: two layers of the same name in different dirs get different links', () => {
+  const l = sandboxLayout(
+    base({
+      inputs: [
+        { name: 'a', mount: overlay({ layersDir: '/x', lowers: ['l1', 'l2'], upper: undefined, work: undefined }) },
+        { name: 'b', mount: overlay({ layersDir: '/y', lowers: ['l1', 'l3'], upper: undefined, work: undefined }) },
+      ],
+    }),
+    S,
+  );
+  assert.deepEqual(l.links, [['l1', '/x/l1'], ['l2', '/x/l2'], ['l1~1', '/y/l1'], ['l3', '/y/l3']]);
+  assert.match(l.script, /lowerdir=l1~1:l3,/);
 });
 
-test('mountScript: overlays in order buildroot, tree, inputs', () => {
-  const spec = base({
-    buildroot: { kind: 'tree', mount: overlay({ upper: undefined, work: undefined, mountpoint: '/m/br' }) },
-    tree: { mount: overlay({ mountpoint: '/m/tree' }), writable: true },
-    inputs: [
-      { name: 'i1', mount: overlay({ upper: undefined, work: undefined, mountpoint: '/m/i1' }) },
-      { name: 'd', mount: { kind: 'dir', path: '/plain' } },
-      { name: 'i2', mount: overlay({ upper: undefined, work: undefined, mountpoint: '/m/i2' }) },
-    ],
-  });
-  assert.deepEqual(overlaysOf(spec).map((o) => o.mountpoint), ['/m/br', '/m/tree', '/m/i1', '/m/i2']);
-  const targets = mountScript(spec)
-    .split('\n')
-    .filter((l) => l.startsWith('mount '))
-    .map((l) => l.split(' ').at(-1));
-  assert.deepEqual(targets, ['/m/br', '/m/tree', '/m/i1', '/m/i2']);
-});
-
-test('mountScript: a path with , : \\ or a newline is refused with a message naming it and --cache', () => {
-  const bad: Partial<Extract<TreeMount, { kind: 'overlay' }>>[] = [
-    { layersDir: '/cache,evil/layers' },
-    { layersDir: '/cache:x/layers' },
-    { lowers: ['l1', 'l,2'] },
-    { lowers: ['l:1'] },
-    { upper: 'u,p' },
-    { work: 'w:k' },
-    { lowers: ['a\\b'] },
-    { lowers: ['a\nb'] },
-  ];
-  for (const over of bad) {
-    const spec = base({ tree: { mount: overlay(over), writable: true } });
-    assert.throws(() => mountScript(spec), (e: Error) => /overlayfs cannot take/.test(e.message) && /--cache/.test(e.message), JSON.stringify(over));
-    assert.throws(() => sandboxCommand(spec), /overlayfs cannot take/);
+test('mountScript: a layer name with , : \\ or a newline is refused; host paths may hold anything now', () => {
+  for (const lowers of [['l1', 'l,2'], ['l:1'], ['a\\b'], ['a\nb']]) {
+    const spec = base({ tree: { mount: overlay({ lowers }), writable: true } });
+    assert.throws(() => mountScript(spec), /overlayfs cannot take/, JSON.stringify(lowers));
   }
-  // The mountpoint is not part of the option string: any character is fine there.
-  assert.doesNotThrow(() => mountScript(base({ tree: { mount: overlay({ mountpoint: '/a,b:c' }), writable: true } })));
+  // The paths are symlink targets, never part of an option string.
+  assert.doesNotThrow(() => mountScript(base({ tree: { mount: overlay({ layersDir: '/a,b:c', upper: '/u:p', work: '/w,k' }), writable: true } })));
 });
 
 test('mountScript: an upper without a work dir (or the reverse), or no lower at all, is an internal error', () => {
@@ -284,26 +329,24 @@ test('mountScript: an upper without a work dir (or the reverse), or no lower at 
   assert.throws(() => mountScript(base({ tree: { mount: overlay({ lowers: [] }), writable: true } })), /Internal error/);
 });
 
-test('mountScript quotes awkward paths so that sh reads them back unchanged', () => {
-  const layersDir = `/tmp/a dir/it's "q" $HOME \`x\``;
-  const mountpoint = '/tmp/m p/*';
-  const s = mountScript(base({ tree: { mount: overlay({ layersDir, mountpoint }), writable: true } }));
-  // Replace mount and cd by printers and run the script: sh must see each path as one word.
+test('mountScript quotes an awkward staging path so that sh reads it back unchanged', () => {
+  const staging = `/tmp/a dir/it's "q" $HOME \`x\``;
+  const s = mountScript(base({ tree: { mount: overlay(), writable: true } }), staging);
   const probe = s
     .replace(/^cd (.*)$/gm, 'printf "cd[%s]\\n" $1')
-    .replace(/^mount (.*)$/gm, 'printf "mount[%s]\\n" $1')
+    .replace(/^LIBMOUNT_FORCE_MOUNT2=always mount (.*)$/gm, 'printf "mount[%s]\\n" $1')
     .replace('exec bwrap "$@"', 'printf "bwrap[%s]\\n" "$@"');
   const out = execFileSync('/bin/sh', ['-c', probe, 'imgmake-sandbox', 'a b', "c'd"], { encoding: 'utf8' });
   assert.equal(
     out,
     [
-      `cd[${layersDir}]`,
+      `cd[${staging}]`,
       'mount[-t]',
       'mount[overlay]',
       'mount[imgmake]',
       'mount[-o]',
-      `mount[lowerdir=l1:l2,upperdir=up,workdir=wk,redirect_dir=off,metacopy=off,index=off,xino=off${OVERLAY_VOLATILE ? ',volatile' : ''}]`,
-      `mount[${mountpoint}]`,
+      `mount[lowerdir=l1:l2,upperdir=_u0,workdir=_w0${OVERLAY_VOLATILE ? ',volatile' : ''},redirect_dir=off,metacopy=off,index=off,xino=off]`,
+      'mount[_m0]',
       'cd[/]',
       'bwrap[a b]',
       "bwrap[c'd]",
@@ -320,12 +363,19 @@ test('shq: plain words stay bare; everything else round-trips through /bin/sh', 
   assert.deepEqual(out.split('\0').slice(0, -1), awkward);
 });
 
-test('sandboxCommand: unshare a private mount namespace, run the prelude with sh, pass bwrap its args as "$@"', () => {
+test('sandboxCommand: unshare a private mount namespace, the prelude with sh; bwrap gets only a marker, --args 3 and the command', () => {
   const spec = base({ tree: { mount: overlay(), writable: true } });
-  const { file, args } = sandboxCommand(spec);
+  const { file, args, layout } = sandboxCommand(spec, { staging: S, marker: 'IMGMAKE_SANDBOX_x' });
   assert.equal(file, 'unshare');
   assert.deepEqual(args.slice(0, 5), ['--mount', '--propagation', 'private', '--', '/bin/sh']);
-  assert.deepEqual(args.slice(5, 8), ['-c', mountScript(spec), 'imgmake-sandbox']);
-  assert.deepEqual(args.slice(8), bwrapArgs(spec));
-  assert.ok(mountScript(spec).endsWith('\nexec bwrap "$@"'), 'exec: bwrap replaces sh, so --die-with-parent watches imgmake');
+  assert.deepEqual(args.slice(5, 8), ['-c', layout.script, 'imgmake-sandbox']);
+  // What bwrap's pid 1 shows inside: no option, no path but the command's own.
+  assert.deepEqual(args.slice(8), ['--unsetenv', 'IMGMAKE_SANDBOX_x', '--args', '3', '--', ...spec.argv]);
+  assert.deepEqual(layout.options, bwrapArgs(spec, S));
+  assert.ok(layout.script.endsWith('\nexec bwrap "$@"'), 'exec: bwrap replaces sh, so --die-with-parent watches imgmake');
+});
+
+test('argsFile: NUL-terminated options; a NUL inside one is refused', () => {
+  assert.equal(argsFile(['--bind', 'a b', '/x']).toString(), '--bind\0a b\0/x\0');
+  assert.throws(() => argsFile(['a\0b']), /NUL/);
 });

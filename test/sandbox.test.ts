@@ -491,3 +491,153 @@ test('capabilities: chown and mknod work in the tree; mount does not; no CAP_SYS
     cleanup();
   }
 });
+
+// ── Issue 13, finding 1: a stage must not change anything host-global or learn host paths ──
+
+/** A spec over a plain tree with a private /proc inside it too (as apt.install asks). */
+function apiSpec(tree: string, over: Partial<SandboxSpec> = {}): Omit<SandboxSpec, 'argv' | 'env'> {
+  return dirSpec(tree, { tree: { mount: { kind: 'dir', path: tree }, writable: true, apiFilesystems: true }, ...over });
+}
+
+test('finding 1: /proc/sys, /proc/sysrq-trigger, irq, bus, fs are read-only in /proc and in the tree\'s proc: core_pattern and drop_caches cannot be written', T, async () => {
+  const { dir, tree, cleanup } = setup();
+  const before = readFileSync('/proc/sys/kernel/core_pattern', 'utf8');
+  try {
+    const script = [
+      'for P in /proc "$TREE/proc"; do',
+      // Open for appending, write nothing: tells writable from not without changing a thing.
+      '  for p in sys/kernel/core_pattern sys/kernel/modprobe sys/vm/drop_caches sysrq-trigger irq/default_smp_affinity; do',
+      '    [ -e "$P/$p" ] || continue',
+      '    if (exec 3>>"$P/$p") 2>/dev/null; then echo "WRITABLE $P/$p"; fi',
+      '  done',
+      // The writes of the probe: the same core_pattern back (harmless if it went through), and a cache drop.
+      '  cp=$(cat "$P/sys/kernel/core_pattern")',
+      '  if printf "%s\\n" "$cp" 2>/dev/null > "$P/sys/kernel/core_pattern"; then echo "WROTE $P core_pattern"; fi',
+      '  if echo 1 2>/dev/null > "$P/sys/vm/drop_caches"; then echo "WROTE $P drop_caches"; fi',
+      // Still readable, and the sandbox's own: its network namespace has only lo.
+      '  ls "$P/sys/net/ipv4/conf" | tr "\\n" " "; echo',
+      'done',
+    ].join('\n');
+    const { result, log } = await runScript({ ...apiSpec(tree), env: { TREE: SANDBOX_TREE } }, script, dir);
+    assert.equal(result.exitCode, 0, log);
+    assert.equal(log, 'all default lo \nall default lo \n');
+    assert.equal(readFileSync('/proc/sys/kernel/core_pattern', 'utf8'), before);
+  } finally {
+    cleanup();
+  }
+});
+
+test('finding 1: /proc/keys, kcore, timer_list, sched_debug… read empty or not at all; /proc/acpi is empty', T, async () => {
+  const { dir, tree, cleanup } = setup();
+  try {
+    const script = [
+      'for P in /proc "$TREE/proc"; do',
+      '  for p in keys key-users kcore timer_list timer_stats sched_debug latency_stats interrupts; do',
+      '    [ -e "$P/$p" ] || continue',
+      '    n=$(head -c 4096 "$P/$p" 2>/dev/null | wc -c); [ "$n" = 0 ] || echo "READ $n bytes of $P/$p"',
+      '  done',
+      '  for d in acpi asound scsi; do [ -d "$P/$d" ] && [ -n "$(ls -A "$P/$d")" ] && echo "LISTED $P/$d"; done',
+      '  if (exec 3>>"$P/keys") 2>/dev/null; then :; fi', // a masked file is /dev/null: writable, and nothing
+      'done',
+      'echo done',
+    ].join('\n');
+    const { result, log } = await runScript({ ...apiSpec(tree), env: { TREE: SANDBOX_TREE } }, script, dir);
+    assert.equal(result.exitCode, 0, log);
+    assert.equal(log, 'done\n');
+  } finally {
+    cleanup();
+  }
+});
+
+/** A perl script that calls each numbered syscall with harmless arguments and prints NAME ERRNO. */
+const SYSCALL_PROBE = `
+my @calls = (
+  [keyctl => 250, 0, 0, 0, 0, 0], [add_key => 248, 0, 0, 0, 0, 0], [request_key => 249, 0, 0, 0, 0],
+  [bpf => 321, 0, 0, 0], [perf_event_open => 298, 0, 0, 0, 0, 0], [userfaultfd => 323, 0],
+  [kexec_load => 246, 0, 0, 0, 0], [init_module => 175, 0, 0, 0], [finit_module => 313, -1, 0, 0],
+  [open_by_handle_at => 304, 0, 0, 0], [setns => 308, -1, 0], [mount => 165, 0, 0, 0, 0, 0],
+  [fsopen => 430, 0, 0], [io_uring_setup => 425, 1, 0], [unshare_newuser => 272, 0x10000000],
+  [unshare_newns => 272, 0x20000], [clone3 => 435, 0, 0], [unshare_fs => 272, 0x200],
+);
+for my $c (@calls) { my ($name, $nr, @args) = @$c; my $r = syscall($nr, @args); my $e = $r == -1 ? $! + 0 : 0; print "$name $e\\n"; }
+`;
+
+test('finding 1: seccomp: keyrings, bpf, perf, userfaultfd, kexec, modules, file handles, mounts, new user namespaces are denied (EPERM); clone3 is ENOSYS', T, async () => {
+  const { dir, tree, cleanup } = setup();
+  const run = join(dir, 'run');
+  mkdirSync(run);
+  writeFileSync(join(run, 'probe.pl'), SYSCALL_PROBE);
+  try {
+    const script = [
+      'grep "^Seccomp:" /proc/self/status',
+      'perl /run/imgmake/run/probe.pl',
+      'if unshare -Ur true 2>/dev/null; then echo "unshare -Ur: WORKED"; else echo "unshare -Ur: denied"; fi',
+      'if unshare -m true 2>/dev/null; then echo "unshare -m: WORKED"; else echo "unshare -m: denied"; fi',
+      // What still works: threads and processes (clone), a plain unshare(CLONE_FS), chroot.
+      '(sleep 0 & wait) && echo fork-ok',
+    ].join('\n');
+    const { result, log } = await runScript({ ...dirSpec(tree), runDir: run }, script, dir);
+    assert.equal(result.exitCode, 0, log);
+    const EPERM = 1;
+    const ENOSYS = 38;
+    assert.equal(
+      log,
+      [
+        'Seccomp:\t2',
+        ...['keyctl', 'add_key', 'request_key', 'bpf', 'perf_event_open', 'userfaultfd', 'kexec_load', 'init_module', 'finit_module', 'open_by_handle_at', 'setns', 'mount', 'fsopen', 'io_uring_setup', 'unshare_newuser', 'unshare_newns'].map((n) => `${n} ${EPERM}`),
+        `clone3 ${ENOSYS}`,
+        'unshare_fs 0',
+        'unshare -Ur: denied',
+        'unshare -m: denied',
+        'fork-ok',
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    cleanup();
+  }
+});
+
+test('no host path inside: /proc/*/cmdline, /proc/*/environ and mountinfo (in /proc and the tree\'s proc) name no path of the cache, the work dir or the project', T, async () => {
+  // Every host directory of the run lives under a directory whose name is a unique marker.
+  const marker = uniqueMarker();
+  const t = tempDir(`imgmake-${marker}-`);
+  try {
+    const layers = join(t.dir, 'cache', 'layers');
+    const work = join(t.dir, 'cache', 'work', '1234-abcd');
+    for (const d of [join(layers, 'k1'), join(layers, 'k2'), join(layers, 'k3'), join(work, 'upper'), join(work, 'work'), join(work, 'scratch', 'run'), join(work, 'scratch', 'two'), join(t.dir, 'project', 'files')]) {
+      mkdirSync(d, { recursive: true });
+    }
+    writeFileSync(join(t.dir, 'project', 'files', 'motd'), 'hello\n');
+    writeFileSync(join(layers, 'k1', 'from-k1'), '1\n');
+    const spec: Omit<SandboxSpec, 'argv' | 'env'> = {
+      buildroot: { kind: 'host' },
+      // A first stage's tree, as store.begin(undefined) makes it: the upper and a work dir beside it.
+      tree: { mount: { kind: 'dir', path: join(work, 'upper'), work: join(work, 'work') }, writable: true, apiFilesystems: true },
+      inputs: [
+        { name: 'two', mount: { kind: 'overlay', layersDir: layers, lowers: ['k1', 'k2'], mountpoint: join(work, 'scratch', 'two') } },
+        { name: 'one', mount: { kind: 'dir', path: join(layers, 'k3') } },
+        { name: 'motd', mount: { kind: 'file', path: join(t.dir, 'project', 'files', 'motd') } },
+      ],
+      runDir: join(work, 'scratch', 'run'),
+    };
+    const script = [
+      'cat /run/imgmake/inputs/motd /run/imgmake/inputs/two/from-k1',
+      'echo made > made',
+      'for P in /proc "$TREE/proc"; do',
+      '  cat "$P/self/mountinfo" "$P/1/mountinfo"',
+      '  for p in "$P"/[0-9]*; do tr "\\0" " " < "$p/cmdline"; echo; tr "\\0" " " < "$p/environ"; echo; readlink "$p/cwd" "$p/root" "$p"/fd/* 2>/dev/null || true; done',
+      'done',
+    ].join('\n');
+    const { result, log } = await runScript({ ...spec, env: { TREE: SANDBOX_TREE } }, script, t.dir);
+    assert.equal(result.exitCode, 0, log);
+    assert.match(log, /^hello\n1\n/);
+    assert.match(log, / \/run\/imgmake\/tree /, 'the mount table was read');
+    assert.match(log, /^bwrap /m, "bwrap's pid 1 command line was read");
+    assert.equal(readFileSync(join(work, 'upper', 'made'), 'utf8'), 'made\n', 'the first stage writes into its upper dir');
+    const leaks = log.split('\n').filter((l) => l.includes(marker) || l.includes(t.dir) || l.includes('/imgmake-sandbox-'));
+    assert.deepEqual(leaks, []);
+  } finally {
+    t.cleanup();
+  }
+});

@@ -2,12 +2,14 @@
  * Runs one SandboxSpec: the only place a stage's process is started. Output (stdout and stderr,
  * interleaved as written) goes to a log file; the caller decides what to show.
  */
-import { execa } from 'execa';
-import { mkdir, readdir, readFile, utimes } from 'node:fs/promises';
-import { constants } from 'node:os';
+import { execa, type Options } from 'execa';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, symlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SOURCE_DATE_EPOCH } from '../key.js';
-import { DEFAULT_PATH, sandboxCommand, type SandboxSpec } from './spec.js';
+import { sandboxFilter } from './seccomp.js';
+import { argsFile, DEFAULT_PATH, sandboxCommand, type SandboxSpec } from './spec.js';
 
 export interface SandboxResult {
   /** Exit code, or null when killed by a signal. */
@@ -27,18 +29,19 @@ export const bwrapSandbox: Sandbox = {
   async run(spec, { logFile, signal }) {
     const started = performance.now();
     await prepareMountpoints(spec);
-    const { file, args } = sandboxCommand(spec);
-    const r = await execa(file, args, {
-      stdin: 'ignore',
-      stdout: { file: logFile, append: true },
-      stderr: { file: logFile, append: true },
-      reject: false,
-      env: { PATH: DEFAULT_PATH },
-      extendEnv: false,
-      ...(signal ? { cancelSignal: signal } : {}),
-      forceKillAfterDelay: 2000,
-    });
-    if (signal?.aborted) await reapCancelled(spec);
+    const r = await withStaging(spec, ({ file, args, fds, marker }) =>
+      execa(file, args, {
+        stdio: ['ignore', { file: logFile, append: true }, { file: logFile, append: true }, fds[0], fds[1]] as Options['stdio'],
+        reject: false,
+        env: { PATH: DEFAULT_PATH },
+        extendEnv: false,
+        ...(signal ? { cancelSignal: signal } : {}),
+        forceKillAfterDelay: 2000,
+      }).then(async (r) => {
+        if (signal?.aborted) await reap(marker);
+        return r;
+      }),
+    );
     return {
       exitCode: r.exitCode ?? null,
       ...(r.signal ? { signal: r.signal } : {}),
@@ -55,32 +58,60 @@ export const bwrapSandbox: Sandbox = {
  */
 export async function runInteractive(spec: SandboxSpec, opts: { signal?: AbortSignal } = {}): Promise<number> {
   await prepareMountpoints(spec);
-  const { file, args } = sandboxCommand({ ...spec, interactive: true });
-  const r = await execa(file, args, {
-    stdio: 'inherit',
-    reject: false,
-    env: { PATH: DEFAULT_PATH },
-    extendEnv: false,
-    ...(opts.signal ? { cancelSignal: opts.signal } : {}),
-    forceKillAfterDelay: 2000,
-  });
-  if (opts.signal?.aborted) await reapCancelled(spec);
+  const r = await withStaging({ ...spec, interactive: true }, ({ file, args, fds, marker }) =>
+    execa(file, args, {
+      stdio: ['inherit', 'inherit', 'inherit', fds[0], fds[1]] as Options['stdio'],
+      reject: false,
+      env: { PATH: DEFAULT_PATH },
+      extendEnv: false,
+      ...(opts.signal ? { cancelSignal: opts.signal } : {}),
+      forceKillAfterDelay: 2000,
+    }).then(async (r) => {
+      if (opts.signal?.aborted) await reap(marker);
+      return r;
+    }),
+  );
   if (r.exitCode !== undefined) return r.exitCode;
   return 128 + (r.signal ? (constants.signals[r.signal as keyof typeof constants.signals] ?? 0) : 0);
+}
+
+/**
+ * Makes the run's staging directory (a private temp dir: the symlinks and mount points of
+ * `sandboxLayout`, bwrap's options and the seccomp filter as files), opens the two files as
+ * the descriptors bwrap reads (3 and 4; bwrap closes both before the command starts), runs
+ * `go`, and removes it all. The namespace's mounts on it vanish with the namespace; the host
+ * only ever sees symlinks and empty directories there.
+ */
+async function withStaging<T>(
+  spec: SandboxSpec,
+  go: (c: { file: string; args: string[]; fds: [args: number, seccomp: number]; marker: string }) => Promise<T>,
+): Promise<T> {
+  const staging = await mkdtemp(join(tmpdir(), 'imgmake-sandbox-'));
+  const handles: FileHandle[] = [];
+  try {
+    const marker = `IMGMAKE_SANDBOX_${randomBytes(8).toString('hex')}`;
+    const { file, args, layout } = sandboxCommand(spec, { staging, marker });
+    await Promise.all(layout.dirs.map((d) => mkdir(join(staging, d))));
+    await Promise.all(layout.links.map(([name, target]) => symlink(target, join(staging, name))));
+    await writeFile(join(staging, 'args'), argsFile(layout.options), { mode: 0o600 });
+    await writeFile(join(staging, 'seccomp.bpf'), sandboxFilter(), { mode: 0o600 });
+    handles.push(await open(join(staging, 'args'), 'r'), await open(join(staging, 'seccomp.bpf'), 'r'));
+    // stdio[3] and stdio[4]: ARGS_FD and SECCOMP_FD.
+    const fds: [number, number] = [handles[0]!.fd, handles[1]!.fd];
+    return await go({ file, args, fds, marker });
+  } finally {
+    for (const h of handles) await h.close().catch(() => undefined);
+    await rm(staging, { recursive: true, force: true });
+  }
 }
 
 /**
  * After a cancelled run, kills what is left of its sandbox before the caller discards the work
  * dir under it. bwrap's --die-with-parent should take the namespace down with the bwrap execa
  * killed; it has been seen to leave its pid 1 and the command running for more than 15 s. The
- * sandbox is named by its writable tree's path in its command line: a path inside this run's
- * own work dir (a committed layer's path can be in other builds' command lines).
+ * sandbox is found by the random marker on bwrap's command line (which its pid 1 keeps);
+ * killing that pid 1 ends every process of the pid namespace.
  */
-async function reapCancelled(spec: SandboxSpec): Promise<void> {
-  const tree = spec.tree;
-  if (tree?.writable) await reap(tree.mount.kind === 'dir' ? tree.mount.path : tree.mount.mountpoint);
-}
-
 /** SIGKILLs every process whose command line contains `needle`, until none is left (at most `ms`). */
 async function reap(needle: string, ms = 5000): Promise<void> {
   const deadline = performance.now() + ms;

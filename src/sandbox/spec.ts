@@ -17,7 +17,9 @@
  * and the process dies with imgmake.
  */
 
+import { lstatSync } from 'node:fs';
 import { release } from 'node:os';
+import { basename, dirname, resolve } from 'node:path';
 import { SOURCE_DATE_EPOCH } from '../key.js';
 
 /** overlayfs takes `volatile` from Linux 5.10 on (Debian 12 has 6.1). */
@@ -32,11 +34,20 @@ export const SANDBOX_RUN = '/run/imgmake/run';
 
 /** A tree as the kernel will see it: overlay layers, or one plain directory. */
 export type TreeMount =
-  /** One directory, bound as it is (a writable first stage, or a one-layer tree read-only). */
-  | { kind: 'dir'; path: string }
+  /**
+   * One directory (a one-layer tree, a first stage's fresh tree, a directory input). With
+   * `work` (an empty directory on the same filesystem, outside `path`) a writable one is
+   * mounted through an overlay with an empty lower layer, which keeps its host path out of the
+   * sandbox's mount table; without, a writable one is bound as it is.
+   */
+  | { kind: 'dir'; path: string; work?: string }
+  /** One file (a `file:` input), read-only. */
+  | { kind: 'file'; path: string }
   /**
    * An overlay: `lowers` are directory names relative to `layersDir`, topmost first. With
    * `upper` and `work` it is writable and `upper` receives the diff; without, read-only.
+   * (`mountpoint` is the store's suggestion; the sandbox mounts every overlay in its own
+   * staging directory.)
    */
   | { kind: 'overlay'; layersDir: string; lowers: string[]; upper?: string; work?: string; mountpoint: string };
 
@@ -95,16 +106,156 @@ export const STAGE_CAPS = [
   'CAP_AUDIT_WRITE',
 ] as const;
 
-/** Where a TreeMount appears on the host side of the mount namespace (what bwrap binds). */
-export function hostPath(m: TreeMount): string {
-  return m.kind === 'dir' ? m.path : m.mountpoint;
+/**
+ * /proc entries a stage may read but never write (Docker's `readonlyPaths`): sysctls
+ * (`kernel.core_pattern` runs a program as root on the host), the SysRq trigger, IRQ affinity,
+ * bus and filesystem knobs.
+ */
+export const PROC_READONLY = ['sys', 'sysrq-trigger', 'irq', 'bus', 'fs'] as const;
+
+/**
+ * /proc entries a stage does not see at all (Docker's `maskedPaths`, plus `interrupts`): the
+ * kernel's memory, keyrings of every user, timers and scheduler internals that leak addresses
+ * and other processes' activity, hardware trees. Files read empty (/dev/null is bound over
+ * them), directories are an empty read-only tmpfs.
+ */
+export const PROC_MASKED = [
+  'acpi',
+  'asound',
+  'interrupts',
+  'kcore',
+  'key-users',
+  'keys',
+  'latency_stats',
+  'sched_debug',
+  'scsi',
+  'timer_list',
+  'timer_stats',
+] as const;
+
+/**
+ * Which of those this kernel has, and whether each is a directory: a new procfs has the same
+ * entries as the host's, and bwrap cannot mount over an entry that does not exist (nor make
+ * one in procfs). Read once, from the host's /proc.
+ */
+export const PROC_ENTRIES: ReadonlyMap<string, 'file' | 'dir'> = (() => {
+  const m = new Map<string, 'file' | 'dir'>();
+  for (const name of [...PROC_READONLY, ...PROC_MASKED]) {
+    try {
+      m.set(name, lstatSync(`/proc/${name}`).isDirectory() ? 'dir' : 'file');
+    } catch {
+      // not in this kernel (no CONFIG_LATENCYTOP, sched_debug moved to debugfs, no sound…)
+    }
+  }
+  return m;
+})();
+
+/** bwrap options that mount a private procfs at `at`, with the entries above made safe. */
+export function procArgs(at: string, entries: ReadonlyMap<string, 'file' | 'dir'> = PROC_ENTRIES): string[] {
+  const a = ['--proc', at];
+  // The source is the host's /proc/NAME (bwrap binds from outside), which for sysctls is the
+  // same thing: /proc/sys resolves every entry in the reading task's namespaces (its network
+  // namespace's net.*), and the other entries are global.
+  for (const name of PROC_READONLY) if (entries.has(name)) a.push('--ro-bind', `/proc/${name}`, `${at}/${name}`);
+  for (const name of PROC_MASKED) {
+    const kind = entries.get(name);
+    if (kind === 'file') a.push('--dev-bind', '/dev/null', `${at}/${name}`);
+    else if (kind === 'dir') a.push('--perms', '0555', '--tmpfs', `${at}/${name}`, '--remount-ro', `${at}/${name}`);
+  }
+  return a;
 }
 
 /**
- * bubblewrap's argument list for a spec (without the leading `bwrap`). Pure.
- * Order matters to bwrap: later mounts land on top of earlier ones, so `/` comes first.
+ * Where each host directory of a spec is mounted before bwrap starts, all of it inside one
+ * private staging directory (see `sandboxLayout`). Names in it are relative, so the kernel's
+ * mount table, which shows an overlay's options as they were given and a bind mount's source
+ * as its path on its filesystem, never shows a host path inside the sandbox.
  */
-export function bwrapArgs(spec: SandboxSpec): string[] {
+export interface SandboxLayout {
+  /** Symlinks to make in the staging directory: name → host path. */
+  links: [name: string, target: string][];
+  /** Directories to make in it: the mount points and the empty lower layer. */
+  dirs: string[];
+  /** The shell prelude (see `mountScript`). */
+  script: string;
+  /** bwrap's options, without the command: they travel through a file descriptor (`--args`). */
+  options: string[];
+}
+
+/** Characters the overlay option string cannot carry in a layer's name. */
+const OVERLAY_UNSAFE = /[,:\\\n]/;
+const EMPTY = '_empty';
+const OVERLAY_PLAIN = ['redirect_dir=off', 'metacopy=off', 'index=off', 'xino=off'];
+
+/**
+ * The staging directory's contents, the prelude and bwrap's options for a spec. Pure.
+ *
+ * Every host directory becomes an overlay mounted in `staging` by the prelude (a read-only
+ * one over it and an empty directory, a writable one as the upper layer over an empty lower),
+ * reached through a symlink with a meaningless name; bwrap binds those mounts. Only the host's
+ * /usr and the few /etc files of a host buildroot, and an extra bind (an export's output, the
+ * lock step's work dir and resolver files), are bound as they are.
+ */
+export function sandboxLayout(spec: SandboxSpec, staging: string): SandboxLayout {
+  const links = new Map<string, string>();
+  const dirs: string[] = [EMPTY];
+  const lines = ['set -eu', `cd ${shq(staging)}`];
+  let n = 0;
+  const link = (want: string, target: string): string => {
+    let name = want;
+    for (let i = 1; links.has(name) && links.get(name) !== target; i++) name = `${want}~${i}`;
+    links.set(name, target);
+    return name;
+  };
+  const overlay = (opts: string[], readOnly: boolean): string => {
+    const mp = `_m${n++}`;
+    dirs.push(mp);
+    const all = [...(readOnly ? ['ro'] : []), ...opts, ...OVERLAY_PLAIN];
+    // util-linux ≥ 2.39 passes options through the new mount API, which caps one value at 256
+    // bytes: a lowerdir= of more than three layers. mount(2) takes a page (util-linux#2287).
+    lines.push(`LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o ${shq(all.join(','))} ${mp}`);
+    return `${staging}/${mp}`;
+  };
+  /** Mounts `m` in staging and returns the host path bwrap binds from. */
+  const place = (m: TreeMount, writable: boolean): string => {
+    if (m.kind === 'file') {
+      const i = n;
+      const at = overlay([`lowerdir=${link(`_s${i}`, dirname(m.path))}:${EMPTY}`], true);
+      return `${at}/${basename(m.path)}`;
+    }
+    if (m.kind === 'dir') {
+      const i = n;
+      if (!writable) return overlay([`lowerdir=${link(`_s${i}`, m.path)}:${EMPTY}`], true);
+      if (!m.work) return m.path;
+      const opts = [`lowerdir=${EMPTY}`, `upperdir=${link(`_u${i}`, m.path)}`, `workdir=${link(`_w${i}`, m.work)}`];
+      // (see the overlay case for `volatile`)
+      return overlay(OVERLAY_VOLATILE ? [...opts, 'volatile'] : opts, false);
+    }
+    for (const l of m.lowers) {
+      if (OVERLAY_UNSAFE.test(l)) throw new Error(`the layer name ${JSON.stringify(l)} holds a character (, : \\) overlayfs cannot take`);
+    }
+    if (m.lowers.length === 0) throw new Error(`Internal error: overlay at ${m.mountpoint} has no lower layer`);
+    if ((m.upper === undefined) !== (m.work === undefined)) {
+      throw new Error(`Internal error: overlay at ${m.mountpoint} has an upper dir without a work dir or the reverse`);
+    }
+    // Layers by their own names (keys), linked into staging: the option string stays under
+    // the kernel's one-page limit for MAX_LAYERS layers, and shows no path.
+    const lowers = m.lowers.map((l) => link(l, `${m.layersDir}/${l}`));
+    // overlayfs refuses a single lower layer without an upper dir: an empty one goes under it.
+    if (!m.upper && lowers.length === 1) lowers.push(EMPTY);
+    const opts = [`lowerdir=${lowers.join(':')}`];
+    if (m.upper && m.work) {
+      const i = n;
+      // (relative ones are relative to the layers directory, as the lowers are)
+      opts.push(`upperdir=${link(`_u${i}`, resolve(m.layersDir, m.upper))}`, `workdir=${link(`_w${i}`, resolve(m.layersDir, m.work))}`);
+      // No sync of the whole upper filesystem when the namespace ends (overlayfs syncs it at
+      // unmount otherwise: seconds after a build that wrote a disk image). Layers were never
+      // fsynced (docs/store.md: power loss is not covered); this only drops an accidental flush.
+      if (OVERLAY_VOLATILE) opts.push('volatile');
+    }
+    return overlay(opts, !(m.upper && m.work));
+  };
+
   const a: string[] = [];
   a.push('--die-with-parent');
   a.push('--unshare-ipc', '--unshare-pid', '--unshare-uts', '--unshare-cgroup-try');
@@ -112,6 +263,8 @@ export function bwrapArgs(spec: SandboxSpec): string[] {
   if (!spec.interactive) a.push('--new-session');
   a.push('--cap-drop', 'ALL');
   for (const cap of STAGE_CAPS) a.push('--cap-add', cap);
+  // The filter itself comes on its own descriptor (see seccomp.ts and run.ts).
+  a.push('--seccomp', String(SECCOMP_FD));
 
   if (spec.buildroot.kind === 'host') {
     a.push('--ro-bind', '/usr', '/usr');
@@ -125,22 +278,22 @@ export function bwrapArgs(spec: SandboxSpec): string[] {
       a.push('--ro-bind-try', f, f);
     }
   } else {
-    a.push('--ro-bind', hostPath(spec.buildroot.mount), '/');
+    a.push('--ro-bind', place(spec.buildroot.mount, false), '/');
   }
-  a.push('--proc', '/proc', '--dev', '/dev');
+  a.push(...procArgs('/proc'), '--dev', '/dev');
   a.push('--perms', '01777', '--tmpfs', '/tmp');
   a.push('--perms', '0755', '--tmpfs', '/run');
   a.push('--dir', '/run/imgmake');
 
-  if (spec.tree) a.push(spec.tree.writable ? '--bind' : '--ro-bind', hostPath(spec.tree.mount), SANDBOX_TREE);
+  if (spec.tree) a.push(spec.tree.writable ? '--bind' : '--ro-bind', place(spec.tree.mount, spec.tree.writable), SANDBOX_TREE);
   if (spec.tree?.apiFilesystems) {
     // A new devtmpfs-like /dev (bwrap's: null, zero, random, tty… bound from the host, pts,
-    // shm) and the sandbox's own /proc; the tree's bind stays nodev, so a device node a stage
-    // makes in the tree is still useless.
-    a.push('--dev', `${SANDBOX_TREE}/dev`, '--proc', `${SANDBOX_TREE}/proc`);
+    // shm) and the sandbox's own /proc, as safe as /proc; the tree's bind stays nodev, so a
+    // device node a stage makes in the tree is still useless.
+    a.push('--dev', `${SANDBOX_TREE}/dev`, ...procArgs(`${SANDBOX_TREE}/proc`));
   }
-  for (const input of spec.inputs) a.push('--ro-bind', hostPath(input.mount), `${SANDBOX_INPUTS}/${input.name}`);
-  if (spec.runDir) a.push('--ro-bind', spec.runDir, SANDBOX_RUN);
+  for (const input of spec.inputs) a.push('--ro-bind', place(input.mount, false), `${SANDBOX_INPUTS}/${input.name}`);
+  if (spec.runDir) a.push('--ro-bind', place({ kind: 'dir', path: spec.runDir }, false), SANDBOX_RUN);
   for (const b of spec.binds ?? []) a.push(b.writable ? '--bind' : '--ro-bind', b.src, b.dest);
   // Last, once every mount point exists: bwrap's own root is a writable tmpfs, and a stage that
   // wrote to /x or /etc/x would lose it silently. /tmp, /run and /dev are their own mounts and
@@ -151,73 +304,63 @@ export function bwrapArgs(spec: SandboxSpec): string[] {
   const env: Record<string, string> = { PATH: DEFAULT_PATH, SOURCE_DATE_EPOCH, ...spec.env };
   for (const k of Object.keys(env).sort()) a.push('--setenv', k, env[k]!);
   a.push('--chdir', spec.cwd ?? (spec.tree ? SANDBOX_TREE : '/'));
-  a.push('--', ...spec.argv);
-  return a;
+
+  // bwrap's environment becomes its pid 1's, which a stage can read: nothing of the host in it.
+  lines.push('cd /', 'unset OLDPWD', 'exec bwrap "$@"');
+  return { links: [...links], dirs, script: lines.join('\n'), options: a };
 }
 
-/** Every overlay the spec needs, in mount order. */
-export function overlaysOf(spec: SandboxSpec): Extract<TreeMount, { kind: 'overlay' }>[] {
-  const all: TreeMount[] = [];
-  if (spec.buildroot.kind === 'tree') all.push(spec.buildroot.mount);
-  if (spec.tree) all.push(spec.tree.mount);
-  for (const i of spec.inputs) all.push(i.mount);
-  return all.filter((m): m is Extract<TreeMount, { kind: 'overlay' }> => m.kind === 'overlay');
+/** bwrap's options for a spec (the part read from `--args`), with staging at `staging`. Pure. */
+export function bwrapArgs(spec: SandboxSpec, staging = STAGING_EXAMPLE): string[] {
+  return sandboxLayout(spec, staging).options;
 }
 
-/** Characters the overlay option string cannot carry in a path. */
-const OVERLAY_UNSAFE = /[,:\\\n]/;
+/** The prelude for a spec (see `sandboxLayout`). Pure. */
+export function mountScript(spec: SandboxSpec, staging = STAGING_EXAMPLE): string {
+  return sandboxLayout(spec, staging).script;
+}
+
+/** A staging path for callers that only look at the shape (tests, docs). */
+export const STAGING_EXAMPLE = '/tmp/imgmake-sandbox-example';
+
+/** The descriptors bwrap reads its options and its seccomp filter from. */
+export const ARGS_FD = 3;
+export const SECCOMP_FD = 4;
 
 /**
- * The shell prelude run in a fresh private mount namespace before `exec bwrap`: it mounts each
- * overlay. Layers are named relative to the layers directory (cd first), which keeps the
- * option string under the kernel's one-page limit for ~50 layers. When the namespace's last
- * process exits, the mounts vanish with it: a killed build leaves no mount behind. Pure.
+ * The whole command: `unshare` makes the private mount namespace, sh mounts, bwrap runs with
+ * its options from descriptor 3 and the filter from 4, so that its command line (which its
+ * pid 1 inside the sandbox keeps) is only `bwrap --unsetenv MARKER --args 3 -- COMMAND…`.
+ * `marker` is a random name by which the run's processes are found after a cancel. Pure.
  */
-export function mountScript(spec: SandboxSpec): string {
-  const lines = ['set -eu'];
-  const overlays = overlaysOf(spec);
-  // util-linux ≥ 2.39 passes options through the new mount API, which caps one value at 256
-  // bytes: a lowerdir= of more than three layers. mount(2) takes a page (util-linux#2287).
-  if (overlays.length) lines.push('export LIBMOUNT_FORCE_MOUNT2=always');
-  for (const o of overlays) {
-    for (const p of [o.layersDir, o.upper, o.work, ...o.lowers]) {
-      if (p !== undefined && OVERLAY_UNSAFE.test(p)) {
-        throw new Error(`the cache path ${JSON.stringify(p)} holds a character (, : \\) overlayfs cannot take; move the cache with --cache`);
-      }
-    }
-    if (o.lowers.length === 0) throw new Error(`Internal error: overlay at ${o.mountpoint} has no lower layer`);
-    if ((o.upper === undefined) !== (o.work === undefined)) {
-      throw new Error(`Internal error: overlay at ${o.mountpoint} has an upper dir without a work dir or the reverse`);
-    }
-    lines.push(`cd ${shq(o.layersDir)}`);
-    if (!o.upper && o.lowers.length === 1) {
-      // overlayfs refuses a single lower layer without an upper dir ("at least 2 lowerdir are
-      // needed"): a one-layer read-only tree is a read-only bind of that layer instead.
-      lines.push(`mount --bind -o ro ${shq(o.lowers[0]!)} ${shq(o.mountpoint)}`);
-      continue;
-    }
-    const opts = [`lowerdir=${o.lowers.join(':')}`];
-    if (o.upper && o.work) opts.push(`upperdir=${o.upper}`, `workdir=${o.work}`);
-    else opts.unshift('ro');
-    // Plain, portable layers: no redirects, metacopy, index or xino that tie a layer to this mount.
-    opts.push('redirect_dir=off', 'metacopy=off', 'index=off', 'xino=off');
-    // No sync of the whole upper filesystem when the namespace ends (overlayfs syncs it at
-    // unmount otherwise: seconds after a build that wrote a disk image). Layers were never
-    // fsynced (docs/store.md: power loss is not covered); this only drops an accidental flush.
-    if (o.upper && o.work && OVERLAY_VOLATILE) opts.push('volatile');
-    lines.push(`mount -t overlay imgmake -o ${shq(opts.join(','))} ${shq(o.mountpoint)}`);
-  }
-  lines.push('cd /');
-  lines.push('exec bwrap "$@"');
-  return lines.join('\n');
-}
-
-/** The whole command: `unshare` makes the private mount namespace, sh mounts, bwrap runs. Pure. */
-export function sandboxCommand(spec: SandboxSpec): { file: string; args: string[] } {
+export function sandboxCommand(spec: SandboxSpec, o: { staging: string; marker: string }): { file: string; args: string[]; layout: SandboxLayout } {
+  const layout = sandboxLayout(spec, o.staging);
   return {
     file: 'unshare',
-    args: ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', mountScript(spec), 'imgmake-sandbox', ...bwrapArgs(spec)],
+    args: [
+      '--mount',
+      '--propagation',
+      'private',
+      '--',
+      '/bin/sh',
+      '-c',
+      layout.script,
+      'imgmake-sandbox',
+      '--unsetenv',
+      o.marker,
+      '--args',
+      String(ARGS_FD),
+      '--',
+      ...spec.argv,
+    ],
+    layout,
   };
+}
+
+/** bwrap's options as the NUL-separated text `--args` reads. */
+export function argsFile(options: readonly string[]): Buffer {
+  for (const o of options) if (o.includes('\0')) throw new Error(`a sandbox option holds a NUL character: ${JSON.stringify(o)}`);
+  return Buffer.from(options.map((o) => `${o}\0`).join(''));
 }
 
 /** POSIX shell single-quoting. */

@@ -52,10 +52,10 @@ export async function stageSpec(o: StageSpecOptions): Promise<SandboxSpec> {
       // export into out/, another process) must not make this bind reach the host.
       const moved = recheck(input.root, input.path);
       if (moved) throw new Error(`input ${input.name} (${input.rel}) changed since the definition was loaded: ${moved}; run the build again`);
-      mount = { kind: 'dir', path: input.path };
       const st = await lstat(input.path);
       if (!st.isDirectory() && !st.isFile()) throw new Error(`input ${input.name} (${input.rel}) is no longer a file or folder`);
       kind = st.isDirectory() ? 'dir' : 'file';
+      mount = { kind, path: input.path };
     }
     inputs.push({ name: input.name, mount });
     ctxInputs[input.name] = { path: `${SANDBOX_INPUTS}/${input.name}`, kind };

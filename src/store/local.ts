@@ -92,10 +92,12 @@ class LocalStore implements Store {
     await mkdir(upper, { recursive: true, mode: 0o755 });
     await chmod(upper, 0o755);
     await mkdir(scratch);
-    if (!parent) return { dir, upper, scratch, mount: { kind: 'dir', path: upper } };
+    // overlayfs's own work directory, beside the upper: a first stage's tree is mounted as an
+    // overlay too (over an empty lower), which keeps the host path out of its mount table.
     const work = join(dir, 'work');
-    const merged = join(dir, 'merged');
     await mkdir(work);
+    if (!parent) return { dir, upper, scratch, mount: { kind: 'dir', path: upper, work } };
+    const merged = join(dir, 'merged');
     await mkdir(merged);
     return {
       dir,
