@@ -272,20 +272,17 @@ test('sandboxLayout: every host directory is an overlay in staging, reached by a
   assert.deepEqual(l.dirs, ['_empty', '_m0', '_m1', '_m2', '_m3', '_m4', '_m5']);
   const plain = 'redirect_dir=off,metacopy=off,index=off,xino=off';
   const volatile = OVERLAY_VOLATILE ? ',volatile' : '';
-  assert.deepEqual(l.script.split('\n'), [
-    'set -eu',
-    `cd ${S}`,
-    `LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o 'ro,lowerdir=k3:k4,${plain}' _m0`,
-    `LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o 'lowerdir=k1:k2,upperdir=_u1,workdir=_w1${volatile},${plain}' _m1`,
-    `LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o 'ro,lowerdir=_s2:_empty,${plain}' _m2`,
+  assert.deepEqual(l.fstab.split('\n'), [
+    `imgmake _m0 overlay ro,lowerdir=k3:k4,${plain} 0 0`,
+    `imgmake _m1 overlay lowerdir=k1:k2,upperdir=_u1,workdir=_w1${volatile},${plain} 0 0`,
+    `imgmake _m2 overlay ro,lowerdir=_s2:_empty,${plain} 0 0`,
     // overlayfs refuses one lower layer without an upper: an empty one goes under it.
-    `LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o 'ro,lowerdir=k2:_empty,${plain}' _m3`,
-    `LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o 'ro,lowerdir=_s4:_empty,${plain}' _m4`,
-    `LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o 'ro,lowerdir=_s5:_empty,${plain}' _m5`,
-    'cd /',
-    'unset OLDPWD',
-    'exec bwrap "$@"',
+    `imgmake _m3 overlay ro,lowerdir=k2:_empty,${plain} 0 0`,
+    `imgmake _m4 overlay ro,lowerdir=_s4:_empty,${plain} 0 0`,
+    `imgmake _m5 overlay ro,lowerdir=_s5:_empty,${plain} 0 0`,
+    '',
   ]);
+  assert.deepEqual(l.script.split('\n'), ['set -eu', `cd ${S}`, 'LIBMOUNT_FORCE_MOUNT2=always mount -a -T fstab', 'cd /', 'unset OLDPWD', 'exec bwrap "$@"']);
   // No host path of the cache or the project in bwrap's options either: only staging's.
   for (const o of l.options) assert.equal(/\/cache|\/home/.test(o), false, o);
   assertHasSeq(l.options, ['--ro-bind', `${S}/_m4/motd`, `${SANDBOX_INPUTS}/f`]);
@@ -295,8 +292,8 @@ test('sandboxLayout: a first stage (a dir with a work dir) is the upper layer ov
   const l = sandboxLayout(base({ tree: { mount: { kind: 'dir', path: '/c/w/upper', work: '/c/w/work' }, writable: true } }), S);
   assert.deepEqual(l.links, [['_u0', '/c/w/upper'], ['_w0', '/c/w/work']]);
   assert.equal(
-    l.script.split('\n')[2],
-    `LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o 'lowerdir=_empty,upperdir=_u0,workdir=_w0${OVERLAY_VOLATILE ? ',volatile' : ''},redirect_dir=off,metacopy=off,index=off,xino=off' _m0`,
+    l.fstab,
+    `imgmake _m0 overlay lowerdir=_empty,upperdir=_u0,workdir=_w0${OVERLAY_VOLATILE ? ',volatile' : ''},redirect_dir=off,metacopy=off,index=off,xino=off 0 0\n`,
   );
 });
 
@@ -311,16 +308,18 @@ test('sandboxLayout: two layers of the same name in different dirs get different
     S,
   );
   assert.deepEqual(l.links, [['l1', '/x/l1'], ['l2', '/x/l2'], ['l1~1', '/y/l1'], ['l3', '/y/l3']]);
-  assert.match(l.script, /lowerdir=l1~1:l3,/);
+  assert.match(l.fstab, /lowerdir=l1~1:l3,/);
 });
 
-test('mountScript: a layer name with , : \\ or a newline is refused; host paths may hold anything now', () => {
-  for (const lowers of [['l1', 'l,2'], ['l:1'], ['a\\b'], ['a\nb']]) {
+test('sandboxLayout: a layer name with , : \\ whitespace or # is refused; host paths may hold anything now', () => {
+  for (const lowers of [['l1', 'l,2'], ['l:1'], ['a\\b'], ['a\nb'], ['a b'], ['#a']]) {
     const spec = base({ tree: { mount: overlay({ lowers }), writable: true } });
     assert.throws(() => mountScript(spec), /overlayfs cannot take/, JSON.stringify(lowers));
   }
   // The paths are symlink targets, never part of an option string.
-  assert.doesNotThrow(() => mountScript(base({ tree: { mount: overlay({ layersDir: '/a,b:c', upper: '/u:p', work: '/w,k' }), writable: true } })));
+  assert.doesNotThrow(() => mountScript(base({ tree: { mount: overlay({ layersDir: '/a,b:c d', upper: '/u:p', work: '/w,k#' }), writable: true } })));
+  // Nothing to mount: no cd, only the exec.
+  assert.equal(mountScript(base()), 'set -eu\nexec bwrap "$@"');
 });
 
 test('mountScript: an upper without a work dir (or the reverse), or no lower at all, is an internal error', () => {
@@ -337,22 +336,7 @@ test('mountScript quotes an awkward staging path so that sh reads it back unchan
     .replace(/^LIBMOUNT_FORCE_MOUNT2=always mount (.*)$/gm, 'printf "mount[%s]\\n" $1')
     .replace('exec bwrap "$@"', 'printf "bwrap[%s]\\n" "$@"');
   const out = execFileSync('/bin/sh', ['-c', probe, 'imgmake-sandbox', 'a b', "c'd"], { encoding: 'utf8' });
-  assert.equal(
-    out,
-    [
-      `cd[${staging}]`,
-      'mount[-t]',
-      'mount[overlay]',
-      'mount[imgmake]',
-      'mount[-o]',
-      `mount[lowerdir=l1:l2,upperdir=_u0,workdir=_w0${OVERLAY_VOLATILE ? ',volatile' : ''},redirect_dir=off,metacopy=off,index=off,xino=off]`,
-      'mount[_m0]',
-      'cd[/]',
-      'bwrap[a b]',
-      "bwrap[c'd]",
-      '',
-    ].join('\n'),
-  );
+  assert.equal(out, [`cd[${staging}]`, 'mount[-a]', 'mount[-T]', 'mount[fstab]', 'cd[/]', 'bwrap[a b]', "bwrap[c'd]", ''].join('\n'));
 });
 
 test('shq: plain words stay bare; everything else round-trips through /bin/sh', () => {

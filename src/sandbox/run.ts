@@ -8,8 +8,9 @@ import { mkdir, mkdtemp, open, readdir, readFile, rm, symlink, utimes, writeFile
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SOURCE_DATE_EPOCH } from '../key.js';
+import { ownerGone, pidScope, type PidScope } from '../store/local.js';
 import { sandboxFilter } from './seccomp.js';
-import { argsFile, DEFAULT_PATH, sandboxCommand, type SandboxSpec } from './spec.js';
+import { argsFile, DEFAULT_PATH, FSTAB, sandboxCommand, type SandboxSpec } from './spec.js';
 
 export interface SandboxResult {
   /** Exit code, or null when killed by a signal. */
@@ -86,13 +87,15 @@ async function withStaging<T>(
   spec: SandboxSpec,
   go: (c: { file: string; args: string[]; fds: [args: number, seccomp: number]; marker: string }) => Promise<T>,
 ): Promise<T> {
-  const staging = await mkdtemp(join(tmpdir(), 'imgmake-sandbox-'));
+  const scope = await (swept ??= sweepStaging());
+  const staging = await mkdtemp(join(tmpdir(), `${STAGING_PREFIX}${process.pid}-${scope.boot}.${scope.ns}-`));
   const handles: FileHandle[] = [];
   try {
     const marker = `IMGMAKE_SANDBOX_${randomBytes(8).toString('hex')}`;
     const { file, args, layout } = sandboxCommand(spec, { staging, marker });
     await Promise.all(layout.dirs.map((d) => mkdir(join(staging, d))));
     await Promise.all(layout.links.map(([name, target]) => symlink(target, join(staging, name))));
+    await writeFile(join(staging, FSTAB), layout.fstab, { mode: 0o600 });
     await writeFile(join(staging, 'args'), argsFile(layout.options), { mode: 0o600 });
     await writeFile(join(staging, 'seccomp.bpf'), sandboxFilter(), { mode: 0o600 });
     handles.push(await open(join(staging, 'args'), 'r'), await open(join(staging, 'seccomp.bpf'), 'r'));
@@ -103,6 +106,25 @@ async function withStaging<T>(
     for (const h of handles) await h.close().catch(() => undefined);
     await rm(staging, { recursive: true, force: true });
   }
+}
+
+const STAGING_PREFIX = 'imgmake-sandbox-';
+const STAGING_NAME = /^imgmake-sandbox-\d+-[0-9a-f]*\.\d+-[A-Za-z0-9]{6}$/;
+let swept: Promise<PidScope> | undefined;
+
+/**
+ * Once per process: removes the staging directories of imgmake processes that are gone (killed
+ * with -9: a few symlinks, empty directories and two small files each). Named like the store's
+ * work directories, `<pid>-<boot>.<pidns>-<random>`, and judged the same way.
+ */
+async function sweepStaging(): Promise<PidScope> {
+  const here = await pidScope();
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    // Exactly our own names (tests and other tools use the same prefix for other things).
+    if (!STAGING_NAME.test(name) || !ownerGone(name.slice(STAGING_PREFIX.length), here)) continue;
+    await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
+  }
+  return here;
 }
 
 /**

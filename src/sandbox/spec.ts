@@ -176,14 +176,16 @@ export interface SandboxLayout {
   links: [name: string, target: string][];
   /** Directories to make in it: the mount points and the empty lower layer. */
   dirs: string[];
+  /** The overlays to mount, as an fstab in the staging directory (one `mount -a` mounts them all). */
+  fstab: string;
   /** The shell prelude (see `mountScript`). */
   script: string;
   /** bwrap's options, without the command: they travel through a file descriptor (`--args`). */
   options: string[];
 }
 
-/** Characters the overlay option string cannot carry in a layer's name. */
-const OVERLAY_UNSAFE = /[,:\\\n]/;
+/** Characters the overlay option string (and an fstab field) cannot carry in a layer's name. */
+const OVERLAY_UNSAFE = /[,:\\\s#]/;
 const EMPTY = '_empty';
 const OVERLAY_PLAIN = ['redirect_dir=off', 'metacopy=off', 'index=off', 'xino=off'];
 
@@ -199,7 +201,7 @@ const OVERLAY_PLAIN = ['redirect_dir=off', 'metacopy=off', 'index=off', 'xino=of
 export function sandboxLayout(spec: SandboxSpec, staging: string): SandboxLayout {
   const links = new Map<string, string>();
   const dirs: string[] = [EMPTY];
-  const lines = ['set -eu', `cd ${shq(staging)}`];
+  const fstab: string[] = [];
   let n = 0;
   const link = (want: string, target: string): string => {
     let name = want;
@@ -211,9 +213,7 @@ export function sandboxLayout(spec: SandboxSpec, staging: string): SandboxLayout
     const mp = `_m${n++}`;
     dirs.push(mp);
     const all = [...(readOnly ? ['ro'] : []), ...opts, ...OVERLAY_PLAIN];
-    // util-linux ≥ 2.39 passes options through the new mount API, which caps one value at 256
-    // bytes: a lowerdir= of more than three layers. mount(2) takes a page (util-linux#2287).
-    lines.push(`LIBMOUNT_FORCE_MOUNT2=always mount -t overlay imgmake -o ${shq(all.join(','))} ${mp}`);
+    fstab.push(`imgmake ${mp} overlay ${all.join(',')} 0 0`);
     return `${staging}/${mp}`;
   };
   /** Mounts `m` in staging and returns the host path bwrap binds from. */
@@ -305,9 +305,16 @@ export function sandboxLayout(spec: SandboxSpec, staging: string): SandboxLayout
   for (const k of Object.keys(env).sort()) a.push('--setenv', k, env[k]!);
   a.push('--chdir', spec.cwd ?? (spec.tree ? SANDBOX_TREE : '/'));
 
+  const lines = ['set -eu'];
+  if (fstab.length) {
+    // One process mounts every overlay, in order, with paths relative to staging. util-linux ≥
+    // 2.39 passes options through the new mount API, which caps one value at 256 bytes: a
+    // lowerdir= of more than three layers. mount(2) takes a page (util-linux#2287).
+    lines.push(`cd ${shq(staging)}`, `LIBMOUNT_FORCE_MOUNT2=always mount -a -T ${FSTAB}`, 'cd /', 'unset OLDPWD');
+  }
   // bwrap's environment becomes its pid 1's, which a stage can read: nothing of the host in it.
-  lines.push('cd /', 'unset OLDPWD', 'exec bwrap "$@"');
-  return { links: [...links], dirs, script: lines.join('\n'), options: a };
+  lines.push('exec bwrap "$@"');
+  return { links: [...links], dirs, fstab: fstab.map((l) => `${l}\n`).join(''), script: lines.join('\n'), options: a };
 }
 
 /** bwrap's options for a spec (the part read from `--args`), with staging at `staging`. Pure. */
@@ -319,6 +326,9 @@ export function bwrapArgs(spec: SandboxSpec, staging = STAGING_EXAMPLE): string[
 export function mountScript(spec: SandboxSpec, staging = STAGING_EXAMPLE): string {
   return sandboxLayout(spec, staging).script;
 }
+
+/** The fstab's name in the staging directory. */
+export const FSTAB = 'fstab';
 
 /** A staging path for callers that only look at the shape (tests, docs). */
 export const STAGING_EXAMPLE = '/tmp/imgmake-sandbox-example';
