@@ -13,8 +13,10 @@
  *     /proc /dev /tmp       private: a new /proc, a minimal /dev, an empty /tmp
  *
  * No network (a new, empty network namespace), a cleared environment plus SOURCE_DATE_EPOCH,
- * the capabilities a package install needs but not CAP_SYS_ADMIN (no mounts, no escape),
- * and the process dies with imgmake.
+ * the capabilities a package install needs but not CAP_SYS_ADMIN (no mounts, no escape), a
+ * seccomp filter (seccomp.ts), a /proc whose host-global knobs are read-only or masked, no
+ * host path anywhere a stage can read (see `sandboxLayout`), and the process dies with
+ * imgmake. docs/sandbox.md has the threat model.
  */
 
 import { lstatSync } from 'node:fs';
@@ -322,7 +324,11 @@ export function bwrapArgs(spec: SandboxSpec, staging = STAGING_EXAMPLE): string[
   return sandboxLayout(spec, staging).options;
 }
 
-/** The prelude for a spec (see `sandboxLayout`). Pure. */
+/**
+ * The shell prelude run in a fresh private mount namespace before `exec bwrap`: it mounts the
+ * staging fstab's overlays (see `sandboxLayout`). When the namespace's last process exits, the
+ * mounts vanish with it: a killed build leaves no mount behind. Pure.
+ */
 export function mountScript(spec: SandboxSpec, staging = STAGING_EXAMPLE): string {
   return sandboxLayout(spec, staging).script;
 }
