@@ -4,7 +4,7 @@
  */
 import { execa, type Options } from 'execa';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, readdir, readFile, rm, symlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SOURCE_DATE_EPOCH } from '../key.js';
@@ -88,6 +88,7 @@ async function withStaging<T>(
   go: (c: { file: string; args: string[]; fds: [args: number, seccomp: number]; marker: string }) => Promise<T>,
 ): Promise<T> {
   const scope = await (swept ??= sweepStaging());
+  spec = await filesAsFiles(spec);
   const staging = await mkdtemp(join(tmpdir(), `${STAGING_PREFIX}${process.pid}-${scope.boot}.${scope.ns}-`));
   const handles: FileHandle[] = [];
   try {
@@ -106,6 +107,19 @@ async function withStaging<T>(
     for (const h of handles) await h.close().catch(() => undefined);
     await rm(staging, { recursive: true, force: true });
   }
+}
+
+/**
+ * A `dir` input that is a file (how callers named a `file:` input before TreeMount had `file`)
+ * becomes a `file` mount: an overlay can only be made of a directory.
+ */
+async function filesAsFiles(spec: SandboxSpec): Promise<SandboxSpec> {
+  const inputs = await Promise.all(
+    spec.inputs.map(async (i) =>
+      i.mount.kind === 'dir' && !(await stat(i.mount.path).then((s) => s.isDirectory(), () => true)) ? { ...i, mount: { kind: 'file' as const, path: i.mount.path } } : i,
+    ),
+  );
+  return { ...spec, inputs };
 }
 
 const STAGING_PREFIX = 'imgmake-sandbox-';

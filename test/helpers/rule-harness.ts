@@ -100,7 +100,7 @@ export async function runRule(name: string, options: unknown, opts: RunRuleOptio
     const inputs: SandboxSpec['inputs'] = [];
     const ctxInputs: RuleContext['inputs'] = {};
     for (const [inputName, input] of Object.entries(opts.inputs ?? {})) {
-      inputs.push({ name: inputName, mount: { kind: 'dir', path: input.path } });
+      inputs.push({ name: inputName, mount: { kind: input.kind === 'file' ? 'file' : 'dir', path: input.path } });
       ctxInputs[inputName] = { path: `${SANDBOX_INPUTS}/${inputName}`, kind: input.kind };
     }
     const runDir = join(work.dir, 'run');
