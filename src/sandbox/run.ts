@@ -146,9 +146,9 @@ async function sweepStaging(): Promise<PidScope> {
  * dir under it. bwrap's --die-with-parent should take the namespace down with the bwrap execa
  * killed; it has been seen to leave its pid 1 and the command running for more than 15 s. The
  * sandbox is found by the random marker on bwrap's command line (which its pid 1 keeps);
- * killing that pid 1 ends every process of the pid namespace.
+ * killing that pid 1 ends every process of the pid namespace. SIGKILLs every process whose
+ * command line has `needle` as an argument, until none is left (at most `ms`).
  */
-/** SIGKILLs every process whose command line contains `needle`, until none is left (at most `ms`). */
 async function reap(needle: string, ms = 5000): Promise<void> {
   const deadline = performance.now() + ms;
   for (;;) {
@@ -157,7 +157,7 @@ async function reap(needle: string, ms = 5000): Promise<void> {
       const pid = Number(name);
       if (!Number.isInteger(pid) || pid === process.pid) continue;
       const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-      if (cmdline.split('\0').includes(needle) || cmdline.includes(`${needle}/`)) left.push(pid);
+      if (cmdline.split('\0').includes(needle)) left.push(pid);
     }
     if (left.length === 0 || performance.now() > deadline) return;
     for (const pid of left) {
