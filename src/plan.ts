@@ -30,6 +30,11 @@ export interface PlannedStage {
    * kept only a later tree).
    */
   status: 'cached' | 'remote' | 'run' | 'unneeded';
+  /**
+   * The layers its tree is made of: its own key, then its parent's, and so on up the base
+   * chain (what a commit records). A remote entry for `key` must list exactly these.
+   */
+  chain: CacheKey[];
   /** For `run`: why, in words a user can act on. */
   reasons: string[];
 }
@@ -104,6 +109,7 @@ export async function plan(opts: PlanOptions): Promise<Plan> {
       stage: stage.id,
       rule: rule.name,
       key: keyOf(id),
+      chain: chainOf(g, id, keyOf),
       status: run ? 'run' : fromRemote.has(id) ? 'remote' : found.has(id) ? 'cached' : 'unneeded',
       reasons: run ? await reasons(opts, id, toRun) : [],
     });
@@ -155,6 +161,13 @@ async function reasons(opts: PlanOptions, id: NodeId, toRun: Set<NodeId>): Promi
     }
   }
   return out.length ? out : ['changed'];
+}
+
+/** The keys of `id`'s tree's layers: its own, its parent stage's, that one's parent's… */
+export function chainOf(g: BuildGraph, id: NodeId, keyOf: (id: NodeId) => CacheKey): CacheKey[] {
+  const chain: CacheKey[] = [];
+  for (let n: NodeId | undefined = id; n !== undefined; n = upstream(g, n, 'parent')) chain.push(keyOf(n));
+  return chain;
 }
 
 function upstream(g: BuildGraph, id: NodeId, kind: string, name?: string): NodeId | undefined {

@@ -1,7 +1,8 @@
 /**
  * blob.ts: a layer packed into a blob and unpacked again is the same layer — whiteouts, opaque
  * directories, hardlinks, symlinks, capabilities, sparse files, odd modes and owners — and
- * packing is deterministic; a resealed blob (a new digest for the same layer) unpacks the same.
+ * packing is deterministic; a resealed blob (a new digest for the same layer) unpacks the same;
+ * a blob whose tar stream is longer than declared is stopped there.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packLayer, reseal, unpackLayer } from '../src/remote/blob.js';
+import { packLayer, reseal, unpackLayer, UnpackLimitError } from '../src/remote/blob.js';
 
 const sh = (script: string, cwd: string): string => execFileSync('/bin/bash', ['-euo', 'pipefail', '-c', script], { cwd, encoding: 'utf8' });
 
@@ -91,4 +92,25 @@ test('a resealed blob has another digest and unpacks to the same layer', () =>
     assert.equal(d2.size, d1.size + 8 + 'imgmake-reupload 1'.length);
     await unpackLayer(file, back);
     assert.equal(snapshot(back), snapshot(layer));
+  }));
+
+test('packing counts the tar stream; unpacking stops past a declared length, exact is enough', () =>
+  withOddLayer(async ({ root, layer, back }) => {
+    const file = join(root, 'a.tar.zst');
+    const d = await packLayer(layer, file);
+    assert.equal(d.unpacked, Number(sh(`zstd -q -d -c a.tar.zst | wc -c`, root).trim()), 'the length of the tar stream, headers and padding included');
+    await unpackLayer(file, back, d.unpacked);
+    assert.equal(snapshot(back), snapshot(layer), 'the exact length is enough (sparse files, hardlinks, xattrs)');
+
+    // A bomb: 64 MiB of one byte, a few KB packed.
+    const bomb = join(root, 'bomb');
+    mkdirSync(bomb);
+    sh(`head -c 64M /dev/zero | tr '\\0' a > bomb/a`, root);
+    const b = await packLayer(bomb, join(root, 'bomb.tar.zst'));
+    assert.ok(b.size < 64 * 1024 && b.unpacked > 64 * 1024 * 1024, JSON.stringify(b));
+    const out = join(root, 'out');
+    mkdirSync(out);
+    await assert.rejects(unpackLayer(join(root, 'bomb.tar.zst'), out, 1 << 20), (e: Error) => e instanceof UnpackLimitError && /longer than the 1048576 bytes its entry declares/.test(e.message));
+    const used = Number(sh('du -sb out | cut -f1', root).trim());
+    assert.ok(used <= 2 << 20, `stopped after about the declared length: ${used} bytes unpacked`);
   }));

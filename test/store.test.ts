@@ -552,16 +552,69 @@ test('commit is atomic and idempotent: a second commit of the same key keeps the
     assert.deepEqual(readdirSync(join(layerDir(store, race))), ['f']);
     assert.deepEqual(readdirSync(join(store.root, 'work')), []);
 
-    // A layer whose index entry was lost (killed between rename and index write) is adopted.
+    // A layer whose index entry was lost (killed between rename and index write), or one planted
+    // under the key by anyone: no record vouches for it, so it is never adopted; ours replaces it.
     const lost = newKey('lost');
     const w = await store.begin(base);
-    writeFileSync(join(w.upper, 'f'), 'finished');
+    writeFileSync(join(w.upper, 'f'), 'planted');
     renameSync(w.upper, layerDir(store, lost));
     assert.equal(await store.get(lost), undefined, 'no entry, no tree');
     const again = await stage(store, base, `echo redo > f`, lost);
-    assert.equal(readFileSync(join(layerDir(store, again.key), 'f'), 'utf8'), 'finished');
-    assert.ok(await store.get(lost));
+    assert.equal(readFileSync(join(layerDir(store, again.key), 'f'), 'utf8'), 'redo\n', 'the commit keeps what its stage wrote');
+    assert.deepEqual(readdirSync(layerDir(store, lost)), ['f']);
+    assert.equal((await store.digested(lost))?.digest?.startsWith('sha256:'), true);
     await store.discard(w);
+
+    // A layer whose record exists but whose content was changed under it: not adopted either.
+    writeFileSync(join(layerDir(store, key), 'which'), 'tampered\n');
+    const third = await stage(store, base, `echo three > which`, key);
+    assert.equal(readFileSync(join(layerDir(store, key), 'which'), 'utf8'), 'three\n');
+    assert.notEqual(third.createdAt, first.createdAt, 'a new record for the new layer');
+  });
+});
+
+test('importTree is all or nothing: a failing layer removes the layers this import put in place; layers vouched for stay, unvouched ones are replaced', T, async () => {
+  await withStore(async (store) => {
+    const [own, mid, low] = [newKey('own'), newKey('mid'), newKey('low')];
+    const rec: TreeRecord = { key: own, node: NODE, layers: [own, mid, low], createdAt: new Date().toISOString(), ms: 1, bytes: 0 };
+    // `low` was planted (no record vouches for it): the import replaces it.
+    mkdirSync(layerDir(store, low));
+    writeFileSync(join(layerDir(store, low), 'who'), 'planted');
+    const filled: string[] = [];
+    await assert.rejects(
+      store.importTree(rec, async (layer, dir) => {
+        filled.push(layer);
+        writeFileSync(join(dir, 'who'), layer);
+        if (layer === low) throw new Error('blob of low is corrupt');
+      }),
+      /blob of low is corrupt/,
+    );
+    assert.deepEqual(filled, [own, mid, low], 'the planted layer was not taken as it is');
+    for (const k of [own, mid]) assert.equal(existsSync(layerDir(store, k)), false, 'nothing of a failed import is kept');
+    assert.equal(readFileSync(join(layerDir(store, low), 'who'), 'utf8'), 'planted', 'left as it was: still vouched for by nothing');
+    assert.equal(await store.get(own), undefined);
+    assert.deepEqual(readdirSync(join(store.root, 'work')), []);
+
+    // A layer a committed tree vouches for is kept as it is, and survives a failing import.
+    const base = await stage(store, undefined, 'echo committed > who');
+    const over = newKey('over');
+    const rec2: TreeRecord = { key: over, node: NODE, layers: [over, base.key], createdAt: new Date().toISOString(), ms: 1, bytes: 0 };
+    const asked: string[] = [];
+    await assert.rejects(
+      store.importTree(rec2, async (layer) => {
+        asked.push(layer);
+        throw new Error('cut');
+      }),
+    );
+    assert.deepEqual(asked, [over], 'the committed layer is not fetched');
+    assert.equal(readFileSync(join(layerDir(store, base.key), 'who'), 'utf8'), 'committed\n');
+
+    // A whole import: the layers below get a layer record with the declared digest.
+    const ok = await store.importTree(rec, async (layer, dir) => writeFileSync(join(dir, 'who'), layer), { digests: new Map([[mid, `sha256:${'a'.repeat(64)}`]]) });
+    assert.deepEqual(ok.layers, [own, mid, low]);
+    assert.equal(await store.layerDigest(mid), `sha256:${'a'.repeat(64)}`);
+    assert.equal(await store.layerDigest(low), undefined, 'declared by nobody');
+    assert.equal(readFileSync(join(layerDir(store, low), 'who'), 'utf8'), low);
   });
 });
 

@@ -3,8 +3,11 @@
  * commit. A remote only ever saves work; it never fails a build.
  *
  *     lookup(keys)        plan: which of these keys the remote has (parallel, bounded, memoized)
- *     download(node,key)  the layers of that tree this cache lacks, each verified, unpacked in
- *                         the cache's work dir, renamed into layers/; then the tree's entry
+ *     download(stage)     the layers of that tree this cache lacks, each verified, unpacked in
+ *                         the cache's work dir, renamed into layers/; then the tree's entry.
+ *                         Only when the entry's layers are exactly the chain this graph
+ *                         computes for the stage (its key, its parent's, …): an entry cannot
+ *                         fill another node's key. All or nothing.
  *     settle(plan, again) downloads every `remote` node of a plan and plans again (a node whose
  *                         download failed is then built, and its ancestors looked up anew)
  *     upload(node, tree)  in the background: each layer's blob unless the remote has it
@@ -14,8 +17,10 @@
  *     drain(ms)           at the end of a build: wait for pending uploads, at most `ms`
  *
  * A remote that does not answer (refused, timed out) or refuses the credentials costs one
- * warning; it is not asked again in this process for a minute (a watch's next rebuilds skip it). Any other failure (an HTTP error, a corrupt or truncated blob) is a warning
- * naming the node, and that node is built instead.
+ * warning; it is not asked again in this process for a minute (a watch's next rebuilds skip it).
+ * Any other failure (an HTTP error, a corrupt or truncated blob, an entry for another chain, a
+ * blob that unpacks to more than its entry declares, a full disk here) is a warning naming the
+ * node and why, and that node is built instead.
  *
  * `remoteConfig` reads `--remote`/`IMGMAKE_REMOTE`, `--remote-read-only`/
  * `IMGMAKE_REMOTE_READ_ONLY` and the credentials (environment only: `IMGMAKE_REMOTE_AUTH`, a
@@ -27,14 +32,14 @@ import cacache from 'cacache';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
 import type { Event, Logger } from '../event.js';
 import type { CacheKey, NodeId } from '../ids.js';
-import type { Plan } from '../plan.js';
+import type { Plan, PlannedStage } from '../plan.js';
 import { fail, ok, type Result } from '../result.js';
 import type { Store, TreeRecord } from '../store/types.js';
-import { packLayer, reseal, unpackLayer, type BlobDigest } from './blob.js';
+import { packLayer, reseal, unpackLayer, type PackedBlob } from './blob.js';
 import { HttpRemote } from './http.js';
 import { OciRemote } from './oci.js';
 import { parseRemoteUrl, type RemoteUrl } from './url.js';
-import { ENTRY_SCHEMA, RemoteError, type RemoteEntry, type RemoteLayer, type RemoteStore } from './types.js';
+import { ENTRY_SCHEMA, isBounded, RemoteError, type RemoteEntry, type RemoteLayer, type RemoteStore } from './types.js';
 
 export interface RemoteConfig extends RemoteUrl {
   readOnly: boolean;
@@ -83,7 +88,7 @@ export class RemoteCache {
   private down: string | undefined;
   private readonly uploads = new Set<Promise<void>>();
   /** A layer's blob, once on the remote in this process (many trees share a layer). */
-  private readonly blobs = new Map<CacheKey, Promise<BlobDigest & { sent: number }>>();
+  private readonly blobs = new Map<CacheKey, Promise<PackedBlob & { sent: number }>>();
   /** Downloads in flight, by each layer they write. */
   private readonly downloading = new Map<CacheKey, Promise<TreeRecord | undefined>>();
   /** Trees this process uploads (or has): not offered again. */
@@ -131,10 +136,20 @@ export class RemoteCache {
     return e;
   }
 
-  /** The tree `key` from the remote into the store, or undefined (a warning says why). */
-  async download(node: NodeId, key: CacheKey): Promise<TreeRecord | undefined> {
+  /**
+   * The tree of `stage` from the remote into the store, or undefined (a warning says why).
+   * `stage.chain` is what this graph computes for it: its key, its parent's, and so on.
+   */
+  async download(stage: Pick<PlannedStage, 'id' | 'key' | 'chain'>): Promise<TreeRecord | undefined> {
+    const { id: node, key } = stage;
     const entry = await this.entry(key);
     if (!entry || this.rejected.has(key)) return undefined;
+    const refused = refusal(entry, stage.chain);
+    if (refused) {
+      this.rejected.add(key);
+      this.warn('remote-failed', `${node}: its tree on the remote was not used (${refused}); building it instead`, node);
+      return undefined;
+    }
     // Two trees that share a layer (the package stage under both) download it once: the second
     // waits for the first, then finds the layer in place.
     for (;;) {
@@ -172,20 +187,32 @@ export class RemoteCache {
     let bytes = 0;
     try {
       // Here, it is as new as its download: export copies it out even if an older tree of this key was exported.
-      const rec = await this.store.importTree({ ...entry.record, createdAt: new Date().toISOString() }, async (layer, dir) => {
-        const blob = entry.layers.find((l) => l.key === layer)!;
-        const file = `${dir}.tar.zst`;
-        await this.transport.getBlob(blob, file).catch((e: unknown) => {
-          // A corrupt or truncated blob: the next upload of that layer replaces it.
-          if (e instanceof RemoteError && !e.unusable) this.suspect.add(blob.sha256);
-          throw e;
-        });
-        await unpackLayer(file, dir);
-        await rm(file, { force: true });
-        await this.remember(layer, blob);
-        layers++;
-        bytes += blob.size;
-      });
+      const digests = new Map(entry.layers.flatMap((l) => (l.digest ? [[l.key, l.digest] as const] : [])));
+      const rec = await this.store.importTree(
+        { ...entry.record, createdAt: new Date().toISOString() },
+        async (layer, dir) => {
+          const blob = entry.layers.find((l) => l.key === layer)!;
+          const file = `${dir}.tar.zst`;
+          try {
+            await this.transport.getBlob(blob, file).catch((e: unknown) => {
+              // A corrupt or truncated blob: the next upload of that layer replaces it.
+              if (e instanceof RemoteError && !e.unusable) this.suspect.add(blob.sha256);
+              throw e;
+            });
+            // At most what the entry declares (refusal() made sure it declares it).
+            await unpackLayer(file, dir, blob.unpacked ?? 0).catch((e: Error) => {
+              throw new Error(`blob ${blob.sha256} of layer ${layer.slice(0, 12)}: ${e.message}`);
+            });
+          } finally {
+            // Partial or whole, the blob goes (its work dir would take it too, later).
+            await rm(file, { force: true });
+          }
+          await this.remember(layer, { sha256: blob.sha256, size: blob.size, unpacked: blob.unpacked ?? 0 });
+          layers++;
+          bytes += blob.size;
+        },
+        { digests },
+      );
       await this.markSeen(key);
       this.emit({ type: 'download', node, key, layers, bytes, ms: Math.round(performance.now() - t0) });
       return rec;
@@ -207,7 +234,7 @@ export class RemoteCache {
       const wanted = p.stages.filter((s) => s.status === 'remote');
       if (wanted.length === 0) return p;
       await pool(wanted, CONCURRENCY, async (s) => {
-        if (!(await this.download(s.id, s.key))) this.rejected.add(s.key);
+        if (!(await this.download(s))) this.rejected.add(s.key);
       });
       p = await again();
     }
@@ -224,7 +251,9 @@ export class RemoteCache {
     if (this.readOnly || this.down || found.size === 0) return;
     const p: Promise<void> = pool([...found], CONCURRENCY, async ([node, tree]) => {
       if (this.down || this.sent.has(tree.key) || (await this.seen(tree.key))) return;
-      if (await this.entry(tree.key)) await this.markSeen(tree.key);
+      const there = await this.entry(tree.key);
+      // An entry of an older imgmake (no unpacked sizes) is refused by downloads: replace it.
+      if (there && isBounded(there)) await this.markSeen(tree.key);
       else if (!this.down) this.upload(node, tree);
     })
       .catch((e: unknown) => void this.failed(e, `looking up this cache's trees on the remote failed: ${(e as Error).message}`))
@@ -253,7 +282,9 @@ export class RemoteCache {
       let bytes = 0;
       for (const key of tree.layers) {
         const b = await this.layerBlob(key);
-        layers.push({ key, sha256: b.sha256, size: b.size });
+        // Its manifest digest, so the downloader's `cache verify` can check each layer.
+        const digest = await this.store.layerDigest(key);
+        layers.push({ key, sha256: b.sha256, size: b.size, unpacked: b.unpacked, ...(digest ? { digest } : {}) });
         if (b.sent) blobs++;
         bytes += b.sent;
       }
@@ -288,7 +319,7 @@ export class RemoteCache {
   }
 
   /** The blob of one layer, on the remote: known and there (HEAD), or packed and uploaded. */
-  private layerBlob(key: CacheKey): Promise<BlobDigest & { sent: number }> {
+  private layerBlob(key: CacheKey): Promise<PackedBlob & { sent: number }> {
     const had = this.blobs.get(key);
     // Another tree's upload has (or is) sending it: what it sent is counted there.
     if (had) return had.then((b) => ({ ...b, sent: 0 }));
@@ -298,7 +329,7 @@ export class RemoteCache {
     return b;
   }
 
-  private async ensureBlob(key: CacheKey): Promise<BlobDigest & { sent: number }> {
+  private async ensureBlob(key: CacheKey): Promise<PackedBlob & { sent: number }> {
     const known = await this.known(key);
     if (known && (await this.onRemote(known))) return { ...known, sent: 0 };
     const mount = this.store.readMount({ key, node: '' as NodeId, layers: [key], createdAt: '', ms: 0, bytes: 0 }, '');
@@ -309,7 +340,7 @@ export class RemoteCache {
       const file = join(w.scratch, 'layer.tar.zst');
       let blob = await packLayer(mount.path, file);
       // Its blob is corrupt on the remote, which may keep that one whatever we send: send the same layer under another digest.
-      if (this.suspect.has(blob.sha256)) blob = await reseal(file, `imgmake-reupload ${new Date().toISOString()}`);
+      if (this.suspect.has(blob.sha256)) blob = { ...(await reseal(file, `imgmake-reupload ${new Date().toISOString()}`)), unpacked: blob.unpacked };
       await this.remember(key, blob);
       if (await this.onRemote(blob)) return { ...blob, sent: 0 };
       await this.transport.putBlob(blob, file);
@@ -319,18 +350,19 @@ export class RemoteCache {
     }
   }
 
-  private async onRemote(blob: BlobDigest): Promise<boolean> {
+  private async onRemote(blob: PackedBlob): Promise<boolean> {
     return !this.suspect.has(blob.sha256) && (await this.transport.hasBlob(blob));
   }
 
-  /** The blob digest of a layer packed or downloaded before (a small cacache entry). */
-  private async known(key: CacheKey): Promise<BlobDigest | undefined> {
+  /** The blob digest of a layer packed or downloaded before (a small cacache entry; one without its unpacked size is packed again). */
+  private async known(key: CacheKey): Promise<PackedBlob | undefined> {
     const info = await cacache.get.info(this.store.root, blobEntry(key)).catch(() => undefined);
-    return info ? (info.metadata as BlobDigest) : undefined;
+    const d = info?.metadata as Partial<PackedBlob> | undefined;
+    return d?.sha256 && d.size !== undefined && d.unpacked !== undefined ? (d as PackedBlob) : undefined;
   }
 
-  private async remember(key: CacheKey, blob: BlobDigest): Promise<void> {
-    const d = { sha256: blob.sha256, size: blob.size };
+  private async remember(key: CacheKey, blob: PackedBlob): Promise<void> {
+    const d = { sha256: blob.sha256, size: blob.size, unpacked: blob.unpacked };
     await cacache.put(this.store.root, blobEntry(key), JSON.stringify(d), { metadata: d });
   }
 
@@ -369,6 +401,22 @@ const SEEN_FOR_MS = 24 * 3600_000;
 
 function seenEntry(url: string, key: CacheKey): string {
   return `remote-seen:${url}:${key}`;
+}
+
+/**
+ * Why an entry fetched for a stage may not be installed, or undefined when it may: its layers
+ * must be exactly the chain this graph computes for the stage (so it cannot fill any other
+ * key), and each must declare what it unpacks to (so that is bounded).
+ */
+function refusal(entry: RemoteEntry, chain: readonly CacheKey[]): string | undefined {
+  const layers = entry.record.layers;
+  if (layers.length !== chain.length || layers.some((l, i) => l !== chain[i])) {
+    const foreign = layers.filter((l) => !chain.includes(l));
+    const short = (ks: readonly string[]) => ks.map((k) => k.slice(0, 12)).join(', ');
+    return `its entry's layers [${short(layers)}] are not the chain this definition computes for it [${short(chain)}]${foreign.length ? `: ${foreign.length} layer${foreign.length === 1 ? '' : 's'} of other keys` : ''}; nothing of it was kept`;
+  }
+  if (!isBounded(entry)) return 'its entry, written by an older imgmake, does not declare what its layers unpack to; the upload of this build replaces it';
+  return undefined;
 }
 
 /** The cacache key of a layer's blob digest. */

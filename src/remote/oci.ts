@@ -23,7 +23,11 @@
  * `oci+http://`; HTTPS otherwise. Credentials, from the environment (index.ts), go to the
  * registry as they are; when it answers 401 with a `Bearer` challenge (the registry token
  * flow), they go to the challenge's realm instead, for a token scoped to this repository
- * (`pull,push`, or `pull` read-only), which is then sent and renewed when refused.
+ * (`pull,push`, or `pull` read-only), which is then sent and renewed when refused. The
+ * challenge is the registry's word, and a realm can be any URL: the credentials go there only
+ * over https or to the registry's own origin (scheme, host and port). A realm elsewhere over
+ * plain http is asked without them (anonymous pull works on public registries), and every
+ * refusal that follows says the credentials were withheld and why.
  */
 import { createHash } from 'node:crypto';
 import type { CacheKey } from '../ids.js';
@@ -82,6 +86,8 @@ export class OciRemote implements RemoteStore {
   private auth: string | undefined;
   /** A token being fetched: requests refused meanwhile wait for it instead of asking again. */
   private renewing: Promise<void> | undefined;
+  /** Why the credentials were not sent to the token realm, for the messages of what that makes fail. */
+  private withheld = '';
 
   constructor(private readonly o: OciRemoteOptions) {
     this.url = `oci://${new URL(o.base).host}/${o.repository}`;
@@ -191,7 +197,11 @@ export class OciRemote implements RemoteStore {
         return { value: await handle(res, arm) };
       },
       { ...send, headers, idleMs: this.idleMs },
-    );
+    ).catch((e: unknown) => {
+      // Refused with an anonymous token: say why it was anonymous.
+      if (e instanceof RemoteError && e.unusable && this.withheld && !e.message.includes(this.withheld)) throw new RemoteError(`${e.message}${this.withheld}`, true);
+      throw e;
+    });
     if ('value' in r) return r.value;
     // Another request may have renewed the token meanwhile: use that one.
     if (this.auth === sent) {
@@ -207,17 +217,28 @@ export class OciRemote implements RemoteStore {
     for (const m of challenge.replace(/^bearer\s+/i, '').matchAll(/(\w+)="([^"]*)"/g)) params.set(m[1]!.toLowerCase(), m[2]!);
     const realm = params.get('realm');
     if (!realm) throw new RemoteError(`the registry asked for a token but named no realm to get it from (${challenge})`, true);
-    const q = new URL(realm);
+    let q: URL;
+    try {
+      q = new URL(realm);
+    } catch {
+      throw new RemoteError(`the registry named a token realm that is not a URL (${realm})`, true);
+    }
+    // Credentials only where they are safe: over https, or back to the registry itself.
+    const safe = q.protocol === 'https:' || q.origin === new URL(this.o.base).origin;
+    this.withheld =
+      this.o.authorization && !safe
+        ? ` (the credentials were not sent to the token service ${q.origin}: it is plain http on another origin than the registry ${new URL(this.o.base).origin}; serve it over https)`
+        : '';
     if (params.has('service')) q.searchParams.set('service', params.get('service')!);
     q.searchParams.append('scope', `repository:${this.o.repository}:${this.o.readOnly ? 'pull' : 'pull,push'}`);
     const text = await request(
       'GET',
       q.href,
       async (res, arm) => {
-        if (!res.ok) throw new RemoteError(`the token service ${q.origin}${q.pathname} answered HTTP ${res.status} (${CREDENTIALS_HINT})`, true);
+        if (!res.ok) throw new RemoteError(`the token service ${q.origin}${q.pathname} answered HTTP ${res.status}${this.withheld || ` (${CREDENTIALS_HINT})`}`, true);
         return readText(res, arm, 1 << 20);
       },
-      { headers: this.o.authorization ? { authorization: this.o.authorization } : {}, idleMs: this.idleMs },
+      { headers: this.o.authorization && safe ? { authorization: this.o.authorization } : {}, idleMs: this.idleMs },
     );
     let token: unknown;
     try {

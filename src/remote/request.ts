@@ -14,11 +14,12 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { once } from 'node:events';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { describe } from '../debian/fetch.js';
 import type { BlobDigest } from './blob.js';
-import { RemoteError } from './types.js';
+import { LocalWriteError, RemoteError } from './types.js';
 
 /** Abort a request that makes no progress for this long, by default. */
 export const IDLE_TIMEOUT_MS = 5000;
@@ -62,35 +63,49 @@ export async function request<T>(method: string, url: string, handle: (res: Resp
       await res.body?.cancel().catch(() => undefined);
     }
   } catch (e) {
-    if (e instanceof RemoteError) throw e;
+    // The remote's failures as they are; this machine's (a full disk) are not the remote's.
+    if (e instanceof RemoteError || e instanceof LocalWriteError) throw e;
     throw new RemoteError(`${method} ${url}: ${describe(e, ctl.signal)}`, !answered);
   } finally {
     clearTimeout(idle);
   }
 }
 
-/** Streams a response body into `file`, checking its size and sha256 against `blob`. */
+/**
+ * Streams a response body into `file`, checking its size and sha256 against `blob`. A write
+ * error (the disk is full) rejects with a LocalWriteError naming `file` and the cause; the
+ * file, partial, is the caller's to remove. Every path settles: a write stream that failed
+ * is not waited on for a `close` that never comes.
+ */
 export async function download(res: Response, arm: () => void, blob: BlobDigest, file: string): Promise<void> {
   const hash = createHash('sha256');
-  const sink = createWriteStream(file);
   let n = 0;
-  try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+  const count = new Transform({
+    transform(chunk: Buffer, _enc, next) {
       arm();
       n += chunk.length;
       // More than the entry says: stop reading, the size check below fails.
-      if (n > blob.size) break;
+      if (n > blob.size) return next(new Longer());
       hash.update(chunk);
-      if (!sink.write(chunk)) await once(sink, 'drain');
-    }
-  } finally {
-    sink.end();
-    await once(sink, 'close').catch(() => undefined);
+      next(null, chunk);
+    },
+  });
+  const sink = createWriteStream(file);
+  let writeError: NodeJS.ErrnoException | undefined;
+  sink.once('error', (e) => (writeError = e));
+  try {
+    await pipeline(Readable.fromWeb(res.body as NodeReadableStream<Uint8Array>), count, sink);
+  } catch (e) {
+    if (writeError) throw new LocalWriteError(file, writeError);
+    if (!(e instanceof Longer)) throw e;
   }
   if (n !== blob.size) throw new RemoteError(`blob ${blob.sha256} is ${n > blob.size ? 'longer' : `truncated: ${n} of`} ${blob.size} bytes`, false);
   const got = hash.digest('hex');
   if (got !== blob.sha256) throw new RemoteError(`blob ${blob.sha256} is corrupt: its sha256 is ${got}`, false);
 }
+
+/** The body ran past the blob's size (reported by the size check). */
+class Longer extends Error {}
 
 export const CREDENTIALS_HINT = 'credentials: IMGMAKE_REMOTE_AUTH, or IMGMAKE_REMOTE_USER and IMGMAKE_REMOTE_PASSWORD';
 

@@ -18,16 +18,27 @@ import type { BlobDigest } from './blob.js';
 /** The schema tag of an AC entry; bumped when its meaning or the blob format changes. */
 export const ENTRY_SCHEMA = 'imgmake.remote.v1';
 
-/** One layer of a remote tree: the layer's key (the key of the node that wrote it) and its blob. */
+/**
+ * One layer of a remote tree: the layer's key (the key of the node that wrote it), its blob,
+ * the length of the tar stream the blob decompresses to (`unpacked`: unpacking stops past it)
+ * and the layer's manifest digest (`digest`, as in a tree record: what `cache verify` checks
+ * the unpacked layer against) when the uploader knew it. Entries written before `unpacked`
+ * existed lack both: a download refuses them (nothing bounds what they unpack to), and the
+ * next upload of that key replaces them.
+ */
 export interface RemoteLayer extends BlobDigest {
   key: CacheKey;
+  unpacked?: number;
+  digest?: string;
 }
 
 /**
  * What the AC holds under a node's key. `layers` are the record's layers in the same order
  * (own first, then its ancestors'), each with the digest of its blob, e.g.
  * `{ schema: 'imgmake.remote.v1', record: { key: 'ab…', node: 'rootfs.motd', layers: ['ab…', '12…'], … },
- *    layers: [{ key: 'ab…', sha256: '9f…', size: 1234 }, { key: '12…', sha256: '0c…', size: 567 }] }`.
+ *    layers: [{ key: 'ab…', sha256: '9f…', size: 1234, unpacked: 10240, digest: 'sha256:…' }, { key: '12…', … }] }`.
+ * A downloader installs it only when `record.layers` is exactly the chain its own graph
+ * computes for the key (index.ts): an entry cannot fill any other key.
  */
 export interface RemoteEntry {
   schema: typeof ENTRY_SCHEMA;
@@ -65,6 +76,24 @@ export class RemoteError extends Error {
   }
 }
 
+/**
+ * A failure on this machine while a remote call wrote a download (the disk is full, an I/O
+ * error): not the remote's fault, so its blob is not suspected. Names the path and the cause.
+ */
+export class LocalWriteError extends Error {
+  constructor(
+    readonly path: string,
+    readonly error: NodeJS.ErrnoException,
+  ) {
+    super(`writing ${path} failed: ${error.code ? `${error.code}: ` : ''}${describeErrno(error)}`);
+  }
+}
+
+function describeErrno(e: NodeJS.ErrnoException): string {
+  // "ENOSPC: no space left on device, write" → "no space left on device"
+  return e.message.replace(/^[A-Z]+: /, '').replace(/, (write|open|close)( '.*')?$/, '');
+}
+
 /** Checks that parsed JSON is an entry for `key` whose layers match its record's. */
 export function isEntryFor(x: unknown, key: CacheKey): x is RemoteEntry {
   const e = x as RemoteEntry;
@@ -79,6 +108,20 @@ export function isEntryFor(x: unknown, key: CacheKey): x is RemoteEntry {
     Array.isArray(e.record.layers) &&
     Array.isArray(e.layers) &&
     e.layers.length === e.record.layers.length &&
-    e.layers.every((l, i) => l.key === e.record.layers[i] && hex(l.key, 64) && hex(l.sha256, 64) && Number.isSafeInteger(l.size) && l.size >= 0)
+    e.layers.every(
+      (l, i) =>
+        l.key === e.record.layers[i] &&
+        hex(l.key, 64) &&
+        hex(l.sha256, 64) &&
+        Number.isSafeInteger(l.size) &&
+        l.size >= 0 &&
+        (l.unpacked === undefined || (Number.isSafeInteger(l.unpacked) && l.unpacked >= 0)) &&
+        (l.digest === undefined || (typeof l.digest === 'string' && /^sha256:[0-9a-f]{64}$/.test(l.digest))),
+    )
   );
+}
+
+/** True when every layer of the entry declares its unpacked size (entries of older imgmakes do not). */
+export function isBounded(e: RemoteEntry): e is RemoteEntry & { layers: (RemoteLayer & { unpacked: number })[] } {
+  return e.layers.every((l) => l.unpacked !== undefined);
 }

@@ -23,7 +23,7 @@
  *
  * Removal order keeps the index honest: a tree's entries (tree:, log:, history:) go first, then
  * its layer leaves layers/ by one rename. A kill -9 in between leaves a layer without an entry,
- * which the next collection removes (or the next commit of that key adopts). Removing a layer
+ * which the next collection removes (or the next commit of that key replaces). Removing a layer
  * removes every tree stacked on it: such a tree cannot be mounted any more.
  *
  * This module does not load definitions: prune gets the keys and .debs to keep.
@@ -35,7 +35,7 @@ import { join } from 'node:path';
 import cacache, { type EntryInfo } from 'cacache';
 import type { CacheKey } from '../ids.js';
 import { layerManifest, sha256File } from './digest.js';
-import { diskUsage, ownerGone, pidScope } from './local.js';
+import { diskUsage, layerEntry, ownerGone, pidScope, type LayerRecord } from './local.js';
 import { takeLock } from './lock.js';
 import type { TreeRecord } from './types.js';
 
@@ -251,6 +251,7 @@ class Collector {
         if (ik.startsWith('history:') && (e.metadata as { key?: string } | undefined)?.key === k) await this.dropEntry(ik);
       }
       if (await layerExists(this.root, k)) freed += t.rec.bytes;
+      await this.dropEntry(layerEntry(k));
       await this.dropLayer(k);
       await rm(join(this.root, 'used', k), { force: true });
       this.removed.push({ kind: 'tree', name: t.rec.node, key: k, bytes: t.rec.bytes });
@@ -276,6 +277,7 @@ class Collector {
     for (const l of this.inv.strayLayers) {
       if (this.lease.keys.has(l)) continue;
       const bytes = await diskUsage(join(this.root, 'layers', l));
+      await this.dropEntry(layerEntry(l));
       await this.dropLayer(l);
       this.removed.push({ kind: 'layer', key: l, bytes });
       freed += bytes;
@@ -379,13 +381,21 @@ export interface VerifyReport extends Report {
   checked: { trees: number; debs: number; entries: number };
   /** Trees committed before layers had a digest: nothing to check them against. */
   unchecked: number;
-  corrupt: { kind: 'tree' | 'deb' | 'entry'; name: string; key: string; why: string }[];
+  corrupt: { kind: 'tree' | 'layer' | 'deb' | 'entry'; name: string; key: string; why: string }[];
 }
 
 /**
  * Re-hashes every layer that has a digest, every .deb against its sha256 and every other index
  * entry against its integrity; removes what does not match (a corrupt layer with every tree
  * above it, so the next build runs those stages again).
+ *
+ * Every layer directory must be vouched for: by its own tree's record (a commit's, or the tree
+ * an import brought), or, below an imported tree, by the layer record that import wrote (with
+ * the digest its remote entry declared). A layer directory nothing vouches for — no record at
+ * all, or named below a tree with no layer record (a layer planted by a remote before entries
+ * were checked against the graph) — is reported and removed with every tree above it. Records
+ * without a digest (committed by an older imgmake, or a process that ended first) are counted
+ * as unchecked: nothing to check them against.
  */
 export async function verify(root: string): Promise<VerifyReport> {
   const corrupt: VerifyReport['corrupt'] = [];
@@ -408,6 +418,32 @@ export async function verify(root: string): Promise<VerifyReport> {
         await c.tree(key);
       }
     }
+    // Layers below imported trees: checked against the layer record their import wrote.
+    const below = new Map<string, string>();
+    for (const t of c.inv.trees.values()) {
+      if (!t.complete) continue;
+      for (const l of t.rec.layers) if (!c.inv.trees.has(l) && !below.has(l)) below.set(l, t.rec.node);
+    }
+    for (const [l, node] of below) {
+      if (c.lease.keys.has(l) || ![...c.inv.trees.values()].some((t) => !c.gone.has(t.rec.key) && t.rec.layers.includes(l as CacheKey))) continue;
+      const rec = c.inv.entries.get(layerEntry(l))?.metadata as LayerRecord | undefined;
+      let why: string | undefined;
+      if (!rec) why = 'a layer below this tree that no record vouches for';
+      else if (!rec.digest) {
+        unchecked++;
+        continue;
+      } else {
+        checked.trees++;
+        const now = await layerManifest(join(root, 'layers', l)).catch((e: Error) => ({ digest: `unreadable: ${e.message}` }));
+        if (now.digest !== rec.digest) why = 'a layer below this tree does not match the digest its entry declared';
+      }
+      if (why) {
+        corrupt.push({ kind: 'layer', name: node, key: l, why });
+        await c.tree(l as CacheKey);
+      }
+    }
+    // Layers no record names at all (removed before this ran, as every collection does).
+    for (const x of c.removed) if (x.kind === 'layer') corrupt.push({ kind: 'layer', name: '(none)', key: x.key, why: 'no record vouches for this layer' });
     for (const d of c.inv.debs.values()) {
       checked.debs++;
       const info = await cacache.get.info(root, `deb:${d.sha256}`);

@@ -2,8 +2,8 @@
  * The local store: a cache directory on this machine.
  *
  *     CACHE/                    0700 (see openLocalStore)
- *       index-v5/ content-v2/   cacache: the key index (tree:<key>, history:…, log:<key>) and
- *                               small blobs (tree records, logs)
+ *       index-v5/ content-v2/   cacache: the key index (tree:<key>, layer:<key>, history:…,
+ *                               log:<key>) and small blobs (tree records, logs)
  *       layers/<key>/           committed layers: the upper directory a stage wrote, never
  *                               modified again
  *       work/<pid>-<boot>.<pidns>-<rand>/
@@ -11,8 +11,10 @@
  *
  * Commit order is what makes kill -9 safe: the layer directory is renamed into layers/ (atomic
  * on one filesystem) before the index entry naming it is appended, and cacache ignores a torn
- * index line. A layer without an entry is finished work whose entry was lost: the next commit
- * of that key adopts it. Orphaned work directories are removed when their pid is gone; a pid
+ * index line. A layer without an entry is finished work whose entry was lost — or something
+ * nobody can vouch for: the next commit of that key replaces it with its own, the next import
+ * with the one it fetched, the next collection removes it. Nothing adopts a layer unless a
+ * record of this cache vouches for it (a commit checks it against that record's digest). Orphaned work directories are removed when their pid is gone; a pid
  * is only judged in the pid namespace and boot it was taken in (named in the directory), so a
  * build in another container sharing this cache never removes a running build's work.
  *
@@ -109,31 +111,38 @@ class LocalStore implements Store {
   }
 
   async commit(w: WorkTree, r: { key: CacheKey; node: NodeId; ms: number; replace?: boolean }): Promise<TreeRecord> {
-    let bytes = await diskUsage(w.upper);
+    const bytes = await diskUsage(w.upper);
     const dest = this.layer(r.key);
     try {
       await rename(w.upper, dest);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
-      if (r.replace) {
-        // A deliberate re-run: the old layer goes into our work dir (removed with it below),
-        // ours takes its place. A tree mounted from the old layer keeps working meanwhile.
-        await rename(dest, join(w.dir, 'replaced'));
-        await rename(w.upper, dest);
-        return this.index(w, r, bytes);
-      }
-      // Another build committed this key first (or a killed one got this far): same key, same tree.
-      // Theirs is kept, record and all; ours is discarded. A layer whose entry was lost is
-      // adopted: the entry written below describes that layer, not our discarded upper.
-      const theirs = await this.get(r.key);
+      // Another build committed this key first: same key, same tree. Theirs is kept, record and
+      // all, and ours discarded — but only once their layer is checked against their record's
+      // digest. A layer no record vouches for (a commit killed before its entry, a download
+      // that never finished, one planted by a hostile remote) is never adopted: ours, which
+      // this build just made, replaces it.
+      const theirs = r.replace ? undefined : await this.verified(r.key);
       if (theirs) {
         await this.discard(w);
         return theirs;
       }
-      bytes = await diskUsage(dest);
+      // The old layer goes into our work dir (removed with it below), ours takes its place. A
+      // tree mounted from the old layer keeps working meanwhile.
+      await rename(dest, join(w.dir, 'replaced'));
+      await rename(w.upper, dest);
     }
     return this.index(w, r, bytes);
+  }
+
+  /** The committed tree `key`, if its own layer matches its record's digest (waited for when this process is computing it). */
+  private async verified(key: CacheKey): Promise<TreeRecord | undefined> {
+    await this.digesting.get(key);
+    const rec = await this.get(key);
+    if (!rec?.digest) return undefined;
+    const now = await layerManifest(this.layer(key)).catch(() => undefined);
+    return now?.digest === rec.digest ? rec : undefined;
   }
 
   /** Writes the index entry of a layer now in place, then removes the work dir. */
@@ -157,6 +166,8 @@ class LocalStore implements Store {
       await this.discard(w);
       throw e;
     }
+    // A layer record an import wrote for the layer this commit replaced: its digest is not ours.
+    if (await cacache.get.info(this.root, layerEntry(r.key))) await cacache.rm.entry(this.root, layerEntry(r.key));
     await this.discard(w);
     this.recordDigest(rec);
     return rec;
@@ -205,27 +216,69 @@ class LocalStore implements Store {
     await rm(w.dir, { recursive: true, force: true });
   }
 
-  async importTree(rec: TreeRecord, fill: (layer: CacheKey, dir: string) => Promise<void>): Promise<TreeRecord> {
+  async importTree(rec: TreeRecord, fill: (layer: CacheKey, dir: string) => Promise<void>, o: { digests?: ReadonlyMap<CacheKey, string> } = {}): Promise<TreeRecord> {
     const have = await this.get(rec.key);
     if (have) return have;
-    for (const layer of rec.layers) {
-      if (await exists(this.layer(layer))) continue;
-      const w = await this.begin(undefined);
-      try {
-        await fill(layer, w.upper);
-        // Like a commit: the layer appears whole or not at all; if another build put it there
-        // first (ENOTEMPTY), same key, same layer: theirs is kept.
-        await rename(w.upper, this.layer(layer)).catch((e: NodeJS.ErrnoException) => {
-          if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
-        });
-      } finally {
-        await this.discard(w);
+    /** Layers this import put in place: removed again if it fails. */
+    const placed: CacheKey[] = [];
+    try {
+      for (const layer of rec.layers) {
+        // A layer a record of this cache vouches for stays; any other directory under its key
+        // (a killed commit's or download's, a planted one) is replaced by the one fetched.
+        if (await this.vouched(layer)) continue;
+        const w = await this.begin(undefined);
+        try {
+          await fill(layer, w.upper);
+          const dest = this.layer(layer);
+          await rename(dest, join(w.dir, 'replaced')).catch((e: NodeJS.ErrnoException) => {
+            if (e.code !== 'ENOENT') throw e;
+          });
+          // Like a commit: the layer appears whole or not at all. If another build put it there
+          // meanwhile (ENOTEMPTY), same key, same layer: theirs is kept, and theirs to vouch for.
+          const mine = await rename(w.upper, dest).then(
+            () => true,
+            (e: NodeJS.ErrnoException) => {
+              if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
+              return false;
+            },
+          );
+          if (mine) placed.push(layer);
+        } finally {
+          await this.discard(w);
+        }
       }
+      // The layers below the tree's own have no tree record here: a layer record vouches for
+      // each (with its digest when the entry declared one: what `cache verify` checks).
+      for (const layer of rec.layers.slice(1)) {
+        if (!placed.includes(layer)) continue;
+        const digest = o.digests?.get(layer);
+        const meta: LayerRecord = { key: layer, tree: rec.key, ...(digest ? { digest } : {}) };
+        await cacache.put(this.root, layerEntry(layer), JSON.stringify(meta), { metadata: meta });
+      }
+      await cacache.put(this.root, `tree:${rec.key}`, JSON.stringify(rec), { metadata: rec });
+    } catch (e) {
+      // All or nothing: what this import put in place goes (layers that were here stay).
+      const w = await this.begin(undefined);
+      for (const layer of placed) await rename(this.layer(layer), join(w.dir, layer)).catch(() => undefined);
+      await this.discard(w);
+      throw e;
     }
-    await cacache.put(this.root, `tree:${rec.key}`, JSON.stringify(rec), { metadata: rec });
     // An entry uploaded before its digest was known: digest the layer as a commit would.
     if (!rec.digest) this.recordDigest(rec);
     return rec;
+  }
+
+  /** Whether `layers/<key>` is there and a record of this cache vouches for it (its tree's, or an import's layer record). */
+  private async vouched(key: CacheKey): Promise<boolean> {
+    if (!(await exists(this.layer(key)))) return false;
+    return (await cacache.get.info(this.root, `tree:${key}`)) !== null || (await cacache.get.info(this.root, layerEntry(key))) !== null;
+  }
+
+  async layerDigest(key: CacheKey): Promise<string | undefined> {
+    const own = await this.digested(key);
+    if (own) return own.digest;
+    const info = await cacache.get.info(this.root, layerEntry(key));
+    return (info?.metadata as LayerRecord | undefined)?.digest;
   }
 
   async putLog(key: CacheKey, log: string | Uint8Array): Promise<string> {
@@ -257,6 +310,22 @@ class LocalStore implements Store {
     }
     return { root: this.root, trees, logs, bytes: await diskUsage(this.root) };
   }
+}
+
+/**
+ * What vouches for a layer below an imported tree (`layer:<key>` in the index): the tree it
+ * came with, and its manifest digest when the remote entry declared one. A layer with its
+ * own tree record needs none.
+ */
+export interface LayerRecord {
+  key: CacheKey;
+  tree: CacheKey;
+  digest?: string;
+}
+
+/** The index key of a layer record. */
+export function layerEntry(key: string): string {
+  return `layer:${key}`;
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -70,8 +70,9 @@ export interface Store {
   /**
    * Makes the work tree's layer the committed tree `key`. Atomic: either the entry and its
    * layer are there afterwards, or nothing is. If another build committed `key` first, theirs
-   * is kept and ours discarded (same key, same tree) — unless `replace` (a stage re-run on
-   * purpose, `build --from`): then ours replaces the layer and the entry under that key.
+   * is kept and ours discarded (same key, same tree) once their layer matches their record's
+   * digest; a layer under `key` without such a record is never adopted: ours replaces it, as
+   * with `replace` (a stage re-run on purpose, `build --from`).
    */
   commit(w: WorkTree, rec: { key: CacheKey; node: NodeId; ms: number; replace?: boolean }): Promise<TreeRecord>;
   discard(w: WorkTree): Promise<void>;
@@ -81,12 +82,19 @@ export interface Store {
    */
   claim(key: CacheKey, o?: { signal?: AbortSignal | undefined; onWait?: (holder: string) => void }): Promise<Held | undefined>;
   /**
-   * Adds a tree built elsewhere (a remote cache) under `rec.key`: each of `rec.layers` not
-   * here is written by `fill` into an empty directory inside the cache, then renamed into
-   * `layers/` (atomic, as in a commit); the entry is written last. If `fill` throws, no entry
-   * is written (layers already in place stay: finished work a later commit adopts).
+   * Adds a tree built elsewhere (a remote cache) under `rec.key`: each of `rec.layers` that no
+   * record here vouches for is written by `fill` into an empty directory inside the cache, then
+   * renamed into `layers/` (atomic, as in a commit); the layers below the tree's own get a layer
+   * record (with their digest from `digests`, when known), and the tree's entry is written last.
+   * All or nothing: if `fill` throws, the layers this import put in place are removed again
+   * and no entry is written. The caller has checked that `rec.layers` is the key's chain.
    */
-  importTree(rec: TreeRecord, fill: (layer: CacheKey, dir: string) => Promise<void>): Promise<TreeRecord>;
+  importTree(rec: TreeRecord, fill: (layer: CacheKey, dir: string) => Promise<void>, o?: { digests?: ReadonlyMap<CacheKey, string> }): Promise<TreeRecord>;
+  /**
+   * The manifest digest a record of this cache gives for layer `key`: its own tree's (waited
+   * for while this process computes it), else the layer record of the import that brought it.
+   */
+  layerDigest(key: CacheKey): Promise<string | undefined>;
   /**
    * Keeps a stage's log under its key (a file's path, or the log's bytes: a failed stage's log
    * is read before its work dir is removed, and stored after, when a full disk has room again);
