@@ -3,7 +3,9 @@
  * with its own config and document root. Runners are cache directories: runner A builds
  * examples/hello and pushes; runner B, with an empty cache and its own copy of the project,
  * downloads instead of building. Then the failure cases: a corrupt blob, a remote that is down
- * or never answers, read-only mode, credentials in the URL.
+ * or never answers, read-only mode, credentials in the URL; and a hostile or broken remote: an
+ * entry that would plant a layer under another node's key, a blob that inflates to hundreds of
+ * MiB, a full disk during a download.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +19,7 @@ import { join } from 'node:path';
 import { imgmake, ran, startImgmake, summary } from './helpers/cli.js';
 import { events as watchEvents } from './helpers/events.js';
 import { DAV, freePort, startNginx, type Nginx } from './helpers/nginx.js';
-import { assertCorruptRejected, build, events, flipByte, runners, sha256 } from './helpers/runners.js';
+import { assertCorruptRejected, build, events, flipByte, packed, runners, sha256 } from './helpers/runners.js';
 
 const T = { timeout: 180_000 };
 const root = mkdtempSync(join(tmpdir(), 'imgmake-remote-test-'));
@@ -328,4 +330,131 @@ test('credentials in the URL are a usage error pointing at the environment', T, 
   assert.equal(res.code, 2);
   assert.match(res.stderr, /credentials do not belong in the URL/);
   assert.match(res.stderr, /IMGMAKE_REMOTE_USER/);
+});
+
+// ─── A hostile or broken remote ──────────────────────────────────────────────────────────────
+
+const acFile = (key: string) => join(nginx.www, 'cache', 'ac', key);
+const readEntry = (key: string) => JSON.parse(readFileSync(acFile(key), 'utf8'));
+/** Puts a blob into the remote's CAS as a writer would. */
+const putBlob = (b: { file: string; sha256: string }) => writeFileSync(join(nginx.www, 'cache', 'cas', b.sha256), readFileSync(b.file));
+/** Every file below `dir` whose name ends with `suffix`. */
+const findFiles = (dir: string, suffix: string) => execFileSync('find', [dir, '-name', `*${suffix}`], { encoding: 'utf8' }).split('\n').filter(Boolean);
+const du = (dir: string) => Number(execFileSync('du', ['-sb', dir], { encoding: 'utf8' }).split('\t')[0]);
+
+/** The key of each node of examples/hello, from `plan --json` on runner A. */
+async function keysOfA(): Promise<Record<string, string>> {
+  const p = await imgmake(['-f', a.file, '--cache', a.cache, '--json', 'plan', 'hello', 'rootfs']);
+  assert.equal(p.code, 0, p.stderr);
+  return Object.fromEntries(p.events.filter((e) => e.type === 'plan-stage').map((e) => [e.node, e.key]));
+}
+
+test('an entry whose layers are not the chain this definition computes is refused whole: nothing planted, and a later local build keeps its own tree', T, async () => {
+  const keys = await keysOfA();
+  const original = readFileSync(acFile(finalKey));
+  const entry = readEntry(finalKey);
+  // A writer to the remote lists, under tarball.tar's key, a layer for rootfs.hostname's key:
+  // its own /etc/hostname.
+  const hostnameKey = keys['rootfs.hostname']!;
+  const evil = await packed(root, 'mkdir -p etc && echo pwned > etc/hostname');
+  putBlob(evil);
+  entry.record.layers = [finalKey, hostnameKey];
+  entry.layers.push({ key: hostnameKey, sha256: evil.sha256, size: evil.size, unpacked: evil.unpacked });
+  writeFileSync(acFile(finalKey), JSON.stringify(entry));
+  try {
+    const v = await runner();
+    const r = await build(v, ['--remote', url, '--remote-read-only']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(ran(r), ['tarball.tar'], 'the node is built instead');
+    const w = events(r, 'warning');
+    assert.equal(w.length, 1, JSON.stringify(w));
+    assert.match(w[0]!.message, /^tarball\.tar: its tree on the remote was not used \(its entry's layers \[.*\] are not the chain this definition computes for it \[.*\]: 1 layer of other keys; nothing of it was kept\); building it instead$/);
+    // rootfs.manifest came from the remote for tarball.tar's input, with its own (true) chain, which holds rootfs.hostname's layer.
+    const planted = join(v.cache, 'layers', hostnameKey, 'etc', 'hostname');
+    assert.ok(!existsSync(planted) || readFileSync(planted, 'utf8') === 'hello\n', 'nothing planted under rootfs.hostname\'s key');
+
+    // The same runner builds rootfs without any remote: every stage runs and its own output is what it keeps.
+    const local = await imgmake(['-f', v.file, '--cache', v.cache, '--json', 'build', 'rootfs']);
+    assert.equal(local.code, 0, local.stderr);
+    assert.equal(readFileSync(join(v.dir, 'out', 'rootfs', 'etc', 'hostname'), 'utf8'), 'hello\n');
+    const vf = await imgmake(['--json', '-f', v.file, '--cache', v.cache, 'cache', 'verify']);
+    assert.equal(vf.events.find((e) => e.type === 'cache-verify')!.corrupt, 0);
+  } finally {
+    writeFileSync(acFile(finalKey), original);
+  }
+});
+
+test('a 17 KB blob that unpacks to hundreds of MiB is stopped at what its entry declares: the node is built, the cache does not grow; an entry without declared sizes is refused', T, async () => {
+  const original = readFileSync(acFile(finalKey));
+  const entry = readEntry(finalKey);
+  const declared = entry.layers[0].unpacked as number;
+  assert.ok(Number.isSafeInteger(declared) && declared > 0, 'an upload declares what each layer unpacks to');
+  const bomb = await packed(root, "head -c 512M /dev/zero | tr '\\0' a > bomb");
+  assert.ok(bomb.size < 64 * 1024 && bomb.unpacked > 512 * 1024 * 1024, JSON.stringify(bomb));
+  putBlob(bomb);
+  entry.layers[0] = { ...entry.layers[0], sha256: bomb.sha256, size: bomb.size };
+  writeFileSync(acFile(finalKey), JSON.stringify(entry));
+  try {
+    const v = await runner();
+    const r = await build(v, ['--remote', url, '--remote-read-only']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(ran(r), ['tarball.tar']);
+    const w = events(r, 'warning');
+    assert.equal(w.length, 1, JSON.stringify(w));
+    assert.match(w[0]!.message, new RegExp(`^tarball\\.tar: its tree on the remote was not used \\(blob ${bomb.sha256} of layer [0-9a-f]{12}: its tar stream is longer than the ${declared} bytes its entry declares: stopped after \\d+ bytes\\); building it instead$`));
+    assert.ok(du(v.cache) < 8 << 20, `the cache holds ${du(v.cache)} bytes`);
+    assert.deepEqual(readdirSync(join(v.cache, 'work')), []);
+    assert.equal(sha256(join(v.dir, 'out', 'hello', 'hello.tar')), sha256(join(a.dir, 'out', 'hello', 'hello.tar')));
+
+    // An entry of an older imgmake declares nothing: refused, said so.
+    const old = readEntry(finalKey);
+    old.layers = JSON.parse(original.toString()).layers.map(({ unpacked: _u, digest: _d, ...l }: Record<string, unknown>) => l);
+    writeFileSync(acFile(finalKey), JSON.stringify(old));
+    const o = await build(await runner(), ['--remote', url, '--remote-read-only']);
+    assert.equal(o.code, 0, o.stderr);
+    assert.deepEqual(ran(o), ['tarball.tar']);
+    assert.match(events(o, 'warning')[0]!.message, /written by an older imgmake, does not declare what its layers unpack to/);
+  } finally {
+    writeFileSync(acFile(finalKey), original);
+  }
+});
+
+test('a full disk during a download: a warning names the blob\'s path and ENOSPC, the partial blob is gone, the node is built (never a silent exit 13)', T, async () => {
+  const original = readFileSync(acFile(finalKey));
+  const entry = readEntry(finalKey);
+  // A layer too big for the runner's disk: 8 MiB that does not compress.
+  const big = await packed(root, 'head -c 8M /dev/urandom > big');
+  putBlob(big);
+  entry.layers[0] = { ...entry.layers[0], sha256: big.sha256, size: big.size, unpacked: big.unpacked };
+  writeFileSync(acFile(finalKey), JSON.stringify(entry));
+  const mounts: string[] = [];
+  const tmpfs = () => {
+    const dir = mkdtempSync(join(root, 'tmpfs-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', dir]);
+    mounts.push(dir);
+    return dir;
+  };
+  try {
+    const v = await runner();
+    v.cache = tmpfs();
+    const r = await build(v, ['--remote', url, '--remote-read-only']);
+    assert.equal(r.code, 0, r.stderr);
+    const w = events(r, 'warning');
+    assert.equal(w.length, 1, JSON.stringify(w));
+    assert.equal(w[0]!.node, 'tarball.tar');
+    assert.match(w[0]!.message, new RegExp(`^tarball\\.tar: its tree on the remote was not used \\(writing ${v.cache}/work/[^ ]+/upper\\.tar\\.zst failed: ENOSPC: no space left on device\\); building it instead$`));
+    assert.deepEqual(ran(r), ['tarball.tar']);
+    assert.deepEqual(findFiles(v.cache, '.tar.zst'), [], 'the partial blob is removed');
+    assert.deepEqual(readdirSync(join(v.cache, 'work')), []);
+    assert.equal(sha256(join(v.dir, 'out', 'hello', 'hello.tar')), sha256(join(a.dir, 'out', 'hello', 'hello.tar')));
+
+    // Without --json: the same warning on stderr.
+    const p = await runner();
+    const plain = await imgmake(['-f', p.file, '--cache', tmpfs(), '--remote', url, '--remote-read-only', 'build', 'hello']);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.match(plain.stdout + plain.stderr, /tarball\.tar: its tree on the remote was not used \(writing \/.*upper\.tar\.zst failed: ENOSPC: no space left on device\)/);
+  } finally {
+    for (const m of mounts) execFileSync('umount', [m]);
+    writeFileSync(acFile(finalKey), original);
+  }
 });

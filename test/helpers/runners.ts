@@ -5,8 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { packLayer, type PackedBlob } from '../../src/remote/blob.js';
 import { imgmake, ran, tempProject, type CliResult } from './cli.js';
 
 export interface Runner {
@@ -58,4 +60,19 @@ export function assertCorruptRejected(r: CliResult, d: Runner, reference: Runner
   assert.equal(warnings[0]!.node, 'tarball.tar');
   assert.match(warnings[0]!.message, /tarball\.tar: its tree on the remote was not used \(blob [0-9a-f]{64} is corrupt/);
   assert.equal(sha256(join(d.dir, 'out', 'hello', 'hello.tar')), sha256(join(reference.dir, 'out', 'hello', 'hello.tar')));
+}
+
+/**
+ * A layer made by `script` (bash, run in an empty directory), packed as an upload packs it: the
+ * blob file (under `root`) and its digest. The layer directory is removed.
+ */
+export async function packed(root: string, script: string): Promise<PackedBlob & { file: string }> {
+  const dir = mkdtempSync(join(root, 'layer-'));
+  const layer = join(dir, 'layer');
+  mkdirSync(layer);
+  execFileSync('/bin/bash', ['-euo', 'pipefail', '-c', script], { cwd: layer });
+  const file = join(dir, 'blob.tar.zst');
+  const b = await packLayer(layer, file);
+  rmSync(layer, { recursive: true, force: true });
+  return { ...b, file };
 }
