@@ -27,6 +27,8 @@ import cacache from 'cacache';
 import type { CacheKey, NodeId } from '../ids.js';
 import type { TreeMount } from '../sandbox/spec.js';
 import { layerManifest } from './digest.js';
+import { clampTimes } from './times.js';
+import { SOURCE_DATE_EPOCH } from '../key.js';
 import type { NodeHistory, Store, TreeRecord, WorkTree } from './types.js';
 import { takeLock, type Held } from './lock.js';
 
@@ -111,7 +113,8 @@ class LocalStore implements Store {
   }
 
   async commit(w: WorkTree, r: { key: CacheKey; node: NodeId; ms: number; replace?: boolean }): Promise<TreeRecord> {
-    const bytes = await diskUsage(w.upper);
+    // Times clamped before the layer is in place (times.ts): a committed tree is reproducible.
+    let bytes = (await clampTimes(w.upper, Number(SOURCE_DATE_EPOCH))).bytes;
     const dest = this.layer(r.key);
     try {
       await rename(w.upper, dest);
