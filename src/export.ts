@@ -15,13 +15,13 @@
  * `copyOutOfTree` is the copy itself, which `imgmake export NODE DIR` shares.
  */
 import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import type { TargetDef } from './definition.js';
 import type { Sandbox } from './sandbox/run.js';
 import { SANDBOX_TREE } from './sandbox/spec.js';
 import type { Store, TreeRecord } from './store/types.js';
 import { SOURCE_DATE_EPOCH } from './key.js';
+import { ownedName, sweepOut } from './store/orphans.js';
 import { fail, ok, type Result } from './result.js';
 import { describeSpace, describeWriteError, isFull, NO_SPACE_TEXT, spaceLeft } from './write-error.js';
 
@@ -51,6 +51,9 @@ export async function exportTarget(o: ExportOptions): Promise<ExportResult> {
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) return { ok: false, message: `target ${o.target.name} exports two files named ${dup}` };
   const failed = async (e: unknown): Promise<ExportResult> => ({ ok: false, message: `exporting ${o.target.name} to ${dest} failed: ${await describeWriteError(e, o.outDir, OUT_FULL_HINT)}` });
+  // What killed builds left here (half-assembled exports, swaps, stamps): named after their
+  // process, removed once it is gone (store/orphans.ts).
+  await sweepOut(o.outDir);
   const current = await inodeOfDir(dest);
   if (current !== undefined && (await readFile(stamp, 'utf8').catch(() => '')) === stampFor(current)) {
     // An output of an older imgmake was 0755: closed now, as a new one would be.
@@ -60,7 +63,7 @@ export async function exportTarget(o: ExportOptions): Promise<ExportResult> {
   let tmp: string | undefined;
   try {
     await mkdir(stampDir, { recursive: true });
-    tmp = await privateDir(join(o.outDir, `.${o.target.name}.new-${randomBytes(4).toString('hex')}`));
+    tmp = await privateDir(join(o.outDir, ownedName(`.${o.target.name}.new-`)));
     const into = join(tmp, 'out');
     await mkdir(into);
     const copied = await copyOutOfTree({ ...o, paths: o.target.export, into, shownAs: dest, scratch: join(tmp, 'mnt') });
@@ -68,7 +71,7 @@ export async function exportTarget(o: ExportOptions): Promise<ExportResult> {
     await chmod(into, OWNER_ONLY);
     const ino = (await inodeOfDir(into))!;
     await swapIn(into, dest);
-    const stampTmp = `${stamp}.${randomBytes(4).toString('hex')}`;
+    const stampTmp = join(stampDir, ownedName(`${o.target.name}.json.`));
     await writeFile(stampTmp, stampFor(ino));
     await rename(stampTmp, stamp);
     return { ok: true, path: dest, skipped: false, ms: Math.round(performance.now() - started) };
@@ -205,7 +208,7 @@ function lastLine(text: string): string {
  */
 async function swapIn(tmp: string, dest: string): Promise<void> {
   for (let attempt = 0; ; attempt++) {
-    const old = join(dirname(dest), `.${basename(dest)}.old-${randomBytes(4).toString('hex')}`);
+    const old = join(dirname(dest), ownedName(`.${basename(dest)}.old-`));
     await rename(dest, old).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'ENOENT') throw e;
     });

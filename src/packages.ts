@@ -17,7 +17,7 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import {
   LOCK_FILE_VERSION,
   lockFileText,
@@ -37,6 +37,7 @@ import { canonicalJson } from './key.js';
 import { fail, ok, type Result } from './result.js';
 import type { RuleRegistry } from './rule.js';
 import type { Sandbox } from './sandbox/run.js';
+import { literal, ownedName, OWNER_RE, sweep } from './store/orphans.js';
 
 export const LOCK_FILE = 'imgmake.lock';
 /** The input name a package stage's .debs are bound under. */
@@ -188,7 +189,9 @@ export async function attachLocks(def: Definition, rules: RuleRegistry, o: LockO
   const text = locksText(locks);
   const before = existsSync(lockPath) ? await readFile(lockPath, 'utf8') : undefined;
   if (text === before || o.mode === 'read') return ok({ resolved, wrote: false });
-  const tmp = `${lockPath}.${process.pid}.tmp`;
+  // Named after this process: a killed write's is removed by the next one (store/orphans.ts).
+  await sweep(dirname(lockPath), new RegExp(`^${literal(basename(lockPath))}\\.(${OWNER_RE})\\.tmp$`));
+  const tmp = join(dirname(lockPath), ownedName(`${basename(lockPath)}.`, '.tmp'));
   await writeFile(tmp, text);
   await rename(tmp, lockPath);
   return ok({ resolved, wrote: true });

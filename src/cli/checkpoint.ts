@@ -11,7 +11,6 @@
  * nothing reaches the cache: the shell's writable layer is discarded when it exits, on a signal
  * too (kill -9 leaves a work directory of a dead pid, which the next open of the store removes).
  */
-import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { checkpointLabel, notBuilt, shellArgv, shellBanner, shellEnv, shellTrees, targetReaching, upstreamStage, viewedNode, type NeededTree, type Side } from '../checkpoint.js';
@@ -25,6 +24,7 @@ import { runInteractive } from '../sandbox/run.js';
 import { stageSpec } from '../sandbox/stage.js';
 import type { TreeRecord, WorkTree } from '../store/types.js';
 import { describeWriteError } from '../write-error.js';
+import { literal, ownedName, OWNER_RE, sweep } from '../store/orphans.js';
 import { leaseBuild } from './cache.js';
 import { loadContext, resolveNode, type Context, type GlobalOptions } from './context.js';
 
@@ -95,7 +95,9 @@ export async function exportCommand(text: string, dir: string, o: GlobalOptions)
   let tmp: string | undefined;
   try {
     await mkdir(dirname(dest), { recursive: true });
-    tmp = await privateDir(join(dirname(dest), `.${basename(dest)}.new-${randomBytes(4).toString('hex')}`));
+    // Named after this process; a killed export's is removed by the next one into DIR (orphans.ts).
+    await sweep(dirname(dest), new RegExp(`^\\.${literal(basename(dest))}\\.new-(${OWNER_RE})$`));
+    tmp = await privateDir(join(dirname(dest), ownedName(`.${basename(dest)}.new-`)));
     const into = join(tmp, 'out');
     await mkdir(into);
     const tree = trees.value.get(node)!;

@@ -32,6 +32,7 @@ import { stat } from 'node:fs/promises';
 import cacache from 'cacache';
 import type { LockedPackage } from './lock.js';
 import type { DebianMirror } from './sources.js';
+import { CACACHE_TMP } from '../store/orphans.js';
 
 export interface FetchOptions {
   mirror: DebianMirror;
@@ -220,6 +221,7 @@ async function downloadOnce(p: LockedPackage, url: string, opts: FetchOptions): 
       size: p.size,
       algorithms: ['sha256'],
       metadata: meta(p),
+      ...CACACHE_TMP,
     });
     const stored = sink.promise();
     stored.catch(() => undefined); // judged below, after the body is read

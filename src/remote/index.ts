@@ -39,6 +39,7 @@ import { packLayer, reseal, unpackLayer, type PackedBlob } from './blob.js';
 import { HttpRemote } from './http.js';
 import { OciRemote } from './oci.js';
 import { parseRemoteUrl, type RemoteUrl } from './url.js';
+import { CACACHE_TMP } from '../store/orphans.js';
 import { ENTRY_SCHEMA, isBounded, RemoteError, type RemoteEntry, type RemoteLayer, type RemoteStore } from './types.js';
 
 export interface RemoteConfig extends RemoteUrl {
@@ -268,7 +269,7 @@ export class RemoteCache {
   }
 
   private async markSeen(key: CacheKey): Promise<void> {
-    await cacache.put(this.store.root, seenEntry(this.url, key), '1').catch(() => undefined);
+    await cacache.put(this.store.root, seenEntry(this.url, key), '1', CACACHE_TMP).catch(() => undefined);
   }
 
   /** Uploads a committed tree in the background (nothing in read-only mode). */
@@ -363,7 +364,7 @@ export class RemoteCache {
 
   private async remember(key: CacheKey, blob: PackedBlob): Promise<void> {
     const d = { sha256: blob.sha256, size: blob.size, unpacked: blob.unpacked };
-    await cacache.put(this.store.root, blobEntry(key), JSON.stringify(d), { metadata: d });
+    await cacache.put(this.store.root, blobEntry(key), JSON.stringify(d), { metadata: d, ...CACACHE_TMP });
   }
 
   /** Turns a failure into a warning (or, when the remote cannot be used at all, marks it down: one warning in all). */

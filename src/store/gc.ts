@@ -37,6 +37,7 @@ import type { CacheKey } from '../ids.js';
 import { layerManifest, sha256File } from './digest.js';
 import { diskUsage, layerEntry, ownerGone, pidScope, type LayerRecord } from './local.js';
 import { takeLock } from './lock.js';
+import { ownedName } from './orphans.js';
 import type { TreeRecord } from './types.js';
 
 /** What a running build may read or commit: the keys of every node it needs, and their .debs. */
@@ -297,7 +298,8 @@ class Collector {
   }
 
   private async dropLayer(key: string): Promise<void> {
-    const trash = join(this.root, 'trash', randomBytes(6).toString('hex'));
+    // Named after this process: a collection killed half-way leaves it to the next build (orphans.ts).
+    const trash = join(this.root, 'trash', ownedName());
     await mkdir(join(this.root, 'trash'), { recursive: true });
     try {
       await rename(join(this.root, 'layers', key), trash);

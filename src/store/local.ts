@@ -28,6 +28,7 @@ import type { CacheKey, NodeId } from '../ids.js';
 import type { TreeMount } from '../sandbox/spec.js';
 import { layerManifest } from './digest.js';
 import { clampTimes } from './times.js';
+import { CACACHE_TMP, sweepCache } from './orphans.js';
 import { SOURCE_DATE_EPOCH } from '../key.js';
 import type { NodeHistory, Store, TreeRecord, WorkTree } from './types.js';
 import { takeLock, type Held } from './lock.js';
@@ -52,6 +53,7 @@ export async function openLocalStore(root: string): Promise<Store> {
   await mkdir(join(root, 'work'), { recursive: true });
   const where = await pidScope();
   await removeOrphans(join(root, 'work'), where);
+  await sweepCache(root);
   return new LocalStore(root, where);
 }
 
@@ -159,7 +161,7 @@ class LocalStore implements Store {
       bytes,
     };
     try {
-      await cacache.put(this.root, `tree:${r.key}`, JSON.stringify(rec), { metadata: rec });
+      await cacache.put(this.root, `tree:${r.key}`, JSON.stringify(rec), { metadata: rec, ...CACACHE_TMP });
     } catch (e) {
       // No entry (a full disk): the layer must not stay in layers/ without one, or a later
       // commit of this key would adopt it as finished work. It goes with the work dir; a layer
@@ -189,7 +191,7 @@ class LocalStore implements Store {
         // Replaced meanwhile (`build --from`): that commit records its own.
         if ((now?.metadata as TreeRecord | undefined)?.createdAt !== rec.createdAt) return;
         const withDigest: TreeRecord = { ...rec, digest: m.digest };
-        await cacache.put(this.root, `tree:${rec.key}`, JSON.stringify(withDigest), { metadata: withDigest });
+        await cacache.put(this.root, `tree:${rec.key}`, JSON.stringify(withDigest), { metadata: withDigest, ...CACACHE_TMP });
       })
       .catch(() => undefined)
       .finally(() => {
@@ -256,9 +258,9 @@ class LocalStore implements Store {
         if (!placed.includes(layer)) continue;
         const digest = o.digests?.get(layer);
         const meta: LayerRecord = { key: layer, tree: rec.key, ...(digest ? { digest } : {}) };
-        await cacache.put(this.root, layerEntry(layer), JSON.stringify(meta), { metadata: meta });
+        await cacache.put(this.root, layerEntry(layer), JSON.stringify(meta), { metadata: meta, ...CACACHE_TMP });
       }
-      await cacache.put(this.root, `tree:${rec.key}`, JSON.stringify(rec), { metadata: rec });
+      await cacache.put(this.root, `tree:${rec.key}`, JSON.stringify(rec), { metadata: rec, ...CACACHE_TMP });
     } catch (e) {
       // All or nothing: what this import put in place goes (layers that were here stay).
       const w = await this.begin(undefined);
@@ -285,7 +287,7 @@ class LocalStore implements Store {
   }
 
   async putLog(key: CacheKey, log: string | Uint8Array): Promise<string> {
-    await cacache.put(this.root, `log:${key}`, typeof log === 'string' ? await readFile(log) : log);
+    await cacache.put(this.root, `log:${key}`, typeof log === 'string' ? await readFile(log) : log, CACACHE_TMP);
     return (await this.logPath(key))!;
   }
 
@@ -300,7 +302,7 @@ class LocalStore implements Store {
   }
 
   async putHistory(scope: string, node: NodeId, h: NodeHistory): Promise<void> {
-    await cacache.put(this.root, `history:${scope}:${node}`, JSON.stringify(h), { metadata: h });
+    await cacache.put(this.root, `history:${scope}:${node}`, JSON.stringify(h), { metadata: h, ...CACACHE_TMP });
   }
 
   async info() {
