@@ -38,6 +38,7 @@ import { layerManifest, sha256File } from './digest.js';
 import { diskUsage, layerEntry, ownerGone, pidScope, type LayerRecord } from './local.js';
 import { takeLock } from './lock.js';
 import { ownedName } from './orphans.js';
+import { dropSquash, dropSquashes } from './squash.js';
 import type { TreeRecord } from './types.js';
 
 /** What a running build may read or commit: the keys of every node it needs, and their .debs. */
@@ -301,6 +302,8 @@ class Collector {
     // Named after this process: a collection killed half-way leaves it to the next build (orphans.ts).
     const trash = join(this.root, 'trash', ownedName());
     await mkdir(join(this.root, 'trash'), { recursive: true });
+    // Its squash (squash.ts) first: one left without its layer would be swept anyway.
+    await dropSquash(this.root, key);
     try {
       await rename(join(this.root, 'layers', key), trash);
     } catch (e) {
@@ -340,6 +343,8 @@ async function sweepMarkers(root: string): Promise<void> {
     const keep = n.startsWith('deb-') ? await cacache.get.info(root, `deb:${n.slice(4)}`) : layers.has(n);
     if (!keep) await rm(join(root, 'used', n), { force: true });
   }
+  // Squashes whose layer is gone (a collection killed between the two).
+  await dropSquashes(root, { layersOf: async () => undefined });
   // Claims (src/store/lock.ts) whose builds were killed: anyone would break them anyway.
   const here = await pidScope();
   for (const n of await readdir(join(root, 'claims')).catch(() => [] as string[])) {

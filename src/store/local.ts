@@ -29,13 +29,15 @@ import type { TreeMount } from '../sandbox/spec.js';
 import { layerManifest } from './digest.js';
 import { clampTimes } from './times.js';
 import { CACACHE_TMP, sweepCache } from './orphans.js';
+import { dropSquashes, ensureMountable, mountLowers } from './squash.js';
 import { SOURCE_DATE_EPOCH } from '../key.js';
 import type { NodeHistory, Store, TreeRecord, WorkTree } from './types.js';
 import { takeLock, type Held } from './lock.js';
 
 /**
  * Overlayfs takes its lower layers in one mount option string of at most one page; with
- * layers named relative to layers/ that is room for ~59. Past this depth a stage cannot start.
+ * layers named relative to layers/ that is room for ~59. From this depth on, a tree is mounted
+ * over a squash of a tree below it (squash.ts), so no depth is out of reach.
  */
 export const MAX_LAYERS = 56;
 
@@ -78,20 +80,17 @@ class LocalStore implements Store {
     const rec = info.metadata as TreeRecord;
     // An entry whose layers were removed by hand is not a tree.
     for (const k of rec.layers) if (!(await exists(this.layer(k)))) return undefined;
+    // Past the overlay limit it is mounted over a squash: made now if missing (squash.ts).
+    await ensureMountable(this.root, rec.layers);
     return rec;
   }
 
   readMount(rec: TreeRecord, mountpoint: string): TreeMount {
     if (rec.layers.length === 1) return { kind: 'dir', path: this.layer(rec.layers[0]!) };
-    return { kind: 'overlay', layersDir: join(this.root, 'layers'), lowers: [...rec.layers], mountpoint };
+    return { kind: 'overlay', layersDir: join(this.root, 'layers'), lowers: mountLowers(rec.layers), mountpoint };
   }
 
   async begin(parent: TreeRecord | undefined): Promise<WorkTree> {
-    if (parent && parent.layers.length >= MAX_LAYERS) {
-      throw new Error(
-        `the tree of ${parent.node} already has ${parent.layers.length} layers, the most overlayfs can stack here; split the pipeline (a later pipeline can copy this one's tree in with files.copy)`,
-      );
-    }
     const dir = join(this.root, 'work', `${process.pid}-${this.where.boot}.${this.where.ns}-${randomBytes(6).toString('hex')}`);
     const upper = join(dir, 'upper');
     const scratch = join(dir, 'scratch');
@@ -110,7 +109,7 @@ class LocalStore implements Store {
       upper,
       scratch,
       parent,
-      mount: { kind: 'overlay', layersDir: join(this.root, 'layers'), lowers: [...parent.layers], upper, work, mountpoint: merged },
+      mount: { kind: 'overlay', layersDir: join(this.root, 'layers'), lowers: mountLowers(parent.layers), upper, work, mountpoint: merged },
     };
   }
 
@@ -137,6 +136,8 @@ class LocalStore implements Store {
       // tree mounted from the old layer keeps working meanwhile.
       await rename(dest, join(w.dir, 'replaced'));
       await rename(w.upper, dest);
+      // A squash flattened from the old layer may differ from one of the new (squash.ts).
+      await dropSquashes(this.root, { made: r.key, layersOf: async (k) => ((await cacache.get.info(this.root, `tree:${k}`))?.metadata as TreeRecord | undefined)?.layers });
     }
     return this.index(w, r, bytes);
   }
@@ -175,6 +176,7 @@ class LocalStore implements Store {
     if (await cacache.get.info(this.root, layerEntry(r.key))) await cacache.rm.entry(this.root, layerEntry(r.key));
     await this.discard(w);
     this.recordDigest(rec);
+    await ensureMountable(this.root, rec.layers);
     return rec;
   }
 
@@ -270,6 +272,7 @@ class LocalStore implements Store {
     }
     // An entry uploaded before its digest was known: digest the layer as a commit would.
     if (!rec.digest) this.recordDigest(rec);
+    await ensureMountable(this.root, rec.layers);
     return rec;
   }
 
