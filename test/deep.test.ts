@@ -6,13 +6,17 @@
  *   and stages go on stacking on it;
  * - through the CLI: a 200-stage pipeline builds, a second build is a no-op, an edit of stage
  *   150 re-runs stages 150–200 only, and the tree exported at the end holds all 200 stages'
- *   work; `cache gc` takes a squash along with its layer.
+ *   work; `cache gc` takes a squash along with its layer;
+ * - through a remote cache (a real nginx): a 60-stage tree pushed by one runner is downloaded by
+ *   another with an empty cache, which makes the squash itself (squashes are never uploaded)
+ *   and exports the same tree.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { asCacheKey, type CacheKey, type NodeId } from '../src/ids.js';
 import { bwrapSandbox } from '../src/sandbox/run.js';
@@ -21,7 +25,9 @@ import { openLocalStore } from '../src/store/local.js';
 import { SQUASH_EVERY, SQUASH_FROM } from '../src/store/squash.js';
 import type { Store, TreeRecord } from '../src/store/types.js';
 import { imgmake, projectWith, ran } from './helpers/cli.js';
+import { DAV, startNginx } from './helpers/nginx.js';
 import { tempDir } from './helpers/sandbox-fixtures.js';
+import { describeTree } from './helpers/tree.js';
 
 const NODE = 'deep.test' as NodeId;
 let seq = 0;
@@ -133,4 +139,25 @@ test('a 200-stage pipeline builds, rebuilds as a no-op, and an edit of stage 150
   const gc = await imgmake(['--json', '-f', p.file, 'cache', 'gc', '--max-size', '0']);
   assert.equal(gc.code, 0, gc.stderr + gc.stdout);
   assert.deepEqual(readdirSync(join(p.dir, 'cache', 'squash')), []);
+});
+
+test('a 60-stage tree through a remote cache: the runner that downloads it makes its squash and exports the same tree', { timeout: 300_000 }, async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'imgmake-deep-remote-'));
+  chmodSync(root, 0o755); // nginx's worker runs as an unprivileged user
+  const nginx = await startNginx(join(root, 'remote'), DAV);
+  t.after(() => nginx.stop().then(() => execFileSync('rm', ['-rf', root])));
+  chmodSync(nginx.www, 0o777);
+  const url = `http://127.0.0.1:${nginx.port}/cache`;
+  const trees: string[][] = [];
+  for (const who of ['a', 'b']) {
+    const p = await projectWith(chain(60));
+    t.after(p.cleanup);
+    const r = await imgmake(['--json', '-f', p.file, '--remote', url, 'build', 'deep']);
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
+    assert.equal(ran(r).length, who === 'a' ? 60 : 0, `runner ${who}`);
+    assert.deepEqual(readdirSync(join(p.dir, 'cache', 'squash')).length, 1, `runner ${who} has the squash at 48`);
+    trees.push(describeTree(join(p.dir, 'out', 'deep')));
+  }
+  assert.equal(readdirSync(join(nginx.www, 'cache', 'cas')).length, 60, 'layers are uploaded, squashes never');
+  assert.deepEqual(trees[1], trees[0]);
 });
