@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { asCacheKey, type CacheKey, type NodeId } from '../src/ids.js';
 import { bwrapSandbox } from '../src/sandbox/run.js';
 import type { SandboxSpec, TreeMount } from '../src/sandbox/spec.js';
+import { verify } from '../src/store/gc.js';
 import { openLocalStore } from '../src/store/local.js';
 import { SQUASH_EVERY, SQUASH_FROM } from '../src/store/squash.js';
 import type { Store, TreeRecord } from '../src/store/types.js';
@@ -97,6 +98,18 @@ test(`store: a tree of ${SQUASH_FROM}+ layers reads the same over its squash as 
     const deep = await run(store.readMount(tree, mp('c')), false, `ls | LC_ALL=C sort | tr '\\n' ' '; cat s69 etc/a-link d/g`, scratch);
     const want = ['bin', 'd', 'etc', ...Array.from({ length: SQUASH_FROM - 3 }, (_, i) => `f${i + 2}`).filter((f) => !['f10', ...Array.from({ length: 10 }, (_, i) => `f${20 + i}`)].includes(f)), ...Array.from({ length: 70 }, (_, i) => `s${i}`), 'sparse', 'top'];
     assert.equal(deep, `${want.sort().join(' ')} 69\na\nnew\n`);
+    // cache verify re-digests squashes: one changed on disk goes, and is made again.
+    const bottom = tree.layers[tree.layers.length - SQUASH_EVERY]!;
+    const clean = await verify(store.root);
+    assert.deepEqual([clean.corrupt, clean.squashes], [[], 2]);
+    writeFileSync(join(store.root, 'squash', bottom, 'etc', 'a'), 'b\n');
+    const bad = await verify(store.root);
+    assert.deepEqual(bad.corrupt.map((c) => [c.kind, c.key]), [['squash', bottom]]);
+    assert.equal(existsSync(join(store.root, 'squash', bottom)), false);
+    const mid = await store.get(tree.layers[SQUASH_EVERY]!);
+    assert.ok(mid, 'a tree of the band above it is still cached');
+    assert.equal(await run(store.readMount(mid, mp('v')), false, 'cat etc/a', scratch), 'a\n');
+    assert.equal((await verify(store.root)).corrupt.length, 0, 'the squash made again matches its entry');
     // What a fresh open sees (a later build): every tree it hands out mounts, and a missing
     // squash is made again from the layers.
     execFileSync('rm', ['-rf', join(store.root, 'squash')]);

@@ -140,9 +140,9 @@ export async function cacheVerify(o: GlobalOptions): Promise<number> {
     else out(`corrupt ${c.kind} ${c.name} (${c.key.slice(0, 12)}): ${c.why}`);
   }
   if (!o.json) {
-    out(`checked ${r.checked.trees} layer${r.checked.trees === 1 ? '' : 's'}, ${r.checked.debs} .deb${r.checked.debs === 1 ? '' : 's'}, ${r.checked.entries} other entries${r.unchecked ? `; ${r.unchecked} layer${r.unchecked === 1 ? '' : 's'} committed without a digest could not be checked` : ''}`);
+    out(`checked ${r.checked.trees} layer${r.checked.trees === 1 ? '' : 's'}, ${r.checked.debs} .deb${r.checked.debs === 1 ? '' : 's'}, ${r.checked.entries} other entries${r.squashes ? `, ${r.squashes} squash${r.squashes === 1 ? '' : 'es'}` : ''}${r.unchecked ? `; ${r.unchecked} layer${r.unchecked === 1 ? '' : 's'} committed without a digest could not be checked` : ''}`);
   }
-  report('cache-verify', r, o, { corrupt: r.corrupt.length, checked: r.checked, unchecked: r.unchecked });
+  report('cache-verify', r, o, { corrupt: r.corrupt.length, checked: r.checked, unchecked: r.unchecked, squashes: r.squashes });
   return 0;
 }
 

@@ -38,7 +38,7 @@ import { layerManifest, sha256File } from './digest.js';
 import { diskUsage, layerEntry, ownerGone, pidScope, type LayerRecord } from './local.js';
 import { takeLock } from './lock.js';
 import { ownedName } from './orphans.js';
-import { dropSquash, dropSquashes } from './squash.js';
+import { dropSquash, dropSquashes, verifySquashes } from './squash.js';
 import type { TreeRecord } from './types.js';
 
 /** What a running build may read or commit: the keys of every node it needs, and their .debs. */
@@ -344,7 +344,7 @@ async function sweepMarkers(root: string): Promise<void> {
     if (!keep) await rm(join(root, 'used', n), { force: true });
   }
   // Squashes whose layer is gone (a collection killed between the two).
-  await dropSquashes(root, { layersOf: async () => undefined });
+  await dropSquashes(root);
   // Claims (src/store/lock.ts) whose builds were killed: anyone would break them anyway.
   const here = await pidScope();
   for (const n of await readdir(join(root, 'claims')).catch(() => [] as string[])) {
@@ -388,7 +388,9 @@ export interface VerifyReport extends Report {
   checked: { trees: number; debs: number; entries: number };
   /** Trees committed before layers had a digest: nothing to check them against. */
   unchecked: number;
-  corrupt: { kind: 'tree' | 'layer' | 'deb' | 'entry'; name: string; key: string; why: string }[];
+  corrupt: { kind: 'tree' | 'layer' | 'deb' | 'entry' | 'squash'; name: string; key: string; why: string }[];
+  /** Squashes re-digested (squash.ts). */
+  squashes: number;
 }
 
 /**
@@ -408,6 +410,7 @@ export async function verify(root: string): Promise<VerifyReport> {
   const corrupt: VerifyReport['corrupt'] = [];
   const checked = { trees: 0, debs: 0, entries: 0 };
   let unchecked = 0;
+  let squashes = 0;
   const r = await collecting(root, async (c) => {
     for (const t of c.inv.trees.values()) {
       const { key, digest, node } = t.rec;
@@ -460,7 +463,13 @@ export async function verify(root: string): Promise<VerifyReport> {
         await c.deb(d);
       }
     }
+    // A squash that does not match its digest goes (it is made again from the layers).
+    const sq = await verifySquashes(root);
+    squashes = sq.checked;
+    for (const s of sq.corrupt) corrupt.push({ kind: 'squash', name: s.key, key: s.key, why: s.why });
     for (const k of [...c.inv.entries.keys()]) {
+      // Removed above along with what it described (a tree's squash entry).
+      if (!(await cacache.get.info(root, k))) continue;
       checked.entries++;
       const bad = await cacache.get(root, k).then(() => undefined, (e: Error) => e.message);
       if (bad) {
@@ -469,7 +478,7 @@ export async function verify(root: string): Promise<VerifyReport> {
       }
     }
   });
-  return { ...r, checked, unchecked, corrupt };
+  return { ...r, checked, unchecked, corrupt, squashes };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -137,7 +137,7 @@ class LocalStore implements Store {
       await rename(dest, join(w.dir, 'replaced'));
       await rename(w.upper, dest);
       // A squash flattened from the old layer may differ from one of the new (squash.ts).
-      await dropSquashes(this.root, { made: r.key, layersOf: async (k) => ((await cacache.get.info(this.root, `tree:${k}`))?.metadata as TreeRecord | undefined)?.layers });
+      await dropSquashes(this.root, r.key);
     }
     return this.index(w, r, bytes);
   }

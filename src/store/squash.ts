@@ -22,19 +22,24 @@
  * downloaded from one gets its squash made here), rebuilt from the layers whenever it is
  * missing, removed with the layer it is named after (gc.ts) and whenever a layer it was made
  * from is replaced (`build --from`). It is made in a work dir of the store (`work/<owner>/`,
- * removed after a kill like any other) and renamed into place: present whole or absent.
+ * removed after a kill like any other) and renamed into place: present whole or absent. Its
+ * entry, written just before, holds the layers it was made from and its manifest digest (as a
+ * layer's, digest.ts), which `cache verify` checks.
  *
  *     CACHE/squash/<key>/   the tree <key> (at a depth that is a multiple of SQUASH_EVERY), flat
+ *     squash:<key>          its entry in the index: { layers, digest }
  *
  * This module makes and removes squashes; it does not decide when a tree is read (local.ts
  * asks it, for every tree it hands out).
  */
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import cacache from 'cacache';
 import type { CacheKey } from '../ids.js';
 import { bwrapSandbox } from '../sandbox/run.js';
 import { SANDBOX_TREE, type TreeMount } from '../sandbox/spec.js';
-import { ownedName } from './orphans.js';
+import { layerManifest } from './digest.js';
+import { CACACHE_TMP, ownedName } from './orphans.js';
 
 /** The depth from which a tree is mounted over a squash (the store's MAX_LAYERS). */
 export const SQUASH_FROM = 56;
@@ -112,6 +117,10 @@ async function makeSquash(root: string, tree: readonly CacheKey[], dest: string)
       const log = (await readFile(logFile, 'utf8').catch(() => '')).trim();
       throw new Error(`flattening the tree ${tree[0]} (${tree.length} layers) into ${dest} failed: ${log || `exit ${r.exitCode}`}`);
     }
+    // The entry first: a squash in place always has one (a kill between the two leaves an
+    // entry without its squash, rewritten when it is made again).
+    const meta: SquashRecord = { layers: [...tree], digest: (await layerManifest(flat)).digest };
+    await cacache.put(root, `squash:${tree[0]}`, meta.digest, { metadata: meta, ...CACACHE_TMP });
     await mkdir(join(root, 'squash'), { recursive: true });
     await rename(flat, dest).catch((e: NodeJS.ErrnoException) => {
       // Another build made it first: same layers, same squash.
@@ -133,21 +142,50 @@ export async function dropSquash(root: string, key: string): Promise<void> {
   await mkdir(join(root, 'work'), { recursive: true });
   await rename(dir, gone).catch(() => undefined);
   await rm(gone, { recursive: true, force: true });
+  await cacache.rm.entry(root, `squash:${key}`, { removeFully: true }).catch(() => undefined);
+}
+
+/** A squash's index entry (`squash:<key>`). */
+export interface SquashRecord {
+  /** The layers it flattens, the squashed tree's own first. */
+  layers: string[];
+  /** `sha256:…` over its manifest, as a layer's (digest.ts). */
+  digest: string;
+}
+
+async function squashRecord(root: string, key: string): Promise<SquashRecord | undefined> {
+  return (await cacache.get.info(root, `squash:${key}`).catch(() => undefined))?.metadata as SquashRecord | undefined;
 }
 
 /**
- * Removes every squash made from `layer` (`build --from` replaced it: the squash may hold what
- * it replaced), and every squash whose own layer is gone. `layersOf` says which layers a squash
- * flattened (its tree's entry), or undefined when unknown: those are removed too, being rebuilt
- * from the layers when next needed.
+ * Re-digests every squash against its entry; removes a squash that does not match or has no
+ * entry (it is made again from the layers when next needed). Returns what was checked and
+ * what removed.
  */
-export async function dropSquashes(root: string, o: { made?: string; layersOf: (key: string) => Promise<readonly string[] | undefined> }): Promise<void> {
+export async function verifySquashes(root: string): Promise<{ checked: number; corrupt: { key: string; why: string }[] }> {
+  const corrupt: { key: string; why: string }[] = [];
+  let checked = 0;
+  for (const key of await readdir(join(root, 'squash')).catch(() => [] as string[])) {
+    checked++;
+    const rec = await squashRecord(root, key);
+    const now = await layerManifest(join(root, 'squash', key)).catch((e: Error) => ({ digest: `unreadable: ${e.message}` }));
+    const why = !rec ? 'no entry' : now.digest !== rec.digest ? 'content does not match its digest' : undefined;
+    if (!why) continue;
+    corrupt.push({ key, why });
+    await dropSquash(root, key);
+  }
+  return { checked, corrupt };
+}
+
+/**
+ * Removes every squash whose own layer is gone, and with `madeFrom`, every squash made from that
+ * layer (`build --from` replaced it: the squash may hold what it replaced; one whose entry is
+ * lost too). They are made again from the layers when next needed.
+ */
+export async function dropSquashes(root: string, madeFrom?: string): Promise<void> {
   for (const key of await readdir(join(root, 'squash')).catch(() => [] as string[])) {
     let drop = !(await exists(join(root, 'layers', key)));
-    if (!drop && o.made !== undefined) {
-      const layers = await o.layersOf(key);
-      drop = layers === undefined || layers.includes(o.made);
-    }
+    if (!drop && madeFrom !== undefined) drop = (await squashRecord(root, key))?.layers.includes(madeFrom) ?? true;
     if (drop) await dropSquash(root, key);
   }
 }
