@@ -15,7 +15,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { asCacheKey, type CacheKey, type NodeId } from '../src/ids.js';
@@ -173,4 +173,20 @@ test('a 60-stage tree through a remote cache: the runner that downloads it makes
   }
   assert.equal(readdirSync(join(nginx.www, 'cache', 'cas')).length, 60, 'layers are uploaded, squashes never');
   assert.deepEqual(trees[1], trees[0]);
+});
+
+test('build --from a stage below a squash: the squash made from the replaced layer is made again, the tree exports the same', { timeout: 300_000 }, async (t) => {
+  const p = await projectWith(chain(60));
+  t.after(p.cleanup);
+  const cold = await imgmake(['--json', '-f', p.file, 'build', 'deep']);
+  assert.equal(cold.code, 0, cold.stderr + cold.stdout.slice(-3000));
+  const before = describeTree(join(p.dir, 'out', 'deep'));
+  const squash = readdirSync(join(p.dir, 'cache', 'squash'));
+  const inode = statSync(join(p.dir, 'cache', 'squash', squash[0]!)).ino;
+  const again = await imgmake(['--json', '-f', p.file, 'build', 'deep', '--from', 'deep.s40']);
+  assert.equal(again.code, 0, again.stderr + again.stdout.slice(-3000));
+  assert.deepEqual(ran(again), Array.from({ length: 21 }, (_, i) => `deep.s${40 + i}`).sort());
+  assert.deepEqual(readdirSync(join(p.dir, 'cache', 'squash')), squash, 'the same key: the same name');
+  assert.notEqual(statSync(join(p.dir, 'cache', 'squash', squash[0]!)).ino, inode, 'made again');
+  assert.deepEqual(describeTree(join(p.dir, 'out', 'deep')), before);
 });
