@@ -191,7 +191,7 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
   try {
     w = await store.begin(treeOf('parent'));
   } catch (e) {
-    // No work dir, so no log: the event alone says why (a full disk, or too many layers).
+    // No work dir, so no log: the event alone says why (a full disk, a squash that failed).
     const cause = isWriteError(e) ? `making its work dir in the cache failed: ${await describeWriteError(e, store.root, CACHE_FULL_HINT)}` : (e as Error).message;
     logger.log({ type: 'stage', ...base, status: 'failed', ms: 0, tail: [], reason: isNoSpace(e) ? 'no-space' : 'rule-error', cause });
     return { state: 'failed' };

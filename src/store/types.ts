@@ -61,7 +61,11 @@ export interface NodeHistory {
 
 export interface Store {
   readonly root: string;
-  /** The committed tree under this key, if any. Reads one index entry; never a tree. */
+  /**
+   * The committed tree under this key, if any. Reads one index entry; never a tree, except to
+   * make the squash a tree deeper than overlayfs can stack is mounted over, when it is missing
+   * (squash.ts: once per 48 stages, normally at commit).
+   */
   get(key: CacheKey): Promise<TreeRecord | undefined>;
   /** A read-only view of a committed tree, for inputs, buildroots and exports. */
   readMount(rec: TreeRecord, mountpoint: string): TreeMount;
