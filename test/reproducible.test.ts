@@ -7,6 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,8 @@ test('two cold builds of examples/hello on separate caches: identical trees afte
     t.after(p.cleanup);
     const b = await imgmake(['--json', '-f', p.file, 'build', 'hello']);
     assert.equal(b.code, 0, b.stderr + b.stdout);
+    // The export time policy: an exported file has its tree's time (the tar's own mtime too).
+    assert.equal(statSync(join(p.dir, 'out', 'hello', 'hello.tar')).mtimeMs, Number(SOURCE_DATE_EPOCH) * 1000);
     const trees: string[][] = [];
     for (const node of HELLO_NODES) {
       const dir = join(await mkdtemp(join(tmpdir(), 'imgmake-repro-')), 'tree');
