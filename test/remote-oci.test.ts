@@ -138,17 +138,18 @@ test('read-only mode reads the registry and writes nothing to it', T, async () =
   }
 });
 
-test('the registry token flow: credentials from the environment go to the token service, which grants pull,push (pull when read-only); without them, one warning', T, async () => {
+test('the registry token flow: credentials from the environment go to the https token service, which grants pull,push (pull when read-only); without them, one warning', T, async () => {
   const guarded = await startRegistry(join(root, 'token'), { token: { user: 'ci', password: 's3cret' } });
   const at = `oci://127.0.0.1:${guarded.port}/${REPO}`;
+  const trust = { NODE_EXTRA_CA_CERTS: guarded.ca! };
   try {
-    const none = await build(await runner(), ['--remote', at]);
+    const none = await build(await runner(), ['--remote', at], trust);
     assert.equal(none.code, 0, none.stderr);
     assert.deepEqual(events(none, 'warning').map((e) => e.reason), ['remote-unusable'], 'one warning, then the registry is left alone');
     assert.match(events(none, 'warning')[0]!.message, /token service .* HTTP 401.*IMGMAKE_REMOTE_USER/);
     assert.deepEqual(guarded.tags(REPO), []);
 
-    const creds = { IMGMAKE_REMOTE_USER: 'ci', IMGMAKE_REMOTE_PASSWORD: 's3cret' };
+    const creds = { ...trust, IMGMAKE_REMOTE_USER: 'ci', IMGMAKE_REMOTE_PASSWORD: 's3cret' };
     guarded.tokenRequests.length = 0;
     const push = await build(await runner(), ['--remote', at], creds);
     assert.equal(push.code, 0, push.stderr);
@@ -166,6 +167,27 @@ test('the registry token flow: credentials from the environment go to the token 
     assert.deepEqual(ran(pull), []);
     assert.equal(events(pull, 'download').length, 1);
     assert.deepEqual(guarded.tokenRequests.map((t) => t.scope), [[`repository:${REPO}:pull`]]);
+  } finally {
+    await guarded.stop();
+  }
+});
+
+test('a token realm over plain http on another origin than the registry never gets the credentials: the request goes anonymous, and the warning says why', T, async () => {
+  const guarded = await startRegistry(join(root, 'token-http'), { token: { user: 'ci', password: 's3cret', plainHttp: true } });
+  const at = `oci://127.0.0.1:${guarded.port}/${REPO}`;
+  try {
+    const res = await build(await runner(), ['--remote', at], { IMGMAKE_REMOTE_USER: 'ci', IMGMAKE_REMOTE_PASSWORD: 's3cret' });
+    assert.equal(res.code, 0, res.stderr);
+    assert.ok(guarded.tokenRequests.length >= 1, 'the token service was asked');
+    assert.deepEqual(
+      guarded.tokenRequests.map((t) => t.user),
+      guarded.tokenRequests.map(() => null),
+      'no request to the plain-http realm carried the credentials',
+    );
+    const warnings = events(res, 'warning');
+    assert.deepEqual(warnings.map((e) => e.reason), ['remote-unusable']);
+    assert.match(warnings[0]!.message, /credentials were not sent to the token service http:\/\/127\.0\.0\.1:\d+/);
+    assert.deepEqual(guarded.tags(REPO), [], 'nothing was pushed');
   } finally {
     await guarded.stop();
   }

@@ -6,14 +6,18 @@
  * `Bearer realm=…` challenge, and only accepts JWTs signed by a key whose certificate is in its
  * root bundle. The token service is a small server here (the seam: a registry's auth service),
  * which checks basic credentials, grants what the scope asks and records each request; the
- * registry itself verifies every token it is given.
+ * registry itself verifies every token it is given. The token service is served over https
+ * with a self-signed certificate for 127.0.0.1 (`ca`: give it to imgmake as
+ * NODE_EXTRA_CA_CERTS), or, with `plainHttp`, over plain http: a realm on another origin than
+ * the registry, where imgmake must not send credentials.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createPrivateKey, randomUUID, sign, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { canConnect, freePort } from './nginx.js';
@@ -34,22 +38,26 @@ export interface Registry {
   tags(repository: string): string[];
   /** What the token service was asked (with `token` only). */
   tokenRequests: TokenRequest[];
+  /** The https token service's certificate (with `token`, unless `plainHttp`): pass as NODE_EXTRA_CA_CERTS. */
+  ca?: string;
   stop(): Promise<void>;
 }
 
-export async function startRegistry(dir: string, o: { token?: { user: string; password: string } } = {}): Promise<Registry> {
+export async function startRegistry(dir: string, o: { token?: { user: string; password: string; plainHttp?: boolean } } = {}): Promise<Registry> {
   assert.ok(existsSync('/usr/bin/docker-registry'), 'docker-registry is not installed: apt-get install docker-registry (these tests run a private instance of it)');
   mkdirSync(dir, { recursive: true });
   const data = join(dir, 'data');
   const tokenRequests: TokenRequest[] = [];
   let tokens: Server | undefined;
   let auth = '';
+  let ca: string | undefined;
   if (o.token) {
     const t = await startTokenService(dir, o.token, tokenRequests);
     tokens = t.server;
+    ca = t.ca;
     auth = `auth:
   token:
-    realm: http://127.0.0.1:${t.port}/token
+    realm: ${t.ca ? 'https' : 'http'}://127.0.0.1:${t.port}/token
     service: imgmake-test-registry
     issuer: imgmake-test-issuer
     rootcertbundle: ${t.cert}
@@ -90,6 +98,7 @@ ${auth}`,
           return existsSync(dirs) ? readdirSync(dirs).sort() : [];
         },
         tokenRequests,
+        ...(ca ? { ca } : {}),
         async stop() {
           tokens?.close();
           writeFileSync(logFile, Buffer.concat(errs));
@@ -112,14 +121,18 @@ ${auth}`,
 }
 
 /** A token service: RS256 JWTs carrying their certificate (x5c), which the registry trusts. */
-async function startTokenService(dir: string, creds: { user: string; password: string }, requests: TokenRequest[]): Promise<{ server: Server; port: number; cert: string }> {
+async function startTokenService(
+  dir: string,
+  creds: { user: string; password: string; plainHttp?: boolean },
+  requests: TokenRequest[],
+): Promise<{ server: Server; port: number; cert: string; ca?: string }> {
   const keyFile = join(dir, 'token.key');
   const cert = join(dir, 'token.crt');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', cert, '-days', '2', '-subj', '/CN=imgmake-test-issuer'], { stdio: 'ignore' });
   const key = createPrivateKey(readFileSync(keyFile));
   const der = new X509Certificate(readFileSync(cert)).raw.toString('base64');
   const b64 = (x: object) => Buffer.from(JSON.stringify(x)).toString('base64url');
-  const server = createServer((req, res) => {
+  const serve = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '');
     const [user, password] = basic ? Buffer.from(basic[1]!, 'base64').toString().split(':') : [null, null];
@@ -138,8 +151,18 @@ async function startTokenService(dir: string, creds: { user: string; password: s
     const claims = b64({ iss: 'imgmake-test-issuer', sub: user, aud: url.searchParams.get('service'), exp: now + 300, nbf: now - 60, iat: now, jti: randomUUID(), access });
     const token = `${head}.${claims}.${sign('sha256', Buffer.from(`${head}.${claims}`), key).toString('base64url')}`;
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token, expires_in: 300 }));
-  });
+  };
+  let server: Server;
+  let ca: string | undefined;
+  if (creds.plainHttp) server = createHttpServer(serve);
+  else {
+    // The service's own certificate, for 127.0.0.1: self-signed, so it is its own CA.
+    const tlsKey = join(dir, 'tls.key');
+    ca = join(dir, 'tls.crt');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', tlsKey, '-out', ca, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    server = createHttpsServer({ key: readFileSync(tlsKey), cert: readFileSync(ca) }, serve);
+  }
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { server, port: (server.address() as AddressInfo).port, cert };
+  return { server, port: (server.address() as AddressInfo).port, cert, ...(ca ? { ca } : {}) };
 }
