@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { appendFile, chmod, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import cacache from 'cacache';
 import { imgmake, projectWith, ran, startImgmake, summary } from './helpers/cli.js';
@@ -134,6 +134,35 @@ test('cache verify drops a corrupted layer and .deb; the next build reruns that 
   assert.equal(await cacache.get.info(cache, `deb:${sha}`), null);
   assert.deepEqual(await nodes(p.file), ['old.dirs']);
   assert.deepEqual(ran(await build(p.file, 'old')), ['old.big', 'old.top']);
+});
+
+test('cache verify reports and removes a layer directory no record vouches for (one planted by a writer to a shared cache); the next build keeps its own tree', async (t) => {
+  const p = await projectWith(TWO);
+  t.after(p.cleanup);
+  await build(p.file, 'old');
+  const cache = join(p.dir, 'cache');
+  // A layer under a key no entry names, and one under the key `new.big` will have: neither is vouched for.
+  const stray = 'f'.repeat(64);
+  await mkdir(join(cache, 'layers', stray), { recursive: true });
+  await writeFile(join(cache, 'layers', stray, 'planted'), 'x');
+  const plan = await imgmake(['--json', '-f', p.file, 'plan', 'new']);
+  const newKey = plan.events.find((e) => e.type === 'plan-stage' && e.node === 'new.big')?.key as string | undefined;
+  assert.ok(newKey, `plan names new.big's key: ${plan.stdout}`);
+  await mkdir(join(cache, 'layers', newKey), { recursive: true });
+  await writeFile(join(cache, 'layers', newKey, 'new.bin'), 'planted');
+
+  const v = await imgmake(['--json', '-f', p.file, 'cache', 'verify']);
+  assert.equal(v.code, 0, v.stderr);
+  const corrupt = v.events.filter((e) => e.type === 'cache-corrupt').map((e) => `${e.kind} ${e.key}`).sort();
+  assert.deepEqual(corrupt, [`layer ${newKey}`, `layer ${stray}`].sort());
+  assert.ok(!existsSync(join(cache, 'layers', stray)) && !existsSync(join(cache, 'layers', newKey)), 'both removed');
+  assert.deepEqual(await nodes(p.file), OLD, 'the vouched trees stay');
+
+  // Planted again, then built: the build's own 2 MiB output is kept, not the planted file.
+  await mkdir(join(cache, 'layers', newKey), { recursive: true });
+  await writeFile(join(cache, 'layers', newKey, 'new.bin'), 'planted');
+  assert.deepEqual(ran(await build(p.file, 'new')), ['new.big']);
+  assert.equal(statSync(join(p.dir, 'out', 'new', 'new.bin')).size, 2 * MiB);
 });
 
 test('cache prune --keep keeps exactly what the targets need', async (t) => {
