@@ -61,20 +61,17 @@ test(`store: a tree of ${SQUASH_FROM}+ layers reads the same over its squash as 
     const store = await openLocalStore(join(t.dir, 'cache'));
     const scratch = join(t.dir, 'scratch');
     mkdirSync(scratch);
-    // The first layers carry what a squash must keep; layers made by hand stand for the rest
-    // of the first 54 stages (as the store test of the layer limit does), then real stages.
+    // The first layers carry what a squash must keep; layers written straight into a work
+    // dir's upper and committed stand for the rest of the first 54 stages, then real stages.
     let tree = await stage(store, undefined, `mkdir -p etc bin d/sub; echo a > etc/a; ln etc/a etc/a-link; ln -s ../etc/a bin/l
       printf x > bin/suid; chmod 4755 bin/suid; truncate -s 64M sparse; printf data | dd of=sparse bs=1 seek=1000 conv=notrunc status=none
       setfattr -n security.capability -v 0x0100000200200000000000000000000000000000 bin/suid; echo gone > gone; echo old > d/sub/f`);
     tree = await stage(store, tree, `rm gone; rm -r d; mkdir d; echo new > d/g`);
-    const layers = [...tree.layers];
-    for (let n = layers.length; n < SQUASH_FROM - 1; n++) {
-      const k = newKey();
-      mkdirSync(join(store.root, 'layers', k));
-      writeFileSync(join(store.root, 'layers', k, `f${n}`), String(n));
-      layers.unshift(k);
+    for (let n = tree.layers.length; n < SQUASH_FROM - 1; n++) {
+      const w = await store.begin(tree);
+      writeFileSync(join(w.upper, `f${n}`), String(n));
+      tree = await store.commit(w, { key: newKey(), node: NODE, ms: 0 });
     }
-    tree = { ...tree, key: layers[0]!, layers };
     tree = await stage(store, tree, `echo top > top; rm f10`);
     assert.equal(tree.layers.length, SQUASH_FROM);
     const squashed = tree.layers[tree.layers.length - SQUASH_EVERY]!;

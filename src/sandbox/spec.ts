@@ -242,7 +242,8 @@ export function sandboxLayout(spec: SandboxSpec, staging: string): SandboxLayout
     }
     // Layers by their own names (keys), linked into staging: the option string stays under
     // the kernel's one-page limit for MAX_LAYERS layers, and shows no path.
-    const lowers = m.lowers.map((l) => link(l, `${m.layersDir}/${l}`));
+    // A lower that is a path (a squash: `../squash/<key>`) gets a plain name of its own.
+    const lowers = m.lowers.map((l, j) => link(/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(l) ? l : `_l${n}.${j}`, resolve(m.layersDir, l)));
     // overlayfs refuses a single lower layer without an upper dir: an empty one goes under it.
     if (!m.upper && lowers.length === 1) lowers.push(EMPTY);
     const opts = [`lowerdir=${lowers.join(':')}`];
