@@ -16,6 +16,7 @@
  */
 import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { PRELUDE } from '../rules/_lib/sh.js';
 import type { TargetDef } from './definition.js';
 import type { Sandbox } from './sandbox/run.js';
 import { SANDBOX_TREE } from './sandbox/spec.js';
@@ -154,42 +155,17 @@ export async function copyOutOfTree(o: {
 }
 
 /**
- * The sandboxed copy of named paths: each resolved in the tree like rules/_lib/prelude.sh's
+ * The sandboxed copy of named paths: each resolved in the tree by rules/_lib/prelude.sh's
  * `in_tree` (an absolute link restarts at the tree's root, `..` stops there, 40 links at
  * most), the last component not followed; then one `cp -a` of them all, so hardlinks between
  * them stay linked.
  */
-const COPY_PATHS = `set -eu
+const COPY_PATHS = `${PRELUDE}
 cd ${SANDBOX_TREE}
-in_tree() {
-  _rest=\${1#/}; _cur=.; _hops=0
-  while [ -n "$_rest" ]; do
-    case $_rest in
-      */*) _c=\${_rest%%/*}; _rest=\${_rest#*/} ;;
-      *) _c=$_rest; _rest= ;;
-    esac
-    case $_c in
-      '' | .) continue ;;
-      ..) [ "$_cur" = . ] || _cur=\${_cur%/*}; continue ;;
-    esac
-    if [ -L "$_cur/$_c" ] && [ -n "$_rest" ]; then
-      _hops=$((_hops + 1))
-      [ "$_hops" -le 40 ] || { printf '%s: too many levels of symbolic links in the tree\n' "$1" >&2; exit 1; }
-      _t=$(readlink "$_cur/$_c")
-      case $_t in
-        /*) _cur=.; _rest=\${_t#/}/$_rest ;;
-        *) _rest=$_t/$_rest ;;
-      esac
-    else
-      _cur=$_cur/$_c
-    fi
-  done
-  [ -e "$_cur" ] || [ -L "$_cur" ] || { printf '%s: not in the tree\n' "$1" >&2; exit 1; }
-  printf '%s\n' "$_cur"
-}
 n=$#
 while [ "$n" -gt 0 ]; do
   p=$(in_tree "$1") || exit 1
+  [ -e "$p" ] || [ -L "$p" ] || die "$1: not in the tree"
   shift
   set -- "$@" "$p"
   n=$((n - 1))

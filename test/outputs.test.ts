@@ -8,7 +8,7 @@
  * - an export path through an absolute symlink of the tree is resolved in the tree, never in
  *   the export sandbox's own filesystem.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -37,6 +37,18 @@ function tmpfs(dir: string, size: string): () => void {
   mkdirSync(dir, { recursive: true });
   execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', dir]);
   return () => execFileSync('umount', ['-l', dir]);
+}
+
+/** A project from `yaml` with a real tmpfs of `size` at `sub` inside it; both go when the test ends. */
+async function projectWithTmpfs(t: TestContext, yaml: string, sub: string, size: string): Promise<{ p: Awaited<ReturnType<typeof projectWith>>; dir: string }> {
+  const p = await projectWith(yaml);
+  const dir = join(p.dir, sub);
+  const umount = tmpfs(dir, size);
+  t.after(async () => {
+    umount();
+    await p.cleanup();
+  });
+  return { p, dir };
 }
 
 function failure(r: CliResult): string {
@@ -107,7 +119,9 @@ test('setuid files and device nodes a stage made are kept, but user nobody canno
 });
 
 test('a stage that fills the cache\'s filesystem: exit 1, "no space left" with the cache\'s path, the work dir gone, the log stored; the cache builds on', T, async (t) => {
-  const p = await projectWith(`version: 1
+  const { p, dir: cache } = await projectWithTmpfs(
+    t,
+    `version: 1
 vars:
   bytes: "20000000"
 pipelines:
@@ -125,13 +139,10 @@ pipelines:
 targets:
   rootfs:
     pipeline: rootfs
-`);
-  const cache = join(p.dir, 'small-cache');
-  const umount = tmpfs(cache, '8m');
-  t.after(async () => {
-    umount();
-    await p.cleanup();
-  });
+`,
+    'small-cache',
+    '8m',
+  );
   const r = await imgmake(['--json', '-f', p.file, '--cache', cache, 'build', 'rootfs']);
   assert.equal(r.code, 1, failure(r));
   const [failed] = stageEvents(r, 'failed');
@@ -155,7 +166,9 @@ targets:
 });
 
 test('a commit that finds the cache full: exit 1, the path and the cause, no layer left for a later build to adopt', T, async (t) => {
-  const p = await projectWith(`version: 1
+  const { p, dir: cache } = await projectWithTmpfs(
+    t,
+    `version: 1
 pipelines:
   rootfs:
     stages:
@@ -167,13 +180,10 @@ pipelines:
 targets:
   rootfs:
     pipeline: rootfs
-`);
-  const cache = join(p.dir, 'small-cache');
-  const umount = tmpfs(cache, '8m');
-  t.after(async () => {
-    umount();
-    await p.cleanup();
-  });
+`,
+    'small-cache',
+    '8m',
+  );
   const r = await imgmake(['--json', '-f', p.file, '--cache', cache, 'build', 'rootfs']);
   assert.equal(r.code, 1, failure(r));
   const [failed] = stageEvents(r, 'failed');
@@ -212,7 +222,9 @@ test('store: a commit whose index entry cannot be written (disk full) takes its 
 });
 
 test('an export that does not fit: exit 1 naming the out path and the cause; out/ keeps its last good output and no temporary', T, async (t) => {
-  const p = await projectWith(`version: 1
+  const { p, dir: out } = await projectWithTmpfs(
+    t,
+    `version: 1
 vars:
   bytes: "3000000"
 pipelines:
@@ -225,13 +237,10 @@ targets:
   big:
     pipeline: rootfs
     export: [big]
-`);
-  const out = join(p.dir, 'small-out');
-  const umount = tmpfs(out, '1m');
-  t.after(async () => {
-    umount();
-    await p.cleanup();
-  });
+`,
+    'small-out',
+    '1m',
+  );
   const good = await imgmake(['--json', '-f', p.file, '--out', out, '--var', 'bytes=1000', 'build', 'big']);
   assert.equal(good.code, 0, failure(good));
 
