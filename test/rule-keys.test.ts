@@ -20,7 +20,7 @@ import { buildGraph, descendants, type BuildGraph } from '../src/graph.js';
 import type { NodeId, RuleName } from '../src/ids.js';
 import { changedFields, computeKeys, type Keys } from '../src/key.js';
 import { load } from '../src/load/index.js';
-import { RuleCodeError } from '../src/rule-code.js';
+import { moduleReferences, RuleCodeError, sourcedNames } from '../src/rule-code.js';
 import { builtinRules, loadRules, type RulesRoot } from '../src/rule.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -197,4 +197,31 @@ test('a computed path outside the rule\'s own folder is an error, not a file lef
   assert.throws(() => rules.get('x.run' as RuleName)!.digest, /rule x\.run: .*index\.js names a file imgmake cannot follow into the rule's key \(new URL\(`\.\.\/_lib\/\$\{o\.name\}\.sh`, import\.meta\.url\)\); name it with a string literal/);
   assert.match(rules.get('y.run' as RuleName)!.digest, /^sha256:/, 'a computed path in its own folder is covered by the folder');
   assert.throws(() => rules.get('z.run' as RuleName)!.digest, /rule z\.run: .*import\.meta outside new URL/);
+});
+
+test('module references: the import forms tsc emits, reads by literal URL, and bare specifiers left out', () => {
+  const js = [
+    "import { readFileSync } from 'node:fs';",
+    "import Ajv from 'ajv';",
+    'import {\n  a,\n  b as c,\n} from "./multi.js";',
+    "export * from '../_lib/all.js';",
+    "export { x } from './x.js';",
+    "import './side-effect.js';",
+    "const later = await import('./later.js');",
+    "const SH = new URL('../../../rules/_lib/x.sh', import.meta.url);",
+    '/** import { no } from \'./in-a-comment.js\' */',
+  ].join('\n');
+  const refs = moduleReferences('/p/dist/rules/a.b/index.js', js);
+  assert.deepEqual(
+    refs.map((r) => (r.kind === 'computed' ? `computed ${r.text}` : `${r.kind} ${r.path}`)).sort(),
+    [
+      'import /p/dist/rules/_lib/all.js',
+      'import /p/dist/rules/a.b/later.js',
+      'import /p/dist/rules/a.b/multi.js',
+      'import /p/dist/rules/a.b/side-effect.js',
+      'import /p/dist/rules/a.b/x.js',
+      'read /p/rules/_lib/x.sh',
+    ],
+  );
+  assert.deepEqual(sourcedNames('. /etc/os-release\nfoo; source "$RUN/a.sh"\n[ -e . ] && echo .\n'), ['os-release', 'a.sh']);
 });
