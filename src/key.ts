@@ -3,7 +3,7 @@
  *
  * A stage's key is sha256 over the canonical JSON of its key object (docs/cache-key.md):
  *
- *     { schema: "imgmake.key.v1", rule, ruleCode, options, parent, inputs, buildroot }
+ *     { schema: "imgmake.key.v2", rule, ruleCode, options, parent, inputs, buildroot }
  *
  * Beside each key we keep a per-field digest map ("options.hostname" → sha256 …) so `plan` can
  * say which field changed since the node was last built. A project file's key is the digest
@@ -23,7 +23,7 @@ import { formatDigest } from './ids.js';
 import type { LockedPackage } from './debian/lock.js';
 
 /** Bump when the meaning of a key's fields, the sandbox or the store's tree format changes. */
-export const KEY_SCHEMA = 'imgmake.key.v1';
+export const KEY_SCHEMA = 'imgmake.key.v2';
 
 /**
  * The value every stage's SOURCE_DATE_EPOCH gets: a constant of the key schema. 1980-01-01

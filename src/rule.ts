@@ -11,18 +11,21 @@
  * validated options into the command the sandbox runs (usually a shell script using the
  * buildroot's tools); the engine runs it with the tree read-write at `ctx.tree`.
  *
- * The rule's digest covers every file of its folder but tests, plus `rules/_lib/` which rules
- * share, so editing a rule invalidates every tree it built (osbuild#1099).
+ * The rule's digest covers the code that runs when its stages run: its folder and the shared
+ * files it imports, reads or sources, as compiled (rule-code.ts), so editing a rule invalidates
+ * every tree it built (osbuild#1099) and editing a disk helper invalidates only disk stages.
  *
  * This module finds, describes and digests rules; it does not run them (schedule.ts does).
  */
-import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import AjvModule, { type ValidateFunction } from 'ajv';
-import { formatDigest, type Digest, type RuleName } from './ids.js';
+import type { Digest, RuleName } from './ids.js';
+import { fileHasher, ruleCode, type RuleCode, type RulesRoot } from './rule-code.js';
+
+export type { RuleCode, RulesRoot } from './rule-code.js';
 
 /** Where a rule's command finds things inside the sandbox. */
 export interface RuleContext {
@@ -74,7 +77,12 @@ export interface Rule {
   /** Absolute path of the rule's folder. */
   dir: string;
   schema: RuleSchema;
-  /** Digest of the rule's implementation files: part of every key it produces. */
+  /**
+   * The files of the code that runs for the rule's stages (rule-code.ts). Reading it throws a
+   * RuleCodeError when that code cannot be told (its compiled code is missing).
+   */
+  code: RuleCode;
+  /** `code.digest`: part of every key the rule's stages get. */
   digest: Digest;
   /** ajv validator for `options`; fills in defaults (mutates its argument). */
   validate: ValidateFunction;
@@ -89,6 +97,9 @@ export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..'
 /** The rules that ship with imgmake. */
 export const builtinRulesDir = join(packageRoot, 'rules');
 
+/** The rules that ship with imgmake and where `tsc` compiles them. */
+export const builtinRules: RulesRoot = { dir: builtinRulesDir, compiled: join(packageRoot, 'dist', 'rules') };
+
 const Ajv = AjvModule.default ?? AjvModule;
 
 /**
@@ -100,43 +111,46 @@ export function newAjv(o: { validateSchema?: boolean } = {}) {
 }
 
 const RULE_NAME = /^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+$/;
-const LIB = '_lib';
 
 /**
- * Loads every rule folder of the given directories; a later directory may not redefine a name.
+ * Loads every rule folder of the given roots; a later root may not redefine a name. A folder
+ * given as a path is compiled into the package's `dist/` when it is inside the package.
  * A rule's code digest and its options validator are made on first use: a build reads and
  * compiles only the rules its definition names (every rule would cost a no-op build ~200 ms).
  */
-export async function loadRules(dirs: string[] = [builtinRulesDir]): Promise<RuleRegistry> {
+export async function loadRules(roots: (RulesRoot | string)[] = [builtinRules]): Promise<RuleRegistry> {
   const ajv = newAjv();
+  const hash = fileHasher();
   const rules = new Map<RuleName, Rule>();
-  for (const dir of dirs) {
-    let lib: string | undefined;
-    const libDigest = (): string => (lib ??= digestFolder(join(dir, LIB)));
-    for (const entry of (await readdir(dir, { withFileTypes: true })).sort(byName)) {
+  for (const given of roots) {
+    const root = typeof given === 'string' ? rootOf(given) : given;
+    for (const entry of (await readdir(root.dir, { withFileTypes: true })).sort(byName)) {
       if (!entry.isDirectory() || !RULE_NAME.test(entry.name)) continue;
-      const ruleDir = join(dir, entry.name);
+      const ruleDir = join(root.dir, entry.name);
       const schemaPath = join(ruleDir, 'rule.json');
       if (!existsSync(schemaPath)) continue;
       const name = entry.name as RuleName;
       if (rules.has(name)) throw new Error(`rule ${name} is defined twice: ${rules.get(name)!.dir} and ${ruleDir}`);
       const schema = JSON.parse(await readFile(schemaPath, 'utf8')) as RuleSchema;
-      const modulePath = implementationPath(ruleDir);
-      let digest: Digest | undefined;
+      const implementation = implementationPath(root, ruleDir);
+      let code: RuleCode | undefined;
       let validate: ValidateFunction | undefined;
       let loaded: RuleInvoke | undefined;
       rules.set(name, {
         name,
         dir: ruleDir,
         schema,
+        get code() {
+          return (code ??= ruleCode({ name, dir: ruleDir, implementation, root, hash }));
+        },
         get digest() {
-          return (digest ??= formatDigest(sha256hex(JSON.stringify({ rule: digestFolder(ruleDir), lib: libDigest() }))));
+          return this.code.digest;
         },
         get validate() {
           return (validate ??= ajv.compile(schema.options));
         },
         async invoke(options, ctx) {
-          loaded ??= ((await import(pathToFileURL(modulePath).href)) as { default: RuleInvoke }).default;
+          loaded ??= ((await import(pathToFileURL(implementation).href)) as { default: RuleInvoke }).default;
           return loaded(options, ctx);
         },
       });
@@ -145,45 +159,19 @@ export async function loadRules(dirs: string[] = [builtinRulesDir]): Promise<Rul
   return rules;
 }
 
-/** `rules/x.y/` in the source tree runs as `dist/rules/x.y/index.js`; a folder with its own index.js runs that. */
-function implementationPath(ruleDir: string): string {
+/** A rules folder given by path: inside the package, tsc compiles it into `dist/` beside the rest. */
+function rootOf(dir: string): RulesRoot {
+  const rel = relative(packageRoot, resolve(dir));
+  return rel.startsWith('..') || isAbsolute(rel) ? { dir: resolve(dir) } : { dir: resolve(dir), compiled: join(packageRoot, 'dist', rel) };
+}
+
+/** `rules/x.y/` runs as its compiled `index.js`; a folder with its own index.js runs that. */
+function implementationPath(root: RulesRoot, ruleDir: string): string {
   const own = join(ruleDir, 'index.js');
-  if (existsSync(own)) return own;
-  const rel = relative(packageRoot, ruleDir);
-  return join(packageRoot, 'dist', rel, 'index.js');
+  if (existsSync(own) || !root.compiled) return own;
+  return join(root.compiled, relative(root.dir, ruleDir), 'index.js');
 }
 
 function byName(a: { name: string }, b: { name: string }): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-}
-
-export function sha256hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-/**
- * Digest of a folder's implementation files: relative path and content of each file but
- * tests (`*.test.*`) and editor litter, sorted. Missing folder: the digest of nothing.
- */
-export function digestFolder(dir: string): string {
-  const files: [string, string][] = [];
-  const walk = (d: string): void => {
-    let entries;
-    try {
-      entries = readdirSync(d, { withFileTypes: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw e;
-    }
-    for (const e of entries) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.isFile() && !/\.test\.[cm]?[jt]s$/.test(e.name) && !e.name.startsWith('.')) {
-        files.push([relative(dir, p), sha256hex(readFileSync(p))]);
-      }
-    }
-  };
-  walk(dir);
-  files.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  return sha256hex(JSON.stringify(files));
 }

@@ -9,7 +9,7 @@ import { closeSync, lstatSync, openSync, readdirSync, writeSync } from 'node:fs'
 import { join } from 'node:path';
 import { assertFails, assertOk, perms, runRule, schemaErrors, tempDir, withRule } from '../../test/helpers/rule-harness.js';
 import { SOURCE_DATE_EPOCH } from '../../src/key.js';
-import { makeDisk, sha256File, T } from '../_lib/disk-fixtures.test.js';
+import { makeDisk, sha256File, T } from '../../test/helpers/disk-fixtures.js';
 
 interface Info {
   format: string;

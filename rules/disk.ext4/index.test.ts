@@ -10,7 +10,7 @@ import { closeSync, openSync, readSync, utimesSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { assertFails, assertOk, schemaErrors, tempDir, withRule } from '../../test/helpers/rule-harness.js';
 import { SOURCE_DATE_EPOCH } from '../../src/key.js';
-import { makeDisk, makeRootTree, ROOT_OFFSET, ROOT_UUID, sfdiskJson, sha256File, T, tmpfsDir, touchAll } from '../_lib/disk-fixtures.test.js';
+import { makeDisk, makeRootTree, ROOT_OFFSET, ROOT_UUID, sfdiskJson, sha256File, T, tmpfsDir, touchAll } from '../../test/helpers/disk-fixtures.js';
 
 const SDE_HEX = `0x${Number(SOURCE_DATE_EPOCH).toString(16)}:00000000`;
 

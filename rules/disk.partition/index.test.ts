@@ -8,7 +8,7 @@ import { lstatSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertOk, perms, runRule, schemaErrors, withRule } from '../../test/helpers/rule-harness.js';
 import { SOURCE_DATE_EPOCH } from '../../src/key.js';
-import { allocated, DISK, LABEL_ID, ROOT_PARTUUID, sfdiskJson, sha256File, T } from '../_lib/disk-fixtures.test.js';
+import { allocated, DISK, LABEL_ID, ROOT_PARTUUID, sfdiskJson, sha256File, T } from '../../test/helpers/disk-fixtures.js';
 import { layout } from './index.js';
 
 test('a sparse disk image with exactly the GPT the options give', T, async () => {

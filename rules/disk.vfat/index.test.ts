@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { assertFails, assertOk, schemaErrors, tempDir, withRule } from '../../test/helpers/rule-harness.js';
-import { ESP_OFFSET, makeDisk, ROOT_OFFSET, sha256File, T, tmpfsDir, touchAll } from '../_lib/disk-fixtures.test.js';
+import { ESP_OFFSET, makeDisk, ROOT_OFFSET, sha256File, T, tmpfsDir, touchAll } from '../../test/helpers/disk-fixtures.js';
 
 const EFI = Buffer.from(Array.from({ length: 150_000 }, (_, i) => (i * 7919) % 251));
 const ENV = { ...process.env, MTOOLS_SKIP_CHECK: '1' };

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertFails, assertOk, schemaErrors, tempDir, withRule } from '../../test/helpers/rule-harness.js';
-import { ESP_OFFSET, makeDisk, sfdiskJson, sha256File, T } from '../_lib/disk-fixtures.test.js';
+import { ESP_OFFSET, makeDisk, sfdiskJson, sha256File, T } from '../../test/helpers/disk-fixtures.js';
 import { GRUB_MODULES } from '../_lib/disk.js';
 
 const PC = '/usr/lib/grub/i386-pc';

@@ -10,7 +10,7 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, sy
 import { join } from 'node:path';
 import { assertFails, assertOk, perms, schemaErrors, tempDir, withRule } from '../../test/helpers/rule-harness.js';
 import { SOURCE_DATE_EPOCH } from '../../src/key.js';
-import { ROOT_UUID, sha256File, T } from '../_lib/disk-fixtures.test.js';
+import { ROOT_UUID, sha256File, T } from '../../test/helpers/disk-fixtures.js';
 
 const HAVE_GRUB = existsSync('/usr/lib/grub/x86_64-efi/moddep.lst');
 const TG = { ...T, skip: !HAVE_GRUB && 'no /usr/lib/grub/x86_64-efi (grub-efi-amd64-bin)' };

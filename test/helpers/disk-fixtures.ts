@@ -1,7 +1,8 @@
 /**
- * Fixtures the disk rules' tests share (no tests of its own; named *.test.ts so that it stays out
- * of every rule's code digest): a partitioned disk image made on the host, the partition table as
- * sfdisk reads it, and input trees with the things a root filesystem holds.
+ * Fixtures the disk rules' tests share (no tests of its own, so not named *.test.ts): a
+ * partitioned disk image made on the host, the partition table as sfdisk reads it, and input
+ * trees with the things a root filesystem holds. It lives with the test helpers: only tests
+ * import it, so it is no part of any rule's code digest (src/rule-code.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
