@@ -41,10 +41,10 @@ async function make(): Promise<RpmBuildroot> {
       throw new Error(`imgmake ${args.join(' ')} failed (the RPM tests' buildroot, in ${project}):\n${x.stderr ?? ''}${x.stdout ?? ''}`);
     }
   };
-  run(['build', '--until', 'rpm-buildroot.tools', 'buildroot']);
+  run(['build', '--until', 'rpm-buildroot.network-files', 'buildroot']);
   const parent = mkdtempSync(join(tmpdir(), 'imgmake-rpm-buildroot-'));
   process.once('exit', () => rmSync(parent, { recursive: true, force: true }));
   const dir = join(parent, 'tree');
-  run(['export', 'rpm-buildroot.tools', dir]);
+  run(['export', 'rpm-buildroot.network-files', dir]);
   return { dir };
 }
