@@ -6,6 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -87,12 +88,19 @@ test('resolve: dnf in the buildroot locks a Requires chain through a virtual pro
   const unknown = await resolve(req(['imgtest-app', 'no-such-thing']), opts);
   assert.ok(!unknown.ok && unknown.error.reason === 'rpm-no-such-package' && unknown.error.spec === 'no-such-thing', JSON.stringify(unknown));
 
-  // repo_gpgcheck: repomd.xml's signature is checked against gpgkey; a key that is not the
-  // signer's fails the repository.
-  const otherKey = join(work, 'other.asc');
-  writeFileSync(otherKey, readFileSync(w.keyFile, 'utf8').replace(/\n[A-Za-z0-9+/]{20}/, '\nAAAAAAAAAAAAAAAAAAAA'));
-  const badRepo = await resolve(req(['imgtest-app'], { gpgkey: [`file://${otherKey}`] }), { ...opts, workDir: join(work, 'w2') });
+  // repo_gpgcheck: repomd.xml's signature is checked against gpgkey; another key (served
+  // beside the real one) fails the repository.
+  const gnupg = join(work, 'gnupg');
+  execFileSync('mkdir', ['-m', '700', gnupg]);
+  execFileSync('gpg', ['--batch', '--homedir', gnupg, '--passphrase', '', '--quick-gen-key', 'another <other@invalid>', 'rsa2048', 'sign', 'never'], { stdio: 'ignore' });
+  writeFileSync(join(w.nginx.www, 'other-key.asc'), execFileSync('gpg', ['--batch', '--homedir', gnupg, '--armor', '--export'], { encoding: 'utf8' }));
+  execFileSync('gpgconf', ['--homedir', gnupg, '--kill', 'gpg-agent']);
+  const otherUrl = w.keyUrl.replace(/[^/]*$/, 'other-key.asc');
+  const badRepo = await resolve(req(['imgtest-app'], { gpgkey: [otherUrl] }), { ...opts, workDir: join(work, 'w2') });
   assert.ok(!badRepo.ok && badRepo.error.reason === 'rpm-repo-failed', JSON.stringify(badRepo));
+  // The same key with repo_gpgcheck off: the metadata is read (package signatures are verify's).
+  const off = await resolve(req(['imgtest-app'], { gpgkey: [otherUrl], repo_gpgcheck: false }), { ...opts, workDir: join(work, 'w3') });
+  assert.ok(off.ok, JSON.stringify(off));
 
   const bad = await resolve(req(['imgtest-app'], { gpgkey: [] }), opts);
   assert.ok(!bad.ok && bad.error.reason === 'rpm-bad-request' && /gpgcheck on but no gpgkey/.test(bad.error.message));

@@ -15,7 +15,8 @@
  * solver's problem rules, plus the providers of each capability they name, from which
  * `problemOf` (pure) builds the package chain or the conflicting pair.
  *
- * WORKDIR may be reused between resolutions (dnf's metadata cache stays). This module does not
+ * WORKDIR may be reused between resolutions: dnf's metadata cache stays, revalidated against
+ * each repository's repomd.xml every time (metadata_expire 0). This module does not
  * download packages or check signatures of packages (verify.ts does).
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -199,7 +200,8 @@ export function sortRpms(ps: LockedRpm[]): LockedRpm[] {
 }
 
 const REPO_ID = /^[A-Za-z0-9_.-]+$/;
-const URL_LIKE = /^(https?|file):\/\/[^\s'"]+$/;
+/** http(s) only: dnf runs in the sandbox, where a file: URL would name the buildroot's files. */
+const URL_LIKE = /^https?:\/\/[^\s'"]+$/;
 
 function checkRequest(req: RpmRequest): string[] {
   const p: string[] = [];
@@ -212,9 +214,9 @@ function checkRequest(req: RpmRequest): string[] {
     if (!r.baseurl && !r.metalink && !r.mirrorlist) p.push(`repository ${r.id} has none of baseurl, metalink, mirrorlist`);
     for (const k of ['baseurl', 'metalink', 'mirrorlist'] as const) {
       const u = r[k];
-      if (u !== undefined && !URL_LIKE.test(u)) p.push(`repository ${r.id}: ${k} ${JSON.stringify(u)} is not an http(s) or file URL`);
+      if (u !== undefined && !URL_LIKE.test(u)) p.push(`repository ${r.id}: ${k} ${JSON.stringify(u)} is not an http(s) URL`);
     }
-    for (const u of r.gpgkey ?? []) if (!URL_LIKE.test(u)) p.push(`repository ${r.id}: gpgkey ${JSON.stringify(u)} is not an http(s) or file URL`);
+    for (const u of r.gpgkey ?? []) if (!URL_LIKE.test(u)) p.push(`repository ${r.id}: gpgkey ${JSON.stringify(u)} is not an http(s) URL`);
     if ((r.gpgcheck ?? true) && !(r.gpgkey ?? []).length) p.push(`repository ${r.id} has gpgcheck on but no gpgkey`);
     if (r.repo_gpgcheck && !(r.gpgkey ?? []).length) p.push(`repository ${r.id} has repo_gpgcheck on but no gpgkey`);
   }
@@ -247,6 +249,7 @@ c.persistdir = os.path.join(w, 'persist')
 c.logdir = os.path.join(w, 'dnflog')
 c.reposdir = []
 c.install_weak_deps = False
+c.metadata_expire = 0  # a reused cache is revalidated (repomd.xml) every time: lock --update sees today's repo
 c.substitutions['basearch'] = req['arch']
 c.substitutions['arch'] = req['arch']
 c.substitutions['releasever'] = req['releasever']
