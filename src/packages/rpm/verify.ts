@@ -31,7 +31,7 @@ export interface VerifyOptions {
   keys: Record<string, string[]>;
   sandbox: Sandbox;
   buildroot: TreeMount;
-  /** Scratch directory (created; emptied before use). */
+  /** Scratch directory (created); the check uses its `verify/` subdirectory, emptied first. */
   workDir: string;
   logFile: string;
   signal?: AbortSignal;
@@ -81,7 +81,7 @@ export async function checksum(p: FetchedRpm): Promise<Result<void, RpmVerifyErr
  * checked only against its repository's keys), then `rpmkeys --checksig` per package.
  */
 async function signatures(pkgs: FetchedRpm[], opts: VerifyOptions): Promise<Result<void, RpmVerifyError>> {
-  const w = opts.workDir;
+  const w = join(opts.workDir, 'verify');
   await rm(w, { recursive: true, force: true });
   await mkdir(join(w, 'pkgs'), { recursive: true });
   const repos = [...new Set(pkgs.map((p) => p.locked.repo))];
