@@ -1,0 +1,136 @@
+/**
+ * The rpm format: RPM packages from rpm-md repositories, resolved by dnf in a buildroot
+ * (resolve.ts), locked by NEVRA, sha256, repository id and location (lock.ts), fetched from the
+ * repositories' base URLs, verified by sha256 and by signature against each repository's
+ * gpgkey (verify.ts), installed by rules/rpm.install from the `rpms` input.
+ *
+ * `rpmFormat` has the shape of the package layer's format contract (src/packages/format.ts on
+ * the package-layer branch: name, input, noun, request, describe, resolve, lock.parse/json,
+ * artifact, digest, locate, verify), with three differences the wiring must bridge, because an
+ * RPM repository's URL is in the stage's options (not in a variable, as Debian's mirror is):
+ * - a lock entry is matched by `lockRequest(request)`, which leaves the URLs out, so a lock
+ *   made against one mirror builds from another;
+ * - `locate` takes the stage's request beside the variables (the base URLs are there);
+ * - `resolve` and `verify` need the stage's buildroot (dnf and rpmkeys are never the host's)
+ *   and `verify` the request (which repositories have gpgcheck, and their gpgkey URLs).
+ *
+ * Trust: repomd.xml's signature when `repo_gpgcheck` (at lock time, by dnf); each package's
+ * sha256 from the lock; each package's signature when `gpgcheck` (at fetch time, rpmkeys).
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { Sandbox } from '../../sandbox/run.js';
+import type { SandboxSpec } from '../../sandbox/spec.js';
+import { fail, ok, type Result } from '../../result.js';
+import { artifactOf, lockJson, lockRequestOf, packagesDigest, packageUrl, parseLockEntry, type RpmLockRequest } from './lock.js';
+import { requestOf, resolve, type RpmStageOptions } from './resolve.js';
+import { verify, type FetchedRpm } from './verify.js';
+import { nevra, type LockedRpm, type RpmRequest } from './types.js';
+
+export type { LockedRpm, RpmRepo, RpmRequest, RpmResolveError, RpmVerifyError } from './types.js';
+export type { RpmLockRequest } from './lock.js';
+export { nevra } from './types.js';
+export { requestOf, resolve, problemOf, RESOLVER_SCRIPT } from './resolve.js';
+export { verify, checksum, type FetchedRpm, type VerifyOptions } from './verify.js';
+export { artifactOf, lockJson, lockRequestOf, packagesDigest, packageUrl, parseLockEntry, evr } from './lock.js';
+
+/** What resolve and verify run with (the contract's ResolveContext, buildroot required in effect). */
+export interface RpmContext {
+  sandbox: Sandbox;
+  workDir: string;
+  logFile: string;
+  buildroot?: SandboxSpec['buildroot'];
+  signal?: AbortSignal;
+}
+
+const NEEDS_BUILDROOT =
+  'the rpm format runs dnf and rpmkeys in the stage\'s buildroot, never on the host: give the pipeline a build: pipeline whose tree has dnf, python3-dnf, rpm and ca-certificates (see docs/rpm.md), and build it first';
+
+export const rpmFormat = {
+  name: 'rpm',
+  input: 'rpms',
+  noun: '.rpms',
+  goneHint: 'the repository no longer serves this package (repositories drop superseded builds)',
+
+  request(options: Record<string, unknown>): RpmRequest {
+    return requestOf(options as RpmStageOptions);
+  },
+  /** The part of a request a lock entry is matched by (no URLs). */
+  lockRequest(request: RpmRequest): RpmLockRequest {
+    return lockRequestOf(request);
+  },
+  describe(request: RpmRequest): string {
+    return `${request.repos.map((r) => r.id).join(',')} ${request.arch} + ${request.packages.join(' ')}`;
+  },
+
+  async resolve(request: RpmRequest, ctx: RpmContext): Promise<Result<LockedRpm[], string>> {
+    if (!ctx.buildroot || ctx.buildroot.kind !== 'tree') return fail(NEEDS_BUILDROOT);
+    const r = await resolve(request, { sandbox: ctx.sandbox, buildroot: ctx.buildroot.mount, workDir: ctx.workDir, logFile: ctx.logFile, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+    return r.ok ? r : fail(r.error.message);
+  },
+
+  lock: {
+    parse: parseLockEntry,
+    json: lockJson,
+  },
+  artifact: artifactOf,
+  digest: packagesDigest,
+
+  /** A function from a locked package to its URL, from the request's base URLs. */
+  locate(_vars: Readonly<Record<string, string>>, request: RpmRequest): (p: LockedRpm) => string {
+    return (p) => packageUrl(request.repos, p, request);
+  },
+
+  /**
+   * Checks the fetched files of ENTRIES: sha256, then signatures for repositories with
+   * gpgcheck, against the keys their gpgkey URLs serve. Failures name the package.
+   */
+  async verify(fetched: readonly { entry: LockedRpm; path: string }[], request: RpmRequest, ctx: RpmContext): Promise<Result<void, string[]>> {
+    if (!ctx.buildroot || ctx.buildroot.kind !== 'tree') return fail([NEEDS_BUILDROOT]);
+    const keys = await fetchKeys(request, ctx.signal);
+    if (!keys.ok) return fail([keys.error]);
+    const pkgs: FetchedRpm[] = fetched.map((f) => ({ file: f.path, locked: f.entry }));
+    const r = await verify(pkgs, {
+      repos: request.repos,
+      keys: keys.value,
+      sandbox: ctx.sandbox,
+      buildroot: ctx.buildroot.mount,
+      workDir: ctx.workDir,
+      logFile: ctx.logFile,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    });
+    return r.ok ? ok(undefined) : fail([r.error.message]);
+  },
+};
+
+/**
+ * The armored keys of every repository with gpgcheck, read from its gpgkey URLs (http(s) or
+ * file://). A key that cannot be read fails the whole set, naming the repository and URL.
+ */
+export async function fetchKeys(request: RpmRequest, signal?: AbortSignal): Promise<Result<Record<string, string[]>, string>> {
+  const out: Record<string, string[]> = {};
+  for (const repo of request.repos) {
+    if (!(repo.gpgcheck ?? true)) continue;
+    const keys: string[] = [];
+    for (const url of repo.gpgkey ?? []) {
+      try {
+        if (url.startsWith('file://')) keys.push(await readFile(fileURLToPath(url), 'utf8'));
+        else {
+          const res = await fetch(url, { ...(signal ? { signal } : {}) });
+          if (!res.ok) return fail(`repository ${repo.id}: gpgkey ${url}: HTTP ${res.status}`);
+          keys.push(await res.text());
+        }
+      } catch (e) {
+        return fail(`repository ${repo.id}: gpgkey ${url}: ${(e as Error).message}`);
+      }
+      if (!/-----BEGIN PGP PUBLIC KEY BLOCK-----/.test(keys[keys.length - 1]!)) return fail(`repository ${repo.id}: gpgkey ${url} is not an armored OpenPGP public key`);
+    }
+    out[repo.id] = keys;
+  }
+  return ok(out);
+}
+
+/** For messages: the package a locked entry is (`name-[epoch:]version-release.arch`). */
+export function describePackage(p: LockedRpm): string {
+  return nevra(p);
+}
