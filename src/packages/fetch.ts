@@ -1,47 +1,50 @@
 /**
- * Fetch: the .debs of a lock, by URL, into the cacache store, each verified against the lock's
- * size and sha256 while it streams. Sources are addressed by digest: a .deb already in the store
- * is never downloaded again, whatever mirror it came from.
+ * Fetch: a lock's artifacts, by URL, into the cacache store, each verified against the lock's
+ * size and sha256 while it streams (net/download.ts). Artifacts are addressed by digest: one
+ * already in the store is never downloaded again, whatever mirror (or format) it came from.
  *
- *     fetchPackages(packages, { mirror, cacheDir, concurrency })  → Map<sha256, content path>
- *     hasAll(packages, { cacheDir })                              → true when a build can be offline
- *     missingPackages(packages, { cacheDir })                     → the ones that are not stored
+ *     fetchArtifacts(artifacts, { locate, cacheDir, concurrency })  → Map<sha256, content path>
+ *     storedArtifacts(artifacts, { cacheDir })                      → the same, for stored ones only
+ *     missingArtifacts(artifacts, { cacheDir })                     → the ones that are not stored
  *
- * Store layout (cacache at CACHEDIR): the index key is `deb:<sha256>`, the content is stored
- * under its sha256 integrity (`content-v2/sha256/<2>/<2>/<60>`), and the returned path is that
- * content file: a stage hard-links or binds it read-only. It is shared with the cache, so nothing
- * may write through such a link. An entry counts as present when its index entry or its
- * content exists with the locked size; content is not re-hashed (cacache stores only what
- * matched its integrity on the way in).
+ * Store layout (cacache at CACHEDIR): the index key is `deb:<sha256>` for every format (the
+ * name dates from when apt was the only one; caches made since then keep working, and gc.ts
+ * reads the same keys), the content is stored under its sha256 integrity
+ * (`content-v2/sha256/<2>/<2>/<60>`), and the returned path is that content file: a stage
+ * hard-links or binds it read-only. It is shared with the cache, so nothing may write through
+ * such a link. An entry counts as present when its index entry or its content exists with the
+ * locked size; content is not re-hashed (cacache stores only what matched its integrity on the
+ * way in).
  *
- * A download's life:
+ * A download goes to CACHE/tmp/OWNER-… first (swept if this process dies), where a cut is
+ * resumed by the next attempt, then into cacache, which checks the integrity again. A cancelled
+ * signal stops everything at once, without retries. When some artifacts cannot be fetched, the
+ * others are still stored, then one Error names every failed artifact and URL.
  *
- *     request ──HTTP 2xx──▶ streaming (hash + count) ──size and sha256 match──▶ stored
- *        │                        │ wrong size, wrong sha256, a cut connection,
- *        │ HTTP 4xx (not 408/429) │ no bytes for idleTimeoutMs, HTTP 5xx
- *        ▼                        ▼
- *      failed ◀── attempts used ── discarded (cacache drops its temp file) ──▶ request again
- *
- * A cancelled signal stops everything at once, without retries. When some packages cannot be
- * fetched, the others are still stored, then one Error names every failed package and URL.
- *
- * This module does not resolve packages (lock.ts does), read the lock file, or build a repo.
+ * This module does not resolve packages, read the lock file or know any format: `locate`
+ * (the format's) says where an artifact is.
  */
-import { createHash } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import cacache from 'cacache';
-import type { LockedPackage } from './lock.js';
-import type { DebianMirror } from './sources.js';
-import { CACACHE_TMP } from '../store/orphans.js';
+import { fetchFile, inParallel, LocalWriteError, type FetchFailure } from '../net/download.js';
+import { fail, ok, type Result } from '../result.js';
+import { CACACHE_TMP, ownedName } from '../store/orphans.js';
+import type { StageDef } from '../definition.js';
+import type { Sandbox } from '../sandbox/run.js';
+import { packageInputsOf, packagesOf } from './attach.js';
+import type { Artifact, Formats } from './format.js';
 
 export interface FetchOptions {
-  mirror: DebianMirror;
-  /** The cacache directory (imgmake's cache root: debs share it with trees and logs). */
+  /** The URL of an artifact (the format's `locate`); may throw when it has none. */
+  locate: (a: Artifact) => string;
+  /** The cacache directory (imgmake's cache root: artifacts share it with trees and logs). */
   cacheDir: string;
   /** Downloads in flight at once (default 6). */
   concurrency?: number;
   signal?: AbortSignal;
-  /** Tries per package before giving up (default 3). */
+  /** Tries per artifact before giving up (default 3). */
   attempts?: number;
   /** A download that receives nothing for this long is cut and retried (default 30 s). */
   idleTimeoutMs?: number;
@@ -49,61 +52,52 @@ export interface FetchOptions {
   onEvent?: (e: FetchEvent) => void;
 }
 
-/** What happened to one package; `retry` carries why the attempt was discarded. */
+/** What happened to one artifact; `retry` carries why the attempt was discarded. */
 export type FetchEvent =
-  | { type: 'cached'; pkg: LockedPackage }
-  | { type: 'start'; pkg: LockedPackage; url: string; attempt: number }
-  | { type: 'retry'; pkg: LockedPackage; url: string; attempt: number; error: string }
-  | { type: 'fetched'; pkg: LockedPackage; url: string; bytes: number; ms: number }
-  | { type: 'failed'; pkg: LockedPackage; url: string; error: string };
+  | { type: 'cached'; pkg: Artifact }
+  | { type: 'start'; pkg: Artifact; url: string; attempt: number }
+  | { type: 'retry'; pkg: Artifact; url: string; attempt: number; error: string }
+  | { type: 'fetched'; pkg: Artifact; url: string; bytes: number; ms: number }
+  | { type: 'failed'; pkg: Artifact; url: string; error: string };
 
-/** The cacache index key of a .deb. */
-export function debKey(sha256: string): string {
+/** The cacache index key of an artifact. */
+export function artifactKey(sha256: string): string {
   return `deb:${sha256}`;
 }
 
-/** The URL of a locked package on a mirror (each path segment URL-encoded, as apt does). */
-export function packageUrl(mirror: DebianMirror, pkg: Pick<LockedPackage, 'source' | 'path' | 'name'>): string {
-  const base = pkg.source === 'security' ? mirror.security : mirror.archive;
-  if (!base) throw new Error(`${pkg.name} comes from the security archive, but the mirror names none`);
-  return `${base.replace(/\/+$/, '')}/${pkg.path.split('/').map(encodeURIComponent).join('/')}`;
-}
-
 /**
- * Makes sure every package is in the store, downloading what is missing, and returns
- * sha256 → content path for all of them. Throws one Error listing every package that could not
+ * Makes sure every artifact is in the store, downloading what is missing, and returns
+ * sha256 → content path for all of them. Throws one Error listing every artifact that could not
  * be fetched (name, version, URL, why); what was fetched meanwhile stays stored.
  */
-export async function fetchPackages(packages: LockedPackage[], opts: FetchOptions): Promise<Map<string, string>> {
-  const unique = new Map<string, LockedPackage>();
-  for (const p of packages) unique.set(p.sha256, p);
+export async function fetchArtifacts(artifacts: readonly Artifact[], opts: FetchOptions): Promise<Map<string, string>> {
+  const unique = new Map<string, Artifact>();
+  for (const a of artifacts) unique.set(a.sha256, a);
   const paths = new Map<string, string>();
   const failures: string[] = [];
-  const queue = [...unique.values()];
-  const concurrency = Math.max(1, opts.concurrency ?? 6);
-
-  const worker = async () => {
-    for (let p = queue.shift(); p; p = queue.shift()) {
-      opts.signal?.throwIfAborted();
-      const have = await storedPath(opts.cacheDir, p);
-      if (have) {
-        paths.set(p.sha256, have);
-        opts.onEvent?.({ type: 'cached', pkg: p });
-        continue;
-      }
-      const url = packageUrl(opts.mirror, p);
-      await discardWrongSize(opts.cacheDir, p);
-      try {
-        paths.set(p.sha256, await download(p, url, opts));
-      } catch (e) {
-        if (opts.signal?.aborted) throw e;
-        const error = (e as Error).message;
-        opts.onEvent?.({ type: 'failed', pkg: p, url, error });
-        failures.push(`${p.name} ${p.version} (${url}): ${error}`);
-      }
+  await inParallel([...unique.values()], opts.concurrency ?? 6, async (a) => {
+    opts.signal?.throwIfAborted();
+    const have = await storedPath(opts.cacheDir, a);
+    if (have) {
+      paths.set(a.sha256, have);
+      opts.onEvent?.({ type: 'cached', pkg: a });
+      return;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+    let url: string;
+    try {
+      url = opts.locate(a);
+    } catch (e) {
+      failures.push(`${a.name} ${a.version}: ${(e as Error).message}`);
+      return;
+    }
+    await discardWrongSize(opts.cacheDir, a);
+    const r = await download(a, url, opts);
+    if (r.ok) paths.set(a.sha256, r.value);
+    else {
+      opts.onEvent?.({ type: 'failed', pkg: a, url, error: r.error });
+      failures.push(`${a.name} ${a.version} (${url}): ${r.error}`);
+    }
+  });
   if (failures.length) {
     const n = failures.length;
     throw new Error(`could not fetch ${n} package${n === 1 ? '' : 's'}:\n  ${failures.sort().join('\n  ')}`);
@@ -111,31 +105,37 @@ export async function fetchPackages(packages: LockedPackage[], opts: FetchOption
   return paths;
 }
 
-/** The packages not in the store. */
-export async function missingPackages(packages: LockedPackage[], opts: { cacheDir: string }): Promise<LockedPackage[]> {
-  const out: LockedPackage[] = [];
-  for (const p of packages) if (!(await storedPath(opts.cacheDir, p))) out.push(p);
+/** The artifacts not in the store. */
+export async function missingArtifacts(artifacts: readonly Artifact[], opts: { cacheDir: string }): Promise<Artifact[]> {
+  const out: Artifact[] = [];
+  for (const a of artifacts) if (!(await storedPath(opts.cacheDir, a))) out.push(a);
   return out;
 }
 
-/** True when every package is stored: a build from this lock needs no network. */
-export async function hasAll(packages: LockedPackage[], opts: { cacheDir: string }): Promise<boolean> {
-  for (const p of packages) if (!(await storedPath(opts.cacheDir, p))) return false;
-  return true;
+/** sha256 → content path of the stored artifacts (those missing are left out); downloads nothing. */
+export async function storedArtifacts(artifacts: readonly Artifact[], opts: { cacheDir: string }): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const a of artifacts) {
+    const p = await storedPath(opts.cacheDir, a);
+    if (p) out.set(a.sha256, p);
+  }
+  return out;
 }
 
 function integrityOf(sha256hex: string): string {
   return `sha256-${Buffer.from(sha256hex, 'hex').toString('base64')}`;
 }
 
-/** The content path of a stored package, or undefined. Re-indexes content whose entry was lost. */
-async function storedPath(cacheDir: string, p: LockedPackage): Promise<string | undefined> {
-  const info = await cacache.get.info(cacheDir, debKey(p.sha256));
-  if (info && (await sizeOf(info.path)) === p.size) return info.path;
-  const integrity = integrityOf(p.sha256);
+const metadataOf = (a: Artifact) => a.metadata ?? { name: a.name, version: a.version };
+
+/** The content path of a stored artifact, or undefined. Re-indexes content whose entry was lost. */
+async function storedPath(cacheDir: string, a: Artifact): Promise<string | undefined> {
+  const info = await cacache.get.info(cacheDir, artifactKey(a.sha256));
+  if (info && (await sizeOf(info.path)) === a.size) return info.path;
+  const integrity = integrityOf(a.sha256);
   const content = await cacache.get.hasContent(cacheDir, integrity).catch(() => false as const);
-  if (content && content.size === p.size) {
-    const entry = await cacache.index.insert(cacheDir, debKey(p.sha256), integrity, { size: p.size, metadata: meta(p) });
+  if (content && content.size === a.size) {
+    const entry = await cacache.index.insert(cacheDir, artifactKey(a.sha256), integrity, { size: a.size, metadata: metadataOf(a) });
     return entry.path;
   }
   return undefined;
@@ -145,9 +145,9 @@ async function storedPath(cacheDir: string, p: LockedPackage): Promise<string | 
  * Content of the wrong length under this digest (damaged on disk) would block the new download:
  * cacache never overwrites a content file. Remove it first.
  */
-async function discardWrongSize(cacheDir: string, p: LockedPackage): Promise<void> {
-  const content = await cacache.get.hasContent(cacheDir, integrityOf(p.sha256)).catch(() => false as const);
-  if (content && content.size !== p.size) await cacache.rm.content(cacheDir, integrityOf(p.sha256));
+async function discardWrongSize(cacheDir: string, a: Artifact): Promise<void> {
+  const content = await cacache.get.hasContent(cacheDir, integrityOf(a.sha256)).catch(() => false as const);
+  if (content && content.size !== a.size) await cacache.rm.content(cacheDir, integrityOf(a.sha256));
 }
 
 async function sizeOf(path: string): Promise<number | undefined> {
@@ -158,121 +158,137 @@ async function sizeOf(path: string): Promise<number | undefined> {
   }
 }
 
-function meta(p: LockedPackage) {
-  return { name: p.name, version: p.version, architecture: p.architecture, path: p.path };
+/** The lock's words for a failed attempt. */
+function words(f: FetchFailure, a: Artifact): string {
+  switch (f.reason) {
+    case 'size':
+      return `${f.bytes > a.size ? 'more than' : 'got'} ${f.bytes} bytes, the lock says ${a.size}`;
+    case 'sha256':
+      return `sha256 ${f.got} does not match the lock's ${a.sha256}`;
+    case 'cut':
+      return `download cut after ${f.bytes} of ${a.size} bytes: ${f.cause}`;
+    case 'http':
+      return `HTTP ${f.status}${f.statusText ? ` ${f.statusText}` : ''}`;
+    case 'unreachable':
+      return f.cause;
+  }
 }
 
-class PermanentError extends Error {}
-
-async function download(p: LockedPackage, url: string, opts: FetchOptions): Promise<string> {
-  const attempts = Math.max(1, opts.attempts ?? 3);
-  for (let attempt = 1; ; attempt++) {
-    opts.onEvent?.({ type: 'start', pkg: p, url, attempt });
-    const t0 = performance.now();
+/** Downloads one artifact into the store: its content path, or why not. */
+async function download(a: Artifact, url: string, opts: FetchOptions): Promise<Result<string, string>> {
+  const tmpDir = join(opts.cacheDir, 'tmp');
+  await mkdir(tmpDir, { recursive: true });
+  const file = join(tmpDir, ownedName());
+  let t0 = performance.now();
+  try {
+    let r;
     try {
-      await downloadOnce(p, url, opts);
-      const path = (await cacache.get.info(opts.cacheDir, debKey(p.sha256)))?.path;
-      if (!path) throw new Error(`Internal error: ${debKey(p.sha256)} was stored but has no index entry`);
-      opts.onEvent?.({ type: 'fetched', pkg: p, url, bytes: p.size, ms: Math.round(performance.now() - t0) });
-      return path;
+      r = await fetchFile(url, file, a, {
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        attempts: opts.attempts ?? 3,
+        idleMs: opts.idleTimeoutMs ?? 30_000,
+        onAttempt: (attempt) => {
+          t0 = performance.now();
+          opts.onEvent?.({ type: 'start', pkg: a, url, attempt });
+        },
+        onRetry: (attempt, f) => opts.onEvent?.({ type: 'retry', pkg: a, url, attempt, error: words(f, a) }),
+      });
     } catch (e) {
-      if (opts.signal?.aborted) throw opts.signal.reason ?? e;
-      const error = (e as Error).message;
-      if (e instanceof PermanentError) throw e;
-      if (attempt >= attempts) throw new Error(`${error} (after ${attempts} attempt${attempts === 1 ? '' : 's'})`);
-      opts.onEvent?.({ type: 'retry', pkg: p, url, attempt, error });
-      await delay(150 * attempt, opts.signal);
+      // The disk is full: this machine's failure, named with the file, not the mirror's.
+      if (e instanceof LocalWriteError) return fail(e.message);
+      throw e;
     }
+    if (!r.ok) {
+      const { failure, attempts } = r.error;
+      const retried = !(failure.reason === 'http' && failure.permanent);
+      return fail(`${words(failure, a)}${retried ? ` (after ${attempts} attempt${attempts === 1 ? '' : 's'})` : ''}`);
+    }
+    // Verified; cacache checks the integrity and size once more on the way in.
+    try {
+      const sink = cacache.put.stream(opts.cacheDir, artifactKey(a.sha256), { integrity: integrityOf(a.sha256), size: a.size, algorithms: ['sha256'], metadata: metadataOf(a), ...CACACHE_TMP });
+      const stored = sink.promise();
+      stored.catch(() => undefined); // awaited below, after the file is read
+      for await (const chunk of createReadStream(file)) if (!sink.write(chunk as Buffer)) await new Promise((resume) => sink.once('drain', resume));
+      sink.end();
+      await stored;
+    } catch (e) {
+      return fail(`storing in ${opts.cacheDir} failed: ${(e as Error).message}`);
+    }
+    const path = (await cacache.get.info(opts.cacheDir, artifactKey(a.sha256)))?.path;
+    if (!path) throw new Error(`Internal error: ${artifactKey(a.sha256)} was stored but has no index entry`);
+    opts.onEvent?.({ type: 'fetched', pkg: a, url, bytes: a.size, ms: Math.round(performance.now() - t0) });
+    return ok(path);
+  } finally {
+    await rm(file, { force: true });
   }
+}
+
+export interface InputsFetchOptions {
+  formats: Formats;
+  /** The definition's variables: where each format's artifacts are (`locate`). */
+  vars: Readonly<Record<string, string>>;
+  cacheDir: string;
+  /** For the formats' `verify`. */
+  sandbox: Sandbox;
+  signal?: AbortSignal;
+  /** One line of progress ("fetched 12 of 106 packages…"); the core never prints. */
+  say: (line: string) => void;
 }
 
 /**
- * One GET, streamed through sha256 and a byte count into cacache (which checks the integrity and
- * size again and keeps nothing that does not match). Throws with the reason on any mismatch.
+ * Every artifact of the given stages' package inputs, in the cache and verified (sha256, then
+ * the format's `verify`): sha256 → content path, or one message naming what failed and what to
+ * do. A format whose variables name no mirror fails only when something must be downloaded.
  */
-async function downloadOnce(p: LockedPackage, url: string, opts: FetchOptions): Promise<void> {
-  const ctl = new AbortController();
-  const onAbort = () => ctl.abort(opts.signal?.reason);
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
-  const idleMs = opts.idleTimeoutMs ?? 30_000;
-  let idle: NodeJS.Timeout | undefined;
-  const armIdle = () => {
-    clearTimeout(idle);
-    idle = setTimeout(() => ctl.abort(new Error(`no data for ${idleMs / 1000} s`)), idleMs);
-  };
-  try {
-    armIdle();
-    let res: Response;
+export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsFetchOptions): Promise<Result<Map<string, string>, string>> {
+  const inputs = packageInputsOf(stages);
+  const all = packagesOf(stages);
+  if (all.length === 0) return ok(new Map());
+  const started = performance.now();
+  let fetched = 0;
+  let bytes = 0;
+  const paths = new Map<string, string>();
+  for (const [name, format] of o.formats) {
+    const mine = packagesOf(stages.filter((s) => s.inputs.some((i) => i.kind === 'packages' && i.format === name)));
+    if (mine.length === 0) continue;
+    const where = format.locate(o.vars);
+    let got: Map<string, string>;
     try {
-      res = await fetch(url, { signal: ctl.signal });
+      got = await fetchArtifacts(mine, {
+        locate: (a) => {
+          if (!where.ok) throw new Error(where.error.message);
+          return where.value(a);
+        },
+        cacheDir: o.cacheDir,
+        ...(o.signal ? { signal: o.signal } : {}),
+        onEvent: (e) => {
+          if (e.type === 'fetched') {
+            fetched++;
+            bytes += e.bytes;
+          }
+        },
+      });
     } catch (e) {
-      throw new Error(describe(e, ctl.signal));
+      if (o.signal?.aborted) throw e;
+      if (!where.ok) return fail(`fetching packages failed: ${where.error.message}${where.error.hint ? `\nhint: ${where.error.hint}` : ''}`);
+      const message = (e as Error).message;
+      const gone = /HTTP 404/.test(message) ? `\nhint: ${format.goneHint ? `${format.goneHint}; ` : ''}run \`imgmake lock --update\` to lock the current ones` : '';
+      return fail(`fetching packages failed: ${message}${gone}`);
     }
-    if (!res.ok || !res.body) {
-      await res.body?.cancel().catch(() => undefined);
-      const msg = `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`;
-      // A missing file stays missing (a superseded version the mirror dropped); retry the rest.
-      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new PermanentError(msg);
-      throw new Error(msg);
+    if (format.verify) {
+      const v = await format.verify(
+        mine.map((artifact) => ({ artifact, path: got.get(artifact.sha256)! })),
+        { sandbox: o.sandbox, vars: o.vars, ...(o.signal ? { signal: o.signal } : {}) },
+      );
+      if (!v.ok) return fail(`verifying ${format.noun} failed:\n  ${v.error.join('\n  ')}`);
     }
-    const hash = createHash('sha256');
-    const sink = cacache.put.stream(opts.cacheDir, debKey(p.sha256), {
-      integrity: integrityOf(p.sha256),
-      size: p.size,
-      algorithms: ['sha256'],
-      metadata: meta(p),
-      ...CACACHE_TMP,
-    });
-    const stored = sink.promise();
-    stored.catch(() => undefined); // judged below, after the body is read
-    let n = 0;
-    let readError: unknown;
-    try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        armIdle();
-        n += chunk.length;
-        hash.update(chunk);
-        if (!sink.write(chunk)) await new Promise((ok) => sink.once('drain', ok));
-        // A server sending more than the lock says: stop reading; the size check below fails.
-        if (n > p.size) break;
-      }
-    } catch (e) {
-      readError = e;
-    }
-    sink.end();
-    const storeError = await stored.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    if (readError) throw new Error(`download cut after ${n} of ${p.size} bytes: ${describe(readError, ctl.signal)}`);
-    if (n !== p.size) throw new Error(`${n > p.size ? 'more than' : 'got'} ${n} bytes, the lock says ${p.size}`);
-    const got = hash.digest('hex');
-    if (got !== p.sha256) throw new Error(`sha256 ${got} does not match the lock's ${p.sha256}`);
-    if (storeError) throw new Error(`storing in ${opts.cacheDir} failed: ${(storeError as Error).message}`);
-  } finally {
-    clearTimeout(idle);
-    opts.signal?.removeEventListener('abort', onAbort);
+    for (const [k, v] of got) paths.set(k, v);
   }
-}
-
-/** fetch() wraps the useful part in `cause`: "fetch failed" → "connect ECONNREFUSED 127.0.0.1:9". */
-export function describe(e: unknown, signal: AbortSignal): string {
-  if (signal.aborted && signal.reason instanceof Error) return signal.reason.message;
-  const err = e as Error & { cause?: Error & { code?: string } };
-  if (err.cause?.message) return `${err.message}: ${err.cause.message}`;
-  return err.message ?? String(e);
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((ok, ko) => {
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      ok();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      ko(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+  const unknown = inputs.find((i) => !o.formats.has(i.format));
+  if (unknown) throw new Error(`Internal error: a package input of unknown format ${unknown.format}`);
+  if (fetched) {
+    const s = (performance.now() - started) / 1000;
+    o.say(`fetched ${fetched} of ${all.length} packages (${(bytes / 1e6).toFixed(1)} MB) in ${s.toFixed(1)} s`);
+  }
+  return ok(paths);
 }

@@ -1,0 +1,165 @@
+/**
+ * The package-format contract: what a format (apt, rpm; pacman or apk would be a folder
+ * beside them) must supply, and the one shape in which the engine core sees its result.
+ *
+ * What the core knows of packages is a **package input**: locked artifacts, each with a name, a
+ * sha256, a size and where to fetch it, fetched into the cache, verified, and bound read-only
+ * into the stage's sandbox as one directory. Its key is a digest the format computes over the
+ * locked set, so the slow package stage is reused exactly as long as the lock says the same.
+ *
+ *     rule.json "lock": NAME ──▶ the format NAME (formats.ts, one table)
+ *     stage options ─request()─▶ request ─(imgmake.lock has it? else resolve())─▶ entries
+ *       ─artifact()/digest()/files()─▶ the stage's package input ─fetch (core)─▶ cache
+ *       ─verify()─▶ bound at /run/imgmake/inputs/<input>/ ─▶ the rule installs them
+ *
+ * What a format does (all of it in its own folder, src/packages/NAME/):
+ * - names itself (`name`, what rule.json's `lock` says) and the stage input its rule reads
+ *   (`input`; the name is part of the stage's key);
+ * - turns a stage's validated options into a **request**: everything that decides the package
+ *   set but the mirror, canonical (sorted), so a lock made against one mirror builds from any;
+ * - **resolves** a request into locked entries (network on, in the sandbox it is handed, with a
+ *   scratch directory of its own that survives between runs);
+ * - reads, validates and writes its entries in imgmake.lock (`lock.parse`, `lock.json`);
+ * - maps each entry to an **artifact** (name, version, sha256, size, file name, `where`), says
+ *   where `where` is on the network given the definition's variables (`locate`), and may check
+ *   fetched files beyond their sha256 (`verify`: signatures);
+ * - adds files the install needs beside the artifacts (`files`: apt's `override`);
+ * - may provide host variables (apt: `debian_mirror`, read from the host's apt sources).
+ *
+ * What the core does for it: finds the package stages, keeps imgmake.lock (one file, one entry
+ * per distinct request, written atomically, unused entries dropped), decides when to resolve
+ * (`imgmake lock`, `--locked`, `--update`), fetches every artifact once by sha256 (parallel,
+ * resumable, verified while streaming: net/download.ts) into the cache, links them into the
+ * stage's input directory, and puts the format's digest into the stage's key.
+ *
+ * This module holds types only: the core imports it, and it imports nothing but types, so no
+ * import cycle can run through it. Formats never import the core's CLI; the core never imports
+ * a format folder (only the table in formats.ts does, and only the CLI imports that).
+ */
+import type { Diagnostic } from '../diagnostic.js';
+import type { Digest } from '../ids.js';
+import type { Result } from '../result.js';
+import type { Sandbox } from '../sandbox/run.js';
+import type { SandboxSpec } from '../sandbox/spec.js';
+import type { HostDefault } from '../load/vars.js';
+
+/**
+ * One file a package input binds: what the core fetches, verifies and links. Example (apt):
+ * `{ name: 'hello', version: '2.10-3', sha256: '…', size: 53000,
+ *    file: 'hello_2.10-3_amd64.deb', where: 'archive:pool/main/h/hello/hello_2.10-3_amd64.deb' }`.
+ */
+export interface Artifact {
+  /** For messages and `cache ls`. */
+  name: string;
+  version: string;
+  /** 64 lowercase hex digits: the artifact's identity in the cache. */
+  sha256: string;
+  size: number;
+  /** Its name in the stage's input directory (no `/`). */
+  file: string;
+  /** Where to fetch it, in the format's own terms; `locate` turns it into a URL. */
+  where: string;
+  /** Kept beside it in the cache (cache ls shows `name` and `version`). */
+  metadata?: Record<string, string | number>;
+}
+
+/**
+ * A stage's package input as the definition carries it (InputDef kind `packages`): attached
+ * from imgmake.lock, never written by a user.
+ */
+export interface PackageInput {
+  /** The format's `input`: the directory's name under /run/imgmake/inputs/. */
+  name: string;
+  format: string;
+  artifacts: Artifact[];
+  /** The format's digest of the locked set: the input's part of the stage's key. */
+  digest: Digest;
+  /** Extra files written beside the artifacts (name → content). */
+  files: Record<string, string>;
+}
+
+/** What a resolve runs with. */
+export interface ResolveContext {
+  /** The definition's variables (mirrors come from here). */
+  vars: Readonly<Record<string, string>>;
+  /** Runs the resolver; its spec may turn the network on. */
+  sandbox: Sandbox;
+  /** The format's scratch directory (created; kept between runs, e.g. for index caches). */
+  workDir: string;
+  /** Where the resolver's output is appended; named in failures. */
+  logFile: string;
+  /**
+   * The stage's buildroot, when the caller has it in the cache (a resolver whose tools are not
+   * on the host needs one: dnf). Absent: the format runs on the host's /usr, or says what to
+   * build first.
+   */
+  buildroot?: SandboxSpec['buildroot'];
+  signal?: AbortSignal;
+}
+
+/** What `verify` checks: each fetched artifact and the file the cache holds for it. */
+export interface Fetched {
+  artifact: Artifact;
+  path: string;
+}
+
+/**
+ * One package format. REQ: its request (JSON, canonical); ENTRY: one locked package (JSON).
+ * Every method is pure unless it says otherwise.
+ */
+export interface PackageFormat<REQ = unknown, ENTRY = unknown> {
+  /** What rule.json's `lock` names, and an imgmake.lock entry's `format`: `apt`. */
+  readonly name: string;
+  /** The stage input the artifacts are bound as (`debs`): the rule reads `$INPUTS/<input>`. */
+  readonly input: string;
+  /** Words for "packages" in messages: `.debs`. */
+  readonly noun: string;
+
+  /** The request a stage's validated options make (canonical: equal requests share a lock). */
+  request(options: Record<string, unknown>, vars: Readonly<Record<string, string>>): REQ;
+  /** A request in a few words, for messages: `bookworm essential + hello`. */
+  describe(request: REQ): string;
+  /**
+   * Resolves REQUEST (network, sandbox). Entries sorted as the lock keeps them. A usage
+   * diagnostic when the definition lacks what it needs (no mirror); an Error's message for a
+   * resolver that failed (unknown package, unreachable mirror), which the core reports with
+   * the stage's position.
+   */
+  resolve(request: REQ, ctx: ResolveContext): Promise<Result<ENTRY[], Diagnostic | string>>;
+
+  /** imgmake.lock's view of one lock of this format. */
+  lock: {
+    /** Checks one entry's `request` and `packages` as read from JSON; the message says where. */
+    parse(request: unknown, packages: unknown): Result<{ request: REQ; packages: ENTRY[] }, string>;
+    /** The JSON written: the request and one object per package, in a fixed key order. */
+    json(request: REQ, packages: readonly ENTRY[]): { request: object; packages: object[] };
+  };
+
+  artifact(entry: ENTRY): Artifact;
+  /** The key digest of a locked set: every field that changes what is installed, no more. */
+  digest(entries: readonly ENTRY[]): Digest;
+  /** Files beside the artifacts in the input directory. */
+  files?(entries: readonly ENTRY[]): Record<string, string>;
+  /**
+   * Where artifacts are fetched from, given the definition's variables: a function from an
+   * artifact to its URL, or a usage diagnostic (no mirror). Called only when something must be
+   * downloaded.
+   */
+  locate(vars: Readonly<Record<string, string>>): Result<(artifact: Artifact) => string, Diagnostic>;
+  /** Said after a download failed with HTTP 404 (the core adds "run imgmake lock --update"). */
+  readonly goneHint?: string;
+  /**
+   * Checks fetched files beyond their sha256 (signatures); runs on a stage's artifacts before
+   * the stage runs. Failures name the artifact. Absent: the lock's sha256 is the trust (apt's
+   * InRelease signatures were checked when the lock was made).
+   */
+  verify?(fetched: readonly Fetched[], ctx: { sandbox: Sandbox; vars: Readonly<Record<string, string>>; signal?: AbortSignal }): Promise<Result<void, string[]>>;
+  /**
+   * Variables the host provides (the weakest of all: a file's `vars:` and `--var` win), read
+   * under ROOT. Not pure: reads files.
+   */
+  hostVariables?(root: string): Promise<Record<string, HostDefault>>;
+}
+
+/** The formats this imgmake knows, by name (formats.ts builds it; tests may hand in their own). */
+export type Formats = ReadonlyMap<string, PackageFormat>;
