@@ -180,8 +180,8 @@ export function resolveTargets(ctx: Context, names: string[]): Result<NodeId[], 
 }
 
 /**
- * Variables the host provides: each package format's (apt: the mirror the host's own package
- * manager already uses), so a definition need not name a mirror and works wherever the host's
+ * Variables the host provides: each package format's (the mirror the host's own package manager
+ * already uses), so a definition need not name a mirror and works wherever the host's
  * does. ROOT: whose configuration to read.
  */
 export async function hostDefaults(root = '/'): Promise<Record<string, HostDefault>> {

@@ -1,6 +1,6 @@
 /**
  * Package stages and imgmake.lock: the link between a definition's package stages (rules whose
- * rule.json names a format: `"lock": "apt"`) and the exact artifacts their trees are built from.
+ * rule.json names a format: `"lock": "NAME"`) and the exact artifacts their trees are built from.
  *
  *     stage options ─format.request─► request ─(imgmake.lock has it? else format.resolve)─►
  *       entries ─► the stage's package input (key: format.digest) ─fetch.ts─► artifacts

@@ -8,7 +8,7 @@
  *     missingArtifacts(artifacts, { cacheDir })                     → the ones that are not stored
  *
  * Store layout (cacache at CACHEDIR): the index key is `deb:<sha256>` for every format (the
- * name dates from when apt was the only one; caches made since then keep working, and gc.ts
+ * name dates from when .debs were the only artifacts; caches made since then keep working, and gc.ts
  * reads the same keys), the content is stored under its sha256 integrity
  * (`content-v2/sha256/<2>/<2>/<60>`), and the returned path is that content file: a stage
  * hard-links or binds it read-only. It is shared with the cache, so nothing may write through

@@ -1,13 +1,13 @@
 /**
- * The package-format contract: what a format (apt, rpm; pacman or apk would be a folder
- * beside them) must supply, and the one shape in which the engine core sees its result.
+ * The package-format contract: what a format (Debian's and RPM's today; Arch's or Alpine's
+ * would be a folder beside them) must supply, and the one shape in which the engine core sees its result.
  *
  * What the core knows of packages is a **package input**: locked artifacts, each with a name, a
  * sha256, a size and where to fetch it, fetched into the cache, verified, and bound read-only
  * into the stage's sandbox as one directory. Its key is a digest the format computes over the
  * locked set, so the slow package stage is reused exactly as long as the lock says the same.
  *
- *     rule.json "lock": NAME ──▶ the format NAME (formats.ts, one table)
+ *     rule.json "lock": NAME ──▶ the format in src/packages/NAME/ (formats.ts finds them)
  *     stage options ─request()─▶ request ─(imgmake.lock has it? else resolve())─▶ entries
  *       ─artifact()/digest()/files()─▶ the stage's package input ─fetch (core)─▶ cache
  *       ─verify()─▶ bound at /run/imgmake/inputs/<input>/ ─▶ the rule installs them
@@ -23,8 +23,8 @@
  * - maps each entry to an **artifact** (name, version, sha256, size, file name, `where`), says
  *   where `where` is on the network given the definition's variables (`locate`), and may check
  *   fetched files beyond their sha256 (`verify`: signatures);
- * - adds files the install needs beside the artifacts (`files`: apt's `override`);
- * - may provide host variables (apt: `debian_mirror`, read from the host's apt sources).
+ * - adds files the install needs beside the artifacts (`files`: Debian's index `override`);
+ * - may provide host variables (Debian's: `debian_mirror`, read from the host's sources).
  *
  * What the core does for it: finds the package stages, keeps imgmake.lock (one file, one entry
  * per distinct request, written atomically, unused entries dropped), decides when to resolve
@@ -44,7 +44,7 @@ import type { SandboxSpec } from '../sandbox/spec.js';
 import type { HostDefault } from '../load/vars.js';
 
 /**
- * One file a package input binds: what the core fetches, verifies and links. Example (apt):
+ * One file a package input binds: what the core fetches, verifies and links. Example (Debian's):
  * `{ name: 'hello', version: '2.10-3', sha256: '…', size: 53000,
  *    file: 'hello_2.10-3_amd64.deb', where: 'archive:pool/main/h/hello/hello_2.10-3_amd64.deb' }`.
  */
@@ -90,7 +90,7 @@ export interface ResolveContext {
   logFile: string;
   /**
    * The stage's buildroot, when the caller has it in the cache (a resolver whose tools are not
-   * on the host needs one: dnf). Absent: the format runs on the host's /usr, or says what to
+   * on the host needs one). Absent: the format runs on the host's /usr, or says what to
    * build first.
    */
   buildroot?: SandboxSpec['buildroot'];
@@ -108,12 +108,17 @@ export interface Fetched {
  * Every method is pure unless it says otherwise.
  */
 export interface PackageFormat<REQ = unknown, ENTRY = unknown> {
-  /** What rule.json's `lock` names, and an imgmake.lock entry's `format`: `apt`. */
+  /** What rule.json's `lock` names, and an imgmake.lock entry's `format`. */
   readonly name: string;
   /** The stage input the artifacts are bound as (`debs`): the rule reads `$INPUTS/<input>`. */
   readonly input: string;
   /** Words for "packages" in messages: `.debs`. */
   readonly noun: string;
+  /**
+   * This format's locks were the only kind before imgmake.lock named formats: a version 1
+   * file's entries, which name none, are read as this format's. At most one format says so.
+   */
+  readonly legacyLocks?: boolean;
 
   /** The request a stage's validated options make (canonical: equal requests share a lock). */
   request(options: Record<string, unknown>, vars: Readonly<Record<string, string>>): REQ;
@@ -150,7 +155,7 @@ export interface PackageFormat<REQ = unknown, ENTRY = unknown> {
   readonly goneHint?: string;
   /**
    * Checks fetched files beyond their sha256 (signatures); runs on a stage's artifacts before
-   * the stage runs. Failures name the artifact. Absent: the lock's sha256 is the trust (apt's
+   * the stage runs. Failures name the artifact. Absent: the lock's sha256 is the trust (Debian's
    * InRelease signatures were checked when the lock was made).
    */
   verify?(fetched: readonly Fetched[], ctx: { sandbox: Sandbox; vars: Readonly<Record<string, string>>; signal?: AbortSignal }): Promise<Result<void, string[]>>;
@@ -161,5 +166,5 @@ export interface PackageFormat<REQ = unknown, ENTRY = unknown> {
   hostVariables?(root: string): Promise<Record<string, HostDefault>>;
 }
 
-/** The formats this imgmake knows, by name (formats.ts builds it; tests may hand in their own). */
+/** The formats this imgmake knows, by name (formats.ts finds them; tests may hand in their own). */
 export type Formats = ReadonlyMap<string, PackageFormat>;

@@ -6,7 +6,7 @@
  *       "version": 2,
  *       "locks": [
  *         {
- *           "format": "apt",
+ *           "format": "NAME",
  *           "request": {…one line…},
  *           "packages": [
  *             {…one package per line…},

@@ -85,8 +85,8 @@ export async function stageSpec(o: StageSpecOptions): Promise<SandboxSpec> {
 
 /**
  * A directory of a package stage's locked artifacts, hard-linked from where fetch verified them
- * (copied across filesystems), each under its `file` name, plus the format's extra files (apt's
- * `override`).
+ * (copied across filesystems), each under its `file` name, plus the format's extra files (an index
+ * override, say).
  */
 async function linkArtifacts(dir: string, input: PackageInput, fetched: ReadonlyMap<string, string> | undefined): Promise<string> {
   await mkdir(dir, { recursive: true });

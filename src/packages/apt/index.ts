@@ -75,6 +75,7 @@ export const apt: PackageFormat<LockRequestMeta, LockedPackage> = {
   name: 'apt',
   input: 'debs',
   noun: '.debs',
+  legacyLocks: true,
 
   request(options, vars) {
     const o = options as unknown as AptOptions;
@@ -135,3 +136,6 @@ export const apt: PackageFormat<LockRequestMeta, LockedPackage> = {
 
   hostVariables,
 };
+
+/** The format, as formats.ts finds it. */
+export const format = apt as PackageFormat;
