@@ -6,7 +6,7 @@
 import type { RemoteUrl } from './remote/url.js';
 import type { Loc } from './diagnostic.js';
 import type { PipelineName, RuleName } from './ids.js';
-import type { PackageInput } from './packages/format.js';
+import type { PackageInput } from './packages/input.js';
 
 export interface Definition {
   /** Absolute path of the root definition file. */

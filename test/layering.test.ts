@@ -1,9 +1,10 @@
 /**
  * The package layer's boundaries (docs/packages.md, "Layering"): the grep command the doc states,
- * run exactly as written, hits only the format folders; and the compiled import graph of
- * dist/src has no cycle through src/packages/, no core module importing a format, and no
- * package module importing the CLI. The graph is walked here (no dependency): static
- * `import … from`, `export … from`, bare `import '…'` and literal `import('…')`.
+ * run exactly as written, hits only the format folders; and neither the compiled import graph
+ * of dist/src nor the source graph of src (type imports included) has a cycle through
+ * src/packages/, a core module importing more of it than input.ts, or a package module
+ * importing the CLI. The graphs are walked here (no dependency): `import … from`,
+ * `export … from`, bare `import '…'` and literal `import('…')`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,36 +33,40 @@ test('the grep command of docs/packages.md hits only the format folders', () => 
   assert.ok(lines.length > 0, 'the command does find the apt folder (a command that finds nothing proves nothing)');
 });
 
-/** Module → the modules it imports, for every compiled module of dist/src whose source exists. */
-function importGraph(): Map<string, string[]> {
-  const dist = join(repoRoot, 'dist', 'src');
+/**
+ * Module → the modules it imports, as `src/…/x.ts` names. `compiled`: the JavaScript of dist/src
+ * (what runs; type-only imports are erased), for every module whose source exists (a moved
+ * module's stale output is not part of the program). `source`: the TypeScript of src, type
+ * imports included (what a reader follows; the issue's 14-file cycle was one of these).
+ */
+function importGraph(kind: 'compiled' | 'source'): Map<string, string[]> {
+  const src = join(repoRoot, 'src');
+  const top = kind === 'compiled' ? join(repoRoot, 'dist', 'src') : src;
+  const ext = kind === 'compiled' ? '.js' : '.ts';
   const files: string[] = [];
   const walk = (d: string) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);
       if (e.isDirectory()) walk(p);
-      // A compiled file whose source is gone (a moved module) is stale, not part of the program.
-      else if (e.name.endsWith('.js') && existsSync(join(repoRoot, 'src', relative(dist, p)).replace(/\.js$/, '.ts'))) files.push(p);
+      else if (e.name.endsWith(ext) && !e.name.endsWith('.d.ts') && existsSync(join(src, relative(top, p)).replace(/\.js$/, '.ts'))) files.push(p);
     }
   };
-  walk(dist);
+  walk(top);
   const re = /(?:^|[;\n}])\s*(?:import|export)\s[^'"`]*?from\s*['"]([^'"]+)['"]|(?:^|[;\n])\s*import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g;
+  const name = (p: string) => 'src/' + relative(top, p).replace(/\.js$/, '.ts');
   const graph = new Map<string, string[]>();
   for (const f of files) {
-    const text = readFileSync(f, 'utf8');
     const deps = new Set<string>();
-    for (const m of text.matchAll(re)) {
+    for (const m of readFileSync(f, 'utf8').matchAll(re)) {
       const spec = m[1] ?? m[2] ?? m[3]!;
       if (!spec.startsWith('.')) continue; // node: and packages
-      const target = resolve(dirname(f), spec);
-      if (files.includes(target)) deps.add(target);
+      const target = resolve(dirname(f), kind === 'source' ? spec.replace(/\.js$/, '.ts') : spec);
+      if (files.includes(target)) deps.add(name(target));
     }
-    graph.set(f, [...deps]);
+    graph.set(name(f), [...deps]);
   }
-  return new Map([...graph].map(([k, v]) => [rel(k), v.map(rel)]));
+  return graph;
 }
-
-const rel = (p: string) => 'src/' + relative(join(repoRoot, 'dist', 'src'), p).replace(/\.js$/, '.ts');
 
 /** Tarjan's strongly connected components. */
 function components(graph: Map<string, string[]>): string[][] {
@@ -97,26 +102,30 @@ function components(graph: Map<string, string[]>): string[][] {
   return out;
 }
 
-test('the compiled import graph: no cycle through src/packages/, no core module importing a format, no package module importing the CLI', () => {
-  const graph = importGraph();
-  assert.ok(graph.has('src/packages/format.ts') && graph.has('src/packages/apt/index.ts'), 'dist/src is built');
-  const inPackages = (m: string) => m.startsWith('src/packages/');
-  const cycles = components(graph).filter((c) => c.length > 1 || (graph.get(c[0]!) ?? []).includes(c[0]!));
-  const through = cycles.filter((c) => c.some(inPackages));
-  assert.deepEqual(through.map((c) => c.sort()), [], 'import cycles through src/packages/');
+for (const kind of ['compiled', 'source'] as const) {
+  test(`the ${kind} import graph: no cycle through src/packages/, no core module importing a format, no package module importing the CLI`, () => {
+    const graph = importGraph(kind);
+    assert.ok(graph.has('src/packages/attach.ts') && graph.has('src/packages/apt/index.ts'), `${kind === 'compiled' ? 'dist/src is built' : 'src is there'}`);
+    assert.ok([...graph.values()].reduce((n, d) => n + d.length, 0) > 100, 'the walk finds the imports');
+    const inPackages = (m: string) => m.startsWith('src/packages/');
+    const cycles = components(graph).filter((c) => c.length > 1 || (graph.get(c[0]!) ?? []).includes(c[0]!));
+    const through = cycles.filter((c) => c.some(inPackages));
+    assert.deepEqual(through.map((c) => c.sort()), [], 'import cycles through src/packages/');
 
-  const isFormat = (m: string) => /^src\/packages\/[^/]+\//.test(m) || m === 'src/packages/formats.ts';
-  const composition = (m: string) => m === 'src/cli.ts' || m.startsWith('src/cli/');
-  const bad: string[] = [];
-  for (const [from, deps] of graph) {
-    for (const to of deps) {
-      if (!inPackages(from) && !composition(from) && isFormat(to)) bad.push(`${from} → ${to} (the core takes formats as an argument)`);
-      if (inPackages(from) && composition(to)) bad.push(`${from} → ${to} (a package module must not import the CLI)`);
-      if (from.startsWith('src/packages/') && !isFormat(from) && /^src\/packages\/[^/]+\//.test(to)) bad.push(`${from} → ${to} (the package core must not import a format)`);
+    const isFormat = (m: string) => /^src\/packages\/[^/]+\//.test(m) || m === 'src/packages/formats.ts';
+    const composition = (m: string) => m === 'src/cli.ts' || m.startsWith('src/cli/');
+    const bad: string[] = [];
+    for (const [from, deps] of graph) {
+      for (const to of deps) {
+        if (!inPackages(from) && !composition(from) && isFormat(to)) bad.push(`${from} → ${to} (the core takes formats as an argument)`);
+        if (!inPackages(from) && !composition(from) && inPackages(to) && to !== 'src/packages/input.ts') bad.push(`${from} → ${to} (the core sees only src/packages/input.ts)`);
+        if (inPackages(from) && composition(to)) bad.push(`${from} → ${to} (a package module must not import the CLI)`);
+        if (inPackages(from) && !isFormat(from) && /^src\/packages\/[^/]+\//.test(to)) bad.push(`${from} → ${to} (the package core must not import a format)`);
+      }
     }
-  }
-  assert.deepEqual(bad, []);
-});
+    assert.deepEqual(bad, []);
+  });
+}
 
 test('the graph walk sees a cycle when there is one (the check can fail)', () => {
   const g = new Map([

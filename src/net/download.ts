@@ -28,10 +28,8 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { rm, stat } from 'node:fs/promises';
+import { once } from 'node:events';
 import { fail, ok, type Result } from '../result.js';
 
 /** What the bytes must be. */
@@ -93,27 +91,29 @@ export interface ReceiveOptions {
  */
 export async function receive(body: ReadableStream<Uint8Array> | null, file: string, expect: Expected, o: ReceiveOptions = {}): Promise<Result<void, TransferFailure>> {
   const progress = o.progress ?? newProgress();
-  const append = progress.bytes > 0;
-  const count = new Transform({
-    transform(chunk: Buffer, _enc, next) {
-      o.arm?.();
-      progress.bytes += chunk.length;
-      // More than expected: stop reading; the size check below fails.
-      if (progress.bytes > expect.size) return next(new Longer());
-      progress.hash.update(chunk);
-      next(null, chunk);
-    },
-  });
-  const sink = createWriteStream(file, { flags: append ? 'a' : 'w' });
+  const sink = createWriteStream(file, { flags: progress.bytes > 0 ? 'a' : 'w' });
   let writeError: NodeJS.ErrnoException | undefined;
-  sink.once('error', (e) => (writeError = e));
-  const source = body ? Readable.fromWeb(body as unknown as NodeReadableStream<Uint8Array>) : Readable.from([]);
+  sink.on('error', (e) => (writeError ??= e));
+  const closed = once(sink, 'close').catch(() => undefined);
+  let cut: string | undefined;
   try {
-    await pipeline(source, count, sink);
+    for await (const chunk of (body ?? []) as AsyncIterable<Uint8Array>) {
+      o.arm?.();
+      if (writeError) break;
+      progress.bytes += chunk.length;
+      // More than expected: stop reading (the size check below fails); nothing more is written.
+      if (progress.bytes > expect.size) break;
+      progress.hash.update(chunk);
+      if (!sink.write(chunk)) await Promise.race([once(sink, 'drain').catch(() => undefined), closed]);
+    }
   } catch (e) {
-    if (writeError) throw new LocalWriteError(file, writeError);
-    if (!(e instanceof Longer)) return fail({ reason: 'cut', bytes: progress.bytes, cause: describeFetchError(e, o.signal) });
+    cut = describeFetchError(e, o.signal);
   }
+  // Ended, not destroyed: every byte counted is on disk before a resume continues the file.
+  sink.end();
+  await closed;
+  if (writeError) throw new LocalWriteError(file, writeError);
+  if (cut !== undefined) return fail({ reason: 'cut', bytes: progress.bytes, cause: cut });
   if (progress.bytes !== expect.size) return fail({ reason: 'size', bytes: progress.bytes });
   // A copy: the running hash stays usable (digest() finalizes).
   const got = progress.hash.copy().digest('hex');
@@ -121,8 +121,6 @@ export async function receive(body: ReadableStream<Uint8Array> | null, file: str
   return ok(undefined);
 }
 
-/** The body ran past the expected size (reported by the size check). */
-class Longer extends Error {}
 
 /** Why fetchFile gave up on an attempt (or for good). */
 export type FetchFailure =
@@ -161,8 +159,9 @@ export async function fetchFile(url: string, file: string, expect: Expected, o: 
       if (r.ok) return ok(undefined);
       o.signal?.throwIfAborted();
       const f = r.error;
-      // Only a cut keeps its bytes; a complete but wrong body is of no use to resume.
-      if (f.reason !== 'cut') progress = newProgress();
+      // Only a cut keeps its bytes (when the file holds exactly them); a complete but wrong
+      // body is of no use to resume.
+      if (f.reason !== 'cut' || (await stat(file).then((st) => st.size, () => -1)) !== progress.bytes) progress = newProgress();
       if ((f.reason === 'http' && f.permanent) || attempt >= attempts) {
         await rm(file, { force: true });
         return fail({ failure: f, attempts: attempt });

@@ -32,8 +32,9 @@
  * resumable, verified while streaming: net/download.ts) into the cache, links them into the
  * stage's input directory, and puts the format's digest into the stage's key.
  *
- * This module holds types only: the core imports it, and it imports nothing but types, so no
- * import cycle can run through it. Formats never import the core's CLI; the core never imports
+ * This module holds types only. The core imports only input.ts (the package input's shape,
+ * which imports nothing of the core), so no import cycle runs through src/packages/, not even
+ * one of type imports. Formats never import the core's CLI; the core never imports
  * a format folder (only the table in formats.ts does, and only the CLI imports that).
  */
 import type { Diagnostic } from '../diagnostic.js';
@@ -42,41 +43,9 @@ import type { Result } from '../result.js';
 import type { Sandbox } from '../sandbox/run.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import type { HostDefault } from '../load/vars.js';
+import type { Artifact } from './input.js';
 
-/**
- * One file a package input binds: what the core fetches, verifies and links. Example (Debian's):
- * `{ name: 'hello', version: '2.10-3', sha256: '…', size: 53000,
- *    file: 'hello_2.10-3_amd64.deb', where: 'archive:pool/main/h/hello/hello_2.10-3_amd64.deb' }`.
- */
-export interface Artifact {
-  /** For messages and `cache ls`. */
-  name: string;
-  version: string;
-  /** 64 lowercase hex digits: the artifact's identity in the cache. */
-  sha256: string;
-  size: number;
-  /** Its name in the stage's input directory (no `/`). */
-  file: string;
-  /** Where to fetch it, in the format's own terms; `locate` turns it into a URL. */
-  where: string;
-  /** Kept beside it in the cache (cache ls shows `name` and `version`). */
-  metadata?: Record<string, string | number>;
-}
-
-/**
- * A stage's package input as the definition carries it (InputDef kind `packages`): attached
- * from imgmake.lock, never written by a user.
- */
-export interface PackageInput {
-  /** The format's `input`: the directory's name under /run/imgmake/inputs/. */
-  name: string;
-  format: string;
-  artifacts: Artifact[];
-  /** The format's digest of the locked set: the input's part of the stage's key. */
-  digest: Digest;
-  /** Extra files written beside the artifacts (name → content). */
-  files: Record<string, string>;
-}
+export type { Artifact, PackageInput } from './input.js';
 
 /** What a resolve runs with. */
 export interface ResolveContext {

@@ -12,7 +12,7 @@ import { copyFile, link, lstat, mkdir, writeFile } from 'node:fs/promises';
 import { recheck } from '../confine.js';
 import { join } from 'node:path';
 import type { StageDef } from '../definition.js';
-import type { PackageInput } from '../packages/format.js';
+import type { PackageInput } from '../packages/input.js';
 import { SOURCE_DATE_EPOCH } from '../key.js';
 import type { Rule, RuleContext } from '../rule.js';
 import type { Store, TreeRecord, WorkTree } from '../store/types.js';
