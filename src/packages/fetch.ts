@@ -269,17 +269,19 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
         },
       });
     } catch (e) {
-      if (o.signal?.aborted) throw e;
+      // Cancelled too: the build reports it and stops, as for any other fetch failure.
       if (!where.ok) return fail(`fetching packages failed: ${where.error.message}${where.error.hint ? `\nhint: ${where.error.hint}` : ''}`);
       const message = (e as Error).message;
       const gone = /HTTP 404/.test(message) ? `\nhint: ${format.goneHint ? `${format.goneHint}; ` : ''}run \`imgmake lock --update\` to lock the current ones` : '';
       return fail(`fetching packages failed: ${message}${gone}`);
     }
     if (format.verify) {
-      const v = await format.verify(
-        mine.map((artifact) => ({ artifact, path: got.get(artifact.sha256)! })),
-        { sandbox: o.sandbox, vars: o.vars, ...(o.signal ? { signal: o.signal } : {}) },
-      );
+      const v = await format
+        .verify(
+          mine.map((artifact) => ({ artifact, path: got.get(artifact.sha256)! })),
+          { sandbox: o.sandbox, vars: o.vars, ...(o.signal ? { signal: o.signal } : {}) },
+        )
+        .catch((e: Error) => fail([e.message]));
       if (!v.ok) return fail(`verifying ${format.noun} failed:\n  ${v.error.join('\n  ')}`);
     }
     for (const [k, v] of got) paths.set(k, v);
