@@ -24,9 +24,9 @@ const T = { timeout: 60_000 };
 
 // The apt format's face to the fetcher: its artifacts, located on MIRROR through its variables.
 function locateIn(m: DebianMirror): (a: ReturnType<typeof apt.artifact>) => string {
-  const l = apt.locate({ debian_mirror: m.archive, ...(m.security ? { debian_security_mirror: m.security } : {}) });
+  const l = apt.locate({ debian_mirror: m.archive, ...(m.security ? { debian_security_mirror: m.security } : {}) }, undefined as never);
   assert.ok(l.ok);
-  return l.value;
+  return (a) => l.value(a, undefined as never);
 }
 function fetchPackages(pkgs: LockedPackage[], o: Omit<FetchOptions, 'locate'> & { mirror: DebianMirror }): Promise<Map<string, string>> {
   const { mirror: m, ...rest } = o;

@@ -33,18 +33,25 @@ interface BlobEntry {
   size: number;
 }
 
-function blobFormat(base: () => string, calls: { resolved: number; verified: string[]; refuse?: string }): PackageFormat<{ names: string[] }, BlobEntry> {
+interface BlobRequest {
+  names: string[];
+  /** Where the blobs are: part of the request, not of the lock (as an RPM repository's URL). */
+  repo?: string;
+}
+
+function blobFormat(calls: { resolved: number; verified: string[]; refuse?: string }): PackageFormat<BlobRequest, BlobEntry, { names: string[] }> {
   return {
     name: 'blob',
     input: 'blobs',
     noun: 'blobs',
-    request: (options) => ({ names: [...(options.names as string[])].sort() }),
+    request: (options) => ({ names: [...(options.names as string[])].sort(), ...(options.repo ? { repo: options.repo as string } : {}) }),
+    lockRequest: (r) => ({ names: r.names }),
     describe: (r) => r.names.join(' '),
     async resolve(r) {
       calls.resolved++;
       const entries: BlobEntry[] = [];
       for (const name of r.names) {
-        const res = await fetch(`${base()}/${name}`);
+        const res = await fetch(`${r.repo}/${name}`);
         if (!res.ok) return fail(`no blob ${name}`);
         const data = Buffer.from(await res.arrayBuffer());
         entries.push({ name, sha256: createHash('sha256').update(data).digest('hex'), size: data.length });
@@ -58,8 +65,13 @@ function blobFormat(base: () => string, calls: { resolved: number; verified: str
     artifact: (e) => ({ name: e.name, version: '1', sha256: e.sha256, size: e.size, file: `${e.name}.blob`, where: e.name }),
     digest: (es) => formatDigest(sha256(canonicalJson(es.map((e) => [e.name, e.sha256])))) as Digest,
     files: (es) => ({ 'list.txt': es.map((e) => `${e.name}\n`).join('') }),
-    locate: (vars) => (vars['blob_mirror'] ? ok((a) => `${vars['blob_mirror']}/${a.where}`) : fail(diagnostic('usage', 'no blob mirror', undefined, 'set --var blob_mirror=URL'))),
-    async verify(fetched) {
+    locate: (vars, r) => {
+      const repo = r.repo ?? vars['blob_mirror'];
+      return repo ? ok((a, e) => `${repo}/${e.name}`) : fail(diagnostic('usage', 'no blob mirror', undefined, 'set --var blob_mirror=URL'));
+    },
+    async verify(fetched, ctx) {
+      assert.deepEqual(ctx.request.names, ['one', 'two'], 'verify gets the stage request');
+      assert.deepEqual(fetched.map((f) => f.entry.name), fetched.map((f) => f.artifact.name), 'and each artifact with its entry');
       calls.verified.push(...fetched.map((f) => f.artifact.name));
       const bad = fetched.filter((f) => f.artifact.name === calls.refuse);
       return bad.length ? fail(bad.map((f) => `${f.artifact.name}: bad signature`)) : ok(undefined);
@@ -86,18 +98,18 @@ test('a third format, unknown to the core: locked into imgmake.lock, keyed by it
   mkdirSync(join(rulesDir, 'blob.install'), { recursive: true });
   writeFileSync(
     join(rulesDir, 'blob.install', 'rule.json'),
-    JSON.stringify({ summary: 'copies blobs', lock: 'blob', inputs: { blobs: { description: 'from the lock', kinds: ['file'] } }, options: { type: 'object', properties: { names: { type: 'array', items: { type: 'string' } } } } }),
+    JSON.stringify({ summary: 'copies blobs', lock: 'blob', inputs: { blobs: { description: 'from the lock', kinds: ['file'] } }, options: { type: 'object', properties: { names: { type: 'array', items: { type: 'string' } }, repo: { type: 'string' } } } }),
   );
   writeFileSync(join(rulesDir, 'blob.install', 'index.js'), 'export default (o, ctx) => ({ argv: ["/bin/sh", "-c", `cp ${ctx.inputs.blobs.path}/* .`] });\n');
   const rules = await loadRules([rulesDir]);
   const project = join(dir, 'project');
   mkdirSync(project);
-  const yaml = (names: string) => `version: 1\nvars:\n  blob_mirror: ${base}\npipelines:\n  os:\n    stages:\n      - name: blobs\n        rule: blob.install\n        options: { names: [${names}] }\ntargets:\n  os: { pipeline: os }\n`;
+  const yaml = (names: string) => `version: 1\npipelines:\n  os:\n    stages:\n      - name: blobs\n        rule: blob.install\n        options: { names: [${names}], repo: "${base}" }\ntargets:\n  os: { pipeline: os }\n`;
   writeFileSync(join(project, 'imgmake.yaml'), yaml('two, one'));
 
   const calls = { resolved: 0, verified: [] as string[] } as { resolved: number; verified: string[]; refuse?: string };
-  const format = blobFormat(() => base, calls);
-  const table: LockTable = { formats: new Map([['blob', format as PackageFormat]]), legacy: 'blob' };
+  const format = blobFormat(calls);
+  const table: LockTable = { formats: new Map([['blob', format as unknown as PackageFormat]]), legacy: 'blob' };
   const lockOpts = { ...table, sandbox: bwrapSandbox, workDir: join(dir, 'lockwork'), say: () => undefined };
   const loadDef = async () => {
     const d = await load({ file: join(project, 'imgmake.yaml'), rules });
@@ -116,7 +128,8 @@ test('a third format, unknown to the core: locked into imgmake.lock, keyed by it
   assert.ok(locked.ok, locked.ok ? '' : locked.error[0]!.message);
   assert.deepEqual(locked.value, { resolved: 1, wrote: true });
   const text = readFileSync(join(project, 'imgmake.lock'), 'utf8');
-  assert.match(text, /"format": "blob",\n {6}"request": \{"names":\["one","two"\]\}/);
+  // The lock keeps the lock request: the names, not the repository's URL.
+  assert.match(text, /"format": "blob",\n {6}"request": \{"names":\["one","two"\]\},/);
   const back = await readLocks(join(project, 'imgmake.lock'), table);
   assert.ok(back.ok);
   assert.equal(back.value[0]!.format, 'blob');
@@ -139,23 +152,25 @@ test('a third format, unknown to the core: locked into imgmake.lock, keyed by it
 
   // Fetched into a real cache, verified by the format's hook, by sha256.
   const cacheDir = join(dir, 'cache');
-  const got = await fetchPackageInputs([stage], { formats: table.formats, vars: def.vars, cacheDir, sandbox: bwrapSandbox, say: () => undefined });
+  const got = await fetchPackageInputs([stage], { formats: table.formats, vars: def.vars, cacheDir, sandbox: bwrapSandbox, workDir: join(dir, 'verify'), say: () => undefined });
   assert.ok(got.ok, got.ok ? '' : got.error);
   assert.deepEqual(readFileSync(got.value.get(input.artifacts.find((a) => a.name === 'one')!.sha256)!), blobs.one);
   assert.deepEqual(calls.verified.sort(), ['one', 'two']);
 
   // A verify failure names the artifact; nothing runs.
   calls.refuse = 'two';
-  const refusedSig = await fetchPackageInputs([stage], { formats: table.formats, vars: def.vars, cacheDir, sandbox: bwrapSandbox, say: () => undefined });
+  const refusedSig = await fetchPackageInputs([stage], { formats: table.formats, vars: def.vars, cacheDir, sandbox: bwrapSandbox, workDir: join(dir, 'verify'), say: () => undefined });
   assert.ok(!refusedSig.ok);
-  assert.equal(refusedSig.error, 'verifying blobs failed:\n  two: bad signature');
+  assert.equal(refusedSig.error, 'verifying the blobs of os.blobs failed:\n  two: bad signature');
 
-  // No mirror: said once, with the format's hint, only because something must be downloaded.
-  const bare = await fetchPackageInputs([stage], { formats: table.formats, vars: {}, cacheDir: join(dir, 'cache2'), sandbox: bwrapSandbox, say: () => undefined });
+  // No mirror (a stage whose request names none): said once, with the format's hint, only
+  // because something must be downloaded.
+  const bareStage = { ...stage, inputs: [{ ...input, request: { names: ['one', 'two'] } }] };
+  const bare = await fetchPackageInputs([bareStage], { formats: table.formats, vars: {}, cacheDir: join(dir, 'cache2'), sandbox: bwrapSandbox, workDir: join(dir, 'verify'), say: () => undefined });
   assert.ok(!bare.ok);
   assert.equal(bare.error, 'fetching packages failed: no blob mirror\nhint: set --var blob_mirror=URL');
   calls.refuse = undefined;
-  assert.ok((await fetchPackageInputs([stage], { formats: table.formats, vars: {}, cacheDir, sandbox: bwrapSandbox, say: () => undefined })).ok, 'all cached: no mirror needed');
+  assert.ok((await fetchPackageInputs([bareStage], { formats: table.formats, vars: {}, cacheDir, sandbox: bwrapSandbox, workDir: join(dir, 'verify'), say: () => undefined })).ok, 'all cached: no mirror needed');
 });
 
 test('a rule naming a format this imgmake does not know is a usage error at the stage', async (t) => {

@@ -3,6 +3,7 @@
  * schedule, export. `imgmake build` runs it once; `imgmake watch` once per settled change.
  * Reports through the logger only; returns what happened.
  */
+import { join } from 'node:path';
 import type { Logger } from '../event.js';
 import { exportTarget } from '../export.js';
 import type { StageDef } from '../definition.js';
@@ -119,6 +120,7 @@ export async function fetchPackages(ctx: Context, stages: StageDef[], logger: Lo
     vars: ctx.def.vars,
     cacheDir: ctx.cacheDir,
     sandbox: ctx.sandbox,
+    workDir: join(ctx.cacheDir, 'verify'),
     signal,
     say: (message) => logger.log({ type: 'info', message: `imgmake: ${message}` }),
   });

@@ -28,7 +28,10 @@ import { LOCK_FILE, locksText, readLocks, type Lock, type LockTable } from './lo
 export interface PackageStage {
   stage: StageDef;
   format: PackageFormat;
+  /** What the stage asks for (`format.request`). */
   request: unknown;
+  /** The part a lock keeps and is matched by (`format.lockRequest`, or the request). */
+  lockRequest: unknown;
 }
 
 /**
@@ -47,7 +50,8 @@ export function packageStages(def: Definition, rules: RuleRegistry, t: LockTable
         errors.push(diagnostic('usage', `rule ${stage.rule} installs packages of format "${name}", which this imgmake does not know`, stage.ruleLoc, `the formats are ${[...t.formats.keys()].join(', ')}`));
         continue;
       }
-      out.push({ stage, format, request: format.request(stage.options, def.vars) });
+      const request = format.request(stage.options, def.vars);
+      out.push({ stage, format, request, lockRequest: format.lockRequest ? format.lockRequest(request) : request });
     }
   }
   return errors.length ? fail(errors) : ok(out);
@@ -75,7 +79,7 @@ export interface Locked {
   wrote: boolean;
 }
 
-const sameLock = (l: Lock, ps: PackageStage): boolean => l.format === ps.format.name && canonicalJson(l.request) === canonicalJson(ps.request);
+const sameLock = (l: Lock, ps: PackageStage): boolean => l.format === ps.format.name && canonicalJson(l.request) === canonicalJson(ps.lockRequest);
 
 /**
  * Makes sure every package stage has its lock, resolving what is missing when the mode allows,
@@ -123,7 +127,7 @@ export async function attachLocks(def: Definition, rules: RuleRegistry, o: LockO
         if (typeof r.error !== 'string') return fail([r.error]);
         return fail([diagnostic('usage', `locking ${where} failed: ${r.error}`, ps.stage.ruleLoc, 'check the package names, and that the mirror is reachable')]);
       }
-      lock = { format: ps.format.name, request: ps.request, packages: r.value as unknown[] };
+      lock = { format: ps.format.name, request: ps.lockRequest, packages: r.value as unknown[] };
       resolved++;
       o.say(`imgmake: locked ${where}: ${r.value.length} packages in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     }
@@ -141,19 +145,21 @@ export async function attachLocks(def: Definition, rules: RuleRegistry, o: LockO
   return ok({ resolved, wrote: true });
 }
 
-/** The package input of a locked set (pure): what the core keys, fetches and binds. */
-export function packageInput(format: PackageFormat, entries: readonly unknown[]): PackageInput {
+/** The package input of a stage's request and its locked set (pure): what the core keys, fetches and binds. */
+export function packageInput(format: PackageFormat, request: unknown, entries: readonly unknown[]): PackageInput {
   return {
     name: format.input,
     format: format.name,
     artifacts: entries.map((e) => format.artifact(e)),
     digest: format.digest(entries),
     files: format.files?.(entries) ?? {},
+    request,
+    entries,
   };
 }
 
 function attach(ps: PackageStage, entries: readonly unknown[]): void {
-  const p = packageInput(ps.format, entries);
+  const p = packageInput(ps.format, ps.request, entries);
   const input = { loc: ps.stage.ruleLoc, kind: 'packages' as const, ...p };
   const i = ps.stage.inputs.findIndex((x) => x.name === p.name);
   if (i >= 0) ps.stage.inputs[i] = input;

@@ -32,8 +32,10 @@ import { fetchFile, inParallel, LocalWriteError, type FetchFailure } from '../ne
 import { fail, ok, type Result } from '../result.js';
 import { CACACHE_TMP, ownedName } from '../store/orphans.js';
 import type { StageDef } from '../definition.js';
+import type { Diagnostic } from '../diagnostic.js';
 import type { Sandbox } from '../sandbox/run.js';
-import { packageInputsOf, packagesOf } from './attach.js';
+import type { SandboxSpec } from '../sandbox/spec.js';
+import { packagesOf } from './attach.js';
 import type { Artifact, Formats } from './format.js';
 
 export interface FetchOptions {
@@ -228,8 +230,11 @@ export interface InputsFetchOptions {
   /** The definition's variables: where each format's artifacts are (`locate`). */
   vars: Readonly<Record<string, string>>;
   cacheDir: string;
-  /** For the formats' `verify`. */
+  /** For the formats' `verify`: the sandbox, and a scratch folder (one per format inside). */
   sandbox: Sandbox;
+  workDir: string;
+  /** The buildroot a stage's `verify` may use, when the caller has it (format.ts, VerifyContext). */
+  buildrootOf?: (stage: StageDef) => Promise<SandboxSpec['buildroot'] | undefined>;
   signal?: AbortSignal;
   /** One line of progress ("fetched 12 of 106 packages…"); the core never prints. */
   say: (line: string) => void;
@@ -237,28 +242,41 @@ export interface InputsFetchOptions {
 
 /**
  * Every artifact of the given stages' package inputs, in the cache and verified (sha256, then
- * the format's `verify`): sha256 → content path, or one message naming what failed and what to
- * do. A format whose variables name no mirror fails only when something must be downloaded.
+ * the format's `verify`, stage by stage): sha256 → content path, or one message naming what
+ * failed and what to do. A stage whose variables name no mirror fails only when something must
+ * be downloaded.
  */
 export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsFetchOptions): Promise<Result<Map<string, string>, string>> {
-  const inputs = packageInputsOf(stages);
+  const bound = stages.flatMap((stage) => stage.inputs.flatMap((input) => (input.kind === 'packages' ? [{ stage, input }] : [])));
   const all = packagesOf(stages);
   if (all.length === 0) return ok(new Map());
+  for (const { input } of bound) if (!o.formats.has(input.format)) throw new Error(`Internal error: a package input of unknown format ${input.format}`);
   const started = performance.now();
   let fetched = 0;
   let bytes = 0;
   const paths = new Map<string, string>();
   for (const [name, format] of o.formats) {
-    const mine = packagesOf(stages.filter((s) => s.inputs.some((i) => i.kind === 'packages' && i.format === name)));
+    const mine = bound.filter((b) => b.input.format === name);
     if (mine.length === 0) continue;
-    const where = format.locate(o.vars);
+    // Each artifact's URL comes from the stage that locked it (an RPM stage names its repositories).
+    const locators = new Map<string, () => string>();
+    let missingMirror: Diagnostic | undefined;
+    for (const { input } of mine) {
+      const where = format.locate(o.vars, input.request);
+      input.artifacts.forEach((a, i) =>
+        locators.set(a.sha256, () => {
+          if (!where.ok) {
+            missingMirror ??= where.error;
+            throw new Error(where.error.message);
+          }
+          return where.value(a, input.entries[i]);
+        }),
+      );
+    }
     let got: Map<string, string>;
     try {
-      got = await fetchArtifacts(mine, {
-        locate: (a) => {
-          if (!where.ok) throw new Error(where.error.message);
-          return where.value(a);
-        },
+      got = await fetchArtifacts(packagesOf(mine.map((b) => b.stage)).filter((a) => locators.has(a.sha256)), {
+        locate: (a) => locators.get(a.sha256)!(),
         cacheDir: o.cacheDir,
         ...(o.signal ? { signal: o.signal } : {}),
         onEvent: (e) => {
@@ -270,24 +288,36 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
       });
     } catch (e) {
       // Cancelled too: the build reports it and stops, as for any other fetch failure.
-      if (!where.ok) return fail(`fetching packages failed: ${where.error.message}${where.error.hint ? `\nhint: ${where.error.hint}` : ''}`);
+      const m = missingMirror as Diagnostic | undefined;
+      if (m) return fail(`fetching packages failed: ${m.message}${m.hint ? `\nhint: ${m.hint}` : ''}`);
       const message = (e as Error).message;
       const gone = /HTTP 404/.test(message) ? `\nhint: ${format.goneHint ? `${format.goneHint}; ` : ''}run \`imgmake lock --update\` to lock the current ones` : '';
       return fail(`fetching packages failed: ${message}${gone}`);
     }
     if (format.verify) {
-      const v = await format
-        .verify(
-          mine.map((artifact) => ({ artifact, path: got.get(artifact.sha256)! })),
-          { sandbox: o.sandbox, vars: o.vars, ...(o.signal ? { signal: o.signal } : {}) },
-        )
-        .catch((e: Error) => fail([e.message]));
-      if (!v.ok) return fail(`verifying ${format.noun} failed:\n  ${v.error.join('\n  ')}`);
+      for (const { stage, input } of mine) {
+        const workDir = join(o.workDir, name);
+        await mkdir(workDir, { recursive: true });
+        const buildroot = await o.buildrootOf?.(stage);
+        const v = await format
+          .verify(
+            input.artifacts.map((artifact, i) => ({ artifact, entry: input.entries[i], path: got.get(artifact.sha256)! })),
+            {
+              request: input.request,
+              vars: o.vars,
+              sandbox: o.sandbox,
+              workDir,
+              logFile: join(o.workDir, 'verify.log'),
+              ...(buildroot ? { buildroot } : {}),
+              ...(o.signal ? { signal: o.signal } : {}),
+            },
+          )
+          .catch((e: Error) => fail([e.message]));
+        if (!v.ok) return fail(`verifying the ${format.noun} of ${stage.pipeline}.${stage.id} failed:\n  ${v.error.join('\n  ')}`);
+      }
     }
     for (const [k, v] of got) paths.set(k, v);
   }
-  const unknown = inputs.find((i) => !o.formats.has(i.format));
-  if (unknown) throw new Error(`Internal error: a package input of unknown format ${unknown.format}`);
   if (fetched) {
     const s = (performance.now() - started) / 1000;
     o.say(`fetched ${fetched} of ${all.length} packages (${(bytes / 1e6).toFixed(1)} MB) in ${s.toFixed(1)} s`);

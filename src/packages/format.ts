@@ -66,17 +66,33 @@ export interface ResolveContext {
   signal?: AbortSignal;
 }
 
-/** What `verify` checks: each fetched artifact and the file the cache holds for it. */
-export interface Fetched {
+/** What `verify` checks: each fetched artifact, its locked entry and the file the cache holds for it. */
+export interface Fetched<ENTRY = unknown> {
   artifact: Artifact;
+  entry: ENTRY;
   path: string;
 }
 
+/** What `verify` runs with: ResolveContext's, for the stage whose artifacts these are. */
+export interface VerifyContext<REQ = unknown> {
+  /** The stage's request (as `request()` made it). */
+  request: REQ;
+  vars: Readonly<Record<string, string>>;
+  sandbox: Sandbox;
+  /** The format's scratch directory (created; kept between runs). */
+  workDir: string;
+  logFile: string;
+  /** The stage's buildroot, when the caller has it in the cache. */
+  buildroot?: SandboxSpec['buildroot'];
+  signal?: AbortSignal;
+}
+
 /**
- * One package format. REQ: its request (JSON, canonical); ENTRY: one locked package (JSON).
- * Every method is pure unless it says otherwise.
+ * One package format. REQ: its request (JSON, canonical); ENTRY: one locked package (JSON);
+ * LREQ: the part of a request a lock keeps and is matched by (REQ itself unless `lockRequest`
+ * says otherwise). Every method is pure unless it says otherwise.
  */
-export interface PackageFormat<REQ = unknown, ENTRY = unknown> {
+export interface PackageFormat<REQ = unknown, ENTRY = unknown, LREQ = REQ> {
   /** What rule.json's `lock` names, and an imgmake.lock entry's `format`. */
   readonly name: string;
   /** The stage input the artifacts are bound as (`debs`): the rule reads `$INPUTS/<input>`. */
@@ -91,6 +107,12 @@ export interface PackageFormat<REQ = unknown, ENTRY = unknown> {
 
   /** The request a stage's validated options make (canonical: equal requests share a lock). */
   request(options: Record<string, unknown>, vars: Readonly<Record<string, string>>): REQ;
+  /**
+   * The part of REQUEST a lock keeps and is matched by, when not all of it: an RPM request's
+   * repository URLs are left out, so a lock made against one mirror builds from any.
+   * Absent: the whole request.
+   */
+  lockRequest?(request: REQ): LREQ;
   /** A request in a few words, for messages: `bookworm essential + hello`. */
   describe(request: REQ): string;
   /**
@@ -104,9 +126,9 @@ export interface PackageFormat<REQ = unknown, ENTRY = unknown> {
   /** imgmake.lock's view of one lock of this format. */
   lock: {
     /** Checks one entry's `request` and `packages` as read from JSON; the message says where. */
-    parse(request: unknown, packages: unknown): Result<{ request: REQ; packages: ENTRY[] }, string>;
+    parse(request: unknown, packages: unknown): Result<{ request: LREQ; packages: ENTRY[] }, string>;
     /** The JSON written: the request and one object per package, in a fixed key order. */
-    json(request: REQ, packages: readonly ENTRY[]): { request: object; packages: object[] };
+    json(request: LREQ, packages: readonly ENTRY[]): { request: object; packages: object[] };
   };
 
   artifact(entry: ENTRY): Artifact;
@@ -115,19 +137,19 @@ export interface PackageFormat<REQ = unknown, ENTRY = unknown> {
   /** Files beside the artifacts in the input directory. */
   files?(entries: readonly ENTRY[]): Record<string, string>;
   /**
-   * Where artifacts are fetched from, given the definition's variables: a function from an
-   * artifact to its URL, or a usage diagnostic (no mirror). Called only when something must be
+   * Where a stage's artifacts are fetched from, given the definition's variables and the
+   * stage's request: a function from an artifact (and its entry) to its URL, or a usage diagnostic (no mirror). Called only when something must be
    * downloaded.
    */
-  locate(vars: Readonly<Record<string, string>>): Result<(artifact: Artifact) => string, Diagnostic>;
+  locate(vars: Readonly<Record<string, string>>, request: REQ): Result<(artifact: Artifact, entry: ENTRY) => string, Diagnostic>;
   /** Said after a download failed with HTTP 404 (the core adds "run imgmake lock --update"). */
   readonly goneHint?: string;
   /**
-   * Checks fetched files beyond their sha256 (signatures); runs on a stage's artifacts before
-   * the stage runs. Failures name the artifact. Absent: the lock's sha256 is the trust (Debian's
+   * Checks fetched files beyond their sha256 (signatures); runs on each stage's artifacts
+   * (that stage's request in `ctx`) before the stage runs. Failures name the artifact. Absent: the lock's sha256 is the trust (Debian's
    * InRelease signatures were checked when the lock was made).
    */
-  verify?(fetched: readonly Fetched[], ctx: { sandbox: Sandbox; vars: Readonly<Record<string, string>>; signal?: AbortSignal }): Promise<Result<void, string[]>>;
+  verify?(fetched: readonly Fetched<ENTRY>[], ctx: VerifyContext<REQ>): Promise<Result<void, string[]>>;
   /**
    * Variables the host provides (the weakest of all: a file's `vars:` and `--var` win), read
    * under ROOT. Not pure: reads files.

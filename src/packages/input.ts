@@ -39,5 +39,12 @@ export interface PackageInput {
   digest: Digest;
   /** Extra files written beside the artifacts (name → content). */
   files: Record<string, string>;
+  /**
+   * The format's own data, which the core passes back and never reads: the stage's request
+   * (for `locate` and `verify`: an RPM request holds its repositories' URLs) and the locked
+   * entries, in the order of `artifacts`.
+   */
+  request: unknown;
+  entries: readonly unknown[];
 }
 
