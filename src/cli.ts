@@ -15,7 +15,7 @@ import { cacheGc, cacheInfo, cacheLs, cachePrune, cacheVerify, maxCacheSize } fr
 import { describeRule, listRules } from './cli/rules.js';
 import { bootCommand, type BootCommandOptions } from './cli/boot.js';
 import { exportCommand, logCommand, shellCommand, type ShellOptions } from './cli/checkpoint.js';
-import { LOCK_FILE } from './packages.js';
+import { LOCK_FILE } from './packages/index.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;

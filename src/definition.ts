@@ -4,9 +4,9 @@
  * place it was written. `load.ts` produces it; everything after load reads only this.
  */
 import type { RemoteUrl } from './remote/url.js';
-import type { LockedPackage } from './debian/lock.js';
 import type { Loc } from './diagnostic.js';
 import type { PipelineName, RuleName } from './ids.js';
+import type { PackageInput } from './packages/input.js';
 
 export interface Definition {
   /** Absolute path of the root definition file. */
@@ -79,11 +79,12 @@ export type InputDef =
       rel: string;
     }
   /**
-   * The locked .deb files of a stage whose rule installs packages (`lock: apt`): added by
-   * imgmake from imgmake.lock, never written in a definition. Bound as a directory of the .debs
-   * and an `override` file (PACKAGE PRIORITY SECTION); its key is the locked set.
+   * The locked artifacts of a stage whose rule installs packages (rule.json names a format):
+   * added by imgmake from imgmake.lock, never written in a definition. Bound as a directory of
+   * the artifacts and the format's extra files; its key is the format's digest of the locked
+   * set (packages/format.ts).
    */
-  | { name: string; loc: Loc; kind: 'packages'; packages: LockedPackage[] };
+  | ({ loc: Loc; kind: 'packages' } & PackageInput);
 
 export interface TargetDef {
   name: string;

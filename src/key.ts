@@ -20,7 +20,6 @@ import { join } from 'node:path';
 import type { BuildGraph } from './graph.js';
 import type { CacheKey, Digest, NodeId } from './ids.js';
 import { formatDigest } from './ids.js';
-import type { LockedPackage } from './debian/lock.js';
 
 /** Bump when the meaning of a key's fields, the sandbox or the store's tree format changes. */
 export const KEY_SCHEMA = 'imgmake.key.v2';
@@ -97,7 +96,7 @@ export async function computeKeys(g: BuildGraph, digest = memoDigest()): Promise
       }
     }
     for (const input of stage.inputs) {
-      if (input.kind === 'packages') inputs[input.name] = { packages: packagesDigest(input.packages) };
+      if (input.kind === 'packages') inputs[input.name] = { packages: input.digest };
     }
     const object: KeyObject = {
       schema: KEY_SCHEMA,
@@ -182,16 +181,4 @@ function fileSha256(path: string): Promise<string> {
       .on('error', reject)
       .on('end', () => resolve(h.digest('hex')));
   });
-}
-
-/**
- * The digest of a locked package set: what a package stage's tree depends on. Each package's
- * name, version, architecture, sha256 and the mirror's priority and section (the install
- * selects by priority); not its path, size or source, which only say where to fetch it.
- */
-export function packagesDigest(packages: readonly LockedPackage[]): Digest {
-  const rows = packages
-    .map((p) => [p.name, p.version, p.architecture, p.sha256, p.priority, p.section])
-    .sort((a, b) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : 0));
-  return formatDigest(sha256(canonicalJson(rows)));
 }

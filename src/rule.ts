@@ -42,7 +42,7 @@ export interface RuleInvocation {
   argv: string[];
   /** Files written to `ctx.run` before the command starts (a script, inline content). */
   files?: Record<string, string | Uint8Array>;
-  /** A private /dev and /proc inside the tree, for a command that chroots into it (dpkg). */
+  /** A private /dev and /proc inside the tree, for a command that chroots into it (a package manager). */
   apiFilesystems?: boolean;
 }
 
@@ -65,11 +65,11 @@ export interface RuleSchema {
   /** Named inputs. `"*"` accepts inputs of any name (files.copy). */
   inputs?: Record<string, InputSpec>;
   /**
-   * `apt`: the stage installs Debian packages. imgmake resolves its options' package set into
-   * imgmake.lock, fetches the .debs, and binds them as the `debs` input, whose digest (the
-   * locked set) is in the key.
+   * The package format the stage installs (a name in src/packages/formats.ts). imgmake resolves
+   * its options' package set into imgmake.lock, fetches the artifacts, and binds them as the
+   * format's input, whose digest (the locked set) is in the key (docs/packages.md).
    */
-  lock?: 'apt';
+  lock?: string;
 }
 
 export interface Rule {

@@ -37,8 +37,8 @@ export interface ScheduleOptions {
   jobs: number;
   scope: string;
   signal?: AbortSignal;
-  /** Fetched .deb files by sha256 (verified): what a package stage's `debs` input links. */
-  debs?: ReadonlyMap<string, string>;
+  /** Fetched artifacts by sha256 (verified): what a package stage's package input links. */
+  artifacts?: ReadonlyMap<string, string>;
   /** Nodes re-run on purpose (`--from`): their new trees replace those cached under their keys. */
   replace?: ReadonlySet<NodeId>;
   /** Called when a node's tree is committed (the remote cache uploads it in the background). */
@@ -220,7 +220,7 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
   let ranMs = 0;
   try {
     await writeFile(logFile, '');
-    const spec = await stageSpec({ stage, rule, store, work: w, treeOf, debs: opts.debs });
+    const spec = await stageSpec({ stage, rule, store, work: w, treeOf, artifacts: opts.artifacts });
     const r = await sandbox.run(spec, { logFile, ...(opts.signal ? { signal: opts.signal } : {}) });
     if (r.cancelled || opts.signal?.aborted) {
       await store.discard(w);

@@ -57,7 +57,7 @@ export function bytes(n: number): string {
   return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
 }
 
-/** The output of a command that ran out of space (GNU tools, dpkg, tar, mkfs all print this). */
+/** The output of a command that ran out of space (GNU tools, package managers, tar, mkfs all print this). */
 export const NO_SPACE_TEXT = /No space left on device|Disk quota exceeded/;
 
 /**

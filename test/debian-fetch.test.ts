@@ -14,11 +14,29 @@ import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import cacache from 'cacache';
-import { debKey, fetchPackages, hasAll, missingPackages, packageUrl, type FetchEvent } from '../src/debian/fetch.js';
-import type { LockedPackage } from '../src/debian/lock.js';
+import { artifactKey as debKey, fetchArtifacts, missingArtifacts, type FetchEvent, type FetchOptions } from '../src/packages/fetch.js';
+import { apt, packageUrl } from '../src/packages/apt/index.js';
+import type { LockedPackage } from '../src/packages/apt/lock.js';
+import type { DebianMirror } from '../src/packages/apt/sources.js';
 import { startNginx, type Nginx } from './helpers/nginx.js';
 
 const T = { timeout: 60_000 };
+
+// The apt format's face to the fetcher: its artifacts, located on MIRROR through its variables.
+function locateIn(m: DebianMirror): (a: ReturnType<typeof apt.artifact>) => string {
+  const l = apt.locate({ debian_mirror: m.archive, ...(m.security ? { debian_security_mirror: m.security } : {}) }, undefined as never);
+  assert.ok(l.ok);
+  return (a) => l.value(a, undefined as never);
+}
+function fetchPackages(pkgs: LockedPackage[], o: Omit<FetchOptions, 'locate'> & { mirror: DebianMirror }): Promise<Map<string, string>> {
+  const { mirror: m, ...rest } = o;
+  return fetchArtifacts(pkgs.map(apt.artifact), { ...rest, locate: locateIn(m) });
+}
+async function missingPackages(pkgs: LockedPackage[], o: { cacheDir: string }): Promise<LockedPackage[]> {
+  const missing = new Set((await missingArtifacts(pkgs.map(apt.artifact), o)).map((a) => a.sha256));
+  return pkgs.filter((p) => missing.has(p.sha256));
+}
+const hasAll = async (pkgs: LockedPackage[], o: { cacheDir: string }) => (await missingPackages(pkgs, o)).length === 0;
 const root = mkdtempSync(join(tmpdir(), 'imgmake-fetch-test-'));
 const www = join(root, 'www');
 let nginx: Nginx | undefined;

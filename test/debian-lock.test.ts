@@ -21,9 +21,10 @@ import {
   resolvePackages,
   type LockRequest,
   type LockedPackage,
-} from '../src/debian/lock.js';
-import { fetchPackages } from '../src/debian/fetch.js';
-import { hostDebianMirror } from '../src/debian/sources.js';
+} from '../src/packages/apt/lock.js';
+import { fetchArtifacts } from '../src/packages/fetch.js';
+import { apt, packageUrl } from '../src/packages/apt/index.js';
+import { hostDebianMirror } from '../src/packages/apt/sources.js';
 import { bwrapSandbox } from '../src/sandbox/run.js';
 
 const MIRROR = { archive: 'http://mirror.invalid/debian', security: 'http://mirror.invalid/debian-security' };
@@ -231,7 +232,7 @@ test('resolvePackages: variant essential + hello against the real mirror, twice,
   const few = [a.find((p) => p.name === 'hello')!, a.find((p) => p.path.includes('+') && p.size < 500_000) ?? a[0]!];
   const sec = a.filter((p) => p.source === 'security').sort((x, y) => x.size - y.size)[0];
   if (sec) few.push(sec);
-  const paths = await fetchPackages(few, { mirror, cacheDir: join(dir, 'cache') });
+  const paths = await fetchArtifacts(few.map(apt.artifact), { locate: (a) => packageUrl(mirror, few.find((p) => p.sha256 === a.sha256)!), cacheDir: join(dir, 'cache') });
   for (const p of few) assert.equal(createHash('sha256').update(readFileSync(paths.get(p.sha256)!)).digest('hex'), p.sha256, p.path);
 });
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { hostDebianMirror, parseSourceFile, pickDebianMirror, readSourceEntries } from '../src/debian/sources.js';
+import { hostDebianMirror, parseSourceFile, pickDebianMirror, readSourceEntries } from '../src/packages/apt/sources.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fixture = (name: string) => join(repo, 'test', 'fixtures', 'apt-sources', name);

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LockFile } from '../src/debian/lock.js';
-import { locksText, readLocks } from '../src/packages.js';
+import { LOCK_TABLE } from '../src/packages/formats.js';
+import { locksText, readLocks, type Lock } from '../src/packages/index.js';
 import { imgmake, ran, summary, tempProject } from './helpers/cli.js';
 
 const pkg = (name: string, sha: string) => ({
@@ -28,23 +28,59 @@ const pkg = (name: string, sha: string) => ({
 test('imgmake.lock: several locks, one package per line, read back as written; a broken file says where', async (t) => {
   const p = await tempProject();
   t.after(p.cleanup);
-  const locks: LockFile[] = [
-    { version: 1, request: { suite: 'bookworm', components: ['main'], architecture: 'amd64', variant: 'essential', packages: [], sources: ['archive'] }, packages: [pkg('aa', 'a'), pkg('bb', 'b')] },
-    { version: 1, request: { suite: 'bookworm', components: ['main'], architecture: 'amd64', variant: 'important', packages: ['hello'], sources: ['archive', 'security'] }, packages: [pkg('cc', 'c')] },
+  const locks: Lock[] = [
+    { format: 'apt', request: { suite: 'bookworm', components: ['main'], architecture: 'amd64', variant: 'essential', packages: [], sources: ['archive'] }, packages: [pkg('aa', 'a'), pkg('bb', 'b')] },
+    { format: 'apt', request: { suite: 'bookworm', components: ['main'], architecture: 'amd64', variant: 'important', packages: ['hello'], sources: ['archive', 'security'] }, packages: [pkg('cc', 'c')] },
   ];
-  const text = locksText(locks);
+  const text = locksText(locks, LOCK_TABLE.formats);
   const lines = text.split('\n');
   assert.equal(lines.filter((l) => l.includes('"sha256"')).length, 3, 'one line per package');
+  assert.equal(lines.filter((l) => l === '      "format": "apt",').length, 2, 'each lock names its format');
   const file = join(p.dir, 'imgmake.lock');
   await writeFile(file, text);
-  const back = await readLocks(file);
+  const back = await readLocks(file, LOCK_TABLE);
   assert.ok(back.ok);
   assert.deepEqual(back.value, locks);
   await writeFile(file, text.replace('"bb"', '"Bad Name"'));
-  const bad = await readLocks(file);
+  const bad = await readLocks(file, LOCK_TABLE);
   assert.ok(!bad.ok);
   assert.match(bad.error.message, /locks\[0\]: packages\[1\]/);
   assert.match(bad.error.hint!, /imgmake lock/);
+  await writeFile(file, text.replace('"format": "apt"', '"format": "pacman"'));
+  const unknown = await readLocks(file, LOCK_TABLE);
+  assert.ok(!unknown.ok);
+  assert.match(unknown.error.message, /locks\[0\]: "format" must be one of "apt"/);
+});
+
+test('imgmake.lock: a version 1 file (before formats were named) reads as apt locks; writing makes it version 2', async (t) => {
+  const p = await tempProject();
+  t.after(p.cleanup);
+  const locks: Lock[] = [{ format: 'apt', request: { suite: 'bookworm', components: ['main'], architecture: 'amd64', variant: 'essential', packages: [], sources: ['archive'] }, packages: [pkg('aa', 'a')] }];
+  // The layout imgmake wrote before this change, verbatim.
+  const v1 = `{
+  "version": 1,
+  "locks": [
+    {
+      "request": {"suite":"bookworm","components":["main"],"architecture":"amd64","variant":"essential","packages":[],"sources":["archive"]},
+      "packages": [
+        ${JSON.stringify(pkg('aa', 'a'))}
+      ]
+    }
+  ]
+}
+`;
+  const file = join(p.dir, 'imgmake.lock');
+  await writeFile(file, v1);
+  const back = await readLocks(file, LOCK_TABLE);
+  assert.ok(back.ok, back.ok ? '' : back.error.message);
+  assert.deepEqual(back.value, locks);
+  const v2 = locksText(back.value, LOCK_TABLE.formats);
+  assert.equal(v2, v1.replace('"version": 1', '"version": 2').replace('    {\n      "request"', '    {\n      "format": "apt",\n      "request"'), 'only the version and one line per lock change');
+  // A newer file is refused with what to do.
+  await writeFile(file, v1.replace('"version": 1', '"version": 3'));
+  const newer = await readLocks(file, LOCK_TABLE);
+  assert.ok(!newer.ok);
+  assert.match(newer.error.message, /version 3; this imgmake reads versions 1 and 2: upgrade imgmake/);
 });
 
 const DEFINITION = (packages: string, hostname: string) => `version: 1
@@ -78,10 +114,10 @@ test('a package stage: locked, fetched once, installed offline; reused until the
   assert.equal(first.code, 0, first.stderr + first.stdout);
   assert.deepEqual(ran(first), ['os.hostname', 'os.packages', 'tarball.0']);
   assert.match(first.stderr, /locking os\.packages: bookworm essential \+ hello/);
-  const lock = await readLocks(join(p.dir, 'imgmake.lock'));
+  const lock = await readLocks(join(p.dir, 'imgmake.lock'), LOCK_TABLE);
   assert.ok(lock.ok);
   assert.equal(lock.value.length, 1);
-  const names = lock.value[0]!.packages.map((x) => x.name);
+  const names = lock.value[0]!.packages.map((x) => (x as { name: string }).name);
   assert.ok(names.includes('hello') && names.includes('dpkg') && names.includes('base-files'), names.join(' '));
   // The tree holds exactly the locked set, installed (maintainer scripts ran), and our hostname.
   const status = execFileSync('tar', ['-xOf', tar, './var/lib/dpkg/status'], { encoding: 'utf8', maxBuffer: 1 << 26 });

@@ -1,15 +1,16 @@
 /**
- * One build of a loaded definition: plan, fetch the .debs of the package stages that will run,
+ * One build of a loaded definition: plan, fetch the packages of the package stages that will run,
  * schedule, export. `imgmake build` runs it once; `imgmake watch` once per settled change.
  * Reports through the logger only; returns what happened.
  */
+import { join } from 'node:path';
 import type { Logger } from '../event.js';
 import { exportTarget } from '../export.js';
-import { fetchPackages } from '../debian/fetch.js';
 import type { StageDef } from '../definition.js';
-import { mirrorOf, packagesOf } from '../packages.js';
+import { fetchPackageInputs } from '../packages/index.js';
+import { FORMATS } from '../packages/formats.js';
 import { plan } from '../plan.js';
-import { fail, ok, type Result } from '../result.js';
+import type { Result } from '../result.js';
 import { schedule } from '../schedule.js';
 import { allowedLine, type Context, type Selection } from './context.js';
 import { collectAfterBuild, leaseBuild } from './cache.js';
@@ -69,10 +70,11 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
   if (ctx.remote) p = await ctx.remote.settle(p, () => plan(planOpts));
   const toRun = p.stages.filter((s) => s.status === 'run').length;
   logger.log({ type: 'plan', targets, toRun, cached: p.stages.filter((s) => s.status === 'cached').length });
-  // The .debs of the package stages that will run, fetched (or found) before any stage starts.
-  const debs = await fetchDebs(ctx, p.stages.filter((s) => s.status === 'run').map((s) => ctx.graph.stage(s.id).stage), logger, signal);
-  if (!debs.ok) {
-    logger.log({ type: 'info', message: `imgmake: ${debs.error}` });
+  // The packages of the package stages that will run, fetched (or found) and verified before
+  // any stage starts.
+  const artifacts = await fetchPackages(ctx, p.stages.filter((s) => s.status === 'run').map((s) => ctx.graph.stage(s.id).stage), logger, signal);
+  if (!artifacts.ok) {
+    logger.log({ type: 'info', message: `imgmake: ${artifacts.error}` });
     return summary({ ok: false, ran: 0, cached: 0, failed: 0, cancelled: 0 });
   }
   // Trees found here that the remote lacks go up too, while the build runs.
@@ -87,7 +89,7 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
     jobs: o.jobs,
     scope: ctx.scope,
     signal,
-    debs: debs.value,
+    artifacts: artifacts.value,
     replace: force,
     ...(ctx.remote ? { onCommit: (id: NodeId, tree: TreeRecord) => ctx.remote!.upload(id, tree) } : {}),
   });
@@ -112,36 +114,14 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
   return summary({ ok: good, ran: r.ran, cached: r.cached, failed: r.failed, cancelled: r.cancelled });
 }
 
-export async function fetchDebs(ctx: Context, stages: StageDef[], logger: Logger, signal: AbortSignal): Promise<Result<Map<string, string>, string>> {
-  const packages = packagesOf(stages);
-  if (packages.length === 0) return ok(new Map());
-  const mirror = mirrorOf(ctx.def);
-  const started = performance.now();
-  let fetched = 0;
-  let bytes = 0;
-  try {
-    const have = await fetchPackages(packages, {
-      mirror: mirror.ok ? mirror.value : { archive: '' },
-      cacheDir: ctx.cacheDir,
-      signal,
-      onEvent: (e) => {
-        if (e.type === 'fetched') {
-          fetched++;
-          bytes += e.bytes;
-        }
-      },
-    });
-    if (fetched) {
-      const s = (performance.now() - started) / 1000;
-      logger.log({ type: 'info', message: `imgmake: fetched ${fetched} of ${packages.length} packages (${(bytes / 1e6).toFixed(1)} MB) in ${s.toFixed(1)} s` });
-    }
-    return ok(have);
-  } catch (e) {
-    const message = (e as Error).message;
-    const gone = /HTTP 404/.test(message)
-      ? `\nhint: a Debian mirror keeps only the current version of each package; run \`imgmake lock --update\` to lock the current ones`
-      : '';
-    return fail(`fetching packages failed: ${message}${gone}`);
-  }
+export async function fetchPackages(ctx: Context, stages: StageDef[], logger: Logger, signal: AbortSignal): Promise<Result<Map<string, string>, string>> {
+  return fetchPackageInputs(stages, {
+    formats: FORMATS,
+    vars: ctx.def.vars,
+    cacheDir: ctx.cacheDir,
+    sandbox: ctx.sandbox,
+    workDir: join(ctx.cacheDir, 'verify'),
+    signal,
+    say: (message) => logger.log({ type: 'info', message: `imgmake: ${message}` }),
+  });
 }
-

@@ -10,7 +10,7 @@ import type { Diagnostic } from '../diagnostic.js';
 import { diagnostic } from '../diagnostic.js';
 import { ancestors } from '../graph.js';
 import type { NodeId } from '../ids.js';
-import { packagesOf } from '../packages.js';
+import { packagesOf } from '../packages/index.js';
 import { collect, inventory, prune, takeLease, verify, type Lease, type Removed, type Report } from '../store/gc.js';
 import { parseSize } from '../size.js';
 import { openLocalStore } from '../store/local.js';

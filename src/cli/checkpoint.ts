@@ -14,11 +14,10 @@
 import { chmod, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { checkpointLabel, notBuilt, shellArgv, shellBanner, shellEnv, shellTrees, targetReaching, upstreamStage, viewedNode, type NeededTree, type Side } from '../checkpoint.js';
-import { fetchPackages, missingPackages } from '../debian/fetch.js';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
 import { copyOutOfTree, OWNER_ONLY, privateDir } from '../export.js';
 import type { NodeId } from '../ids.js';
-import { packagesOf } from '../packages.js';
+import { missingArtifacts, packagesOf, storedArtifacts } from '../packages/index.js';
 import { fail, ok, type Result } from '../result.js';
 import { runInteractive } from '../sandbox/run.js';
 import { stageSpec } from '../sandbox/stage.js';
@@ -47,8 +46,8 @@ export async function shellCommand(text: string, command: string[], o: GlobalOpt
   const label = checkpointLabel(node, side);
   const trees = await committedTrees(ctx, shellTrees(ctx.graph, node, side), `imgmake shell ${label}`);
   if (!trees.ok) return trees;
-  const debs = await storedDebs(ctx, node);
-  if (!debs.ok) return debs;
+  const artifacts = await storedPackages(ctx, node);
+  if (!artifacts.ok) return artifacts;
   const { stage, rule } = ctx.graph.stage(node);
   const viewed = viewedNode(ctx.graph, node, side);
   const { value } = await interruptible(
@@ -64,7 +63,7 @@ export async function shellCommand(text: string, command: string[], o: GlobalOpt
           const src = upstreamStage(ctx.graph, node, kind, name);
           return src ? trees.value.get(src) : undefined;
         };
-        const spec = await stageSpec({ stage, rule, store: ctx.store, work: w, treeOf, debs: debs.value });
+        const spec = await stageSpec({ stage, rule, store: ctx.store, work: w, treeOf, artifacts: artifacts.value });
         if (process.stdin.isTTY) {
           const banner = shellBanner({ id: node, side, buildroot: upstreamStage(ctx.graph, node, 'buildroot'), inputs: spec.inputs.map((i) => i.name), argv: spec.argv });
           for (const line of banner) say(line);
@@ -171,19 +170,19 @@ async function committedTrees(ctx: Context, needed: NeededTree[], command: strin
   return ok(found);
 }
 
-/** A package stage's .debs, as its build bound them; all must be in the cache already (no download here). */
-async function storedDebs(ctx: Context, node: NodeId): Promise<Result<ReadonlyMap<string, string> | undefined, Diagnostic[]>> {
+/** A package stage's artifacts, as its build bound them; all must be in the cache already (no download here). */
+async function storedPackages(ctx: Context, node: NodeId): Promise<Result<ReadonlyMap<string, string> | undefined, Diagnostic[]>> {
   const packages = packagesOf([ctx.graph.stage(node).stage]);
   if (packages.length === 0) return ok(undefined);
-  const missing = await missingPackages(packages, { cacheDir: ctx.cacheDir });
+  const missing = await missingArtifacts(packages, { cacheDir: ctx.cacheDir });
   if (missing.length) {
     const target = targetReaching(ctx.def, ctx.graph, node);
     return fail([
       diagnostic('not-built', `${missing.length} of the ${packages.length} packages ${node} installs are not in the cache`, undefined, `${target ? `imgmake build ${target} --until ${node}` : 'a build of the stage'} fetches them`),
     ]);
   }
-  // Every .deb is stored: this only finds their paths, it downloads nothing.
-  return ok(await fetchPackages(packages, { mirror: { archive: '' }, cacheDir: ctx.cacheDir }));
+  // Every artifact is stored: this only finds their paths, it downloads nothing.
+  return ok(await storedArtifacts(packages, { cacheDir: ctx.cacheDir }));
 }
 
 /**

@@ -4,7 +4,8 @@
  * diagnostics (exit 2) before anything runs.
  */
 import { dirname, join, resolve } from 'node:path';
-import { attachLocks, type LockOptions } from '../packages.js';
+import { attachLocks, type LockOptions } from '../packages/index.js';
+import { FORMATS, LOCK_TABLE } from '../packages/formats.js';
 import { bwrapSandbox, type Sandbox } from '../sandbox/run.js';
 import { existsSync } from 'node:fs';
 import type { Definition } from '../definition.js';
@@ -14,7 +15,6 @@ import { stageNodeId, type NodeId, type PipelineName } from '../ids.js';
 import { computeKeys, type Keys } from '../key.js';
 import { load } from '../load/index.js';
 import type { HostDefault } from '../load/vars.js';
-import { hostDebianMirror } from '../debian/sources.js';
 import { closest, listOf } from '../load/suggest.js';
 import { historyScope } from '../plan.js';
 import { loadRules, type RuleRegistry } from '../rule.js';
@@ -90,7 +90,7 @@ export function parseVars(list: string[] = [], env: NodeJS.ProcessEnv = {}): Res
 }
 
 export interface LoadContextOptions {
-  /** What to do about package stages without a lock (see packages.ts); default `read`. */
+  /** What to do about package stages without a lock (see packages/attach.ts); default `read`. */
   lock?: LockOptions['mode'];
   signal?: AbortSignal;
 }
@@ -132,6 +132,7 @@ export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {})
   // The one place a command's real implementations are picked: the sandbox, the store, the remote.
   const sandbox = bwrapSandbox;
   const locked = await attachLocks(def, rules, {
+    ...LOCK_TABLE,
     mode: lo.lock ?? 'read',
     sandbox,
     workDir: join(cacheDir, 'lock'),
@@ -179,18 +180,14 @@ export function resolveTargets(ctx: Context, names: string[]): Result<NodeId[], 
 }
 
 /**
- * Variables the host provides: the Debian mirror its apt already uses (read from
- * /etc/apt/sources.list.d), so a definition need not name a mirror and works wherever apt does.
+ * Variables the host provides: each package format's (the mirror the host's own package manager
+ * already uses), so a definition need not name a mirror and works wherever the host's
+ * does. ROOT: whose configuration to read.
  */
 export async function hostDefaults(root = '/'): Promise<Record<string, HostDefault>> {
-  const m = await hostDebianMirror(root).catch(() => undefined);
-  const missing = (name: string, what: string) =>
-    `imgmake reads it from this host's apt sources (/etc/apt/sources.list.d), which name no ${what}: ` +
-    `set it with --var ${name}=URL, or IMGMAKE_VAR_${name}=URL in the environment`;
-  return {
-    debian_mirror: { value: m?.archive, missing: missing('debian_mirror', 'Debian archive') },
-    debian_security_mirror: { value: m?.security, missing: missing('debian_security_mirror', 'Debian security archive') },
-  };
+  const out: Record<string, HostDefault> = {};
+  for (const f of FORMATS.values()) Object.assign(out, await f.hostVariables?.(root));
+  return out;
 }
 
 /**

@@ -21,7 +21,7 @@ import chokidar from 'chokidar';
 import type { Event, Logger } from '../event.js';
 import type { NodeId } from '../ids.js';
 import { sha256 } from '../key.js';
-import { LOCK_FILE } from '../packages.js';
+import { LOCK_FILE } from '../packages/index.js';
 import { Rebuilder } from '../watch.js';
 import { runBuild } from './build.js';
 import { maxCacheSize } from './cache.js';

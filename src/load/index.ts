@@ -45,7 +45,7 @@ export interface LoadOptions {
    * default `--var NAME=VALUE`.
    */
   varSources?: Record<string, string>;
-  /** Variables the host provides (`debian_mirror`); the weakest of all. */
+  /** Variables the host provides (a package format's mirror); the weakest of all. */
   hostDefaults?: Record<string, HostDefault>;
   /**
    * Folders outside the project that includes and `file:` inputs may name (`--allow-path`).

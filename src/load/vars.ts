@@ -8,7 +8,7 @@
  *   mappings need the quotes (`{ size: "${disk_size}" }`), so quoting cannot mean "string".
  * - Anywhere else `${name}` is replaced by the value's text (a number as it was written).
  * - `$${` is a literal `${`.
- * - Host defaults (`debian_mirror`, read from the host's apt sources) are variables a file may
+ * - Host defaults (a package format's mirror, read from the host's own configuration) are variables a file may
  *   use without declaring; a file's `vars:` and `--var` win over them.
  * - Variables may use other variables; a loop among them is a `cycle`.
  * - A `--var` override takes the type of the file variable it overrides (a number stays a

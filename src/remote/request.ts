@@ -8,16 +8,13 @@
  *         answer (refused, reset, timed out before the response) throws an `unusable`
  *         RemoteError: the remote is down.
  *     download(res, arm, blob, file)    the body into `file`, size and sha256 checked while it
- *                                        streams
+ *                                        streams (net/download.ts's receive, in a remote's words)
  *     expectOk(res, what)               throws for a status other than 2xx; 401/403 unusable
  *     readText(res, arm, limit)         a small body, as text
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import { describe } from '../debian/fetch.js';
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { describeFetchError as describe, receive } from '../net/download.js';
 import type { BlobDigest } from './blob.js';
 import { LocalWriteError, RemoteError } from './types.js';
 
@@ -78,34 +75,19 @@ export async function request<T>(method: string, url: string, handle: (res: Resp
  * is not waited on for a `close` that never comes.
  */
 export async function download(res: Response, arm: () => void, blob: BlobDigest, file: string): Promise<void> {
-  const hash = createHash('sha256');
-  let n = 0;
-  const count = new Transform({
-    transform(chunk: Buffer, _enc, next) {
-      arm();
-      n += chunk.length;
-      // More than the entry says: stop reading, the size check below fails.
-      if (n > blob.size) return next(new Longer());
-      hash.update(chunk);
-      next(null, chunk);
-    },
-  });
-  const sink = createWriteStream(file);
-  let writeError: NodeJS.ErrnoException | undefined;
-  sink.once('error', (e) => (writeError = e));
-  try {
-    await pipeline(Readable.fromWeb(res.body as NodeReadableStream<Uint8Array>), count, sink);
-  } catch (e) {
-    if (writeError) throw new LocalWriteError(file, writeError);
-    if (!(e instanceof Longer)) throw e;
+  const r = await receive(res.body, file, blob, { arm });
+  if (r.ok) return;
+  const f = r.error;
+  switch (f.reason) {
+    case 'size':
+      throw new RemoteError(`blob ${blob.sha256} is ${f.bytes > blob.size ? 'longer' : `truncated: ${f.bytes} of`} ${blob.size} bytes`, false);
+    case 'sha256':
+      throw new RemoteError(`blob ${blob.sha256} is corrupt: its sha256 is ${f.got}`, false);
+    case 'cut':
+      // request() words it: the method, the URL and why (a stall names the idle time).
+      throw new Error(f.cause);
   }
-  if (n !== blob.size) throw new RemoteError(`blob ${blob.sha256} is ${n > blob.size ? 'longer' : `truncated: ${n} of`} ${blob.size} bytes`, false);
-  const got = hash.digest('hex');
-  if (got !== blob.sha256) throw new RemoteError(`blob ${blob.sha256} is corrupt: its sha256 is ${got}`, false);
 }
-
-/** The body ran past the blob's size (reported by the size check). */
-class Longer extends Error {}
 
 export const CREDENTIALS_HINT = 'credentials: IMGMAKE_REMOTE_AUTH, or IMGMAKE_REMOTE_USER and IMGMAKE_REMOTE_PASSWORD';
 

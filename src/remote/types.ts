@@ -79,20 +79,9 @@ export class RemoteError extends Error {
 /**
  * A failure on this machine while a remote call wrote a download (the disk is full, an I/O
  * error): not the remote's fault, so its blob is not suspected. Names the path and the cause.
+ * (net/download.ts's, which every download shares.)
  */
-export class LocalWriteError extends Error {
-  constructor(
-    readonly path: string,
-    readonly error: NodeJS.ErrnoException,
-  ) {
-    super(`writing ${path} failed: ${error.code ? `${error.code}: ` : ''}${describeErrno(error)}`);
-  }
-}
-
-function describeErrno(e: NodeJS.ErrnoException): string {
-  // "ENOSPC: no space left on device, write" → "no space left on device"
-  return e.message.replace(/^[A-Z]+: /, '').replace(/, (write|open|close)( '.*')?$/, '');
-}
+export { LocalWriteError } from '../net/download.js';
 
 /** Checks that parsed JSON is an entry for `key` whose layers match its record's. */
 export function isEntryFor(x: unknown, key: CacheKey): x is RemoteEntry {

@@ -89,7 +89,7 @@ export interface SandboxSpec {
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /**
- * Capabilities a stage keeps (Docker's default set): enough for dpkg, chown, mknod, setcap and
+ * Capabilities a stage keeps (Docker's default set): enough for a package manager, chown, mknod, setcap and
  * chroot into the tree; not CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_MODULE, CAP_SYS_PTRACE.
  */
 export const STAGE_CAPS = [
@@ -274,8 +274,8 @@ export function sandboxLayout(spec: SandboxSpec, staging: string): SandboxLayout
     for (const d of ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32']) a.push('--symlink', `usr/${d}`, `/${d}`);
     // The dynamic linker's cache, name lookup, and the alternatives that /usr/bin/awk, pager, lzcat…
     // point into (without it Debian's `awk` is a dangling link); nothing else of the host's /etc.
-    // /etc itself 0755: bwrap would make it 0700, and a tool that drops root (apt's _apt
-    // downloader, a daemon's own user) could then not read passwd or ld.so.cache.
+    // /etc itself 0755: bwrap would make it 0700, and a tool that drops root (a package
+    // manager's downloader, a daemon's own user) could then not read passwd or ld.so.cache.
     a.push('--perms', '0755', '--dir', '/etc');
     for (const f of ['/etc/ld.so.cache', '/etc/passwd', '/etc/group', '/etc/nsswitch.conf', '/etc/alternatives']) {
       a.push('--ro-bind-try', f, f);

@@ -5,14 +5,14 @@
  * there is what the stage saw.
  *
  * It makes mount points and files in the work tree's scratch directory (input mount points, the
- * .deb links of a package stage, the rule's files); it does not run anything, mount anything or
+ * artifact links of a package stage, the rule's files); it does not run anything, mount anything or
  * decide which trees are the stage's (the caller's `treeOf` does).
  */
 import { copyFile, link, lstat, mkdir, writeFile } from 'node:fs/promises';
 import { recheck } from '../confine.js';
-import { basename, join } from 'node:path';
-import type { LockedPackage } from '../debian/lock.js';
+import { join } from 'node:path';
 import type { StageDef } from '../definition.js';
+import type { PackageInput } from '../packages/input.js';
 import { SOURCE_DATE_EPOCH } from '../key.js';
 import type { Rule, RuleContext } from '../rule.js';
 import type { Store, TreeRecord, WorkTree } from '../store/types.js';
@@ -26,8 +26,8 @@ export interface StageSpecOptions {
   work: WorkTree;
   /** The committed tree at the other end of the stage's buildroot edge or input edge `name`. */
   treeOf: (kind: 'buildroot' | 'input', name?: string) => TreeRecord | undefined;
-  /** Fetched .deb files by sha256: what a package stage's `debs` input links. */
-  debs?: ReadonlyMap<string, string> | undefined;
+  /** Fetched artifacts by sha256: what a package stage's package input links. */
+  artifacts?: ReadonlyMap<string, string> | undefined;
 }
 
 /** The SandboxSpec that runs `stage` on `work`: the exact set-up of a stage. */
@@ -45,7 +45,7 @@ export async function stageSpec(o: StageSpecOptions): Promise<SandboxSpec> {
       mount = store.readMount(t, mp);
       kind = 'tree';
     } else if (input.kind === 'packages') {
-      mount = { kind: 'dir', path: await linkDebs(join(w.scratch, 'inputs', input.name), input.packages, o.debs) };
+      mount = { kind: 'dir', path: await linkArtifacts(join(w.scratch, 'inputs', input.name), input, o.artifacts) };
       kind = 'dir';
     } else {
       // Load checked that the path leads into the project; a symlink swapped in since (an
@@ -84,18 +84,19 @@ export async function stageSpec(o: StageSpecOptions): Promise<SandboxSpec> {
 }
 
 /**
- * A directory of a package stage's locked .debs, hard-linked from where fetch verified them
- * (copied across filesystems), named as the archive names them, plus `override`: PACKAGE
- * PRIORITY SECTION, the mirror's values, for apt-ftparchive.
+ * A directory of a package stage's locked artifacts, hard-linked from where fetch verified them
+ * (copied across filesystems), each under its `file` name, plus the format's extra files (an index
+ * override, say).
  */
-async function linkDebs(dir: string, packages: readonly LockedPackage[], debs: ReadonlyMap<string, string> | undefined): Promise<string> {
+async function linkArtifacts(dir: string, input: PackageInput, fetched: ReadonlyMap<string, string> | undefined): Promise<string> {
   await mkdir(dir, { recursive: true });
-  for (const p of packages) {
-    const from = debs?.get(p.sha256);
-    if (!from) throw new Error(`${p.name} ${p.version} was not fetched (sha256 ${p.sha256})`);
-    const to = join(dir, basename(p.path));
+  for (const a of input.artifacts) {
+    const from = fetched?.get(a.sha256);
+    if (!from) throw new Error(`${a.name} ${a.version} was not fetched (sha256 ${a.sha256})`);
+    if (a.file.includes('/') || a.file === '.' || a.file === '..') throw new Error(`Internal error: artifact file name ${JSON.stringify(a.file)}`);
+    const to = join(dir, a.file);
     await link(from, to).catch((e: NodeJS.ErrnoException) => (e.code === 'EXDEV' ? copyFile(from, to) : Promise.reject(e)));
   }
-  await writeFile(join(dir, 'override'), packages.map((p) => `${p.name} ${p.priority} ${p.section}\n`).join(''));
+  for (const [name, content] of Object.entries(input.files)) await writeFile(join(dir, name), content);
   return dir;
 }

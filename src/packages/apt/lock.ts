@@ -37,9 +37,9 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Sandbox } from '../sandbox/run.js';
-import { SANDBOX_TREE, type Bind, type SandboxSpec } from '../sandbox/spec.js';
-import { fail, ok, type Result } from '../result.js';
+import type { Sandbox } from '../../sandbox/run.js';
+import { SANDBOX_TREE, type Bind, type SandboxSpec } from '../../sandbox/spec.js';
+import { fail, ok, type Result } from '../../result.js';
 import type { DebianMirror } from './sources.js';
 
 export type DebianVariant = 'essential' | 'required' | 'important' | 'standard' | 'custom';
@@ -188,7 +188,15 @@ export interface LockFileError {
  *     }
  */
 export function lockFileText(packages: LockedPackage[], meta: LockRequestMeta): string {
-  const req = {
+  const j = lockJson(packages, meta);
+  const lines = j.packages.map((p) => JSON.stringify(p));
+  const body = lines.length ? `[\n    ${lines.join(',\n    ')}\n  ]` : '[]';
+  return `{\n  "version": ${LOCK_FILE_VERSION},\n  "request": ${JSON.stringify(j.request)},\n  "packages": ${body}\n}\n`;
+}
+
+/** A lock's request and packages as JSON objects, in the file's key order, packages sorted. Pure. */
+export function lockJson(packages: readonly LockedPackage[], meta: LockRequestMeta): { request: object; packages: object[] } {
+  const request = {
     suite: meta.suite,
     components: meta.components,
     architecture: meta.architecture,
@@ -196,21 +204,18 @@ export function lockFileText(packages: LockedPackage[], meta: LockRequestMeta): 
     packages: meta.packages,
     sources: meta.sources,
   };
-  const lines = sortPackages(packages).map((p) =>
-    JSON.stringify({
-      name: p.name,
-      version: p.version,
-      architecture: p.architecture,
-      priority: p.priority,
-      section: p.section,
-      source: p.source,
-      path: p.path,
-      size: p.size,
-      sha256: p.sha256,
-    }),
-  );
-  const body = lines.length ? `[\n    ${lines.join(',\n    ')}\n  ]` : '[]';
-  return `{\n  "version": ${LOCK_FILE_VERSION},\n  "request": ${JSON.stringify(req)},\n  "packages": ${body}\n}\n`;
+  const rows = sortPackages([...packages]).map((p) => ({
+    name: p.name,
+    version: p.version,
+    architecture: p.architecture,
+    priority: p.priority,
+    section: p.section,
+    source: p.source,
+    path: p.path,
+    size: p.size,
+    sha256: p.sha256,
+  }));
+  return { request, packages: rows };
 }
 
 /** Reads `imgmake.lock` text; every problem is reported with where it is. Pure. */
@@ -231,8 +236,17 @@ export function parseLockFile(text: string): Result<LockFile, LockFileError> {
   }
   const extra = unknownKeys(v, ['version', 'request', 'packages']);
   if (extra) return bad(`unknown field ${extra}`);
+  const entry = parseLockEntry(v.request, v.packages);
+  if (!entry.ok) return bad(entry.error);
+  return ok({ version: LOCK_FILE_VERSION, ...entry.value });
+}
 
-  const r = v.request;
+/**
+ * One lock's `request` and `packages` as read from JSON (imgmake.lock holds several): the
+ * message says where (`packages[3] (hello): sha256: …`). Pure.
+ */
+export function parseLockEntry(r: unknown, list: unknown): Result<{ request: LockRequestMeta; packages: LockedPackage[] }, string> {
+  const bad = (message: string) => fail(message);
   if (!isObject(r)) return bad('"request" must be an object');
   const rExtra = unknownKeys(r, ['suite', 'components', 'architecture', 'variant', 'packages', 'sources']);
   if (rExtra) return bad(`request: unknown field ${rExtra}`);
@@ -259,9 +273,9 @@ export function parseLockFile(text: string): Result<LockFile, LockFileError> {
     sources: r.sources as PackageSource[],
   };
 
-  if (!Array.isArray(v.packages)) return bad('"packages" must be a list');
+  if (!Array.isArray(list)) return bad('"packages" must be a list');
   const packages: LockedPackage[] = [];
-  for (const [i, p] of v.packages.entries()) {
+  for (const [i, p] of list.entries()) {
     const where = `packages[${i}]${isObject(p) && typeof p.name === 'string' ? ` (${p.name})` : ''}`;
     if (!isObject(p)) return bad(`${where}: expected an object`);
     const e = checkPackage(p, request.sources);
@@ -272,7 +286,7 @@ export function parseLockFile(text: string): Result<LockFile, LockFileError> {
     }
     packages.push(p as unknown as LockedPackage);
   }
-  return ok({ version: LOCK_FILE_VERSION, request, packages });
+  return ok({ request, packages });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,43 @@
+/**
+ * The table of package formats, made from the folders beside this module: every
+ * `src/packages/NAME/` whose `index.ts` exports `format`, a PackageFormat whose `name` is NAME,
+ * is one. So a new format is a folder and nothing else (docs/packages.md has the checklist),
+ * and no file outside the format folders names a format.
+ *
+ *     FORMATS      name → format, sorted by name (loaded once, when this module is imported)
+ *     LOCK_TABLE   FORMATS, and the format of a version 1 imgmake.lock's entries (`legacyLocks`)
+ *
+ * Only the CLI's composition (cli/context.ts, cli/build.ts) imports this module; the engine
+ * core takes a `Formats` map as an argument, so it never imports a format folder.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Formats, PackageFormat } from './format.js';
+import type { LockTable } from './lockfile.js';
+
+const FOLDER = /^[a-z][a-z0-9-]*$/;
+
+/** The formats in DIR's subfolders (compiled: DIR/NAME/index.js), checked, sorted by name. */
+export async function discoverFormats(dir = dirname(fileURLToPath(import.meta.url))): Promise<Formats> {
+  const out = new Map<string, PackageFormat>();
+  for (const name of readdirSync(dir).sort()) {
+    const index = join(dir, name, 'index.js');
+    if (!FOLDER.test(name) || !existsSync(index)) continue;
+    const mod = (await import(pathToFileURL(index).href)) as { format?: PackageFormat };
+    const f = mod.format;
+    if (!f || f.name !== name) throw new Error(`Internal error: ${index} must export \`format\`, a package format named ${name}`);
+    out.set(name, f);
+  }
+  return out;
+}
+
+/** FORMATS as imgmake.lock reads them: one format at most may own version 1's unnamed entries. */
+export function lockTable(formats: Formats): LockTable {
+  const legacy = [...formats.values()].filter((f) => f.legacyLocks);
+  if (legacy.length !== 1) throw new Error(`Internal error: ${legacy.length} package formats claim version 1 lock entries`);
+  return { formats, legacy: legacy[0]!.name };
+}
+
+export const FORMATS: Formats = await discoverFormats();
+export const LOCK_TABLE: LockTable = lockTable(FORMATS);
