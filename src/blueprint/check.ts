@@ -18,8 +18,9 @@ export const ACCOUNT_NAME = /^[a-z_][a-z0-9_-]*\$?$/;
 export const SEMVER = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/;
 /** One DNS label; a hostname is up to 253 characters of labels joined by dots. */
 const LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-/** systemd unit names: a name, an optional `@instance`, an optional known suffix. */
-export const UNIT_NAME = /^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?(\.(service|socket|timer|target|path|mount|automount|swap|slice|device|scope))?$/;
+/** systemd unit names: a name, an optional `@instance`, an optional unit suffix (without one, `.service` is meant, as systemctl does). */
+export const UNIT_NAME = /^[A-Za-z0-9:_\\-][A-Za-z0-9:_.\\-]*(@[A-Za-z0-9:_.\\-]*)?$/;
+const UNIT_SUFFIX = /\.(service|socket|timer|target|path|mount|automount|swap|slice|device|scope)$/;
 export const TIMEZONE = /^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/;
 export const LANGUAGE = /^(C|POSIX|C\.UTF-8|C\.utf8|[a-z]{2,3}(_[A-Z]{2})?(\.[A-Za-z0-9-]+)?(@[a-z]+)?)$/;
 export const KEYMAP = /^[A-Za-z0-9_.-]+$/;
@@ -148,7 +149,7 @@ export function checkBlueprint(bp: Blueprint): Diagnostic[] {
     for (const u of [...s.enabled, ...s.disabled, ...s.masked]) {
       pattern(u, UNIT_NAME, 'the unit name', 'write a systemd unit such as "nginx", "nginx.service" or "fstrim.timer"');
     }
-    const unit = (p: Pos<string>) => ({ value: p.value.includes('.') ? p.value : `${p.value}.service`, loc: p.loc });
+    const unit = (p: Pos<string>) => ({ value: UNIT_SUFFIX.test(p.value) ? p.value : `${p.value}.service`, loc: p.loc });
     const states = [
       ...s.enabled.map((p) => ({ ...unit(p), state: 'enabled' })),
       ...s.disabled.map((p) => ({ ...unit(p), state: 'disabled' })),

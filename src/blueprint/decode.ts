@@ -140,7 +140,7 @@ function decodeValue(ctx: Ctx, node: ValueNode, f: Field, option: string, what: 
       const out: Obj[] = [];
       for (const item of node.items) {
         const o = decodeTable(ctx, item as TableNode, f.fields, option, `${f.what} entry`, f.required);
-        if (option === 'customizations.filesystem') sizeAlias(ctx, o);
+        if (option === 'customizations.filesystem') sizeAlias(ctx, o, item as TableNode);
         out.push(o);
       }
       return out;
@@ -152,14 +152,14 @@ function decodeValue(ctx: Ctx, node: ValueNode, f: Field, option: string, what: 
 }
 
 /** composer's filesystem `size` is a deprecated alias of `minsize`; one of them must be given. */
-function sizeAlias(ctx: Ctx, o: Obj): void {
+function sizeAlias(ctx: Ctx, o: Obj, written: TableNode): void {
   const size = o['size'] as { value: number; loc: Loc } | undefined;
   const min = o['minsize'];
   if (size && min) {
     ctx.d.push(diagnostic('duplicate', 'filesystem entry has both "size" and "minsize"', size.loc, '"size" is an old name of "minsize": keep only minsize'));
   } else if (size) {
     o['minsize'] = size;
-  } else if (!min && o['mountpoint']) {
+  } else if (!written.entries.has('minsize') && !written.entries.has('size') && o['mountpoint']) {
     ctx.d.push(diagnostic('missing-key', 'filesystem entry has no "minsize"', o.loc, `add ${example(ctx.format, 'minsize').replace('"…"', '"2 GiB"')}`));
   }
   delete o['size'];
