@@ -8,7 +8,7 @@
  */
 import type { Diagnostic, Loc } from '../diagnostic.js';
 import { diagnostic } from '../diagnostic.js';
-import { unknownNameHint } from '../load/suggest.js';
+import { closest, listOf } from '../load/suggest.js';
 import { describe, type TableNode, type ValueNode } from './tree.js';
 import { TOP, type Field, type Fields } from './schema.js';
 import type { Blueprint, BlueprintFormat, OptionUse } from './types.js';
@@ -37,7 +37,11 @@ function decodeTable(ctx: Ctx, t: TableNode, fields: Fields, path: string, what:
     const f = fields[e.key];
     const option = path ? `${path}.${e.key}` : e.key;
     if (!f) {
-      ctx.d.push(diagnostic('unknown-key', `unknown field "${e.key}" in ${what}`, e.keyLoc, unknownNameHint(e.key, allowed, `fields of ${what}`, `${what} takes no fields`)));
+      // Guess among every field, but list only those with a mapping: the rest would only be refused later.
+      const guess = closest(e.key, allowed);
+      const listed = allowed.filter((k) => fields[k]!.kind !== 'unmapped');
+      const hint = guess ? `did you mean "${guess}"? Fields of ${what}: ${listOf(listed)}.` : `remove it, or use one of the fields of ${what}: ${listOf(listed)}`;
+      ctx.d.push(diagnostic('unknown-key', `unknown field "${e.key}" in ${what}`, e.keyLoc, hint));
       continue;
     }
     ctx.used.push({ option, loc: e.keyLoc });

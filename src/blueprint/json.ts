@@ -111,10 +111,11 @@ class Scanner {
     if (this.s[this.i] === '}') {
       this.i++;
     } else {
+      let comma = -1;
       for (;;) {
         this.ws();
         if (this.s[this.i] !== '"') {
-          if (this.s[this.i] === '}') this.err('trailing comma in an object', 'remove the comma before "}"');
+          if (this.s[this.i] === '}' && comma >= 0) this.err('trailing comma in an object', 'remove the comma before "}"', comma);
           this.err(`expected a key in double quotes, found ${this.found()}`, 'write "key": value');
         }
         const kStart = this.i;
@@ -133,6 +134,7 @@ class Scanner {
         t.entries.set(key, { key, keyLoc, value });
         this.ws();
         if (this.s[this.i] === ',') {
+          comma = this.i;
           this.i++;
           continue;
         }
@@ -155,12 +157,14 @@ class Scanner {
     if (this.s[this.i] === ']') {
       this.i++;
     } else {
+      let comma = -1;
       for (;;) {
         this.ws();
-        if (this.s[this.i] === ']') this.err('trailing comma in an array', 'remove the comma before "]"');
+        if (this.s[this.i] === ']' && comma >= 0) this.err('trailing comma in an array', 'remove the comma before "]"', comma);
         items.push(this.value());
         this.ws();
         if (this.s[this.i] === ',') {
+          comma = this.i;
           this.i++;
           continue;
         }

@@ -37,7 +37,7 @@ export const OPTIONS: readonly OptionInfo[] = [
   o('architecture', 'the architecture to build (x86_64, aarch64)'),
   o('packages', 'packages to install, with an optional version glob'),
   o('modules', 'packages to install (composer installs modules the same way)'),
-  o('groups', 'package groups (dnf\'s @group): apt has none', false),
+  o('groups', 'package groups, dnf\'s @group (apt has none)', false),
   o('enabled_modules', 'dnf module streams', false),
   o('containers', 'container images embedded in the image', false),
   o('minimal', 'composer\'s experimental minimal install', false),
@@ -156,7 +156,7 @@ export function checkSupport(bp: Blueprint, type: string, opts: SupportOptions =
     reported.add(row.option);
     const name = shortName(row.option);
     if (!row.mapped) {
-      out.push(diagnostic('unsupported-option', `"${name}" (${row.summary}) has no mapping in imgmake yet`, use.loc, `remove it: no image type supports it. Image type "${type}" supports: ${summary(supported)}.`));
+      out.push(diagnostic('unsupported-option', `"${name}" has no mapping in imgmake yet: ${row.summary}`, use.loc, `remove it: no image type supports it. Image type "${type}" supports: ${summary(supported)}.`));
       continue;
     }
     const why = whyNot[type]?.[row.option];
