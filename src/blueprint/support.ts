@@ -23,7 +23,11 @@ export interface OptionInfo {
   option: string;
   /** One line for the docs and `list`. */
   summary: string;
-  /** false: composer's field with no mapping in imgmake yet (refused by every image type). */
+  /**
+   * false: composer's field with no mapping in imgmake yet (refused by every image type).
+   * true: an image type may list it in SUPPORT, promising the build honours it (the rules that do so are the
+   * next step of issue 14; today blueprints are only read and validated).
+   */
   mapped: boolean;
 }
 
