@@ -528,3 +528,26 @@ test('readBlueprint: missing file, directory, bad UTF-8, unknown extension', asy
   assert.ok(forced.ok);
   assert.equal(forced.value.file, join(dir, 'b.txt'));
 });
+
+// ---- YAML specifics ----
+
+test('yaml: an empty value is null, and reported as such', () => {
+  one('name: x\ncustomizations:\n  hostname:\n', 'wrong-type', '3:3', /"hostname" of "customizations" must be a string, not empty \(null\)/, '/bp/b.yaml');
+});
+
+test('yaml: aliases are resolved', () => {
+  const b = ok('name: x\ncustomizations:\n  services:\n    enabled: &units [nginx, ssh]\n    masked: []\n  firstboot:\n    scripts:\n      - type: custom\n        contents: echo\n        after: *units\n', '/bp/b.yaml');
+  assert.deepEqual(vals(b.customizations!.firstboot!.scripts[0]!.after), ['nginx', 'ssh']);
+});
+
+test('yaml: numbers that look like strings stay typed as the user wrote them', () => {
+  one('name: x\nversion: 1.0\n', 'wrong-type', '2:10', /must be a string, not a number \(1\)/, '/bp/b.yaml');
+  const b = ok('name: x\ncustomizations:\n  user:\n    - name: a\n      uid: 0x10\n', '/bp/b.yml');
+  assert.equal(b.customizations!.user[0]!.uid!.value, 16);
+});
+
+test('yaml: the top level must be a mapping; an empty file has no name', () => {
+  one('- a\n- b\n', 'wrong-type', '1:1', /must be a YAML mapping, not a list/, '/bp/b.yaml');
+  one('', 'missing-key', '1:1', /the blueprint has no "name"/, '/bp/b.yaml');
+  one('? [a]\n: 1\nname: x\n', 'wrong-type', '1:3', /a key of a blueprint must be a plain name/, '/bp/b.yaml');
+});

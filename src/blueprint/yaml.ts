@@ -49,7 +49,9 @@ export function parseYaml(text: string, file: string): Result<TableNode, Diagnos
           throw new YamlShapeError(k, 'a key of a blueprint must be a plain name', 'write the key as a plain word before the colon');
         }
         const key = String(k.value);
-        const value = pair.value === null || pair.value === undefined ? ({ type: 'null', value: null, loc: loc(k) } as ValueNode) : convert(pair.value);
+        let value = pair.value === null || pair.value === undefined ? ({ type: 'null', value: null, loc: loc(k) } as ValueNode) : convert(pair.value);
+        // `key:` with nothing after it: an empty node after the colon; point at the key instead.
+        if (value.type === 'null' && value.loc.line === value.loc.endLine && value.loc.col === value.loc.endCol) value = { ...value, loc: loc(k) };
         t.entries.set(key, { key, keyLoc: loc(k), value });
       }
       return t;
