@@ -45,7 +45,7 @@ function decodeTable(ctx: Ctx, t: TableNode, fields: Fields, path: string, what:
       continue;
     }
     ctx.used.push({ option, loc: e.keyLoc });
-    const v = decodeValue(ctx, e.value, f, option, `"${e.key}" of ${what}`, e.keyLoc);
+    const v = decodeValue(ctx, e.value, f, option, `"${e.key}" of ${what}`);
     if (v !== undefined) out[e.key] = v;
   }
   for (const [k, f] of Object.entries(fields)) {
@@ -75,7 +75,7 @@ function wrongType(ctx: Ctx, node: ValueNode, what: string, expected: string, hi
   return undefined;
 }
 
-function decodeValue(ctx: Ctx, node: ValueNode, f: Field, option: string, what: string, keyLoc: Loc): unknown {
+function decodeValue(ctx: Ctx, node: ValueNode, f: Field, option: string, what: string): unknown {
   const quoted = ctx.format === 'yaml' ? 'in quotes if it looks like a number' : 'in double quotes';
   switch (f.kind) {
     case 'string':
@@ -150,7 +150,7 @@ function decodeValue(ctx: Ctx, node: ValueNode, f: Field, option: string, what: 
       return out;
     }
     case 'unmapped':
-      void keyLoc;
+      // Recorded in ctx.used by decodeTable; checkSupport refuses it at its key.
       return undefined;
   }
 }
