@@ -51,6 +51,15 @@ export type DiagnosticReason =
   | 'unknown-variable'
   /** A stage checkpoint (shell, export) whose tree is not in the cache. */
   | 'not-built'
+  /** A blueprint that is not valid TOML or JSON (YAML blueprints use 'yaml-syntax'). */
+  | 'toml-syntax'
+  | 'json-syntax'
+  /** A well-typed value that is not allowed: a bad service name, a port out of range, a size of 0. */
+  | 'invalid-value'
+  /** A blueprint path or mountpoint that composer's path policy refuses (/usr, /boot, /etc/fstab, …). */
+  | 'path-policy'
+  /** A blueprint option the image type (or imgmake as a whole) does not support. */
+  | 'unsupported-option'
   | 'usage';
 
 export interface Diagnostic {

@@ -1,0 +1,185 @@
+/**
+ * Which blueprint options each image type supports: ONE table, read by `checkSupport` (an error
+ * at the field for anything else), by docs/blueprint.md (generated from it: see doc.ts) and,
+ * later, by `imgmake list --json`. An option that is not supported is never silently ignored.
+ *
+ * Two tables, both here:
+ * - `OPTIONS`: every option a blueprint can hold, by its path of composer keys, what it does,
+ *   and whether imgmake maps it onto anything at all (`mapped: false`: composer knows it,
+ *   imgmake has no mapping yet, every image type refuses it);
+ * - `SUPPORT`: for each image type, the options it supports. The catalog adds image types by
+ *   adding rows (or passes its own table to `checkSupport`).
+ *
+ * A field belongs to the most specific OPTIONS row whose path is a prefix of it
+ * (`customizations.user.groups` → `customizations.user`; `customizations.user.expiredate` has
+ * its own row).
+ */
+import { diagnostic, type Diagnostic } from '../diagnostic.js';
+import { listOf } from '../load/suggest.js';
+import type { Blueprint } from './types.js';
+
+export interface OptionInfo {
+  /** Path of composer keys: `customizations.kernel.append`. */
+  option: string;
+  /** One line for the docs and `list`. */
+  summary: string;
+  /**
+   * false: composer's field with no mapping in imgmake yet (refused by every image type).
+   * true: an image type may list it in SUPPORT, promising the build honours it (the rules that do so are the
+   * next step of issue 14; today blueprints are only read and validated).
+   */
+  mapped: boolean;
+}
+
+const o = (option: string, summary: string, mapped = true): OptionInfo => ({ option, summary, mapped });
+
+export const OPTIONS: readonly OptionInfo[] = [
+  o('name', 'the blueprint\'s name'),
+  o('description', 'free text'),
+  o('version', 'semantic version of the blueprint'),
+  o('distro', 'the distribution to build (a catalog name such as debian-12)'),
+  o('architecture', 'the architecture to build (x86_64, aarch64)'),
+  o('packages', 'packages to install, with an optional version glob'),
+  o('modules', 'packages to install (composer installs modules the same way)'),
+  o('groups', 'package groups, dnf\'s @group (apt has none)', false),
+  o('enabled_modules', 'dnf module streams', false),
+  o('containers', 'container images embedded in the image', false),
+  o('minimal', 'composer\'s experimental minimal install', false),
+  o('customizations', 'the section holding the options below'),
+  o('customizations.hostname', '/etc/hostname'),
+  o('customizations.kernel', 'the kernel section'),
+  o('customizations.kernel.name', 'the kernel package'),
+  o('customizations.kernel.append', 'arguments appended to the kernel command line (needs a bootloader)'),
+  o('customizations.user', 'users: description, password, SSH key, home, shell, groups, uid, gid'),
+  o('customizations.user.expiredate', 'account expiry date', false),
+  o('customizations.user.force_password_reset', 'force a password change at first login', false),
+  o('customizations.sshkey', 'an SSH key for an existing user'),
+  o('customizations.group', 'groups, with an optional gid'),
+  o('customizations.timezone', 'time zone and NTP servers'),
+  o('customizations.locale', 'system locale (first language) and console keymap'),
+  o('customizations.services', 'systemd units enabled, disabled or masked'),
+  o('customizations.firewall', 'the firewall section'),
+  o('customizations.firewall.ports', 'ports opened in the firewall'),
+  o('customizations.firewall.services', 'firewall services enabled or disabled'),
+  o('customizations.firewall.zones', 'firewalld zones with sources', false),
+  o('customizations.filesystem', 'extra filesystems (mountpoint, minsize): partitions, fstab, disk size (needs a disk)'),
+  o('customizations.directories', 'directories to create, with owner and mode'),
+  o('customizations.files', 'files to write, with owner, mode and contents'),
+  o('customizations.repositories', 'extra package repositories (baseurls, gpgkeys)'),
+  o('customizations.repositories.mirrorlist', 'a dnf mirror list', false),
+  o('customizations.repositories.metalink', 'a dnf metalink', false),
+  o('customizations.repositories.repo_gpgcheck', 'check the repository metadata signature (dnf)', false),
+  o('customizations.repositories.module_hotfixes', 'dnf module hotfixes', false),
+  o('customizations.repositories.install_from', 'composer\'s repository for the installer', false),
+  o('customizations.repositories.ssl_ca_cert', 'TLS client settings of a repository', false),
+  o('customizations.repositories.ssl_client_key', 'TLS client settings of a repository', false),
+  o('customizations.repositories.ssl_client_cert', 'TLS client settings of a repository', false),
+  o('customizations.cacerts', 'CA certificates added to the trust store'),
+  o('customizations.firstboot', 'scripts run once at first boot'),
+  o('customizations.firstboot.scripts.command', 'satellite registration (Red Hat)', false),
+  o('customizations.firstboot.scripts.job_template_url', 'Ansible Automation Platform callback (Red Hat)', false),
+  o('customizations.firstboot.scripts.host_config_key', 'Ansible Automation Platform callback (Red Hat)', false),
+  o('customizations.firstboot.scripts.cacerts', 'CA certificates for satellite or AAP (Red Hat)', false),
+  o('customizations.sshd', 'sshd options: password and challenge-response authentication, client alive interval, root login'),
+  o('customizations.disk', 'the full partitioning form (partitions, LVM, btrfs)', false),
+  o('customizations.installation_device', 'installer target device', false),
+  o('customizations.partitioning_mode', 'LVM or raw partitioning', false),
+  o('customizations.fdo', 'FIDO device onboarding', false),
+  o('customizations.openscap', 'OpenSCAP remediation', false),
+  o('customizations.ignition', 'Ignition provisioning', false),
+  o('customizations.fips', 'FIPS mode', false),
+  o('customizations.installer', 'Anaconda installer settings', false),
+  o('customizations.rpm', 'RPM key imports', false),
+  o('customizations.rhsm', 'Red Hat subscription manager', false),
+  o('customizations.containers-storage', 'container storage location', false),
+  o('customizations.dnf', 'dnf configuration', false),
+  o('customizations.iso', 'installer ISO settings', false),
+];
+
+/** Fields every type takes that say nothing about the image's contents; left out of hints. */
+const METADATA = ['name', 'description', 'version', 'distro', 'architecture'];
+
+/** The image types this table knows today; the catalog adds more. */
+export const IMAGE_TYPES = ['qcow2', 'raw', 'tar'] as const;
+
+const mapped = OPTIONS.filter((x) => x.mapped).map((x) => x.option);
+/** Options that need a disk (partitions) or a bootloader: not for an archive of the tree. */
+const DISK_ONLY = ['customizations.filesystem', 'customizations.kernel.append'];
+
+/** Image type → the options it supports. */
+export const SUPPORT: Readonly<Record<string, readonly string[]>> = {
+  qcow2: mapped,
+  raw: mapped,
+  tar: mapped.filter((x) => !DISK_ONLY.includes(x)),
+};
+
+/** Why an image type lacks an option, where there is a reason worth telling. */
+export const WHY_NOT: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  tar: {
+    'customizations.filesystem': 'a tar archive has no disk, so no partitions or sizes',
+    'customizations.kernel.append': 'a tar archive has no bootloader, so no kernel command line',
+  },
+};
+
+/** The OPTIONS row a field belongs to: the longest row path that is the field's path or a prefix of it. */
+export function optionOf(path: string): OptionInfo | undefined {
+  let best: OptionInfo | undefined;
+  for (const row of OPTIONS) {
+    if ((path === row.option || path.startsWith(`${row.option}.`)) && (!best || row.option.length > best.option.length)) best = row;
+  }
+  return best;
+}
+
+/** `customizations.kernel.append` → `kernel.append`: how options are named in messages. */
+export function shortName(option: string): string {
+  return option.startsWith('customizations.') ? option.slice('customizations.'.length) : option;
+}
+
+export interface SupportOptions {
+  /** The table to use (default SUPPORT); the catalog passes its own when it adds image types. */
+  support?: Readonly<Record<string, readonly string[]>>;
+  whyNot?: Readonly<Record<string, Readonly<Record<string, string>>>>;
+}
+
+/**
+ * One `unsupported-option` diagnostic per option the blueprint uses that `type` does not
+ * support (at the first place the option is written), in file order. An unknown `type` is an
+ * Internal error: the caller picked it from the same table.
+ */
+export function checkSupport(bp: Blueprint, type: string, opts: SupportOptions = {}): Diagnostic[] {
+  const table = opts.support ?? SUPPORT;
+  const whyNot = opts.whyNot ?? WHY_NOT;
+  const supported = table[type];
+  if (!supported) throw new Error(`Internal error: no support table for image type "${type}"`);
+  const out: Diagnostic[] = [];
+  const reported = new Set<string>();
+  for (const use of bp.used) {
+    const row = optionOf(use.option);
+    if (!row) throw new Error(`Internal error: blueprint field "${use.option}" has no row in OPTIONS`);
+    if (supported.includes(row.option) || reported.has(row.option)) continue;
+    reported.add(row.option);
+    const name = shortName(row.option);
+    if (!row.mapped) {
+      out.push(diagnostic('unsupported-option', `"${name}" has no mapping in imgmake yet: ${row.summary}`, use.loc, `remove it: no image type supports it. Image type "${type}" supports: ${summary(supported)}.`));
+      continue;
+    }
+    const why = whyNot[type]?.[row.option];
+    const others = Object.keys(table).filter((t) => t !== type && table[t]!.includes(row.option));
+    const elsewhere = others.length > 0 ? ` It is supported by ${listOf(others)}.` : '';
+    out.push(
+      diagnostic(
+        'unsupported-option',
+        `image type "${type}" does not support "${name}"${why ? `: ${why}` : ''}`,
+        use.loc,
+        `remove it, or build another image type.${elsewhere} "${type}" supports: ${summary(supported)}.`,
+      ),
+    );
+  }
+  return out;
+}
+
+/** The supported options as short names, leaving out the container rows (`customizations`, `kernel`). */
+function summary(options: readonly string[]): string {
+  const shown = options.filter((x) => !METADATA.includes(x) && !options.some((y) => y.startsWith(`${x}.`)));
+  return listOf(shown.map(shortName));
+}
