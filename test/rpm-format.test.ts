@@ -41,16 +41,18 @@ test('rpm format: resolve → locate and download → verify → rpm.install', {
 
   const dir = join(work, 'rpms');
   execFileSync('mkdir', [dir]);
-  const url = rpmFormat.locate({}, request);
-  const fetched = [];
+  const located = rpmFormat.locate({}, request);
+  assert.ok(located.ok);
+  const url = (e: LockedRpm) => located.value(rpmFormat.artifact(e), e);
+  const fetched: { artifact: ReturnType<typeof rpmFormat.artifact>; entry: LockedRpm; path: string }[] = [];
   for (const e of entries) {
     const res = await fetch(url(e));
     assert.equal(res.status, 200, url(e));
     const path = join(dir, rpmFormat.artifact(e).file);
     writeFileSync(path, Buffer.from(await res.arrayBuffer()));
-    fetched.push({ entry: e, path });
+    fetched.push({ artifact: rpmFormat.artifact(e), entry: e, path });
   }
-  const v = await rpmFormat.verify(fetched, request, { ...ctx, workDir: join(work, 'verify') });
+  const v = await rpmFormat.verify(fetched, { ...ctx, request, vars: {}, workDir: join(work, 'verify') });
   assert.ok(v.ok, !v.ok ? v.error.join('\n') : '');
 
   const r = await runRuleInBuildroot(br.dir, 'rpm.install', options, { rpms: { kind: 'dir', path: dir } });
@@ -63,7 +65,7 @@ test('rpm format: resolve → locate and download → verify → rpm.install', {
   // bytes): the lock's sha256 refuses it, naming the package.
   const lib = fetched.find((f) => f.entry.name === 'imgtest-lib')!;
   copyFileSync(w.file('imgtest-unsigned'), lib.path);
-  const bad = await rpmFormat.verify(fetched, request, { ...ctx, workDir: join(work, 'verify') });
+  const bad = await rpmFormat.verify(fetched, { ...ctx, request, vars: {}, workDir: join(work, 'verify') });
   assert.ok(!bad.ok);
   assert.match(bad.error[0]!, /^imgtest-lib-1\.2-1\.noarch: .* the lock says [0-9a-f]{64}/);
   assert.equal(readFileSync(logFile, 'utf8').includes('Traceback'), false);

@@ -63,7 +63,9 @@ test('digest: changes with a NEVRA or sha256, not with where a package came from
 
 test('artifact and URL: file named as rpmbuild names it; base URL with $releasever/$basearch, segments encoded', () => {
   assert.deepEqual(artifactOf(B), { name: 'shadow-utils', version: '2:4.15.1-2.fc40', sha256: B.sha256, size: B.size, file: 'shadow-utils-4.15.1-2.fc40.x86_64.rpm', where: 'updates:Packages/s/shadow-utils-4.15.1-2.fc40.x86_64.rpm', metadata: { arch: 'x86_64', repo: 'updates' } });
-  const url = rpmFormat.locate({}, REQ);
+  const located = rpmFormat.locate({}, REQ);
+  assert.ok(located.ok);
+  const url = (e: LockedRpm) => located.value(artifactOf(e), e);
   assert.equal(url(A), 'https://mirror.invalid/fedora/releases/40/Everything/x86_64/os/Packages/b/bash-5.2.26-3.fc40.x86_64.rpm');
   assert.equal(packageUrl(REQ.repos, { ...A, location: 'P/c++ lib.rpm' }, REQ), 'https://mirror.invalid/fedora/releases/40/Everything/x86_64/os/P/c%2B%2B%20lib.rpm');
   assert.throws(() => url(B), /repository updates has no baseurl \(only a metalink or mirrorlist\)/);

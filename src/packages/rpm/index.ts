@@ -4,10 +4,8 @@
  * repositories' base URLs, verified by sha256 and by signature against each repository's
  * gpgkey (verify.ts), installed by rules/rpm.install from the `rpms` input.
  *
- * `rpmFormat` has the shape of the package layer's format contract (src/packages/format.ts on
- * the package-layer branch: name, input, noun, request, describe, resolve, lock.parse/json,
- * artifact, digest, locate, verify), with three differences the wiring must bridge, because an
- * RPM repository's URL is in the stage's options (not in a variable, as Debian's mirror is):
+ * `format` is the package layer's contract (src/packages/format.ts) for RPM. Because an RPM
+ * repository's URL is in the stage's options (not in a variable, as Debian's mirror is):
  * - a lock entry is matched by `lockRequest(request)`, which leaves the URLs out, so a lock
  *   made against one mirror builds from another;
  * - `locate` takes the stage's request beside the variables (the base URLs are there);
@@ -22,6 +20,8 @@ import { fileURLToPath } from 'node:url';
 import type { Sandbox } from '../../sandbox/run.js';
 import type { SandboxSpec } from '../../sandbox/spec.js';
 import { fail, ok, type Result } from '../../result.js';
+import type { Diagnostic } from '../../diagnostic.js';
+import type { Artifact, Fetched, PackageFormat, VerifyContext } from '../format.js';
 import { artifactOf, lockJson, lockRequestOf, packagesDigest, packageUrl, parseLockEntry, type RpmLockRequest } from './lock.js';
 import { requestOf, resolve, type RpmStageOptions } from './resolve.js';
 import { verify, type FetchedRpm } from './verify.js';
@@ -76,17 +76,18 @@ export const rpmFormat = {
   artifact: artifactOf,
   digest: packagesDigest,
 
-  /** A function from a locked package to its URL, from the request's base URLs. */
-  locate(_vars: Readonly<Record<string, string>>, request: RpmRequest): (p: LockedRpm) => string {
-    return (p) => packageUrl(request.repos, p, request);
+  /** A function from a locked package to its URL, from the request's base URLs (the variables hold no mirror for RPM). */
+  locate(_vars: Readonly<Record<string, string>>, request: RpmRequest): Result<(artifact: Artifact, entry: LockedRpm) => string, Diagnostic> {
+    return ok((_a, p) => packageUrl(request.repos, p, request));
   },
 
   /**
-   * Checks the fetched files of ENTRIES: sha256, then signatures for repositories with
+   * Checks the fetched files of a stage: sha256, then signatures for repositories with
    * gpgcheck, against the keys their gpgkey URLs serve. Failures name the package.
    */
-  async verify(fetched: readonly { entry: LockedRpm; path: string }[], request: RpmRequest, ctx: RpmContext): Promise<Result<void, string[]>> {
+  async verify(fetched: readonly Fetched<LockedRpm>[], ctx: VerifyContext<RpmRequest>): Promise<Result<void, string[]>> {
     if (!ctx.buildroot || ctx.buildroot.kind !== 'tree') return fail([NEEDS_BUILDROOT]);
+    const request = ctx.request;
     const keys = await fetchKeys(request, ctx.signal);
     if (!keys.ok) return fail([keys.error]);
     const pkgs: FetchedRpm[] = fetched.map((f) => ({ file: f.path, locked: f.entry }));
@@ -102,6 +103,9 @@ export const rpmFormat = {
     return r.ok ? ok(undefined) : fail([r.error.message]);
   },
 };
+
+/** The rpm format, as the package layer finds it (src/packages/formats.ts). */
+export const format = rpmFormat as unknown as PackageFormat;
 
 /**
  * The armored keys of every repository with gpgcheck, read from its gpgkey URLs (http(s) or
