@@ -634,7 +634,7 @@ test('get: a key whose layer (or an ancestor\'s layer) is missing is not cached'
   });
 });
 
-test('opening a store removes work dirs of dead pids, of earlier boots and unparseable names; keeps live ones', T, async () => {
+test('opening a store removes work dirs of dead pids (with the layer a killed commit placed but did not record), of earlier boots and unparseable names; keeps live ones', T, async () => {
   const t = tempDir('imgmake-store-test-');
   try {
     const root = join(t.dir, 'cache');
@@ -659,9 +659,16 @@ test('opening a store removes work dirs of dead pids, of earlier boots and unpar
       mkdirSync(join(d, 'scratch'), { recursive: true });
     }
     mkdirSync(junk);
+    // The dead process was committing: its note names a layer it placed whose entry it never
+    // wrote (removed), and the committed tree's key (vouched for: kept).
+    const unvouched = createHash('sha256').update('killed between rename and entry').digest('hex');
+    mkdirSync(join(root, 'layers', unvouched, 'etc'), { recursive: true });
+    writeFileSync(join(root, 'layers', unvouched, 'etc', 'f'), 'x');
+    writeFileSync(join(dead, 'committing'), `${unvouched}\n${kept.key}\n../../etc\n`);
     await openLocalStore(root);
     assert.deepEqual(readdirSync(work), [basename(live.dir)], 'only the live pid\'s work dir is left');
     assert.equal(existsSync(join(live.dir, 'upper/etc/f')), true);
+    assert.equal(existsSync(join(root, 'layers', unvouched)), false, 'the layer a killed commit placed without its entry is gone');
     assert.ok(await store.get(kept.key), 'committed trees are not touched');
     await store.discard(live);
   } finally {

@@ -20,7 +20,7 @@
  *
  * This module stores and finds trees; it does not run stages or compute keys.
  */
-import { mkdir, readdir, readFile, readlink, rename, rm, stat, lstat, chmod } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, readlink, rename, rm, stat, lstat, chmod, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import cacache from 'cacache';
@@ -117,6 +117,9 @@ class LocalStore implements Store {
     // Times clamped before the layer is in place (times.ts): a committed tree is reproducible.
     let bytes = (await clampTimes(w.upper, Number(SOURCE_DATE_EPOCH))).bytes;
     const dest = this.layer(r.key);
+    // Said before the layer is in place: if this process dies before its entry is written, the
+    // next store open finds the layer by this note (removeOrphans) instead of leaving it unvouched.
+    await writeFile(join(w.dir, COMMITTING), `${r.key}\n`);
     try {
       await rename(w.upper, dest);
     } catch (e) {
@@ -134,7 +137,9 @@ class LocalStore implements Store {
       }
       // The old layer goes into our work dir (removed with it below), ours takes its place. A
       // tree mounted from the old layer keeps working meanwhile.
-      await rename(dest, join(w.dir, 'replaced'));
+      await rename(dest, join(w.dir, 'replaced')).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e; // a dead build's uncommitted layer, removed meanwhile
+      });
       await rename(w.upper, dest);
       // A squash flattened from the old layer may differ from one of the new (squash.ts).
       await dropSquashes(this.root, r.key);
@@ -228,6 +233,8 @@ class LocalStore implements Store {
     if (have) return have;
     /** Layers this import put in place: removed again if it fails. */
     const placed: CacheKey[] = [];
+    // Holds the note of every layer placed until the entries are written (see commit).
+    const guard = await this.begin(undefined);
     try {
       for (const layer of rec.layers) {
         // A layer a record of this cache vouches for stays; any other directory under its key
@@ -237,6 +244,7 @@ class LocalStore implements Store {
         try {
           await fill(layer, w.upper);
           const dest = this.layer(layer);
+          await appendFile(join(guard.dir, COMMITTING), `${layer}\n`);
           await rename(dest, join(w.dir, 'replaced')).catch((e: NodeJS.ErrnoException) => {
             if (e.code !== 'ENOENT') throw e;
           });
@@ -269,6 +277,8 @@ class LocalStore implements Store {
       for (const layer of placed) await rename(this.layer(layer), join(w.dir, layer)).catch(() => undefined);
       await this.discard(w);
       throw e;
+    } finally {
+      await this.discard(guard);
     }
     // An entry uploaded before its digest was known: digest the layer as a commit would.
     if (!rec.digest) this.recordDigest(rec);
@@ -395,11 +405,24 @@ export async function pidScope(): Promise<PidScope> {
  * namespace of this boot is left alone: its process may be running, and this one cannot tell.
  */
 async function removeOrphans(workDir: string, here: PidScope): Promise<void> {
+  const root = join(workDir, '..');
   for (const name of await readdir(workDir)) {
     if (!ownerGone(name, here)) continue;
-    await rm(join(workDir, name), { recursive: true, force: true });
+    const dir = join(workDir, name);
+    // A commit or import killed between placing a layer and writing its entry: that layer
+    // is no one's finished work (nothing vouches for it); it goes with the work dir.
+    const noted = await readFile(join(dir, COMMITTING), 'utf8').catch(() => '');
+    for (const key of noted.split('\n')) {
+      if (!/^[0-9a-f]{64}$/.test(key)) continue;
+      const vouched = (await cacache.get.info(root, `tree:${key}`)) ?? (await cacache.get.info(root, layerEntry(key as CacheKey)));
+      if (!vouched) await rename(join(root, 'layers', key), join(dir, `uncommitted-${key}`)).catch(() => undefined);
+    }
+    await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** The file in a work dir naming the layers its process is placing (one key per line). */
+const COMMITTING = 'committing';
 
 /**
  * Whether the process that made `<pid>-<boot>.<pidns>-…` (a work dir, a lease) is gone: a pid of
