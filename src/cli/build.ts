@@ -11,6 +11,7 @@ import { mirrorOf, packagesOf } from '../packages.js';
 import { plan } from '../plan.js';
 import { fail, ok, type Result } from '../result.js';
 import { schedule } from '../schedule.js';
+import { formatSize } from '../size.js';
 import { allowedLine, type Context, type Selection } from './context.js';
 import { collectAfterBuild, leaseBuild } from './cache.js';
 import type { NodeId } from '../ids.js';
@@ -133,7 +134,7 @@ export async function fetchDebs(ctx: Context, stages: StageDef[], logger: Logger
     });
     if (fetched) {
       const s = (performance.now() - started) / 1000;
-      logger.log({ type: 'info', message: `imgmake: fetched ${fetched} of ${packages.length} packages (${(bytes / 1e6).toFixed(1)} MB) in ${s.toFixed(1)} s` });
+      logger.log({ type: 'info', message: `imgmake: fetched ${fetched} of ${packages.length} packages (${formatSize(bytes)}) in ${s.toFixed(1)} s` });
     }
     return ok(have);
   } catch (e) {
