@@ -33,6 +33,7 @@ export const EXAMPLES: Readonly<Record<string, string>> = {
   log: 'imgmake log os.packages          # the log of that stage\'s last run',
   clean: 'imgmake clean --cache --yes      # remove out/ and the cache',
   completion: 'imgmake completion bash > /etc/bash_completion.d/imgmake',
+  cache: 'imgmake cache ls                 # what the cache holds (cache --help lists its commands)',
   'cache info': 'imgmake cache info --cache /srv/imgmake-cache',
   'cache ls': 'imgmake cache ls --debs',
   'cache gc': 'imgmake cache gc --max-size 10G --dry-run',
