@@ -125,7 +125,7 @@ async function targetsCommand(o: GlobalOptions & { names?: boolean }): Promise<n
     const isDefault = t.name === def.defaultTarget;
     if (o.names) out(t.name);
     else if (o.json) out(JSON.stringify({ type: 'target', name: t.name, pipeline: t.pipeline, export: t.export, default: isDefault }));
-    else out(`${t.name}  (pipeline ${t.pipeline}${t.export.length ? `, exports ${t.export.join(', ')}` : ', exports the whole tree'}${isDefault ? '; the default' : ''})`);
+    else out(`${t.name}  (pipeline ${t.pipeline}${t.export.length ? `, exports ${t.export.join(', ')}` : ', exports the whole tree'})${isDefault && def.targets.size > 1 ? '  default' : ''}`);
   }
   return EXIT_OK;
 }

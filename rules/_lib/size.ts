@@ -4,16 +4,16 @@
  * rules so that it is part of every rule's code digest (src/rule.ts): the disk rules parse with
  * it, and src/size.ts re-exports it for the engine.
  *
- *     512   4G   2048M   1.5T   10GiB   500MB   0        K, M, G, T: powers of 1024 (IEC)
+ *     512   4G   2048M   1.5T   10GiB   0        K, M, G, T: powers of 1024 (IEC)
  *
- * A unit letter may be lower case and followed by `iB` or `B` (both mean the same power of
- * 1024: `10G`, `10GiB` and `10GB` are one size); a bare `B` means bytes.
+ * A unit letter may be lower case and followed by `iB` (`10G` and `10GiB` are one size); a bare
+ * `B` means bytes. `GB`, `MB`… are refused: they mean powers of 1000 to many, 1024 to others.
  */
 
 /** The grammar as a JSON-Schema `pattern` (rule.json files use this exact string; a test checks). */
-export const SIZE_PATTERN = '^[0-9]+(\\.[0-9]+)?([KkMmGgTt](i?B)?|B)?$';
+export const SIZE_PATTERN = '^[0-9]+(\\.[0-9]+)?([KkMmGgTt](iB)?|B)?$';
 
-const RE = /^\s*([0-9]+(?:\.[0-9]+)?)\s*(?:([KkMmGgTt])(?:i?B)?|B)?\s*$/;
+const RE = /^\s*([0-9]+(?:\.[0-9]+)?)\s*(?:([KkMmGgTt])(?:iB)?|B)?\s*$/;
 const POWER: Record<string, number> = { k: 1, m: 2, g: 3, t: 4 };
 
 /** Bytes of a size (rounded down to a whole byte), or undefined when `text` is not one. */
