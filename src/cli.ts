@@ -125,8 +125,9 @@ async function targetsCommand(o: GlobalOptions & { names?: boolean }): Promise<n
     const isDefault = t.name === def.defaultTarget;
     if (o.names) out(t.name);
     else if (o.json) out(JSON.stringify({ type: 'target', name: t.name, pipeline: t.pipeline, export: t.export, default: isDefault }));
-    else out(`${t.name}  (pipeline ${t.pipeline}${t.export.length ? `, exports ${t.export.join(', ')}` : ', exports the whole tree'})${isDefault && def.targets.size > 1 ? '  default' : ''}`);
+    else out(`${t.name}  (pipeline ${t.pipeline}${t.export.length ? `, exports ${t.export.join(', ')}` : ', exports the whole tree'})`);
   }
+  if (!o.names && !o.json && def.defaultTarget) out(`default: ${def.defaultTarget} (what imgmake build builds when no target is named)`);
   return EXIT_OK;
 }
 
