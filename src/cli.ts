@@ -2,25 +2,31 @@
  * The command line, and the one place that picks real implementations: the local store, the
  * bubblewrap sandbox, the renderer. Everything below takes them as arguments.
  *
- * Exit codes: 0 ok, 1 a build failed, 2 bad definition or usage, 130 interrupted.
+ * Exit codes: the table in cli/exit.ts (0 ok, 1 a build failed, 2 bad definition or usage,
+ * 130 interrupted). What `--help` says beyond the options is cli/help.ts.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { plan } from './plan.js';
 import { loadRules } from './rule.js';
-import { allowedLine, loadContext, loadDefinition, resolveTargets, selectNodes, type Context, type GlobalOptions } from './cli/context.js';
+import { allowedLine, loadContext, loadDefinition, resolveTargets, selectNodes, targetsOrDefault, type Context, type GlobalOptions } from './cli/context.js';
 import { runBuild } from './cli/build.js';
 import { watchCommand, type WatchOptions } from './cli/watch.js';
 import { jobsOf, out, pickLogger, reportDiagnostics } from './cli/output.js';
-import { cacheGc, cacheInfo, cacheLs, cachePrune, cacheVerify, maxCacheSize } from './cli/cache.js';
+import { cacheExists, cacheGc, cacheInfo, cacheLs, cachePrune, cacheVerify, maxCacheSize } from './cli/cache.js';
 import { describeRule, listRules } from './cli/rules.js';
 import { bootCommand, type BootCommandOptions } from './cli/boot.js';
 import { exportCommand, logCommand, shellCommand, type ShellOptions } from './cli/checkpoint.js';
 import { LOCK_FILE } from './packages/index.js';
+import { cleanCommand, type CleanOptions } from './cli/clean.js';
+import { completionScript, SHELLS, type Shell } from './cli/completion.js';
+import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './cli/exit.js';
+import { commandHelpFooter, rootHelpFooter } from './cli/help.js';
 
-export const EXIT_OK = 0;
-export const EXIT_FAILED = 1;
-export const EXIT_USAGE = 2;
-export const EXIT_INTERRUPTED = 130;
+export { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './cli/exit.js';
+
+/** The package's version (package.json, two folders up from dist/src/cli.js and from src/cli.ts). */
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export interface BuildOptions {
   locked?: boolean;
@@ -37,6 +43,7 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
   const loaded = await loadContext(o, { lock: o.locked ? 'read' : 'resolve' });
   if (!loaded.ok) return reportDiagnostics(loaded.error, o);
   const ctx = loaded.value;
+  targets = targetsOrDefault(ctx.def, targets);
   const selected = selectNodes(ctx, targets, o);
   if (!selected.ok) return reportDiagnostics(selected.error, o);
 
@@ -76,9 +83,12 @@ function packageStagesCount(ctx: Context): number {
 }
 
 async function planCommand(targets: string[], o: GlobalOptions & Pick<BuildOptions, 'until' | 'from'>): Promise<number> {
-  const loaded = await loadContext(o);
+  // Read-only: a cache that does not exist is said, not made (every stage then shows as to run).
+  const loaded = await loadContext(o, { readOnly: true });
   if (!loaded.ok) return reportDiagnostics(loaded.error, o);
   const ctx = loaded.value;
+  if (ctx.cacheMissing) cacheExists(ctx.cacheDir);
+  targets = targetsOrDefault(ctx.def, targets);
   const selected = selectNodes(ctx, targets, o);
   if (!selected.ok) return reportDiagnostics(selected.error, o);
   const { goals, force } = selected.value;
@@ -106,14 +116,18 @@ async function planCommand(targets: string[], o: GlobalOptions & Pick<BuildOptio
 
 const PLAN_WORDS = { run: 'will run', cached: 'cached  ', remote: 'remote  ', unneeded: 'unneeded' } as const;
 
-async function targetsCommand(o: GlobalOptions): Promise<number> {
+async function targetsCommand(o: GlobalOptions & { names?: boolean }): Promise<number> {
   // Only the definition: no cache is opened, so any user may list the targets.
   const loaded = await loadDefinition(o);
-  if (!loaded.ok) return reportDiagnostics(loaded.error, o);
-  for (const t of loaded.value.def.targets.values()) {
-    if (o.json) out(JSON.stringify({ type: 'target', name: t.name, pipeline: t.pipeline, export: t.export }));
+  if (!loaded.ok) return o.names ? EXIT_USAGE : reportDiagnostics(loaded.error, o);
+  const { def } = loaded.value;
+  for (const t of def.targets.values()) {
+    const isDefault = t.name === def.defaultTarget;
+    if (o.names) out(t.name);
+    else if (o.json) out(JSON.stringify({ type: 'target', name: t.name, pipeline: t.pipeline, export: t.export, default: isDefault }));
     else out(`${t.name}  (pipeline ${t.pipeline}${t.export.length ? `, exports ${t.export.join(', ')}` : ', exports the whole tree'})`);
   }
+  if (!o.names && !o.json && def.defaultTarget) out(`default: ${def.defaultTarget} (what imgmake build builds when no target is named)`);
   return EXIT_OK;
 }
 
@@ -129,12 +143,13 @@ async function rulesCommand(name: string | undefined, o: GlobalOptions): Promise
   return EXIT_OK;
 }
 
-async function bootTarget(target: string, bo: BootCommandOptions, o: GlobalOptions): Promise<number> {
+async function bootTarget(given: string | undefined, bo: BootCommandOptions, o: GlobalOptions): Promise<number> {
   const loaded = await loadContext(o, { lock: 'skip' });
   if (!loaded.ok) return reportDiagnostics(loaded.error, o);
   const ctx = loaded.value;
+  const target = targetsOrDefault(ctx.def, given === undefined ? [] : [given])[0] ?? '';
   if (!ctx.def.targets.has(target)) {
-    const goals = resolveTargets(ctx, [target]);
+    const goals = resolveTargets(ctx, target ? [target] : []);
     if (!goals.ok) return reportDiagnostics(goals.error, o);
   }
   const abort = new AbortController();
@@ -152,7 +167,9 @@ async function bootTarget(target: string, bo: BootCommandOptions, o: GlobalOptio
 export function program(run: (code: Promise<number>) => void): Command {
   const p = new Command('imgmake')
     .description('Build bootable OS images the way make builds programs.')
-    .option('-f, --file <FILE>', 'the definition (default: ./imgmake.yaml)')
+    .version(VERSION, '-V, --version', 'print the version and exit')
+    .option('-C, --directory <DIR>', 'change to DIR first (like make -C and git -C): FILE, --cache and --out are then relative to it')
+    .option('-f, --file <FILE>', 'the definition (default: the nearest imgmake.yaml in this folder or one above it)')
     .option('--cache <DIR>', 'the cache directory (default: cache/ beside the definition, or $IMGMAKE_CACHE)')
     .option('--out <DIR>', 'where targets are exported (default: out/ beside the definition)')
     .option('--var <NAME=VALUE>', 'set a variable the definition declares (wins over its vars:); repeatable', collect, [] as string[])
@@ -163,23 +180,30 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--max-cache-size <SIZE>', 'after each build, remove least recently used trees and .debs until the cache is under SIZE (10G, 500M; or $IMGMAKE_MAX_CACHE_SIZE)')
     .option('--remote <URL>', 'a remote cache to read trees from and write them to: http(s)://HOST/PATH or oci://HOST/REPOSITORY (default: $IMGMAKE_REMOTE; credentials from the environment)')
     .option('--remote-read-only', 'read from the remote cache, never write to it (or IMGMAKE_REMOTE_READ_ONLY=1)')
-    .showHelpAfterError()
     .exitOverride();
   p.hook('preAction', (_, action) => {
+    const dir = p.opts<GlobalOptions & { directory?: string }>().directory;
+    if (dir !== undefined) {
+      try {
+        process.chdir(dir);
+      } catch (e) {
+        throw new UsageError(`-C ${dir}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (e as Error).message}`, 'name an existing folder: imgmake -C examples/hello build');
+      }
+    }
     const name = commandName(action);
     if (!runsAsAnyUser(name) && process.geteuid?.() !== 0) throw new NeedsRoot(name);
   });
   const opts = (): GlobalOptions => p.opts<GlobalOptions>();
   p.command('build')
     .description('build targets (to out/TARGET/), running only stages whose key is not cached')
-    .argument('<TARGET...>')
+    .argument('[TARGET...]', 'default: the target marked default: true, else the first')
     .option('--locked', `fail instead of adding to ${LOCK_FILE} (for CI)`)
     .option('--until <PIPELINE.STAGE>', 'build up to and including that stage, then stop (nothing is exported)')
     .option('--from <PIPELINE.STAGE>', 'run that stage and every stage after it even if cached; their new trees replace the cached ones')
     .action((targets: string[], bo: BuildOptions) => run(build(targets, { ...opts(), ...bo })));
   p.command('watch')
     .description('build, then rebuild what changed whenever a file the targets depend on changes')
-    .argument('<TARGET...>')
+    .argument('[TARGET...]', 'default: the default target')
     .option('--boot', 'after each successful rebuild, (re)start imgmake boot on the target')
     .option('--boot-args <ARGS>', 'options for that imgmake boot: "--bios --memory 2048"')
     .option('--exec <CMD>', 'after each successful rebuild, (re)start sh -c CMD')
@@ -191,25 +215,28 @@ export function program(run: (code: Promise<number>) => void): Command {
     .action((lo: { update?: boolean }) => run(lockCommand({ ...opts(), ...lo })));
   p.command('plan')
     .description('show which stages of the targets are cached and which will run, and why')
-    .argument('<TARGET...>')
+    .argument('[TARGET...]', 'default: the default target')
     .option('--until <PIPELINE.STAGE>', 'plan up to and including that stage')
     .option('--from <PIPELINE.STAGE>', 'as build --from: that stage and every stage after it will run')
     .action((targets: string[], po: Pick<BuildOptions, 'until' | 'from'>) => run(planCommand(targets, { ...opts(), ...po })));
-  p.command('targets').description('list the targets of the definition').action(() => run(targetsCommand(opts())));
+  p.command('targets')
+    .description('list the targets of the definition (the default one marked)')
+    .option('--names', 'only their names, one per line (for scripts and shell completion)')
+    .action((to: { names?: boolean }) => run(targetsCommand({ ...opts(), ...to })));
   p.command('rules')
     .description('list the rules, or describe one (its options, from its schema)')
     .argument('[NAME]')
     .action((name: string | undefined) => run(rulesCommand(name, opts())));
   p.command('boot')
     .description('boot the disk image a target exported (out/TARGET/) in QEMU, its serial console here')
-    .argument('<TARGET>')
+    .argument('[TARGET]', 'default: the default target')
     .option('--bios', 'boot with SeaBIOS instead of UEFI (OVMF)')
     .option('--accel <auto|kvm|tcg>', 'KVM or software emulation (default: KVM when a probe runs under it)')
     .option('--memory <MiB>', 'guest memory (default 1024)')
     .option('--cpus <N>', 'guest CPUs (default 2)')
     .option('--ssh-port <PORT>', "forward 127.0.0.1:PORT to the guest's ssh (default: no network)")
     .option('--image <FILE>', 'which file of out/TARGET/ (default: its .qcow2)')
-    .action((target: string, bo: BootCommandOptions) => run(bootTarget(target, bo, opts())));
+    .action((target: string | undefined, bo: BootCommandOptions) => run(bootTarget(target, bo, opts())));
   p.command('shell')
     .description("a shell in a stage's sandbox, on a throw-away writable view of the tree after it (NODE: PIPELINE.STAGE)")
     .argument('<NODE>')
@@ -236,7 +263,8 @@ export function program(run: (code: Promise<number>) => void): Command {
     .command('gc')
     .description('remove least recently used trees and .debs until the cache is under SIZE')
     .option('--max-size <SIZE>', 'the size to get under: 10G, 500M, 0 (K, M, G, T are powers of 1024)')
-    .action((go: { maxSize?: string }) => run(cacheGc({ ...opts(), ...go })));
+    .option('--dry-run', 'say what would be removed; remove nothing')
+    .action((go: { maxSize?: string; dryRun?: boolean }) => run(cacheGc({ ...opts(), ...go })));
   cache
     .command('verify')
     .description('re-hash layers and .debs; remove what does not match (the next build rebuilds it)')
@@ -246,11 +274,43 @@ export function program(run: (code: Promise<number>) => void): Command {
     .description('keep only the trees and .debs the named targets need; remove everything else')
     .option('--keep <TARGET...>', 'the targets to keep')
     .action((po: { keep?: string[] }) => run(cachePrune({ ...opts(), ...po })));
+  p.command('clean')
+    .description('remove out/ (the exported targets); with --all --yes the cache too')
+    .option('--all', 'also remove the cache (needs --yes); what a running build uses stays')
+    .option('--yes', 'confirm --all')
+    .action((co: CleanOptions) => run(cleanCommand({ ...opts(), ...co })));
+  p.command('completion')
+    .description('print a shell completion script: commands, options, target names')
+    .argument('<SHELL>', SHELLS.join(', '))
+    .action((shell: string) => run(completion(shell, p, opts())));
+  // Help that ends with what commander cannot know: examples, the environment, exit codes. An
+  // error (an unknown command or option) prints only itself, its suggestion and where help is.
+  p.addHelpText('after', rootHelpFooter());
+  p.showHelpAfterError('(imgmake --help lists the commands and options)');
+  const walk = (c: Command, path: string): void => {
+    for (const sub of c.commands) {
+      const name = path ? `${path} ${sub.name()}` : sub.name();
+      sub.addHelpText('after', commandHelpFooter(name));
+      sub.showHelpAfterError(`(imgmake ${name} --help shows its usage)`);
+      walk(sub, name);
+    }
+  };
+  walk(p, '');
   return p;
 }
 
+async function completion(shell: string, p: Command, o: GlobalOptions): Promise<number> {
+  if (!(SHELLS as readonly string[]).includes(shell)) {
+    return reportDiagnostics([{ reason: 'usage', message: `imgmake completion ${shell}: not a shell imgmake writes completion for`, hint: `name one of ${SHELLS.join(', ')}` }], o);
+  }
+  out(completionScript(shell as Shell, p).trimEnd());
+  return EXIT_OK;
+}
+
+
+
 /** Commands that read only the definition (or nothing): they work as any user. */
-const ANY_USER = new Set(['rules', 'targets']);
+const ANY_USER = new Set(['rules', 'targets', 'completion']);
 
 export function runsAsAnyUser(name: string): boolean {
   return ANY_USER.has(name);
@@ -261,6 +321,16 @@ function commandName(c: Command): string {
   const names: string[] = [];
   for (let x: Command | null = c; x && x.parent; x = x.parent) names.unshift(x.name());
   return names.join(' ');
+}
+
+/** Thrown by the pre-action hook for a bad `-C DIR`: a usage error before anything runs. */
+class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
 }
 
 /** Thrown by the pre-action hook: the command would fail on its first mount or cache write. */
@@ -293,6 +363,7 @@ export async function main(argv: string[]): Promise<number> {
       return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
     if (e instanceof NeedsRoot) return reportDiagnostics([{ reason: 'usage', message: e.message }], p.opts<GlobalOptions>());
+    if (e instanceof UsageError) return reportDiagnostics([{ reason: 'usage', message: e.message, hint: e.hint }], p.opts<GlobalOptions>());
     throw e;
   }
   if (!result) return EXIT_OK;

@@ -21,6 +21,11 @@ export interface Definition {
   pipelines: Map<PipelineName, PipelineDef>;
   targets: Map<string, TargetDef>;
   /**
+   * What `imgmake build` builds when no target is named: the target marked `default: true`, else
+   * the first target of the top-level file, else the first of its includes' (like make's first).
+   */
+  defaultTarget?: string;
+  /**
    * `cache: { max_size: 10G, remote: URL }`: the cache is collected to this many bytes after
    * each build; the remote cache builds use unless `--remote`/`IMGMAKE_REMOTE` say otherwise
    * (`${…}` substituted, checked at load; credentials never come from here).
@@ -92,4 +97,6 @@ export interface TargetDef {
   pipeline: PipelineName;
   /** Paths inside the pipeline's tree to copy to `out/TARGET/`; empty: the whole tree. */
   export: string[];
+  /** `default: true`: the target `imgmake build` (plan, watch) builds when none is named. */
+  default?: true;
 }

@@ -1,9 +1,6 @@
-/** Sizes as people write them: `--max-size 10G`, `cache: { max_size: 500M }`. */
-
-/** `10G`, `500M`, `1.5T`, `0`: bytes (K, M, G, T are powers of 1024; a `B`/`iB` suffix is allowed). */
-export function parseSize(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(text);
-  if (!m) return undefined;
-  const unit = { '': 0, k: 1, m: 2, g: 3, t: 4 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
-  return Math.floor(Number(m[1]) * 1024 ** unit);
-}
+/**
+ * Sizes as people write them (`--max-size 10G`, `cache: { max_size: 500M }`) and as imgmake
+ * prints them (IEC: KiB, MiB, GiB). The grammar is rules/_lib/size.ts's, the same one rule
+ * options use, so a size means the same everywhere.
+ */
+export { formatSize, parseSize, SIZE_PATTERN } from '../rules/_lib/size.js';

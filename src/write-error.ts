@@ -10,6 +10,7 @@
  * This module describes; it does not retry, clean up or decide what fails.
  */
 import { statfs } from 'node:fs/promises';
+import { formatSize } from './size.js';
 
 /** What `statfs` says of the filesystem holding a path. */
 export interface SpaceLeft {
@@ -47,15 +48,8 @@ export function describeSpace(s: SpaceLeft): string {
   return `${bytes(s.free)} free of ${bytes(s.total)}`;
 }
 
-export function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
-}
+/** IEC units, as everywhere imgmake prints a size (size.ts). */
+export const bytes = formatSize;
 
 /** The output of a command that ran out of space (GNU tools, package managers, tar, mkfs all print this). */
 export const NO_SPACE_TEXT = /No space left on device|Disk quota exceeded/;

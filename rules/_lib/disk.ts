@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { RuleContext, RuleInvocation } from '../../src/rule.js';
+import { parseSize as parseSizeText } from './size.js';
 import { q, shell } from './sh.js';
 
 /** `disk.sh`, read from the source folder (the compiled module lives in dist/). */
@@ -28,13 +29,11 @@ export function findPartition(filename: string, ref: PartitionRef): string {
   return typeof ref === 'number' ? `find_partition ${q(filename)} nr ${ref}` : `find_partition ${q(filename)} name ${q(ref)}`;
 }
 
-const UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
-
-/** Bytes of a size option: `"4G"` → 4294967296, `"512"` → 512 (K, M, G, T are powers of 1024). */
+/** Bytes of a size option: `"4G"` → 4294967296, `"512"` → 512 (the grammar of size.ts, powers of 1024). */
 export function parseSize(s: string): number {
-  const m = /^([0-9]+)([KMGT]?)$/.exec(s);
-  if (!m) throw new Error(`Internal error: size ${JSON.stringify(s)} passed the schema`);
-  return Number(m[1]) * UNITS[m[2]!]!;
+  const n = parseSizeText(s);
+  if (n === undefined) throw new Error(`Internal error: size ${JSON.stringify(s)} passed the schema`);
+  return n;
 }
 
 /**

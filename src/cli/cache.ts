@@ -12,10 +12,11 @@ import { ancestors } from '../graph.js';
 import type { NodeId } from '../ids.js';
 import { packagesOf } from '../packages/index.js';
 import { collect, inventory, prune, takeLease, verify, type Lease, type Removed, type Report } from '../store/gc.js';
-import { parseSize } from '../size.js';
+import { formatSize, parseSize } from '../size.js';
 import { openLocalStore } from '../store/local.js';
 import { cacheDirOf, definitionPath, loadContext, resolveTargets, type Context, type GlobalOptions } from './context.js';
 import { out, reportDiagnostics } from './output.js';
+import { EXIT_OK } from './exit.js';
 
 /** `IMGMAKE_MAX_CACHE_SIZE=10G`: like `--max-cache-size 10G`, which wins over it. */
 export const MAX_CACHE_SIZE_ENV = 'IMGMAKE_MAX_CACHE_SIZE';
@@ -52,13 +53,23 @@ export async function collectAfterBuild(ctx: Context, maxBytes: number): Promise
   if (r.removed.length) process.stderr.write(`imgmake: cache over ${bytesText(maxBytes)}: ${summaryText(r)}\n`);
 }
 
+/**
+ * Read-only commands look at a cache, never make one: when the folder they were pointed at does
+ * not exist they say so (stderr) and report it empty. Returns whether it exists.
+ */
+export function cacheExists(dir: string): boolean {
+  if (existsSync(dir)) return true;
+  process.stderr.write(`imgmake: no cache at ${dir} (a build makes it; --cache DIR or IMGMAKE_CACHE name another)\n`);
+  return false;
+}
+
 export async function cacheInfo(o: GlobalOptions): Promise<number> {
   const dir = cacheDirOf(o, definitionPath(o));
-  const store = await openLocalStore(dir);
-  const i = await store.info();
-  if (o.json) out(JSON.stringify({ type: 'cache-info', ...i }));
-  else out(`cache ${i.root}\n  trees ${i.trees}\n  logs  ${i.logs}\n  size  ${(i.bytes / 1e6).toFixed(1)} MB`);
-  return 0;
+  const exists = cacheExists(dir);
+  const i = exists ? await (await openLocalStore(dir)).info() : { root: dir, trees: 0, logs: 0, bytes: 0 };
+  if (o.json) out(JSON.stringify({ type: 'cache-info', ...i, exists }));
+  else out(`cache ${i.root}${exists ? '' : ' (does not exist)'}\n  trees ${i.trees}\n  logs  ${i.logs}\n  size  ${bytesText(i.bytes)}`);
+  return EXIT_OK;
 }
 
 /**
@@ -67,7 +78,7 @@ export async function cacheInfo(o: GlobalOptions): Promise<number> {
  */
 async function targetsByKey(o: GlobalOptions): Promise<Map<string, string[]> | undefined> {
   if (!existsSync(definitionPath(o))) return undefined;
-  const loaded = await loadContext(o, { lock: 'read' });
+  const loaded = await loadContext(o, { lock: 'read', readOnly: true });
   if (!loaded.ok) {
     process.stderr.write(`imgmake: the definition does not load, so targets are not shown (imgmake plan says why)\n`);
     return undefined;
@@ -85,6 +96,7 @@ async function targetsByKey(o: GlobalOptions): Promise<Map<string, string[]> | u
 
 export async function cacheLs(o: GlobalOptions & { debs?: boolean }): Promise<number> {
   const dir = cacheDirOf(o, definitionPath(o));
+  cacheExists(dir);
   const targets = await targetsByKey(o);
   const inv = await inventory(dir);
   const trees = [...inv.trees.values()].sort((a, b) => b.lastUse - a.lastUse || a.rec.node.localeCompare(b.rec.node));
@@ -97,23 +109,28 @@ export async function cacheLs(o: GlobalOptions & { debs?: boolean }): Promise<nu
     }
     if (o.debs) for (const d of debs) out(JSON.stringify({ type: 'cache-deb', sha256: d.sha256, name: d.name, version: d.version, bytes: d.bytes, lastUse: new Date(d.lastUse).toISOString() }));
     out(JSON.stringify({ type: 'cache-ls', root: dir, trees: trees.length, debs: debs.length, debBytes, bytes: inv.bytes }));
-    return 0;
+    return EXIT_OK;
   }
   const rows = trees.map((t) => [t.rec.node, t.rec.key.slice(0, 12), bytesText(t.rec.bytes), when(t.lastUse), targets ? (targets.get(t.rec.key) ?? []).join(',') || '-' : '', t.complete ? '' : '(a layer below is missing: not cached)']);
   table([['NODE', 'KEY', 'SIZE', 'LAST USE', targets ? 'TARGETS' : '', ''], ...rows]);
   if (o.debs) table(debs.map((d) => [`${d.name ?? '?'} ${d.version ?? ''}`, d.sha256.slice(0, 12), bytesText(d.bytes), when(d.lastUse)]));
   out(`${trees.length} tree${trees.length === 1 ? '' : 's'}, ${debs.length} .deb${debs.length === 1 ? '' : 's'} (${bytesText(debBytes)}${debs.length && !o.debs ? '; --debs lists them' : ''}); ${bytesText(inv.bytes)} in all, in ${dir}`);
-  return 0;
+  return EXIT_OK;
 }
 
-export async function cacheGc(o: GlobalOptions & { maxSize?: string }): Promise<number> {
+export async function cacheGc(o: GlobalOptions & { maxSize?: string; dryRun?: boolean }): Promise<number> {
   if (o.maxSize === undefined) return reportDiagnostics([diagnostic('usage', 'cache gc needs --max-size SIZE', undefined, 'write imgmake cache gc --max-size 10G (0 removes everything no build is using)')], o);
   const max = sizeOrDiagnostic(o.maxSize, '--max-size');
   if (typeof max !== 'number') return reportDiagnostics([max], o);
   const dir = cacheDirOf(o, definitionPath(o));
+  if (!cacheExists(dir)) return EXIT_OK;
+  if (o.dryRun) {
+    report('cache-gc', await collect(dir, max, { dryRun: true }), o, { dryRun: true });
+    return EXIT_OK;
+  }
   await openLocalStore(dir);
   report('cache-gc', await collect(dir, max), o);
-  return 0;
+  return EXIT_OK;
 }
 
 export async function cachePrune(o: GlobalOptions & { keep?: string[] }): Promise<number> {
@@ -128,7 +145,7 @@ export async function cachePrune(o: GlobalOptions & { keep?: string[] }): Promis
   const keys = new Set<string>(needed.map((id) => ctx.keys.get(id)!.key));
   const debs = new Set(packagesOf(needed.map((id) => ctx.graph.stage(id).stage)).map((p) => p.sha256));
   report('cache-prune', await prune(ctx.cacheDir, { keys, debs }), o);
-  return 0;
+  return EXIT_OK;
 }
 
 export async function cacheVerify(o: GlobalOptions): Promise<number> {
@@ -143,16 +160,17 @@ export async function cacheVerify(o: GlobalOptions): Promise<number> {
     out(`checked ${r.checked.trees} layer${r.checked.trees === 1 ? '' : 's'}, ${r.checked.debs} .deb${r.checked.debs === 1 ? '' : 's'}, ${r.checked.entries} other entries${r.squashes ? `, ${r.squashes} squash${r.squashes === 1 ? '' : 'es'}` : ''}${r.unchecked ? `; ${r.unchecked} layer${r.unchecked === 1 ? '' : 's'} committed without a digest could not be checked` : ''}`);
   }
   report('cache-verify', r, o, { corrupt: r.corrupt.length, checked: r.checked, unchecked: r.unchecked, squashes: r.squashes });
-  return 0;
+  return EXIT_OK;
 }
 
 function report(type: string, r: Report, o: GlobalOptions, extra: Record<string, unknown> = {}): void {
+  const dry = extra['dryRun'] === true;
   for (const x of r.removed) {
-    if (o.json) out(JSON.stringify({ type: 'cache-removed', ...x }));
-    else out(`removed ${x.kind} ${x.name ?? ''}${x.name ? ' ' : ''}(${x.key.slice(0, 12)}) ${bytesText(x.bytes)}`);
+    if (o.json) out(JSON.stringify({ type: dry ? 'cache-would-remove' : 'cache-removed', ...x }));
+    else out(`${dry ? 'would remove' : 'removed'} ${x.kind} ${x.name ?? ''}${x.name ? ' ' : ''}(${x.key.slice(0, 12)}) ${bytesText(x.bytes)}`);
   }
   if (o.json) out(JSON.stringify({ type, before: r.before, after: r.after, removed: r.removed.length, skipped: r.skipped, ...extra }));
-  else out(summaryText(r));
+  else out(dry ? `--dry-run: ${summaryText(r).replace(/^removed/, 'would remove')}; nothing was removed` : summaryText(r));
 }
 
 function summaryText(r: Report): string {
@@ -162,13 +180,8 @@ function summaryText(r: Report): string {
   return `removed ${what.join(', ')}: ${bytesText(r.before)} → ${bytesText(r.after)}${skipped}`;
 }
 
-/** Powers of 1024, as sizes are written (`--max-size 10G` is 10 GiB). */
-export function bytesText(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 ** (i + 1) && i < units.length - 1) i++;
-  return i === 0 ? `${n} B` : `${(n / 1024 ** i).toFixed(1)} ${units[i]}`;
-}
+/** Powers of 1024, as sizes are written (`--max-size 10G` is 10 GiB): size.ts's one format. */
+export const bytesText = formatSize;
 
 function when(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);

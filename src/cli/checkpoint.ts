@@ -26,10 +26,8 @@ import { describeWriteError } from '../write-error.js';
 import { literal, ownedName, OWNER_RE, sweep } from '../store/orphans.js';
 import { leaseBuild } from './cache.js';
 import { loadContext, resolveNode, type Context, type GlobalOptions } from './context.js';
+import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK } from './exit.js';
 
-/** Exit codes as in cli.ts: a failure that is not the user's input, and an interrupted run. */
-const FAILED = 1;
-const INTERRUPTED = 130;
 
 /** What a checkpoint command returns: its exit code, or the diagnostics to report (exit 2). */
 export type CommandResult = Result<number, Diagnostic[]>;
@@ -101,10 +99,10 @@ export async function exportCommand(text: string, dir: string, o: GlobalOptions)
     await mkdir(into);
     const tree = trees.value.get(node)!;
     const copied = await interruptible((signal) => copyOutOfTree({ tree, paths: [], into, shownAs: dest, scratch: join(tmp!, 'mnt'), store: ctx.store, sandbox: ctx.sandbox, signal }));
-    if (copied.interrupted) return ok(INTERRUPTED);
+    if (copied.interrupted) return ok(EXIT_INTERRUPTED);
     if (!copied.value.ok) {
       say(`imgmake: exporting ${node} to ${dest} failed: ${copied.value.error}`);
-      return ok(FAILED);
+      return ok(EXIT_FAILED);
     }
     // `cp -a` gave it the tree's root mode; DIR is its owner's only, like out/TARGET.
     await chmod(into, OWNER_ONLY);
@@ -112,10 +110,10 @@ export async function exportCommand(text: string, dir: string, o: GlobalOptions)
     const ms = Math.round(performance.now() - started);
     if (o.json) out(JSON.stringify({ type: 'checkpoint-export', node, key: tree.key, path: dest, ms }));
     else out(`imgmake: exported the tree after ${node} to ${dest}`);
-    return ok(0);
+    return ok(EXIT_OK);
   } catch (e) {
     say(`imgmake: exporting ${node} to ${dest} failed: ${await describeWriteError(e, dirname(dest), 'free some space there, or export elsewhere')}`);
-    return ok(FAILED);
+    return ok(EXIT_FAILED);
   } finally {
     if (tmp) await rm(tmp, { recursive: true, force: true });
   }
@@ -136,7 +134,7 @@ export async function logCommand(text: string, o: GlobalOptions): Promise<Comman
         : `imgmake: no log of ${node}: it has not run with its current definition (key ${key.slice(0, 12)}…)`,
     );
     if (!cached) say(`hint: ${target ? `imgmake build ${target} --until ${node}` : `a build that needs ${node}`} runs it and keeps its log`);
-    return ok(FAILED);
+    return ok(EXIT_FAILED);
   }
   const log = await readFile(path, 'utf8');
   if (o.json) out(JSON.stringify({ type: 'log', node, key, path, text: log }));
@@ -144,7 +142,7 @@ export async function logCommand(text: string, o: GlobalOptions): Promise<Comman
     process.stdout.write(log);
     if (log === '') say(`imgmake: the log of ${node} is empty: the stage printed nothing`);
   }
-  return ok(0);
+  return ok(EXIT_OK);
 }
 
 /** The definition loaded (no lock resolving: never the network) and NODE resolved in it. */

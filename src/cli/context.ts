@@ -20,6 +20,7 @@ import { historyScope } from '../plan.js';
 import { loadRules, type RuleRegistry } from '../rule.js';
 import { fail, ok, type Result } from '../result.js';
 import { openLocalStore } from '../store/local.js';
+import { absentStore } from './absent-store.js';
 import type { Store } from '../store/types.js';
 import { openRemote, remoteConfig, type RemoteCache } from '../remote/index.js';
 
@@ -52,10 +53,29 @@ export interface Context {
   remote?: RemoteCache;
   /** What runs stages, exports and shells: bubblewrap. Chosen here, once, for every command. */
   sandbox: Sandbox;
+  /** A read-only command found no cache at `cacheDir` (its store is empty and makes nothing). */
+  cacheMissing?: boolean;
 }
 
+/** The definition's file name, looked for in the current folder and every folder above it. */
+export const DEFINITION_FILE = 'imgmake.yaml';
+
+/**
+ * `-f FILE`, else the nearest imgmake.yaml from the current folder up to `/` (as git finds its
+ * repository), so any subfolder of a project works; `./imgmake.yaml` when there is none (the
+ * path the "no definition" message names).
+ */
 export function definitionPath(o: GlobalOptions): string {
-  return resolve(o.file ?? 'imgmake.yaml');
+  if (o.file !== undefined) return resolve(o.file);
+  return findDefinition(process.cwd()) ?? resolve(DEFINITION_FILE);
+}
+
+export function findDefinition(from: string): string | undefined {
+  for (let dir = resolve(from); ; dir = dirname(dir)) {
+    const f = join(dir, DEFINITION_FILE);
+    if (existsSync(f)) return f;
+    if (dirname(dir) === dir) return undefined;
+  }
 }
 
 export function cacheDirOf(o: GlobalOptions, defFile: string): string {
@@ -92,6 +112,11 @@ export function parseVars(list: string[] = [], env: NodeJS.ProcessEnv = {}): Res
 export interface LoadContextOptions {
   /** What to do about package stages without a lock (see packages/attach.ts); default `read`. */
   lock?: LockOptions['mode'];
+  /**
+   * A command that only reads (plan, cache ls): a cache folder that does not exist is not made;
+   * the context gets an empty store instead (`cacheMissing`), which the command reports.
+   */
+  readOnly?: boolean;
   signal?: AbortSignal;
 }
 
@@ -103,7 +128,9 @@ export async function loadDefinition(o: GlobalOptions): Promise<Result<{ rules: 
   const file = definitionPath(o);
   if (!existsSync(file)) {
     return fail([
-      diagnostic('usage', `no definition at ${file}`, undefined, 'run imgmake in a folder with an imgmake.yaml, or name one with -f FILE'),
+      o.file !== undefined
+        ? diagnostic('usage', `no definition at ${file}`, undefined, 'name an existing file with -f FILE')
+        : diagnostic('usage', `no ${DEFINITION_FILE} in ${process.cwd()} or any folder above it`, undefined, `run imgmake in a project (a folder with an ${DEFINITION_FILE}, or below it), or name one with -f FILE or -C DIR`),
     ]);
   }
   const vars = parseVars(o.var, process.env);
@@ -142,7 +169,8 @@ export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {})
   if (!locked.ok) return locked;
   const graph = buildGraph(def, rules);
   const keys = await computeKeys(graph);
-  const store = await openLocalStore(cacheDir);
+  const cacheMissing = lo.readOnly === true && !existsSync(cacheDir);
+  const store = cacheMissing ? absentStore(cacheDir) : await openLocalStore(cacheDir);
   return ok({
     rules,
     def,
@@ -153,6 +181,7 @@ export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {})
     cacheDir,
     outDir: resolve(o.out ?? resolve(def.dir, 'out')),
     sandbox,
+    ...(cacheMissing ? { cacheMissing } : {}),
     ...(remote.value ? { remote: openRemote(remote.value, store) } : {}),
   });
 }
@@ -166,17 +195,38 @@ export function allowedLine(ctx: Pick<Context, 'def'>): string | undefined {
 /** Resolves target names to their final nodes, or a usage diagnostic naming the known ones. */
 export function resolveTargets(ctx: Context, names: string[]): Result<NodeId[], Diagnostic[]> {
   const errors: Diagnostic[] = [];
+  if (names.length === 0) return fail([noDefaultTarget()]);
   const goals: NodeId[] = [];
   for (const n of names) {
     const t = ctx.def.targets.get(n);
     if (!t) {
       const known = [...ctx.def.targets.keys()];
       errors.push(
-        diagnostic('unknown-target', `no target named ${JSON.stringify(n)}`, undefined, known.length ? `the targets are: ${known.join(', ')}` : 'the definition has no targets: add one under targets:'),
+        diagnostic(
+          'unknown-target',
+          `no target named ${JSON.stringify(n)}`,
+          undefined,
+          known.length ? `${closest(n, known) ? `did you mean ${JSON.stringify(closest(n, known))}? ` : ''}the targets are: ${known.join(', ')}` : 'the definition has no targets: add one under targets:',
+        ),
       );
     } else goals.push(ctx.graph.final(t.pipeline));
   }
   return errors.length ? fail(errors) : ok(goals);
+}
+
+/**
+ * The targets a command works on: those named, else the definition's default target (marked
+ * `default: true`, else its first), said on stderr so a bare `imgmake build` names what it builds.
+ */
+export function targetsOrDefault(def: Definition, names: string[], say: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): string[] {
+  if (names.length || !def.defaultTarget) return names;
+  const others = def.targets.size - 1;
+  say(`imgmake: no target named: the default target is ${def.defaultTarget}${others ? ` (imgmake targets lists the ${others} other${others === 1 ? '' : 's'})` : ''}`);
+  return [def.defaultTarget];
+}
+
+function noDefaultTarget(): Diagnostic {
+  return diagnostic('unknown-target', 'no target named, and the definition has no targets', undefined, 'add one under targets:, or name a target');
 }
 
 /**

@@ -5,6 +5,7 @@ import { diagnostic, type Diagnostic } from '../diagnostic.js';
 import type { RuleName } from '../ids.js';
 import type { RuleRegistry } from '../rule.js';
 import { fail, ok, type Result } from '../result.js';
+import { closest } from '../load/suggest.js';
 
 export function listRules(rules: RuleRegistry, json: boolean): string {
   const list = [...rules.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
@@ -18,7 +19,9 @@ type Schema = { type?: string | string[]; description?: string; default?: unknow
 export function describeRule(rules: RuleRegistry, name: string, json: boolean): Result<string, Diagnostic> {
   const r = rules.get(name as RuleName);
   if (!r) {
-    return fail(diagnostic('unknown-rule', `no rule named ${JSON.stringify(name)}`, undefined, `the rules are: ${[...rules.keys()].join(', ')}`));
+    const names = [...rules.keys()].sort();
+    const guess = closest(name, names);
+    return fail(diagnostic('unknown-rule', `no rule named ${JSON.stringify(name)}`, undefined, `${guess ? `did you mean ${JSON.stringify(guess)}? ` : ''}the rules are: ${names.join(', ')}`));
   }
   if (json) return ok(JSON.stringify({ type: 'rule', name: r.name, digest: r.digest, ...r.schema }));
   const lines = [`${r.name} — ${r.schema.summary}`];

@@ -25,8 +25,9 @@ import { LOCK_FILE } from '../packages/index.js';
 import { Rebuilder } from '../watch.js';
 import { runBuild } from './build.js';
 import { maxCacheSize } from './cache.js';
-import { definitionPath, loadContext, loadDefinition, selectNodes, type Context, type GlobalOptions } from './context.js';
+import { definitionPath, loadContext, loadDefinition, selectNodes, targetsOrDefault, type Context, type GlobalOptions } from './context.js';
 import { jobsOf, pickLogger, reportDiagnostics } from './output.js';
+import { EXIT_INTERRUPTED } from './exit.js';
 
 export interface WatchOptions {
   /** (Re)start `imgmake boot TARGET` after each successful rebuild. */
@@ -51,7 +52,7 @@ export async function watchCommand(targets: string[], wo: WatchOptions, o: Globa
   if (wo.boot && wo.exec !== undefined) {
     return reportDiagnostics([{ reason: 'usage', message: '--boot and --exec cannot be used together', hint: 'use --exec "imgmake boot TARGET; other command" to do both' }], o);
   }
-  if (wo.boot && targets.length !== 1) {
+  if (wo.boot && targets.length > 1) {
     return reportDiagnostics([{ reason: 'usage', message: '--boot boots one target', hint: 'name one target with --boot' }], o);
   }
   // A mistake on the command line (a --var the definition does not declare, a missing
@@ -60,6 +61,7 @@ export async function watchCommand(targets: string[], wo: WatchOptions, o: Globa
   if (!first.ok && first.error.some((d) => COMMAND_LINE.has(d.reason) && !d.loc)) {
     return reportDiagnostics(first.error.filter((d) => COMMAND_LINE.has(d.reason) && !d.loc), o);
   }
+  if (first.ok) targets = targetsOrDefault(first.value.def, targets);
   const root = definitionPath(o);
   const base = dirname(root);
   const logger = pickLogger(o);
@@ -125,7 +127,7 @@ export async function watchCommand(targets: string[], wo: WatchOptions, o: Globa
   rebuilder.start();
 
   const code = await new Promise<number>((done) => {
-    const onSignal = (): void => done(130);
+    const onSignal = (): void => done(EXIT_INTERRUPTED);
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
   });

@@ -129,6 +129,7 @@ export async function load(opts: LoadOptions): Promise<Result<Definition, Diagno
     if (t.ref) targetRefs.push(t.ref);
   }
   checkReferences(d, pipelineEntries.map((p) => p.e.name), refs, targetRefs);
+  const defaultTarget = pickDefaultTarget(d, targets, targetEntries.filter((t) => t.f.path === root).map((t) => t.e.name));
 
   const remote = resolveRemote(d, vars, section.remote);
   if (d.count > 0 || !finalVars) return fail(sorted(d.list, files));
@@ -140,6 +141,7 @@ export async function load(opts: LoadOptions): Promise<Result<Definition, Diagno
     vars: finalVars,
     pipelines,
     targets,
+    ...(defaultTarget ? { defaultTarget } : {}),
     ...(Object.keys(cache).length ? { cache } : {}),
     ...(allowed.roots.length ? { allowed: allowed.roots } : {}),
   });
@@ -233,6 +235,18 @@ function checkVersion(d: Diagnostics, f: SourceFile, v: Entry | undefined, isRoo
   } else {
     d.add('bad-version', `"version:" must be the number ${DEFINITION_VERSION}, not ${describeNode(node)}`, at, `write "version: ${DEFINITION_VERSION}" (without quotes)`);
   }
+}
+
+/**
+ * The target `imgmake build` builds when none is named: the one marked `default: true` (two
+ * marked is an error at the second), else the top-level file's first, else the first at all.
+ */
+function pickDefaultTarget(d: Diagnostics, targets: Map<string, TargetDef>, rootNames: string[]): string | undefined {
+  const marked = [...targets.values()].filter((t) => t.default);
+  if (marked.length > 1) {
+    d.add('duplicate', `targets "${marked[0]!.name}" and "${marked[1]!.name}" are both marked "default: true"`, marked[1]!.loc, 'mark one target as the default, the one imgmake build builds when no target is named');
+  }
+  return marked[0]?.name ?? rootNames.find((n) => targets.has(n)) ?? targets.keys().next().value;
 }
 
 /** A `pipelines:`/`targets:` section's entries; a name defined before (here or in another file) is a `duplicate`. */

@@ -43,7 +43,7 @@ export const TARGET_NAME = /^[a-z][a-z0-9_.-]*$/;
 const PIPELINE_KEYS = ['base', 'build', 'stages'];
 const STAGE_KEYS = ['name', 'rule', 'options', 'inputs'];
 const INPUT_KEYS = ['pipeline', 'file'];
-const TARGET_KEYS = ['pipeline', 'export'];
+const TARGET_KEYS = ['pipeline', 'export', 'default'];
 
 const NAME_RULES = 'start with a lowercase letter, then use lowercase letters, digits, "_" or "-"';
 
@@ -398,6 +398,17 @@ export function readTarget(ctx: LoadContext, f: SourceFile, e: Entry): { def?: T
       } else exp.push(s);
     }
   }
-  const def = ok && pipeline !== undefined ? { name: e.name, loc, pipeline: pipeline as PipelineName, export: exp } : undefined;
+  // `default: true`: what `imgmake build` with no target builds (load picks one, see index.ts).
+  let isDefault = false;
+  const dflt = es.get('default');
+  if (dflt) {
+    const node = deref(f, dflt.value);
+    if (isScalar(node) && typeof node.value === 'boolean') isDefault = node.value;
+    else {
+      ctx.d.add('wrong-type', `"default:" of target "${e.name}" must be true or false, not ${describeNode(node)}`, nodeLoc(f, node ?? dflt.key), 'write "default: true" on the target imgmake build builds when no target is named');
+      ok = false;
+    }
+  }
+  const def = ok && pipeline !== undefined ? { name: e.name, loc, pipeline: pipeline as PipelineName, export: exp, ...(isDefault ? { default: true as const } : {}) } : undefined;
   return { ...(def ? { def } : {}), ...(ref ? { ref } : {}) };
 }

@@ -4,14 +4,12 @@
 import type { Event } from '../event.js';
 import { formatDiagnostic } from '../diagnostic.js';
 import { unreachable } from '../result.js';
+import { formatSize } from '../size.js';
 
 export function seconds(ms: number): string {
   return ms < 1000 ? `${ms} ms` : ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
 }
 
-function mb(bytes: number): string {
-  return bytes < 1e6 ? `${(bytes / 1e3).toFixed(1)} kB` : `${(bytes / 1e6).toFixed(1)} MB`;
-}
 
 /** One event as text lines (empty: nothing to say in text form). */
 export function describe(e: Event, verbose: boolean): string[] {
@@ -31,7 +29,7 @@ export function describe(e: Event, verbose: boolean): string[] {
             `  FAILED ${e.node} (${e.rule})${e.exitCode !== undefined && e.exitCode !== null ? ` exit ${e.exitCode}` : ''} after ${seconds(e.ms)}`,
             ...(e.tail ?? []).map((l) => `    | ${l}`),
             ...(e.cause ? [`  why: ${e.cause}`] : []),
-            ...(e.log ? [`  full log: ${e.log}`] : []),
+            ...(e.log ? [`  full log: ${e.log} (imgmake log ${e.node} prints it)`] : [`  imgmake log ${e.node} prints its log`]),
           ];
         default:
           return unreachable(e.status);
@@ -41,9 +39,9 @@ export function describe(e: Event, verbose: boolean): string[] {
     case 'export':
       return [`  export ${e.target} → ${e.path}${e.ms ? ` (${seconds(e.ms)})` : ''}`];
     case 'download':
-      return [`  remote ${e.node}: ${e.layers} layer${e.layers === 1 ? '' : 's'} downloaded (${mb(e.bytes)}) in ${seconds(e.ms)}`];
+      return [`  remote ${e.node}: ${e.layers} layer${e.layers === 1 ? '' : 's'} downloaded (${formatSize(e.bytes)}) in ${seconds(e.ms)}`];
     case 'upload':
-      return verbose ? [`  upload ${e.node}: ${e.blobs} blob${e.blobs === 1 ? '' : 's'} sent (${mb(e.bytes)}) in ${seconds(e.ms)}`] : [];
+      return verbose ? [`  upload ${e.node}: ${e.blobs} blob${e.blobs === 1 ? '' : 's'} sent (${formatSize(e.bytes)}) in ${seconds(e.ms)}`] : [];
     case 'warning':
       return [`warning: ${e.message}`];
     case 'diagnostic':

@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import cacache from 'cacache';
 import { fetchFile, inParallel, LocalWriteError, type FetchFailure } from '../net/download.js';
 import { fail, ok, type Result } from '../result.js';
+import { formatSize } from '../size.js';
 import { CACACHE_TMP, ownedName } from '../store/orphans.js';
 import type { StageDef } from '../definition.js';
 import type { Diagnostic } from '../diagnostic.js';
@@ -320,7 +321,7 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
   }
   if (fetched) {
     const s = (performance.now() - started) / 1000;
-    o.say(`fetched ${fetched} of ${all.length} packages (${(bytes / 1e6).toFixed(1)} MB) in ${s.toFixed(1)} s`);
+    o.say(`fetched ${fetched} of ${all.length} packages (${formatSize(bytes)}) in ${s.toFixed(1)} s`);
   }
   return ok(paths);
 }

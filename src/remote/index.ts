@@ -38,6 +38,7 @@ import type { Store, TreeRecord } from '../store/types.js';
 import { packLayer, reseal, unpackLayer, type PackedBlob } from './blob.js';
 import { HttpRemote } from './http.js';
 import { OciRemote } from './oci.js';
+import { dockerCredentials } from './docker-config.js';
 import { parseRemoteUrl, type RemoteUrl } from './url.js';
 import { CACACHE_TMP } from '../store/orphans.js';
 import { ENTRY_SCHEMA, isBounded, RemoteError, type RemoteEntry, type RemoteLayer, type RemoteStore } from './types.js';
@@ -61,7 +62,9 @@ export function remoteConfig(o: { remote?: string; remoteReadOnly?: boolean }, e
     return fail(diagnostic('usage', `${what}: ${parsed.message}`, undefined, parsed.hint));
   }
   const user = env.IMGMAKE_REMOTE_USER;
-  const authorization = env.IMGMAKE_REMOTE_AUTH || (user ? `Basic ${Buffer.from(`${user}:${env.IMGMAKE_REMOTE_PASSWORD ?? ''}`).toString('base64')}` : undefined);
+  const fromEnv = env.IMGMAKE_REMOTE_AUTH || (user ? `Basic ${Buffer.from(`${user}:${env.IMGMAKE_REMOTE_PASSWORD ?? ''}`).toString('base64')}` : undefined);
+  // A registry: then what `docker login` stored, as docker, skopeo and BuildKit read it.
+  const authorization = fromEnv ?? (parsed.oci ? dockerCredentials(new URL(parsed.oci.base).host, env, (l) => process.stderr.write(`${l}\n`))?.authorization : undefined);
   const readOnly = o.remoteReadOnly === true || /^(1|true|yes)$/i.test(env.IMGMAKE_REMOTE_READ_ONLY ?? '');
   return ok({ ...parsed, readOnly, ...(authorization ? { authorization } : {}) });
 }

@@ -89,7 +89,7 @@ export async function download(res: Response, arm: () => void, blob: BlobDigest,
   }
 }
 
-export const CREDENTIALS_HINT = 'credentials: IMGMAKE_REMOTE_AUTH, or IMGMAKE_REMOTE_USER and IMGMAKE_REMOTE_PASSWORD';
+export const CREDENTIALS_HINT = 'credentials: IMGMAKE_REMOTE_AUTH, or IMGMAKE_REMOTE_USER and IMGMAKE_REMOTE_PASSWORD; for a registry also docker login (~/.docker/config.json)';
 
 export function expectOk(res: Response, what: string): void {
   if (!res.ok) {

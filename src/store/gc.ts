@@ -226,6 +226,8 @@ class Collector {
     private readonly root: string,
     readonly inv: Inventory,
     readonly lease: { keys: Set<string>; debs: Set<string> },
+    /** `cache gc --dry-run`: decide and report as usual, remove nothing. */
+    readonly dry = false,
   ) {}
 
   /** The trees that stand on `key`'s layer, `key`'s own first; undefined when a build leases one. */
@@ -247,6 +249,11 @@ class Collector {
     for (const t of stack) {
       const k = t.rec.key;
       this.gone.add(k);
+      if (this.dry) {
+        if (await layerExists(this.root, k)) freed += t.rec.bytes;
+        this.removed.push({ kind: 'tree', name: t.rec.node, key: k, bytes: t.rec.bytes });
+        continue;
+      }
       await this.dropEntry(`tree:${k}`);
       await this.dropEntry(`log:${k}`);
       for (const [ik, e] of this.inv.entries) {
@@ -266,9 +273,11 @@ class Collector {
       this.skipped++;
       return 0;
     }
-    await cacache.rm.entry(this.root, `deb:${d.sha256}`, { removeFully: true });
-    await cacache.rm.content(this.root, d.integrity).catch(() => undefined);
-    await rm(join(this.root, 'used', debMarker(d.sha256)), { force: true });
+    if (!this.dry) {
+      await cacache.rm.entry(this.root, `deb:${d.sha256}`, { removeFully: true });
+      await cacache.rm.content(this.root, d.integrity).catch(() => undefined);
+      await rm(join(this.root, 'used', debMarker(d.sha256)), { force: true });
+    }
     this.removed.push({ kind: 'deb', ...(d.name ? { name: `${d.name} ${d.version ?? ''}`.trim() } : {}), key: d.sha256, bytes: d.bytes });
     return d.bytes;
   }
@@ -279,8 +288,10 @@ class Collector {
     for (const l of this.inv.strayLayers) {
       if (this.lease.keys.has(l)) continue;
       const bytes = await diskUsage(join(this.root, 'layers', l));
-      await this.dropEntry(layerEntry(l));
-      await this.dropLayer(l);
+      if (!this.dry) {
+        await this.dropEntry(layerEntry(l));
+        await this.dropLayer(l);
+      }
       this.removed.push({ kind: 'layer', key: l, bytes });
       freed += bytes;
     }
@@ -318,11 +329,20 @@ async function layerExists(root: string, key: string): Promise<boolean> {
   return (await lstat(join(root, 'layers', key)).catch(() => undefined)) !== undefined;
 }
 
-async function collecting(root: string, f: (c: Collector) => Promise<void>): Promise<Report> {
+async function collecting(root: string, f: (c: Collector) => Promise<void>, dry = false): Promise<Report> {
   return withLock(root, async () => {
-    await rm(join(root, 'trash'), { recursive: true, force: true });
     const inv = await inventory(root);
-    const c = new Collector(root, inv, await leased(root));
+    const c = new Collector(root, inv, await leased(root), dry);
+    if (dry) {
+      // What the pass would remove, from one inventory: the stray layers that removing trees
+      // would leave (lower layers of imported trees) are not counted.
+      for (const t of inv.trees.values()) if (!t.complete) await c.tree(t.rec.key);
+      await c.strays();
+      await f(c);
+      const freed = c.removed.reduce((n, x) => n + x.bytes, 0);
+      return { before: inv.bytes, after: Math.max(0, inv.bytes - freed), removed: c.removed, skipped: c.skipped };
+    }
+    await rm(join(root, 'trash'), { recursive: true, force: true });
     // Entries whose layers are gone describe no tree: remove them before anything else.
     for (const t of inv.trees.values()) if (!t.complete) await c.tree(t.rec.key);
     await c.strays();
@@ -357,7 +377,7 @@ async function sweepMarkers(root: string): Promise<void> {
  * Removes least recently used trees and .debs until the cache holds at most `maxBytes`.
  * Trees used at the same moment go top of the stack first (a tree above before the one below).
  */
-export async function collect(root: string, maxBytes: number): Promise<Report> {
+export async function collect(root: string, maxBytes: number, o: { dryRun?: boolean } = {}): Promise<Report> {
   return collecting(root, async (c) => {
     let total = (await inventory(root)).bytes;
     type Candidate = { at: number; depth: number; go: () => Promise<number> };
@@ -369,7 +389,34 @@ export async function collect(root: string, maxBytes: number): Promise<Report> {
       if (total <= maxBytes) break;
       total -= await cand.go();
     }
+  }, o.dryRun);
+}
+
+/**
+ * `imgmake clean --cache`: everything no running build leases goes (as `prune` keeping
+ * nothing); then, under gc.lock and only if no live build holds a lease, what is left of the
+ * cache folder. `busy` counts the live builds that kept it (their trees stay).
+ */
+export async function clearCache(root: string): Promise<{ report: Report; busy: number }> {
+  const report = await prune(root, { keys: new Set(), debs: new Set() });
+  const busy = await withLock(root, async () => {
+    const live = await readdir(join(root, 'leases')).catch(() => [] as string[]);
+    const here = await pidScope();
+    const n = live.filter((name) => !name.startsWith('.') && !ownerGone(name, here)).length;
+    if (n > 0) return n;
+    // --one-file-system: a mount a killed stage left under work/ is not walked into.
+    for (const name of await readdir(root)) if (name !== 'gc.lock') await removeTree(join(root, name));
+    return 0;
   });
+  return { report, busy };
+}
+
+/** `rm -rf --one-file-system`: never crosses into a mount, never follows a symlink. */
+export async function removeTree(path: string): Promise<void> {
+  const { execFile } = await import('node:child_process');
+  await new Promise<void>((done, reject) =>
+    execFile('rm', ['-rf', '--one-file-system', '--', path], (e, _o, stderr) => (e ? reject(new Error(`rm -rf ${path}: ${stderr.trim() || e.message}`)) : done())),
+  );
 }
 
 /** Keeps the trees under `keys` (with all their layers) and the .debs in `debs`; removes the rest. */
