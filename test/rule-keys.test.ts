@@ -72,6 +72,7 @@ test('the built-in rules: disk rules carry rules/_lib/disk.sh, the others only w
   assert.deepEqual(names('disk.partition'), [
     'compiled:_lib/disk.js',
     'compiled:_lib/sh.js',
+    'compiled:_lib/size.js',
     'compiled:disk.partition/index.js',
     'source:_lib/disk.sh',
     'source:_lib/prelude.sh',

@@ -29,7 +29,7 @@ export const EXAMPLES: Readonly<Record<string, string>> = {
   targets: 'imgmake targets                  # the targets of ./imgmake.yaml (or the nearest one above)',
   rules: 'imgmake rules files.copy         # one rule\'s options and inputs',
   boot: 'imgmake boot qcow2 --bios        # boot out/qcow2/*.qcow2 in QEMU on this terminal',
-  shell: 'imgmake shell os.packages -- dpkg -l   # run a command in the tree after that stage',
+  shell: 'imgmake shell os.packages -- ls /etc   # run a command in the tree after that stage',
   export: 'imgmake export os.packages /tmp/tree   # copy the tree after that stage out',
   log: 'imgmake log os.packages          # the log of that stage\'s last run',
   clean: 'imgmake clean --cache --yes      # remove out/ and the cache',
