@@ -15,6 +15,7 @@ import { watchCommand, type WatchOptions } from './cli/watch.js';
 import { jobsOf, out, pickLogger, reportDiagnostics } from './cli/output.js';
 import { cacheExists, cacheGc, cacheInfo, cacheLs, cachePrune, cacheVerify, maxCacheSize } from './cli/cache.js';
 import { describeRule, listRules } from './cli/rules.js';
+import { RuleCodeError } from './rule-code.js';
 import { bootCommand, type BootCommandOptions } from './cli/boot.js';
 import { exportCommand, logCommand, shellCommand, type ShellOptions } from './cli/checkpoint.js';
 import { LOCK_FILE } from './packages/index.js';
@@ -370,6 +371,11 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await result;
   } catch (e) {
+    // A rule whose code cannot be read (not compiled, a file gone): the path and what to do, no stack.
+    if (e instanceof RuleCodeError) {
+      process.stderr.write(`imgmake: ${e.message}\n`);
+      return EXIT_FAILED;
+    }
     process.stderr.write(`imgmake: internal error: ${(e as Error).stack ?? String(e)}\n`);
     return EXIT_FAILED;
   }
