@@ -664,7 +664,7 @@ test('opening a store removes work dirs of dead pids (with the layer a killed co
     const unvouched = createHash('sha256').update('killed between rename and entry').digest('hex');
     mkdirSync(join(root, 'layers', unvouched, 'etc'), { recursive: true });
     writeFileSync(join(root, 'layers', unvouched, 'etc', 'f'), 'x');
-    writeFileSync(join(dead, 'committing'), `${unvouched}\n${kept.key}\n../../etc\n`);
+    for (const note of [unvouched, kept.key, '../../etc']) writeFileSync(join(dead, `committing.${note.replaceAll('/', '_')}`), '');
     await openLocalStore(root);
     assert.deepEqual(readdirSync(work), [basename(live.dir)], 'only the live pid\'s work dir is left');
     assert.equal(existsSync(join(live.dir, 'upper/etc/f')), true);

@@ -20,7 +20,7 @@
  *
  * This module stores and finds trees; it does not run stages or compute keys.
  */
-import { appendFile, mkdir, readdir, readFile, readlink, rename, rm, stat, lstat, chmod, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rename, rm, stat, lstat, chmod, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import cacache from 'cacache';
@@ -119,7 +119,13 @@ class LocalStore implements Store {
     const dest = this.layer(r.key);
     // Said before the layer is in place: if this process dies before its entry is written, the
     // next store open finds the layer by this note (removeOrphans) instead of leaving it unvouched.
-    await writeFile(join(w.dir, COMMITTING), `${r.key}\n`);
+    // An empty file, named after the key: it needs no data block, so a full disk still takes it.
+    try {
+      await writeFile(noteOf(w.dir, r.key), '');
+    } catch (e) {
+      await this.discard(w); // nothing was placed
+      throw e;
+    }
     try {
       await rename(w.upper, dest);
     } catch (e) {
@@ -244,7 +250,7 @@ class LocalStore implements Store {
         try {
           await fill(layer, w.upper);
           const dest = this.layer(layer);
-          await appendFile(join(guard.dir, COMMITTING), `${layer}\n`);
+          await writeFile(noteOf(guard.dir, layer), '');
           await rename(dest, join(w.dir, 'replaced')).catch((e: NodeJS.ErrnoException) => {
             if (e.code !== 'ENOENT') throw e;
           });
@@ -411,9 +417,9 @@ async function removeOrphans(workDir: string, here: PidScope): Promise<void> {
     const dir = join(workDir, name);
     // A commit or import killed between placing a layer and writing its entry: that layer
     // is no one's finished work (nothing vouches for it); it goes with the work dir.
-    const noted = await readFile(join(dir, COMMITTING), 'utf8').catch(() => '');
-    for (const key of noted.split('\n')) {
-      if (!/^[0-9a-f]{64}$/.test(key)) continue;
+    for (const note of await readdir(dir).catch(() => [] as string[])) {
+      const key = NOTE.exec(note)?.[1];
+      if (!key) continue;
       const vouched = (await cacache.get.info(root, `tree:${key}`)) ?? (await cacache.get.info(root, layerEntry(key as CacheKey)));
       if (!vouched) await rename(join(root, 'layers', key), join(dir, `uncommitted-${key}`)).catch(() => undefined);
     }
@@ -421,8 +427,9 @@ async function removeOrphans(workDir: string, here: PidScope): Promise<void> {
   }
 }
 
-/** The file in a work dir naming the layers its process is placing (one key per line). */
-const COMMITTING = 'committing';
+/** The note in a work dir that its process is placing layer KEY: an empty file `committing.<key>`. */
+const noteOf = (dir: string, key: string): string => join(dir, `committing.${key}`);
+const NOTE = /^committing\.([0-9a-f]{64})$/;
 
 /**
  * Whether the process that made `<pid>-<boot>.<pidns>-…` (a work dir, a lease) is gone: a pid of
