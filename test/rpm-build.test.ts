@@ -26,7 +26,7 @@ after(async () => (await rpmWorld()).nginx.stop());
  * plus one stage whose content is STAMP: a buildroot the cache lacks, built by imgmake before
  * it can lock; then an os pipeline built in it.
  */
-function definition(baseurl: string, keyUrl: string, packages: string[], stamp: string): string {
+function definition(baseurl: string, keyUrl: string, packages: string[], stamp: string, extra = ''): string {
   const buildroot = readFileSync(join(RPM_FIXTURES, 'buildroot.yaml'), 'utf8').replace(/\ntargets:[\s\S]*$/, '\n');
   return `${buildroot.trimEnd()}
       - name: stamp
@@ -34,7 +34,7 @@ function definition(baseurl: string, keyUrl: string, packages: string[], stamp: 
         options:
           files:
             - { path: /etc/imgmake-buildroot-stamp, content: "${stamp}" }
-
+${extra}
   os:
     build: rpm-buildroot
     stages:
@@ -121,4 +121,27 @@ test('imgmake build: an rpm.install stage is locked in its buildroot pipeline, b
   assert.doesNotMatch(locked.stderr, /locking/);
   assert.deepEqual(ran(locked.events), ['os.marker:ran', 'os.packages:ran', 'rpm-buildroot.stamp:ran'].sort());
   assert.equal(readFileSync(join(project, 'imgmake.lock'), 'utf8'), lockText, '--locked leaves the lock alone');
+});
+
+test('imgmake build: a buildroot that fails to build while locking fails the build (exit 1), naming it; no lock is written', { timeout: 1_800_000 }, async (t) => {
+  const [w] = await Promise.all([rpmWorld(), rpmBuildroot()]);
+  const shared = process.env['IMGMAKE_RPM_TEST_CACHE'] ?? '/var/tmp/imgmake-rpm-test';
+  const project = mkdtempSync(join(tmpdir(), 'imgmake-rpm-build-'));
+  t.after(() => rmSync(project, { recursive: true, force: true }));
+  const file = join(project, 'imgmake.yaml');
+  const broken = `      - name: broken
+        rule: shell.run
+        options:
+          script: "echo the buildroot breaks here; exit 3"
+`;
+  writeFileSync(file, definition(w.baseurl, w.keyUrl, ['imgtest-svc'], `${process.pid}-${Date.now()}`, broken));
+  copyFileSync(join(shared, 'imgmake.lock'), join(project, 'imgmake.lock'));
+  const before = readFileSync(join(project, 'imgmake.lock'), 'utf8');
+  const r = await imgmake(['-f', file, '--cache', join(shared, 'cache'), '--json', 'build', 'os'], { cwd: project });
+  assert.equal(r.code, 1, `${r.stderr}\n${r.stdout}`);
+  assert.match(r.stderr, /imgmake\.yaml:\d+:\d+: error: locking os\.packages failed: building the buildroot pipeline rpm-buildroot failed/);
+  const failed = r.events.find((e) => e.type === 'stage' && e.status === 'failed');
+  assert.equal(failed?.node, 'rpm-buildroot.broken');
+  assert.ok(failed.tail.some((l: string) => l.includes('the buildroot breaks here')), JSON.stringify(failed));
+  assert.equal(readFileSync(join(project, 'imgmake.lock'), 'utf8'), before, 'no lock written');
 });

@@ -114,10 +114,15 @@ export async function attachLocks(def: Definition, rules: RuleRegistry, o: LockO
       const started = performance.now();
       const workDir = join(o.workDir, ps.format.name);
       await mkdir(workDir, { recursive: true });
+      let buildroot: SandboxSpec['buildroot'] | undefined;
+      try {
+        buildroot = await o.buildrootOf?.(ps.stage);
+      } catch (e) {
+        // Its failed stage was reported as the build went; the message names the pipeline.
+        return fail([diagnostic('buildroot-failed', `locking ${where} failed: ${(e as Error).message}`, ps.stage.ruleLoc, 'fix the buildroot pipeline (imgmake log PIPELINE.STAGE shows a failed stage\'s log), then build again')]);
+      }
       let r;
       try {
-        // A buildroot that fails to build fails the lock, with the stage's failure logged before.
-        const buildroot = await o.buildrootOf?.(ps.stage);
         r = await ps.format.resolve(ps.request, {
           vars: def.vars,
           sandbox: o.sandbox,
