@@ -3,7 +3,9 @@
  * RPM test world's signed repository: with no imgmake.lock entry for the stage, imgmake builds
  * the stage's buildroot pipeline first (src/cli/buildroot.ts), resolves in it, writes the lock,
  * fetches and verifies (in the same buildroot), and builds. Then a no-op rebuild runs nothing,
- * and a package added re-runs only the rpm stage and the stage after it.
+ * a package added re-runs only the rpm stage and the stage after it, `imgmake lock` makes the same
+ * lock, `--locked` on a cold buildroot builds it for verify, and a buildroot that fails to
+ * build fails the build (exit 1).
  *
  * The buildroot pipeline is test/fixtures/rpm/buildroot.yaml's, built in the RPM tests' shared
  * cache (test/helpers/rpm-buildroot.ts): this test uses that cache and that project's lock of
@@ -112,6 +114,13 @@ test('imgmake build: an rpm.install stage is locked in its buildroot pipeline, b
   const after2 = JSON.parse(lockText);
   assert.ok(after2.locks[1].packages.some((p: { name: string }) => p.name === 'imgtest-app'));
   assert.equal(after2.locks.length, 2, 'the old rpm lock is dropped');
+
+  // imgmake lock does the same for a lock that lacks the rpm stage: the same file again.
+  copyFileSync(join(shared, 'imgmake.lock'), join(project, 'imgmake.lock'));
+  const relocked = await imgmake(['-f', file, '--cache', join(shared, 'cache'), 'lock'], { cwd: project });
+  assert.equal(relocked.code, 0, `${relocked.stderr}\n${relocked.stdout}`);
+  assert.match(relocked.stdout, /imgmake\.lock covers 2 package stages/);
+  assert.equal(readFileSync(join(project, 'imgmake.lock'), 'utf8'), lockText);
 
   // A lock that exists but a buildroot the cache lacks (a lock from git, a cold cache), with
   // --locked: verifying the fetched .rpms needs the buildroot, so the fetch builds it first.
