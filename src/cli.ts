@@ -41,14 +41,18 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
   if (typeof jobs !== 'number') return reportDiagnostics([jobs], o);
   const maxCacheBytes = maxCacheSize(o);
   if (typeof maxCacheBytes === 'object') return reportDiagnostics([maxCacheBytes], o);
-  const loaded = await loadContext(o, { lock: o.locked ? 'read' : 'resolve' });
-  if (!loaded.ok) return reportDiagnostics(loaded.error, o);
-  const ctx = loaded.value;
-  targets = targetsOrDefault(ctx.def, targets);
-  const selected = selectNodes(ctx, targets, o);
-  if (!selected.ok) return reportDiagnostics(selected.error, o);
-
+  // Made before loading: locking may build a buildroot first (cli/buildroot.ts), reported here.
   const logger = pickLogger(o);
+  const loaded = await loadContext(o, { lock: o.locked ? 'read' : 'resolve', logger, jobs });
+  const selected = loaded.ok ? selectNodes(loaded.value, (targets = targetsOrDefault(loaded.value.def, targets)), o) : loaded;
+  if (!loaded.ok || !selected.ok) {
+    logger.close?.();
+    const ds = !loaded.ok ? loaded.error : !selected.ok ? selected.error : [];
+    const code = reportDiagnostics(ds, o);
+    // A buildroot that failed to build while locking is a failure of the build, not of the input.
+    return ds.some((d) => d.reason === 'buildroot-failed') ? EXIT_FAILED : code;
+  }
+  const ctx = loaded.value;
   const abort = new AbortController();
   let interrupted = false;
   const onSignal = (): void => {
@@ -70,8 +74,13 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
 }
 
 async function lockCommand(o: GlobalOptions & { update?: boolean }): Promise<number> {
-  const loaded = await loadContext(o, { lock: o.update ? 'update' : 'resolve' });
-  if (!loaded.ok) return reportDiagnostics(loaded.error, o);
+  const logger = pickLogger(o);
+  const loaded = await loadContext(o, { lock: o.update ? 'update' : 'resolve', logger });
+  logger.close?.();
+  if (!loaded.ok) {
+    const code = reportDiagnostics(loaded.error, o);
+    return loaded.error.some((d) => d.reason === 'buildroot-failed') ? EXIT_FAILED : code;
+  }
   const n = packageStagesCount(loaded.value);
   out(n ? `imgmake: ${LOCK_FILE} covers ${n} package stage${n === 1 ? '' : 's'}` : 'imgmake: no stage installs packages: nothing to lock');
   return EXIT_OK;

@@ -60,6 +60,11 @@ export type DiagnosticReason =
   | 'path-policy'
   /** A blueprint option the image type (or imgmake as a whole) does not support. */
   | 'unsupported-option'
+  /**
+   * A stage's buildroot, built in order to lock the stage, failed to build: a runtime failure
+   * (exit 1), reported where locking reports (src/cli/buildroot.ts).
+   */
+  | 'buildroot-failed'
   | 'usage';
 
 export interface Diagnostic {

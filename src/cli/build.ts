@@ -13,6 +13,7 @@ import { plan } from '../plan.js';
 import type { Result } from '../result.js';
 import { schedule } from '../schedule.js';
 import { allowedLine, type Context, type Selection } from './context.js';
+import { buildrootHook } from './buildroot.js';
 import { collectAfterBuild, leaseBuild } from './cache.js';
 import type { NodeId } from '../ids.js';
 import type { TreeRecord } from '../store/types.js';
@@ -72,7 +73,7 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
   logger.log({ type: 'plan', targets, toRun, cached: p.stages.filter((s) => s.status === 'cached').length });
   // The packages of the package stages that will run, fetched (or found) and verified before
   // any stage starts.
-  const artifacts = await fetchPackages(ctx, p.stages.filter((s) => s.status === 'run').map((s) => ctx.graph.stage(s.id).stage), logger, signal);
+  const artifacts = await fetchPackages(ctx, p.stages.filter((s) => s.status === 'run').map((s) => ctx.graph.stage(s.id).stage), logger, signal, o.jobs);
   if (!artifacts.ok) {
     logger.log({ type: 'info', message: `imgmake: ${artifacts.error}` });
     return summary({ ok: false, ran: 0, cached: 0, failed: 0, cancelled: 0 });
@@ -114,13 +115,15 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
   return summary({ ok: good, ran: r.ran, cached: r.cached, failed: r.failed, cancelled: r.cancelled });
 }
 
-export async function fetchPackages(ctx: Context, stages: StageDef[], logger: Logger, signal: AbortSignal): Promise<Result<Map<string, string>, string>> {
+export async function fetchPackages(ctx: Context, stages: StageDef[], logger: Logger, signal: AbortSignal, jobs = 1): Promise<Result<Map<string, string>, string>> {
   return fetchPackageInputs(stages, {
     formats: FORMATS,
     vars: ctx.def.vars,
     cacheDir: ctx.cacheDir,
     sandbox: ctx.sandbox,
     workDir: join(ctx.cacheDir, 'verify'),
+    // A format that verifies in the stage's buildroot gets it (built now if the cache lacks it).
+    buildrootOf: buildrootHook({ def: ctx.def, rules: ctx.rules, store: ctx.store, sandbox: ctx.sandbox, cacheDir: ctx.cacheDir, scope: ctx.scope, logger, jobs, signal }),
     signal,
     say: (message) => logger.log({ type: 'info', message: `imgmake: ${message}` }),
   });

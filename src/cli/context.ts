@@ -8,6 +8,9 @@ import { attachLocks, type LockOptions } from '../packages/index.js';
 import { FORMATS, LOCK_TABLE } from '../packages/formats.js';
 import { bwrapSandbox, type Sandbox } from '../sandbox/run.js';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import type { Logger } from '../event.js';
+import { buildrootHook } from './buildroot.js';
 import type { Definition } from '../definition.js';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
 import { ancestors, buildGraph, descendants, type BuildGraph } from '../graph.js';
@@ -117,6 +120,14 @@ export interface LoadContextOptions {
    * the context gets an empty store instead (`cacheMissing`), which the command reports.
    */
   readOnly?: boolean;
+  /**
+   * Where a buildroot built in order to lock is reported (src/cli/buildroot.ts). Without one,
+   * a stage whose format resolves in a buildroot the cache lacks is not locked: its format says
+   * to build that pipeline first.
+   */
+  logger?: Logger;
+  /** Stages run at once while building such a buildroot (default: the machine's cores). */
+  jobs?: number;
   signal?: AbortSignal;
 }
 
@@ -158,19 +169,27 @@ export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {})
   const cacheDir = cacheDirOf(o, file);
   // The one place a command's real implementations are picked: the sandbox, the store, the remote.
   const sandbox = bwrapSandbox;
+  const cacheMissing = lo.readOnly === true && !existsSync(cacheDir);
+  const store = cacheMissing ? absentStore(cacheDir) : await openLocalStore(cacheDir);
+  const mode = lo.lock ?? 'read';
+  // Locking before the keys exist: a stage whose format resolves in its buildroot gets that
+  // pipeline built first, here. A bridge until issue 20 makes locking an engine step.
+  const resolving = (mode === 'resolve' || mode === 'update') && lo.logger !== undefined && !cacheMissing;
+  const buildrootOf = resolving
+    ? buildrootHook({ def, rules, store, sandbox, cacheDir, scope: historyScope(file), logger: lo.logger!, jobs: lo.jobs ?? availableParallelism(), signal: lo.signal })
+    : undefined;
   const locked = await attachLocks(def, rules, {
     ...LOCK_TABLE,
-    mode: lo.lock ?? 'read',
+    mode,
     sandbox,
     workDir: join(cacheDir, 'lock'),
     say: (line) => process.stderr.write(`${line}\n`),
+    ...(buildrootOf ? { buildrootOf } : {}),
     ...(lo.signal ? { signal: lo.signal } : {}),
   });
   if (!locked.ok) return locked;
   const graph = buildGraph(def, rules);
   const keys = await computeKeys(graph);
-  const cacheMissing = lo.readOnly === true && !existsSync(cacheDir);
-  const store = cacheMissing ? absentStore(cacheDir) : await openLocalStore(cacheDir);
   return ok({
     rules,
     def,

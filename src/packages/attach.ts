@@ -95,8 +95,13 @@ export async function attachLocks(def: Definition, rules: RuleRegistry, o: LockO
   const existing = await readLocks(lockPath, o);
   if (!existing.ok) return fail([existing.error]);
   const locks: Lock[] = [];
+  const lockOf = new Map<PackageStage, Lock>();
   let resolved = 0;
-  for (const ps of stages.value) {
+  // Stages whose format resolves in a buildroot go last: their buildroot pipeline's own
+  // package stages must be locked (and attached) before `buildrootOf` can build it. The file
+  // keeps the definition's order all the same (below).
+  const ordered = [...stages.value.filter((ps) => !ps.format.needsBuildroot), ...stages.value.filter((ps) => ps.format.needsBuildroot)];
+  for (const ps of ordered) {
     let lock = locks.find((l) => sameLock(l, ps));
     if (!lock && o.mode !== 'update') lock = existing.value.find((l) => sameLock(l, ps));
     if (!lock) {
@@ -109,7 +114,13 @@ export async function attachLocks(def: Definition, rules: RuleRegistry, o: LockO
       const started = performance.now();
       const workDir = join(o.workDir, ps.format.name);
       await mkdir(workDir, { recursive: true });
-      const buildroot = await o.buildrootOf?.(ps.stage);
+      let buildroot: SandboxSpec['buildroot'] | undefined;
+      try {
+        buildroot = await o.buildrootOf?.(ps.stage);
+      } catch (e) {
+        // Its failed stage was reported as the build went; the message names the pipeline.
+        return fail([diagnostic('buildroot-failed', `locking ${where} failed: ${(e as Error).message}`, ps.stage.ruleLoc, 'fix the buildroot pipeline (imgmake log PIPELINE.STAGE shows a failed stage\'s log), then build again')]);
+      }
       let r;
       try {
         r = await ps.format.resolve(ps.request, {
@@ -132,9 +143,11 @@ export async function attachLocks(def: Definition, rules: RuleRegistry, o: LockO
       o.say(`imgmake: locked ${where}: ${r.value.length} packages in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     }
     if (!locks.includes(lock)) locks.push(lock);
+    lockOf.set(ps, lock);
     attach(ps, lock.packages);
   }
-  const text = locksText(locks, o.formats);
+  const inOrder = [...new Set(stages.value.map((ps) => lockOf.get(ps)!))];
+  const text = locksText(inOrder, o.formats);
   const before = existsSync(lockPath) ? await readFile(lockPath, 'utf8') : undefined;
   if (text === before || o.mode === 'read') return ok({ resolved, wrote: false });
   // Named after this process: a killed write's is removed by the next one (store/orphans.ts).

@@ -104,6 +104,13 @@ export interface PackageFormat<REQ = unknown, ENTRY = unknown, LREQ = REQ> {
    * file's entries, which name none, are read as this format's. At most one format says so.
    */
   readonly legacyLocks?: boolean;
+  /**
+   * `resolve` and `verify` run in the stage's buildroot (its pipeline's `build:` tree), never
+   * on the host's tools (a resolver, a signature checker). A caller that locks or verifies
+   * such a stage builds that pipeline first when the cache lacks it (src/cli/buildroot.ts),
+   * and locks the other formats' stages before (the buildroot's own stages are among them).
+   */
+  readonly needsBuildroot?: boolean;
 
   /** The request a stage's validated options make (canonical: equal requests share a lock). */
   request(options: Record<string, unknown>, vars: Readonly<Record<string, string>>): REQ;

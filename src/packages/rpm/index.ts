@@ -50,6 +50,7 @@ export const rpmFormat = {
   name: 'rpm',
   input: 'rpms',
   noun: '.rpms',
+  needsBuildroot: true,
   goneHint: 'the repository no longer serves this package (repositories drop superseded builds)',
 
   request(options: Record<string, unknown>): RpmRequest {
