@@ -92,8 +92,9 @@ test('what cannot be used is said, and the remote is used without credentials', 
   assert.match(lines.pop()!, /identity token for r\.example.*IMGMAKE_REMOTE_USER/);
   assert.equal(dockerCredentials('r.example', env(dockerConfig('missing-helper', { credsStore: 'nosuch' })), say), undefined);
   assert.match(lines.pop()!, /docker-credential-nosuch is not on PATH/);
-  const hub = dockerCredentials('registry-1.docker.io', env(dockerConfig('hub', { auths: { 'https://index.docker.io/v1/': { auth: b64('me:pw') } } })), say);
-  assert.equal(hub?.authorization, `Basic ${b64('me:pw')}`);
+  const keyed = env(dockerConfig('url-key', { auths: { 'https://127.0.0.1:5000/v1/': { auth: b64('me:pw') } } }));
+  assert.equal(dockerCredentials('127.0.0.1:5000', keyed, say)?.authorization, `Basic ${b64('me:pw')}`, 'a URL key is matched on its host and port');
+  assert.equal(dockerCredentials('127.0.0.1:5001', keyed, say), undefined, 'another port is another registry');
   assert.equal(dockerCredentials('r.example', env(join(root, 'no-config-here')), say), undefined);
   assert.deepEqual(lines, []);
 });

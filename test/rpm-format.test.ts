@@ -15,7 +15,7 @@ import { requestOf, rpmFormat, type LockedRpm } from '../src/packages/rpm/index.
 import { bwrapSandbox } from '../src/sandbox/run.js';
 import { rpmWorld } from './helpers/rpm-repo.js';
 import { rpmBuildroot } from './helpers/rpm-buildroot.js';
-import { runRuleInBuildroot } from './helpers/rpm-rule.js';
+import { runRule } from './helpers/rule-harness.js';
 import { assertOk } from './helpers/rule-harness.js';
 
 after(async () => (await rpmWorld()).nginx.stop());
@@ -55,7 +55,7 @@ test('rpm format: resolve → locate and download → verify → rpm.install', {
   const v = await rpmFormat.verify(fetched, { ...ctx, request, vars: {}, workDir: join(work, 'verify') });
   assert.ok(v.ok, !v.ok ? v.error.join('\n') : '');
 
-  const r = await runRuleInBuildroot(br.dir, 'rpm.install', options, { rpms: { kind: 'dir', path: dir } });
+  const r = await runRule('rpm.install', options, { buildroot: br.dir, inputs: { rpms: { kind: 'dir', path: dir } } });
   t.after(r.cleanup);
   assertOk(r);
   const qa = execFileSync('rpm', ['--root', r.tree, '--dbpath', '/var/lib/rpm', '-qa', '--qf', '%{NAME}-%{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH}\n'], { encoding: 'utf8' });

@@ -34,27 +34,13 @@ export const FILES_POLICY: Policy = {
   '/var/tmp': 'deny',
 };
 
+/** The files FILES_POLICY denies that a directory cannot be. */
+const ACCOUNT_FILES = ['/etc/fstab', '/etc/group', '/etc/passwd', '/etc/shadow'];
+
 /** Custom directories: as files, except the account files (a directory cannot be one). */
-export const DIRECTORIES_POLICY: Policy = {
-  '/': 'allow',
-  '/bin': 'deny',
-  '/boot': 'deny',
-  '/dev': 'deny',
-  '/efi': 'deny',
-  '/lib': 'deny',
-  '/lib64': 'deny',
-  '/lost+found': 'deny',
-  '/proc': 'deny',
-  '/run': 'deny',
-  '/sbin': 'deny',
-  '/sys': 'deny',
-  '/sysroot': 'deny',
-  '/tmp': 'deny',
-  '/usr': 'deny',
-  '/usr/local': 'allow',
-  '/var/run': 'deny',
-  '/var/tmp': 'deny',
-};
+export const DIRECTORIES_POLICY: Policy = Object.fromEntries(
+  Object.entries(FILES_POLICY).filter(([path]) => !ACCOUNT_FILES.includes(path)),
+);
 
 /**
  * Mountpoints of `filesystem`: /etc must be on the root filesystem, /usr only as a whole (the

@@ -11,7 +11,8 @@
  * `{"Username": …, "Secret": …}` on stdout. An identity token (`identitytoken`, or a helper's
  * `<token>` user) is an OAuth refresh token, which imgmake's token flow does not speak: such an
  * entry is skipped, and said. Keys of `auths` are matched on their host (`https://HOST/v1/` is
- * HOST), and Docker Hub's `https://index.docker.io/v1/` stands for its registry hosts.
+ * HOST) and port, exactly: a registry known under several names needs a key for the one the
+ * remote URL uses.
  *
  * This module reads; it never writes the config or runs `docker login`.
  */
@@ -39,9 +40,6 @@ export type HelperRunner = (helper: string, host: string, env: NodeJS.ProcessEnv
 const runHelper: HelperRunner = (helper, host, env) =>
   execFileSync(`docker-credential-${helper}`, ['get'], { input: host, env, timeout: 20_000, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
 
-/** Docker Hub's hosts all answer to the key `docker login` writes for it. */
-const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
-
 function hostOfKey(key: string): string {
   return key.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
 }
@@ -49,7 +47,7 @@ function hostOfKey(key: string): string {
 function sameRegistry(key: string, host: string): boolean {
   const k = hostOfKey(key);
   const h = host.toLowerCase();
-  return k === h || (DOCKER_HUB.has(k) && DOCKER_HUB.has(h));
+  return k === h;
 }
 
 export function dockerConfigFile(env: NodeJS.ProcessEnv): string {

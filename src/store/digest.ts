@@ -63,11 +63,12 @@ export async function layerManifest(dir: string): Promise<LayerManifest> {
   return { digest: `sha256:${h.digest('hex')}`, bytes };
 }
 
-/** How long the digest may hold the event loop at a time: it runs while the build goes on. */
+/** How long a walk of a layer (digest, time clamp) may hold the event loop at a time: it runs while the build goes on. */
 const YIELD_MS = 20;
 let since = performance.now();
 
-async function pause(): Promise<void> {
+/** Yields to the event loop when a long walk has held it for YIELD_MS. */
+export async function pause(): Promise<void> {
   if (performance.now() - since < YIELD_MS) return;
   await new Promise((go) => setImmediate(go));
   since = performance.now();

@@ -19,6 +19,7 @@
  */
 import { lstatSync, lutimesSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { pause } from './digest.js';
 
 export interface Clamped {
   /** Bytes allocated below the directory (st_blocks × 512, hardlinks counted once). */
@@ -61,11 +62,3 @@ export async function clampTimes(dir: string, epoch: number): Promise<Clamped> {
   return r;
 }
 
-const YIELD_MS = 20;
-let since = performance.now();
-
-async function pause(): Promise<void> {
-  if (performance.now() - since < YIELD_MS) return;
-  await new Promise((go) => setImmediate(go));
-  since = performance.now();
-}

@@ -42,6 +42,8 @@ export interface RunRuleOptions {
    */
   tree?: ((dir: string) => unknown) | string;
   inputs?: Record<string, HarnessInput>;
+  /** A buildroot tree the sandbox runs on, instead of the host's /usr (rpm.install runs the buildroot's rpm). */
+  buildroot?: string;
 }
 
 export interface RuleRun {
@@ -110,7 +112,7 @@ export async function runRule(name: string, options: unknown, opts: RunRuleOptio
       writeFileSync(join(runDir, file), content, { mode: 0o755 });
     }
     const spec: SandboxSpec = {
-      buildroot: { kind: 'host' },
+      buildroot: opts.buildroot ? { kind: 'tree', mount: { kind: 'dir', path: opts.buildroot } } : { kind: 'host' },
       tree: { mount: { kind: 'dir', path: tree }, writable: true, ...(invocation.apiFilesystems ? { apiFilesystems: true } : {}) },
       inputs,
       runDir,
