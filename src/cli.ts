@@ -10,7 +10,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { plan } from './plan.js';
 import { loadRules } from './rule.js';
 import { allowedLine, loadContext, loadDefinition, resolveTargets, selectNodes, targetsOrDefault, type Context, type GlobalOptions } from './cli/context.js';
-import { runBuild } from './cli/build.js';
+import { build as buildEngine } from './engine/build.js';
+import { collectedLine } from './cli/cache.js';
 import { watchCommand, type WatchOptions } from './cli/watch.js';
 import { jobsOf, out, pickLogger, reportDiagnostics } from './cli/output.js';
 import { cacheExists, cacheGc, cacheInfo, cacheLs, cachePrune, cacheVerify, maxCacheSize } from './cli/cache.js';
@@ -41,7 +42,7 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
   if (typeof jobs !== 'number') return reportDiagnostics([jobs], o);
   const maxCacheBytes = maxCacheSize(o);
   if (typeof maxCacheBytes === 'object') return reportDiagnostics([maxCacheBytes], o);
-  // Made before loading: locking may build a buildroot first (cli/buildroot.ts), reported here.
+  // Made before loading: locking may build a buildroot first (engine/lock.ts), reported here.
   const logger = pickLogger(o);
   const loaded = await loadContext(o, { lock: o.locked ? 'read' : 'resolve', logger, jobs });
   const selected = loaded.ok ? selectNodes(loaded.value, (targets = targetsOrDefault(loaded.value.def, targets)), o) : loaded;
@@ -63,7 +64,7 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const r = await runBuild(ctx, targets, selected.value, { logger, jobs, signal: abort.signal, started, maxCacheBytes });
+    const r = await buildEngine(ctx, ctx, { targets, selection: selected.value, outDir: ctx.outDir, maxCacheBytes }, { logger, jobs, signal: abort.signal, started, onCollected: collectedLine });
     if (interrupted) return EXIT_INTERRUPTED;
     return r.ok ? EXIT_OK : EXIT_FAILED;
   } finally {

@@ -62,7 +62,7 @@ export type DiagnosticReason =
   | 'unsupported-option'
   /**
    * A stage's buildroot, built in order to lock the stage, failed to build: a runtime failure
-   * (exit 1), reported where locking reports (src/cli/buildroot.ts).
+   * (exit 1), reported where locking reports (src/engine/lock.ts).
    */
   | 'buildroot-failed'
   | 'usage';
