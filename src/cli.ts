@@ -49,9 +49,8 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
   if (!loaded.ok || !selected.ok) {
     logger.close?.();
     const ds = !loaded.ok ? loaded.error : !selected.ok ? selected.error : [];
-    const code = reportDiagnostics(ds, o);
-    // A buildroot that failed to build while locking is a failure of the build, not of the input.
-    return ds.some((d) => d.reason === 'buildroot-failed') ? EXIT_FAILED : code;
+    // A buildroot that failed to build or a mirror that could not be reached is exit 1 (exit.ts).
+    return reportDiagnostics(ds, o);
   }
   const ctx = loaded.value;
   const abort = new AbortController();
@@ -78,10 +77,7 @@ async function lockCommand(o: GlobalOptions & { update?: boolean }): Promise<num
   const logger = pickLogger(o);
   const loaded = await loadContext(o, { lock: o.update ? 'update' : 'resolve', logger });
   logger.close?.();
-  if (!loaded.ok) {
-    const code = reportDiagnostics(loaded.error, o);
-    return loaded.error.some((d) => d.reason === 'buildroot-failed') ? EXIT_FAILED : code;
-  }
+  if (!loaded.ok) return reportDiagnostics(loaded.error, o);
   const n = packageStagesCount(loaded.value);
   out(n ? `imgmake: ${LOCK_FILE} covers ${n} package stage${n === 1 ? '' : 's'}` : 'imgmake: no stage installs packages: nothing to lock');
   return EXIT_OK;

@@ -65,6 +65,11 @@ export type DiagnosticReason =
    * (exit 1), reported where locking reports (src/engine/lock.ts).
    */
   | 'buildroot-failed'
+  /**
+   * A mirror or repository could not be reached while locking (refused, unresolvable, timed
+   * out): a runtime failure (exit 1), never the user's input.
+   */
+  | 'network'
   | 'usage';
 
 export interface Diagnostic {

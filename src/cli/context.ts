@@ -9,7 +9,8 @@ import { dirname, join, resolve } from 'node:path';
 import type { Definition } from '../definition.js';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
 import { lockPackages, type LockMode } from '../engine/lock.js';
-import { keyProject, loadProject, openEngine } from '../engine/project.js';
+import { loadProject, openEngine } from '../engine/defaults.js';
+import { keyProject } from '../engine/project.js';
 import type { Engine, KeyedProject, Project } from '../engine/types.js';
 import type { Logger } from '../event.js';
 import { listOf } from '../load/suggest.js';
@@ -17,7 +18,7 @@ import { remoteConfig } from '../remote/index.js';
 import { fail, ok, type Result } from '../result.js';
 import { absentStore } from './absent-store.js';
 
-export { hostDefaults } from '../engine/project.js';
+export { hostDefaults } from '../engine/defaults.js';
 export { resolveNode, resolveTargets, selectNodes } from '../engine/select.js';
 export type { Selection } from '../engine/types.js';
 

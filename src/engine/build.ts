@@ -95,6 +95,6 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
   }
   await e.remote?.drain();
   // The layer digests commits left running (store/local.ts): part of the build's time.
-  await e.store.settle();
+  await e.store.flush();
   return summary({ ok: good, ran: r.ran, cached: r.cached, failed: r.failed, cancelled: r.cancelled });
 }

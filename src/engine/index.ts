@@ -17,7 +17,8 @@
 export { build, type BuildOptions, type BuildRequest, type BuildRun } from './build.js';
 export { leaseGoals } from './lease.js';
 export { buildroots, lockPackages, type LockMode, type LockStepOptions } from './lock.js';
-export { hostDefaults, keyProject, loadProject, openEngine, type LoadProjectOptions, type OpenEngineOptions } from './project.js';
+export { hostDefaults, loadProject, openEngine, type LoadProjectOptions, type OpenEngineOptions } from './defaults.js';
+export { keyProject } from './project.js';
 export { runSpine, type BuildrootOf, type SpineOptions, type SpineResult } from './run.js';
 export { resolveNode, resolveTargets, selectNodes } from './select.js';
 export type { Engine, KeyedProject, Project, RunOptions, Selection } from './types.js';

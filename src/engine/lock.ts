@@ -109,7 +109,7 @@ export function buildroots(e: Engine, p: Project | KeyedProject, o: RunOptions):
     if (!spine.ok) throw new Error(`building the buildroot pipeline ${pipeline} failed: ${spine.fetch}`);
     const tree = spine.schedule.trees.get(goal);
     if (!spine.schedule.ok || !tree) throw new Error(`building the buildroot pipeline ${pipeline} failed (its stage's failure is above)`);
-    await e.store.settle();
+    await e.store.flush();
     return tree;
   }
   return {

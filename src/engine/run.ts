@@ -4,7 +4,7 @@
  * packages of the stages that will run, fetched and verified → schedule. It does not lease,
  * export or summarise; its callers do.
  *
- *     plan ─▶ remote.settle (download what it has; re-plan) ─▶ fetch + verify packages
+ *     plan ─▶ remote.downloadPlanned (what it has; re-plan) ─▶ fetch + verify packages
  *          ─▶ remote.seed (upload what it lacks) ─▶ schedule (sandboxed stages, commits)
  */
 import { join } from 'node:path';
@@ -38,7 +38,7 @@ export async function runSpine(e: Engine, p: KeyedProject, sel: Selection, o: Sp
   const planOpts = { graph: p.graph, keys: p.keys, store: e.store, goals: sel.goals, scope: p.scope, force: sel.force, ...(e.remote ? { remote: e.remote } : {}) };
   let planned = await plan(planOpts);
   // Trees the remote has are downloaded first (one that fails to download is built instead).
-  if (e.remote) planned = await e.remote.settle(planned, () => plan(planOpts));
+  if (e.remote) planned = await e.remote.downloadPlanned(planned, () => plan(planOpts));
   o.onPlan?.(planned);
   const running = planned.stages.filter((s) => s.status === 'run').map((s) => p.graph.stage(s.id).stage);
   const artifacts = await fetchPackages(e, p, running, o);
