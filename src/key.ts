@@ -13,8 +13,7 @@
  * Keys must be computed in dependency order, because a stage's key contains its parent's,
  * its inputs' and its buildroot's keys.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { sha256, sha256File } from './hash.js';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BuildGraph } from './graph.js';
@@ -62,9 +61,7 @@ export function canonicalJson(v: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
 }
 
-export function sha256(s: string | Uint8Array): string {
-  return createHash('sha256').update(s).digest('hex');
-}
+export { sha256 } from './hash.js';
 
 /** Computes every stage's key. File digests come from `digestPath` (memoized per run). */
 export async function computeKeys(g: BuildGraph, digest = memoDigest()): Promise<Keys> {
@@ -162,7 +159,7 @@ export async function digestPath(path: string): Promise<Digest> {
           entries.push([r, 'dir', mode]);
           await walk(p, r);
         } else if (st.isSymbolicLink()) entries.push([r, 'link', await readlink(p)]);
-        else if (st.isFile()) entries.push([r, 'file', mode, await fileSha256(p)]);
+        else if (st.isFile()) entries.push([r, 'file', mode, await sha256File(p)]);
         else entries.push([r, 'other', mode]);
       }
     };
@@ -170,15 +167,7 @@ export async function digestPath(path: string): Promise<Digest> {
     return formatDigest(sha256(canonicalJson(['dir', s.mode & 0o7777, entries])));
   }
   if (s.isSymbolicLink()) return formatDigest(sha256(canonicalJson(['link', await readlink(path)])));
-  return formatDigest(sha256(canonicalJson(['file', s.mode & 0o7777, await fileSha256(path)])));
+  return formatDigest(sha256(canonicalJson(['file', s.mode & 0o7777, await sha256File(path)])));
 }
 
-function fileSha256(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (c) => h.update(c))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
-}
+

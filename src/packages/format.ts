@@ -107,7 +107,7 @@ export interface PackageFormat<REQ = unknown, ENTRY = unknown, LREQ = REQ> {
   /**
    * `resolve` and `verify` run in the stage's buildroot (its pipeline's `build:` tree), never
    * on the host's tools (a resolver, a signature checker). A caller that locks or verifies
-   * such a stage builds that pipeline first when the cache lacks it (src/cli/buildroot.ts),
+   * such a stage builds that pipeline first when the cache lacks it (src/engine/lock.ts),
    * and locks the other formats' stages before (the buildroot's own stages are among them).
    */
   readonly needsBuildroot?: boolean;
