@@ -5,7 +5,8 @@
  * example locks `imgmin-init` against it, installs the locked RPMs with rpm.install and
  * assembles the disk; `imgmake boot qcow2` boots it under software emulation until the image's
  * own /sbin/init (from an RPM) prints its marker. Then a no-op rebuild of both projects runs
- * nothing: the rpm stage is found by the lock's digest.
+ * nothing: the rpm stage is found by the lock's digest, also when the repository is given at
+ * another URL (its URLs are not in the stage's key).
  *
  * Cost: every tree is built in the RPM tests' shared cache (test/helpers/rpm-buildroot.ts: its
  * RPM buildroot is the same stages, so it is found there), and the example's Debian locks are
@@ -71,7 +72,7 @@ test('examples/rpm-minimal: its RPM repository is built, the image installs from
   const built = await imgmake(['--json', ...cache, ...baseurl, '-f', p.file, 'build', 'qcow2']);
   assert.equal(built.code, 0, built.stderr + built.stdout.slice(-3000));
   assert.match(built.stderr, /imgmake: locking os\.packages: rpm-minimal x86_64 \+ imgmin-init/);
-  t.diagnostic(`build qcow2 (ran ${ran(built).join(', ')}): ${seconds(t0)}`);
+  t.diagnostic(`build qcow2 (ran ${ran(built).join(', ') || 'nothing'}): ${seconds(t0)}`);
   const lock = JSON.parse(readFileSync(join(p.dir, 'imgmake.lock'), 'utf8')) as { locks: { format: string; packages: { name: string; repo?: string }[] }[] };
   const rpms = lock.locks.find((l) => l.format === 'rpm')!;
   assert.deepEqual(rpms.packages.map((x) => x.name).sort(), ['imgmin-busybox', 'imgmin-filesystem', 'imgmin-init', 'imgmin-kernel'], 'imgmin-init and its Requires, through the virtual kernel');
@@ -94,6 +95,13 @@ test('examples/rpm-minimal: its RPM repository is built, the image installs from
   assert.equal(repoAgain.code, 0, repoAgain.stderr);
   assert.equal(summary(repoAgain).ran, 0);
   t.diagnostic(`no-op rebuilds of both projects: ${seconds(t0)}`);
+
+  // The same repository at another URL (a mirror): the URL is not in the rpm stage's key, so
+  // the cached tree is the image's (the lock names no URL either).
+  execFileSync('ln', ['-s', 'repo', join(nginx.www, 'mirror')]);
+  const mirrored = await imgmake(['--json', ...cache, '--var', `rpm_minimal_baseurl=http://127.0.0.1:${nginx.port}/mirror/`, '-f', p.file, 'build', 'qcow2', '--locked']);
+  assert.equal(mirrored.code, 0, mirrored.stderr);
+  assert.equal(summary(mirrored).ran, 0, 'another mirror: nothing runs');
 
   mkdirSync(keep, { recursive: true });
   copyFileSync(join(packages, 'imgmake.lock'), join(keep, 'packages.lock'));
