@@ -92,14 +92,19 @@ export async function computeKeys(g: BuildGraph, digest = memoDigest()): Promise
           break;
       }
     }
+    // A package stage's options less what its format says only locates packages (an RPM
+    // repository's URLs): the lock's digest, below, pins what is installed.
+    let options: Record<string, unknown> = stage.options;
     for (const input of stage.inputs) {
-      if (input.kind === 'packages') inputs[input.name] = { packages: input.digest };
+      if (input.kind !== 'packages') continue;
+      inputs[input.name] = { packages: input.digest };
+      if (input.keyOptions) options = input.keyOptions;
     }
     const object: KeyObject = {
       schema: KEY_SCHEMA,
       rule: rule.name,
       ruleCode: rule.digest,
-      options: stage.options,
+      options,
       parent,
       inputs,
       buildroot,
@@ -111,7 +116,7 @@ export async function computeKeys(g: BuildGraph, digest = memoDigest()): Promise
       parent: parent ?? 'none',
       buildroot,
     };
-    for (const [k, v] of Object.entries(stage.options)) fields[`options.${k}`] = sha256(canonicalJson(v));
+    for (const [k, v] of Object.entries(options)) fields[`options.${k}`] = sha256(canonicalJson(v));
     for (const [k, v] of Object.entries(inputs)) fields[`inputs.${k}`] = sha256(canonicalJson(v));
     keys.set(id, { key: sha256(canonicalJson(object)) as CacheKey, object, fields });
   }

@@ -120,6 +120,15 @@ export interface PackageFormat<REQ = unknown, ENTRY = unknown, LREQ = REQ> {
    * Absent: the whole request.
    */
   lockRequest?(request: REQ): LREQ;
+  /**
+   * The stage's validated options as its cache key holds them, when some of them only say
+   * where packages come from: an RPM stage's repository URLs (Debian's mirror is a variable,
+   * never an option, so Debian's format needs none). Only fields the format's rule does not read may go:
+   * what the rule installs is the locked set, whose digest is in the key. Absent: all of them.
+   * Example: `{repos: [{id: 'fedora', baseurl: 'https://…'}], packages: ['bash']}` →
+   * `{repos: [{id: 'fedora'}], packages: ['bash']}`.
+   */
+  keyOptions?(options: Record<string, unknown>): Record<string, unknown>;
   /** A request in a few words, for messages: `bookworm essential + hello`. */
   describe(request: REQ): string;
   /**
