@@ -31,6 +31,8 @@ export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.j
 
 export interface BuildOptions {
   locked?: boolean;
+  withSbom?: boolean;
+  withManifest?: boolean;
   until?: string;
   from?: string;
 }
@@ -63,7 +65,14 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const r = await runBuild(ctx, targets, selected.value, { logger, jobs, signal: abort.signal, started, maxCacheBytes });
+    const r = await runBuild(ctx, targets, selected.value, {
+      logger,
+      jobs,
+      signal: abort.signal,
+      started,
+      maxCacheBytes,
+      ...(o.withSbom || o.withManifest ? { extras: { withSbom: o.withSbom, withManifest: o.withManifest, tool: `imgmake-${VERSION}` } } : {}),
+    });
     if (interrupted) return EXIT_INTERRUPTED;
     return r.ok ? EXIT_OK : EXIT_FAILED;
   } finally {
@@ -210,6 +219,8 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--locked', `fail instead of adding to ${LOCK_FILE} (for CI)`)
     .option('--until <PIPELINE.STAGE>', 'build up to and including that stage, then stop (nothing is exported)')
     .option('--from <PIPELINE.STAGE>', 'run that stage and every stage after it even if cached; their new trees replace the cached ones')
+    .option('--with-sbom', 'also write out/TARGET.spdx.json: an SPDX 2.3 list of the packages installed in the image')
+    .option('--with-manifest', 'also write out/TARGET.manifest/: the resolved definition as one file, and its lock, that builds the same image')
     .action((targets: string[], bo: BuildOptions) => run(build(targets, { ...opts(), ...bo })));
   p.command('watch')
     .description('build, then rebuild what changed whenever a file the targets depend on changes')

@@ -14,6 +14,7 @@ import type { Result } from '../result.js';
 import { schedule } from '../schedule.js';
 import { allowedLine, type Context, type Selection } from './context.js';
 import { buildrootHook } from './buildroot.js';
+import { afterExport, type ExportExtras } from './extras.js';
 import { collectAfterBuild, leaseBuild } from './cache.js';
 import type { NodeId } from '../ids.js';
 import type { TreeRecord } from '../store/types.js';
@@ -35,6 +36,8 @@ export interface RunBuildOptions {
   started: number;
   /** After a successful build, collect the cache down to this many bytes (`--max-cache-size`). */
   maxCacheBytes?: number | undefined;
+  /** `--with-sbom`, `--with-manifest`: written beside each export (cli/extras.ts). */
+  extras?: ExportExtras & { tool: string };
 }
 
 /**
@@ -107,6 +110,10 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
         break;
       }
       logger.log({ type: 'export', target: name, path: e.path, ms: e.ms });
+      if (o.extras && !(await afterExport(ctx, t, o.extras, o.extras.tool, logger, signal))) {
+        good = false;
+        break;
+      }
     }
   }
   await ctx.remote?.drain();

@@ -1,0 +1,65 @@
+/**
+ * What `imgmake build --with-sbom` and `--with-manifest` add after a target is exported, composed
+ * here with the real package formats (the SBOM's readers) and imgmake's version; the work is in
+ * src/sbom/ and src/manifest/. The build calls `afterExport` once per exported target.
+ */
+import { join } from 'node:path';
+import type { Logger } from '../event.js';
+import type { TargetDef } from '../definition.js';
+import { FORMATS } from '../packages/formats.js';
+import type { PackageDatabase } from '../packages/input.js';
+import { writeSbom } from '../sbom/index.js';
+import { writeManifest, type LockWriter } from '../manifest/index.js';
+import { locksText } from '../packages/lockfile.js';
+import { ownedName } from '../store/orphans.js';
+import { rm } from 'node:fs/promises';
+import type { Context } from './context.js';
+
+/** `--with-sbom`, `--with-manifest`. */
+export interface ExportExtras {
+  withSbom?: boolean | undefined;
+  withManifest?: boolean | undefined;
+}
+
+/** imgmake.lock's side of a manifest, from the real formats. */
+const LOCKING: LockWriter = {
+  lockRequest(format, request) {
+    const f = FORMATS.get(format);
+    if (!f) throw new Error(`Internal error: a package input of unknown format ${format}`);
+    return f.lockRequest ? f.lockRequest(request) : request;
+  },
+  text: (locks) => locksText(locks, FORMATS),
+};
+
+/** The formats that can read an image's package database, by name. */
+export function packageDatabases(): Map<string, PackageDatabase> {
+  const m = new Map<string, PackageDatabase>();
+  for (const f of FORMATS.values()) if (f.database) m.set(f.name, f.database);
+  return m;
+}
+
+/** Writes what EXTRAS ask for beside TARGET's export; false (after saying why) when one failed. */
+export async function afterExport(ctx: Context, target: TargetDef, extras: ExportExtras, tool: string, logger: Logger, signal?: AbortSignal): Promise<boolean> {
+  if (extras.withSbom) {
+    const scratch = join(ctx.cacheDir, 'tmp', ownedName('sbom-'));
+    try {
+      const s = await writeSbom(target, { def: ctx.def, graph: ctx.graph, keys: ctx.keys, store: ctx.store, sandbox: ctx.sandbox, outDir: ctx.outDir, scratch, databases: packageDatabases(), tool, signal });
+      if (!s.ok) {
+        logger.log({ type: 'info', message: `imgmake: the SBOM of ${target.name} failed: ${s.error}` });
+        return false;
+      }
+      logger.log({ type: 'info', message: `imgmake: ${target.name}: SBOM of ${s.value.packages} packages (pipeline ${s.value.pipeline}) in ${s.value.path}` });
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }
+  if (extras.withManifest) {
+    const m = await writeManifest(target, { def: ctx.def, outDir: ctx.outDir, locking: LOCKING });
+    if (!m.ok) {
+      logger.log({ type: 'info', message: `imgmake: the manifest of ${target.name} failed: ${m.error}` });
+      return false;
+    }
+    logger.log({ type: 'info', message: `imgmake: ${target.name}: manifest in ${m.value}` });
+  }
+  return true;
+}
