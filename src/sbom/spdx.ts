@@ -54,7 +54,7 @@ export function spdxDocument(image: SpdxImage, packages: readonly InstalledPacka
         name: image.target,
         downloadLocation: 'NOASSERTION',
         filesAnalyzed: false,
-        primaryPackagePurpose: 'OPERATING-SYSTEM',
+        primaryPackagePurpose: 'OPERATING_SYSTEM',
         ...(image.files.length === 1 ? { packageFileName: image.files[0]!.name } : {}),
         ...(checksums.length === 1 ? { checksums } : {}),
         licenseConcluded: 'NOASSERTION',

@@ -127,6 +127,26 @@ const SPDX_IDS: Record<string, string> = {
   'zpl-2.1': 'ZPL-2.1',
   'wtfpl': 'WTFPL',
   'lppl-1.3c': 'LPPL-1.3c',
+  'oldap-2.8': 'OLDAP-2.8',
+  'bsd-4-clause-uc': 'BSD-4-Clause-UC',
+  'mit-cmu': 'MIT-CMU',
+  beerware: 'Beerware',
+  'ijg': 'IJG',
+  'libpng': 'Libpng',
+  'ncsa': 'NCSA',
+  'unicode-3.0': 'Unicode-3.0',
+  'w3c': 'W3C',
+};
+
+/** Debian's `NAME with X exception` → SPDX's exception identifier for X (by the license's major version where it matters). */
+const EXCEPTIONS: Record<string, (base: string) => string | undefined> = {
+  autoconf: (b) => (b.startsWith('GPL-3') ? 'Autoconf-exception-3.0' : b.startsWith('GPL-2') ? 'Autoconf-exception-2.0' : undefined),
+  bison: (b) => (b.startsWith('GPL-') ? 'Bison-exception-2.2' : undefined),
+  libtool: (b) => (b.startsWith('GPL-') ? 'Libtool-exception' : undefined),
+  classpath: (b) => (b.startsWith('GPL-2') ? 'Classpath-exception-2.0' : undefined),
+  gcc: (b) => (b.startsWith('GPL-3') ? 'GCC-exception-3.1' : undefined),
+  'linux-syscall-note': (b) => (b.startsWith('GPL-2') ? 'Linux-syscall-note' : undefined),
+  font: (b) => (b.startsWith('GPL-') ? 'Font-exception-2.0' : undefined),
 };
 
 /** The GNU families, whose `-only`/`-or-later` forms SPDX spells out. */
@@ -141,6 +161,12 @@ const GNU_VERSIONS: Record<string, string[]> = {
 /** An SPDX identifier for one Debian short name, or undefined when SPDX lists none. */
 export function spdxOf(name: string): string | undefined {
   const n = name.toLowerCase();
+  const w = /^(\S+)\s+with\s+(\S+)\s+exception$/.exec(n);
+  if (w) {
+    const base = spdxOf(w[1]!);
+    const exception = base && EXCEPTIONS[w[2]!]?.(base);
+    return base && exception ? `${base} WITH ${exception}` : undefined;
+  }
   const g = GNU.exec(n);
   if (g) {
     const [, family, v, plus] = g as unknown as [string, string, string, string | undefined];
