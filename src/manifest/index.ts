@@ -53,7 +53,8 @@ export function neededPipelines(def: Definition, target: TargetDef): PipelineNam
 
 /** `${` → `$${` in every string (the loader's escape), at any depth. */
 export function escapeVars(v: unknown): unknown {
-  if (typeof v === 'string') return v.replaceAll('${', '$${');
+  // A function, not a string: in a replacement string `$$` means one `$`.
+  if (typeof v === 'string') return v.replaceAll('${', () => '$${');
   if (Array.isArray(v)) return v.map(escapeVars);
   if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, escapeVars(x)]));
   return v;
