@@ -82,7 +82,7 @@ export interface InstalledPackage {
  * tree (in the sandbox, each path resolved inside the tree, only regular files, bounded in
  * size: the tree is untrusted) and hands them over as text; the reader parses them.
  *
- *     want(∅) → [var/lib/dpkg/status, …] ─copy─▶ want(status) → [usr/share/doc/NAME/copyright, …]
+ *     want(∅) → [the database file, …] ─copy─▶ want(its text) → [each package's license file, …]
  *       ─copy─▶ want(…) → [] ─▶ read(files, lockedEntries) → InstalledPackage[]
  */
 export interface PackageDatabase {

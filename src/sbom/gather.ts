@@ -18,7 +18,7 @@ import type { Sandbox } from '../sandbox/run.js';
 import { SANDBOX_TREE } from '../sandbox/spec.js';
 import type { Store, TreeRecord } from '../store/types.js';
 
-/** A file bigger than this is cut here (a dpkg status file is a few MB; a copyright file, KBs). */
+/** A file bigger than this is left out (a package database is a few MB; a license file, KBs). */
 export const MAX_FILE_BYTES = 32 * 1024 * 1024;
 
 const SANDBOX_OUT = '/run/imgmake/out';

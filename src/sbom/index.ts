@@ -8,7 +8,7 @@
  * made of (its `base:`, then the pipelines its stages take as inputs, in the order the stages
  * and their inputs are written), never a `build:` pipeline (a buildroot's packages are not in
  * the image). examples/debian-12's `qcow2` → `disk` → `os`. A tree holds a database when a
- * format's `marker` (Debian's `var/lib/dpkg/status`) is a regular file in it; the first format
+ * format's `marker` (the file its package database is kept in) is a regular file in it; the first format
  * (by name) whose marker is there reads it.
  *
  * Reading never runs the image's code: gather.ts copies the files a format's reader asks for
