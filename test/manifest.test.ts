@@ -104,6 +104,11 @@ test('build --with-manifest: the manifest alone, in another folder, builds the s
   const cold = await imgmake(['--json', '-f', join(elsewhere, 'imgmake.yaml'), '--cache', join(elsewhere, 'cache'), '--out', join(elsewhere, 'out2'), 'build']);
   assert.equal(cold.code, 0, cold.stderr + cold.stdout);
   assert.deepEqual(await readFile(join(elsewhere, 'out2', 'image', 'image.tar')), await readFile(join(p.dir, 'out', 'image', 'image.tar')));
+
+  // A new image without --with-manifest: the old manifest, which described the old image, goes.
+  const plain = await imgmake(['--json', '-f', p.file, '--var', 'greeting=yo', 'build', 'image']);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.deepEqual((await readdir(join(p.dir, 'out'))).filter((n) => !n.startsWith('.')), ['image']);
 });
 
 test('an inline input that is not well formed is an error at its place, exit 2', async (t) => {

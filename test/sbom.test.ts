@@ -215,5 +215,5 @@ test('build --with-sbom of an image made from no package database fails, exit 1,
   t.after(p.cleanup);
   const r = await imgmake(['-f', p.file, 'build', 'disk', '--with-sbom']);
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stdout + r.stderr, /the SBOM of disk failed: no tree target disk is made from holds a package database \(looked in disk, os\)/);
+  assert.match(r.stdout + r.stderr, /the SBOM of disk failed: no tree target disk is made from holds a package database imgmake can read \(looked in disk, os; formats with a reader: apt\)/);
 });

@@ -37,7 +37,7 @@ export interface RunBuildOptions {
   /** After a successful build, collect the cache down to this many bytes (`--max-cache-size`). */
   maxCacheBytes?: number | undefined;
   /** `--with-sbom`, `--with-manifest`: written beside each export (cli/extras.ts). */
-  extras?: ExportExtras & { tool: string };
+  extras?: ExportExtras;
 }
 
 /**
@@ -110,7 +110,7 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
         break;
       }
       logger.log({ type: 'export', target: name, path: e.path, ms: e.ms });
-      if (o.extras && !(await afterExport(ctx, t, o.extras, o.extras.tool, logger, signal))) {
+      if (!(await afterExport(ctx, t, { ...o.extras, fresh: !e.skipped }, logger, signal))) {
         good = false;
         break;
       }

@@ -8,8 +8,8 @@ import type { Logger } from '../event.js';
 import type { TargetDef } from '../definition.js';
 import { FORMATS } from '../packages/formats.js';
 import type { PackageDatabase } from '../packages/input.js';
-import { writeSbom } from '../sbom/index.js';
-import { writeManifest, type LockWriter } from '../manifest/index.js';
+import { sbomPath, writeSbom } from '../sbom/index.js';
+import { manifestDir, writeManifest, type LockWriter } from '../manifest/index.js';
 import { locksText } from '../packages/lockfile.js';
 import { ownedName } from '../store/orphans.js';
 import { rm } from 'node:fs/promises';
@@ -19,6 +19,8 @@ import type { Context } from './context.js';
 export interface ExportExtras {
   withSbom?: boolean | undefined;
   withManifest?: boolean | undefined;
+  /** `imgmake-VERSION`: the SBOM's creator. */
+  tool?: string;
 }
 
 /** imgmake.lock's side of a manifest, from the real formats. */
@@ -38,12 +40,18 @@ export function packageDatabases(): Map<string, PackageDatabase> {
   return m;
 }
 
-/** Writes what EXTRAS ask for beside TARGET's export; false (after saying why) when one failed. */
-export async function afterExport(ctx: Context, target: TargetDef, extras: ExportExtras, tool: string, logger: Logger, signal?: AbortSignal): Promise<boolean> {
+/**
+ * Writes what EXTRAS ask for beside TARGET's export; false (after saying why) when one failed.
+ * `fresh`: the export wrote a new image. Then an SBOM or manifest not asked for this time is
+ * removed: it described the image before (one of an unchanged image stays: it is still true).
+ */
+export async function afterExport(ctx: Context, target: TargetDef, extras: ExportExtras & { fresh: boolean }, logger: Logger, signal?: AbortSignal): Promise<boolean> {
+  if (extras.fresh && !extras.withSbom) await rm(sbomPath(ctx.outDir, target.name), { force: true });
+  if (extras.fresh && !extras.withManifest) await rm(manifestDir(ctx.outDir, target.name), { recursive: true, force: true });
   if (extras.withSbom) {
     const scratch = join(ctx.cacheDir, 'tmp', ownedName('sbom-'));
     try {
-      const s = await writeSbom(target, { def: ctx.def, graph: ctx.graph, keys: ctx.keys, store: ctx.store, sandbox: ctx.sandbox, outDir: ctx.outDir, scratch, databases: packageDatabases(), tool, signal });
+      const s = await writeSbom(target, { def: ctx.def, graph: ctx.graph, keys: ctx.keys, store: ctx.store, sandbox: ctx.sandbox, outDir: ctx.outDir, scratch, databases: packageDatabases(), tool: extras.tool ?? 'imgmake', signal });
       if (!s.ok) {
         logger.log({ type: 'info', message: `imgmake: the SBOM of ${target.name} failed: ${s.error}` });
         return false;

@@ -126,7 +126,8 @@ export async function writeSbom(target: TargetDef, o: SbomOptions): Promise<Resu
     await rename(tmp, path);
     return ok({ path, pipeline, packages: packages.value.length });
   }
-  return fail(`no tree target ${target.name} is made from holds a package database (looked in ${candidatePipelines(o.def, target).join(', ')})`);
+  const readers = formats.map(([name]) => name).join(', ') || 'none';
+  return fail(`no tree target ${target.name} is made from holds a package database imgmake can read (looked in ${candidatePipelines(o.def, target).join(', ')}; formats with a reader: ${readers})`);
 }
 
 /** The reader's rounds of `want` → copy, until it asks for nothing new (4 at most). */
