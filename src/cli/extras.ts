@@ -49,7 +49,8 @@ export async function afterExport(ctx: Context, target: TargetDef, extras: Expor
   if (extras.fresh && !extras.withSbom) await rm(sbomPath(ctx.outDir, target.name), { force: true });
   if (extras.fresh && !extras.withManifest) await rm(manifestDir(ctx.outDir, target.name), { recursive: true, force: true });
   if (extras.withSbom) {
-    const scratch = join(ctx.cacheDir, 'tmp', ownedName('sbom-'));
+    // Named as sweepCache (store/orphans.ts) knows a dead build's leftovers in cache/tmp/.
+    const scratch = join(ctx.cacheDir, 'tmp', ownedName());
     try {
       const s = await writeSbom(target, { def: ctx.def, graph: ctx.graph, keys: ctx.keys, store: ctx.store, sandbox: ctx.sandbox, outDir: ctx.outDir, scratch, databases: packageDatabases(), tool: extras.tool ?? 'imgmake', signal });
       if (!s.ok) {

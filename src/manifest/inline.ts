@@ -22,7 +22,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync,
 import { dirname, join } from 'node:path';
 import { canonicalJson, sha256 } from '../key.js';
 import { fail, ok, type Result } from '../result.js';
-import { ownedName } from '../store/orphans.js';
+import { OWNER_RE, ownedName, sweep } from '../store/orphans.js';
 
 export type InlineEntry =
   | { path: string; type: 'file'; mode: string; base64: string }
@@ -122,6 +122,9 @@ export function materialize(inline: Inline, dir: string): string {
   if (existsSync(content)) return content;
   const parent = dirname(home);
   mkdirSync(parent, { recursive: true });
+  // What a load killed while writing left here (named after its dead process), cleared in the
+  // background: only a gone process's directories are touched, never ours.
+  void sweep(parent, new RegExp(`^\\.new-(${OWNER_RE})$`)).catch(() => undefined);
   const tmp = join(parent, ownedName('.new-'));
   mkdirSync(tmp);
   try {

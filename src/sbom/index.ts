@@ -121,7 +121,8 @@ export async function writeSbom(target: TargetDef, o: SbomOptions): Promise<Resu
       packages.value,
     );
     const path = sbomPath(o.outDir, target.name);
-    const tmp = join(o.outDir, ownedName(`.${target.name}.spdx.json.`));
+    // Named as sweepOut (store/orphans.ts) knows a dead build's leftovers in out/.
+    const tmp = join(o.outDir, ownedName(`.${target.name}.spdx.json.new-`));
     await writeFile(tmp, text);
     await rename(tmp, path);
     return ok({ path, pipeline, packages: packages.value.length });
