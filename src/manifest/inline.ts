@@ -13,8 +13,8 @@
  * names, types and link targets of a folder's entries) is carried, nothing else, so an inline
  * input has the key its project file had. At load it is written out once, content-addressed,
  * to `.imgmake/inline/<sha256>/content` beside the definition (the temporary directory renamed
- * into place: a killed load leaves nothing used), and from there it is an ordinary `file:`
- * input: the sandbox binds it, watch ignores it (it never changes), the key digests it.
+ * into place: a killed load leaves nothing used; a copy that no longer holds exactly the inline
+ * content is written again), and from there it is an ordinary `file:` input: the sandbox binds it, watch ignores it (it never changes), the key digests it.
  *
  * Base64, never text: a definition's strings have `${…}` substituted, file contents must not.
  */
@@ -119,7 +119,13 @@ export function parseInline(v: unknown): Result<Inline, string> {
 export function materialize(inline: Inline, dir: string): string {
   const home = join(dir, '.imgmake', 'inline', sha256(canonicalJson(inline)));
   const content = join(home, 'content');
-  if (existsSync(content)) return content;
+  if (existsSync(content)) {
+    // Written before; used only while it still holds exactly this (an edit there would make
+    // another key, so another image): else written again.
+    const now = inlineOf(content);
+    if (now.ok && canonicalJson(now.value) === canonicalJson(inline)) return content;
+    rmSync(home, { recursive: true, force: true });
+  }
   const parent = dirname(home);
   mkdirSync(parent, { recursive: true });
   // What a load killed while writing left here (named after its dead process), cleared in the
