@@ -287,7 +287,14 @@ function readInputs(
         ok = false;
         continue;
       }
-      const path = materialize(parsed.value, ctx.rootDir);
+      let path: string;
+      try {
+        path = materialize(parsed.value, ctx.rootDir);
+      } catch (err) {
+        ctx.d.add('bad-file', `input "${e.name}": cannot write its content beside the definition: ${(err as Error).message}`, nodeLoc(f, il.key), 'inline inputs are written to .imgmake/inline/ in the definition\'s folder: make it writable');
+        ok = false;
+        continue;
+      }
       defs.push({ name: e.name, loc: pairLoc(f, e.pair), kind: 'file', path, root: ctx.rootDir, rel: relative(ctx.rootDir, path).split(sep).join('/') });
       continue;
     }
