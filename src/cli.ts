@@ -12,6 +12,7 @@ import { loadRules } from './rule.js';
 import { allowedLine, loadContext, loadDefinition, resolveTargets, selectNodes, targetsOrDefault, type Context, type GlobalOptions } from './cli/context.js';
 import { build as buildEngine } from './engine/build.js';
 import { collectedLine } from './cli/cache.js';
+import { afterExport } from './cli/extras.js';
 import { watchCommand, type WatchOptions } from './cli/watch.js';
 import { jobsOf, out, pickLogger, reportDiagnostics } from './cli/output.js';
 import { cacheExists, cacheGc, cacheInfo, cacheLs, cachePrune, cacheVerify, maxCacheSize } from './cli/cache.js';
@@ -32,6 +33,8 @@ export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.j
 
 export interface BuildOptions {
   locked?: boolean;
+  withSbom?: boolean;
+  withManifest?: boolean;
   until?: string;
   from?: string;
 }
@@ -63,7 +66,13 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const r = await buildEngine(ctx, ctx, { targets, selection: selected.value, outDir: ctx.outDir, maxCacheBytes }, { logger, jobs, signal: abort.signal, started, onCollected: collectedLine });
+    const extras = { withSbom: o.withSbom, withManifest: o.withManifest, tool: `imgmake-${VERSION}` };
+    const r = await buildEngine(
+      ctx,
+      ctx,
+      { targets, selection: selected.value, outDir: ctx.outDir, maxCacheBytes, afterExport: (t, x) => afterExport(ctx, t, { ...extras, fresh: x.fresh }, logger, abort.signal) },
+      { logger, jobs, signal: abort.signal, started, onCollected: collectedLine },
+    );
     if (interrupted) return EXIT_INTERRUPTED;
     return r.ok ? EXIT_OK : EXIT_FAILED;
   } finally {
@@ -207,6 +216,8 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--locked', `fail instead of adding to ${LOCK_FILE} (for CI)`)
     .option('--until <PIPELINE.STAGE>', 'build up to and including that stage, then stop (nothing is exported)')
     .option('--from <PIPELINE.STAGE>', 'run that stage and every stage after it even if cached; their new trees replace the cached ones')
+    .option('--with-sbom', 'also write out/TARGET.spdx.json: an SPDX 2.3 list of the packages installed in the image')
+    .option('--with-manifest', 'also write out/TARGET.manifest/: the resolved definition as one file, and its lock, that builds the same image')
     .action((targets: string[], bo: BuildOptions) => run(build(targets, { ...opts(), ...bo })));
   p.command('watch')
     .description('build, then rebuild what changed whenever a file the targets depend on changes')

@@ -24,8 +24,9 @@ import { sha256 } from '../key.js';
 import { LOCK_FILE } from '../packages/index.js';
 import { Rebuilder } from '../watch.js';
 import { build as buildEngine } from '../engine/build.js';
-import { collectedLine } from './cache.js';
-import { maxCacheSize } from './cache.js';
+import { collectedLine, maxCacheSize } from './cache.js';
+import { afterExport } from './extras.js';
+import type { TargetDef } from '../definition.js';
 import { definitionPath, loadContext, loadDefinition, selectNodes, targetsOrDefault, type Context, type GlobalOptions } from './context.js';
 import { jobsOf, pickLogger, reportDiagnostics } from './output.js';
 import { EXIT_INTERRUPTED } from './exit.js';
@@ -105,7 +106,9 @@ export async function watchCommand(targets: string[], wo: WatchOptions, o: Globa
         logger.log(e);
       },
     };
-    const r = await buildEngine(ctx, ctx, { targets, selection: selected.value, outDir: ctx.outDir, maxCacheBytes }, { logger: counting, jobs, signal, started, onCollected: collectedLine });
+    // No SBOM or manifest in an edit loop; one an earlier build wrote goes when its image changes.
+    const after = (t: TargetDef, x: { fresh: boolean }) => afterExport(ctx, t, { fresh: x.fresh }, counting, signal);
+    const r = await buildEngine(ctx, ctx, { targets, selection: selected.value, outDir: ctx.outDir, maxCacheBytes, afterExport: after }, { logger: counting, jobs, signal, started, onCollected: collectedLine });
     reused = r.cached;
     const result = signal.aborted ? 'cancelled' : r.ok ? 'built' : 'failed';
     report({ ran: ran.sort(), reused, result });

@@ -5,6 +5,7 @@
  * test or a server as often as it likes. Reports through the logger only (the `summary` event
  * last); returns what happened.
  */
+import type { TargetDef } from '../definition.js';
 import { exportTarget } from '../export.js';
 import type { Plan } from '../plan.js';
 import { collect, type Report } from '../store/gc.js';
@@ -21,6 +22,12 @@ export interface BuildRequest {
   outDir: string;
   /** After a success, collect the cache down to this many bytes, still holding the lease. */
   maxCacheBytes?: number | undefined;
+  /**
+   * Called after each target's export (`fresh`: a new image was written, not an unchanged one
+   * kept): what a front end adds beside it (the CLI's SBOM and manifest, cli/extras.ts). False
+   * fails the build; the hook has said why.
+   */
+  afterExport?: (target: TargetDef, exported: { path: string; fresh: boolean }) => Promise<boolean>;
 }
 
 export interface BuildOptions extends RunOptions {
@@ -91,6 +98,10 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
         break;
       }
       logger.log({ type: 'export', target: name, path: x.path, ms: x.ms });
+      if (req.afterExport && !(await req.afterExport(t, { path: x.path, fresh: !x.skipped }))) {
+        good = false;
+        break;
+      }
     }
   }
   await e.remote?.drain();
