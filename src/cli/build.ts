@@ -12,7 +12,7 @@ import { FORMATS } from '../packages/formats.js';
 import { plan } from '../plan.js';
 import type { Result } from '../result.js';
 import { schedule } from '../schedule.js';
-import { allowedLine, type Context, type Selection } from './context.js';
+import type { Context, Selection } from './context.js';
 import { buildrootHook } from './buildroot.js';
 import { collectAfterBuild, leaseBuild } from './cache.js';
 import type { NodeId } from '../ids.js';
@@ -43,7 +43,7 @@ export interface RunBuildOptions {
  * holding it: nothing the build used or made can go.
  */
 export async function runBuild(ctx: Context, targets: string[], selection: Selection, o: RunBuildOptions): Promise<BuildRun> {
-  const lease = await leaseBuild(ctx, selection.goals);
+  const lease = await leaseBuild(ctx, selection.goals, o.logger);
   try {
     const r = await buildLeased(ctx, targets, selection, o);
     const max = o.maxCacheBytes ?? ctx.def.cache?.maxSize;
@@ -63,8 +63,7 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
     return run;
   };
   const planOpts = { graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals, scope: ctx.scope, force, ...(ctx.remote ? { remote: ctx.remote } : {}) };
-  const allowed = allowedLine(ctx);
-  if (allowed) logger.log({ type: 'info', message: allowed });
+  if (ctx.def.allowed?.length) logger.log({ type: 'allow-path', dirs: ctx.def.allowed });
   ctx.remote?.attach(logger);
   let p = await plan(planOpts);
   // Trees the remote has are downloaded first (one that fails to download is built instead).
@@ -75,7 +74,7 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
   // any stage starts.
   const artifacts = await fetchPackages(ctx, p.stages.filter((s) => s.status === 'run').map((s) => ctx.graph.stage(s.id).stage), logger, signal, o.jobs);
   if (!artifacts.ok) {
-    logger.log({ type: 'info', message: `imgmake: ${artifacts.error}` });
+    logger.log({ type: 'fetch-failed', message: artifacts.error });
     return summary({ ok: false, ran: 0, cached: 0, failed: 0, cancelled: 0 });
   }
   // Trees found here that the remote lacks go up too, while the build runs.
@@ -95,14 +94,15 @@ async function buildLeased(ctx: Context, targets: string[], selection: Selection
     ...(ctx.remote ? { onCommit: (id: NodeId, tree: TreeRecord) => ctx.remote!.upload(id, tree) } : {}),
   });
   let good = r.ok && !signal.aborted;
-  if (good && until) logger.log({ type: 'info', message: `imgmake: stopped after ${until} (--until): nothing exported` });
+  if (good && until) logger.log({ type: 'until', node: until });
   if (good && !until) {
     for (const name of targets) {
       const t = ctx.def.targets.get(name)!;
       const tree = r.trees.get(ctx.graph.final(t.pipeline))!;
+      logger.log({ type: 'progress', task: 'export', subject: name, state: 'running' });
       const e = await exportTarget({ target: t, tree, outDir: ctx.outDir, store: ctx.store, sandbox: ctx.sandbox, signal });
       if (!e.ok) {
-        logger.log({ type: 'info', message: `imgmake: ${e.message}` });
+        logger.log({ type: 'export-failed', target: name, message: e.message });
         good = false;
         break;
       }
@@ -125,6 +125,6 @@ export async function fetchPackages(ctx: Context, stages: StageDef[], logger: Lo
     // A format that verifies in the stage's buildroot gets it (built now if the cache lacks it).
     buildrootOf: buildrootHook({ def: ctx.def, rules: ctx.rules, store: ctx.store, sandbox: ctx.sandbox, cacheDir: ctx.cacheDir, scope: ctx.scope, logger, jobs, signal }),
     signal,
-    say: (message) => logger.log({ type: 'info', message: `imgmake: ${message}` }),
+    logger,
   });
 }

@@ -85,7 +85,7 @@ async function buildPipeline(pipeline: PipelineName, hook: BuildrootOf, o: Build
   }
   const p = await plan({ graph, keys, store: o.store, goals: [goal], scope: o.scope });
   const toRun = p.stages.filter((s) => s.status === 'run').map((s) => graph.stage(s.id).stage);
-  if (toRun.length) o.logger.log({ type: 'info', message: `imgmake: building the buildroot pipeline ${pipeline} first: a stage resolves its packages in it` });
+  if (toRun.length) o.logger.log({ type: 'buildroot', pipeline });
   const artifacts = await fetchPackageInputs(toRun, {
     formats: FORMATS,
     vars: o.def.vars,
@@ -94,7 +94,7 @@ async function buildPipeline(pipeline: PipelineName, hook: BuildrootOf, o: Build
     workDir: join(o.cacheDir, 'verify'),
     buildrootOf: hook,
     ...(o.signal ? { signal: o.signal } : {}),
-    say: (message) => o.logger.log({ type: 'info', message: `imgmake: ${message}` }),
+    logger: o.logger,
   });
   if (!artifacts.ok) throw new Error(`building the buildroot pipeline ${pipeline} failed: ${artifacts.error}`);
   const r = await schedule({

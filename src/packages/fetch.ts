@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import cacache from 'cacache';
 import { fetchFile, inParallel, LocalWriteError, type FetchFailure } from '../net/download.js';
 import { fail, ok, type Result } from '../result.js';
-import { formatSize } from '../size.js';
+import type { Logger } from '../event.js';
 import { CACACHE_TMP, ownedName } from '../store/orphans.js';
 import type { StageDef } from '../definition.js';
 import type { Diagnostic } from '../diagnostic.js';
@@ -237,9 +237,15 @@ export interface InputsFetchOptions {
   /** The buildroot a stage's `verify` may use, when the caller has it (format.ts, VerifyContext). */
   buildrootOf?: (stage: StageDef) => Promise<SandboxSpec['buildroot'] | undefined>;
   signal?: AbortSignal;
-  /** One line of progress ("fetched 12 of 106 packages…"); the core never prints. */
-  say: (line: string) => void;
+  /**
+   * Where progress goes (the core never prints): `progress` events while fetching (bytes) and
+   * verifying, then one `fetched` event when anything was downloaded.
+   */
+  logger?: Logger;
 }
+
+/** At most one byte-progress event per this many ms. */
+const PROGRESS_EVERY_MS = 250;
 
 /**
  * Every artifact of the given stages' package inputs, in the cache and verified (sha256, then
@@ -255,6 +261,16 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
   const started = performance.now();
   let fetched = 0;
   let bytes = 0;
+  // Bytes of every artifact, found or fetched: the live line's "12 MiB of 45 MiB".
+  const total = all.reduce((n, a) => n + a.size, 0);
+  let done = 0;
+  let shown = 0;
+  const progress = (state: 'running' | 'done'): void => {
+    const now = performance.now();
+    if (state === 'running' && now - shown < PROGRESS_EVERY_MS) return;
+    shown = now;
+    o.logger?.log({ type: 'progress', task: 'fetch', subject: 'packages', state, unit: 'bytes', done, total });
+  };
   const paths = new Map<string, string>();
   for (const [name, format] of o.formats) {
     const mine = bound.filter((b) => b.input.format === name);
@@ -285,9 +301,14 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
             fetched++;
             bytes += e.bytes;
           }
+          if (e.type === 'fetched' || e.type === 'cached') {
+            done += e.pkg.size;
+            progress('running');
+          }
         },
       });
     } catch (e) {
+      progress('done');
       // Cancelled too: the build reports it and stops, as for any other fetch failure.
       const m = missingMirror as Diagnostic | undefined;
       if (m) return fail(`fetching packages failed: ${m.message}${m.hint ? `\nhint: ${m.hint}` : ''}`);
@@ -295,8 +316,11 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
       const gone = /HTTP 404/.test(message) ? `\nhint: ${format.goneHint ? `${format.goneHint}; ` : ''}run \`imgmake lock --update\` to lock the current ones` : '';
       return fail(`fetching packages failed: ${message}${gone}`);
     }
+    progress('done');
     if (format.verify) {
       for (const { stage, input } of mine) {
+        const subject = `${stage.pipeline}.${stage.id}`;
+        o.logger?.log({ type: 'progress', task: 'verify', subject, state: 'running' });
         const workDir = join(o.workDir, name);
         await mkdir(workDir, { recursive: true });
         const buildroot = await o.buildrootOf?.(stage);
@@ -314,14 +338,12 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
             },
           )
           .catch((e: Error) => fail([e.message]));
+        o.logger?.log({ type: 'progress', task: 'verify', subject, state: 'done' });
         if (!v.ok) return fail(`verifying the ${format.noun} of ${stage.pipeline}.${stage.id} failed:\n  ${v.error.join('\n  ')}`);
       }
     }
     for (const [k, v] of got) paths.set(k, v);
   }
-  if (fetched) {
-    const s = (performance.now() - started) / 1000;
-    o.say(`fetched ${fetched} of ${all.length} packages (${formatSize(bytes)}) in ${s.toFixed(1)} s`);
-  }
+  if (fetched) o.logger?.log({ type: 'fetched', packages: all.length, fetched, bytes, ms: Math.round(performance.now() - started) });
   return ok(paths);
 }
