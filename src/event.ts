@@ -144,10 +144,14 @@ export type Event =
   | { type: 'cache-ls'; root: string; trees: number; debs: number; debBytes: number; bytes: number }
   /** `imgmake cache verify`: something that did not match its digest, and was removed. */
   | { type: 'cache-corrupt'; kind: 'tree' | 'layer' | 'deb' | 'entry' | 'squash'; name: string; key: string; why: string }
-  /** `cache gc|prune|verify`: one thing removed (`cache-would-remove` with `gc --dry-run`: nothing was). */
-  | { type: 'cache-removed' | 'cache-would-remove'; kind: 'tree' | 'deb' | 'layer'; name?: string; key: string; bytes: number }
-  /** `cache gc|prune`: the totals (last line). `skipped`: kept because a running build uses them. */
-  | { type: 'cache-gc' | 'cache-prune'; before: number; after: number; removed: number; skipped: number; dryRun?: boolean }
+  /** `cache gc|prune|verify`: one thing removed. */
+  | ({ type: 'cache-removed' } & Removal)
+  /** `cache gc --dry-run`: one thing that would be removed (nothing was). */
+  | ({ type: 'cache-would-remove' } & Removal)
+  /** `cache gc`: the totals (last line). `skipped`: kept because a running build uses them. */
+  | ({ type: 'cache-gc' } & RemovalTotals)
+  /** `cache prune`: the totals (last line). */
+  | ({ type: 'cache-prune' } & RemovalTotals)
   /** `cache verify`: the totals (last line). */
   | {
       type: 'cache-verify';
@@ -168,6 +172,24 @@ export type Event =
   | { type: 'checkpoint-export'; node: NodeId; key: CacheKey; path: string; ms: number }
   /** `imgmake log NODE`: the stored log of its last run. */
   | { type: 'log'; node: NodeId; key: CacheKey; text: string };
+
+/** One thing a cache command removed, or would. */
+export interface Removal {
+  kind: 'tree' | 'deb' | 'layer';
+  /** The node (trees), the package (debs). */
+  name?: string;
+  key: string;
+  bytes: number;
+}
+
+/** What a cache command removed in all: sizes before and after, how many went, how many a running build kept. */
+export interface RemovalTotals {
+  before: number;
+  after: number;
+  removed: number;
+  skipped: number;
+  dryRun?: boolean;
+}
 
 /** An event as `--json` writes it: with the schema version and the time it was written. */
 export type Stamped = Event & { v: typeof EVENT_SCHEMA_VERSION; time: string };

@@ -8,13 +8,14 @@
  * `deepEqual(event, { type: 'allow-path', dirs })` stays true whenever the event is written.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import AjvModule from 'ajv';
-import { repoRoot } from './cli.js';
 
 const Ajv = AjvModule as unknown as typeof AjvModule.default;
 
-export const EVENT_SCHEMA_FILE = join(repoRoot, 'schema', 'events.schema.json');
+// The repository's root, as helpers/cli.ts finds it (not imported: cli.ts imports this module).
+export const EVENT_SCHEMA_FILE = join(resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..'), 'schema', 'events.schema.json');
 export const eventSchema = JSON.parse(readFileSync(EVENT_SCHEMA_FILE, 'utf8')) as { definitions: Record<string, unknown> };
 const validate = new Ajv({ discriminator: true, allErrors: true }).compile(eventSchema);
 
