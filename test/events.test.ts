@@ -112,7 +112,7 @@ test('no info event carries a failure: the failures and waits have words of thei
   assert.deepEqual(describe({ type: 'wait', for: 'stage', pid: 7, node }, false), ['imgmake: waiting: another build on this cache (pid 7) is making os.packages; its tree will be used']);
   assert.deepEqual(describe(EXAMPLES['export-failed'], false), ['imgmake: exporting qcow2 to /p/out/qcow2 failed: no space']);
   assert.deepEqual(describe(EXAMPLES['fetch-failed'], false), ['imgmake: fetching packages failed: HTTP 404']);
-  assert.ok(describe(EXAMPLES.stage, false).includes('  full log: imgmake log os.packages'));
+  assert.ok(describe(EXAMPLES.stage, false).includes('  the full log: imgmake log os.packages prints it'));
   assert.deepEqual(describe(EXAMPLES['stage-output'], false), [], 'live lines are the terminal renderer’s only');
 });
 

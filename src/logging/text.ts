@@ -63,7 +63,7 @@ export function describe(e: Event, verbose: boolean): string[] {
             `  FAILED ${e.node} (${e.rule})${e.exitCode !== undefined && e.exitCode !== null ? ` exit ${e.exitCode}` : ''} after ${seconds(e.ms)}`,
             ...(e.tail ?? []).map((l) => `    | ${l}`),
             ...(e.cause ? [`  why: ${e.cause}`] : []),
-            `  full log: ${e.log ?? `imgmake log ${e.node}`}`,
+            `  the full log: ${e.log ?? `imgmake log ${e.node}`} prints it`,
           ];
         default:
           return unreachable(e);
