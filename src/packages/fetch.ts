@@ -61,6 +61,8 @@ export type FetchEvent =
   | { type: 'start'; pkg: Artifact; url: string; attempt: number }
   | { type: 'retry'; pkg: Artifact; url: string; attempt: number; error: string }
   | { type: 'fetched'; pkg: Artifact; url: string; bytes: number; ms: number }
+  /** Bytes of `pkg` received so far (its download is under way). */
+  | { type: 'receiving'; pkg: Artifact; bytes: number }
   | { type: 'failed'; pkg: Artifact; url: string; error: string };
 
 /** The cacache index key of an artifact. */
@@ -195,6 +197,7 @@ async function download(a: Artifact, url: string, opts: FetchOptions): Promise<R
           opts.onEvent?.({ type: 'start', pkg: a, url, attempt });
         },
         onRetry: (attempt, f) => opts.onEvent?.({ type: 'retry', pkg: a, url, attempt, error: words(f, a) }),
+        onBytes: (bytes) => opts.onEvent?.({ type: 'receiving', pkg: a, bytes }),
       });
     } catch (e) {
       // The disk is full: this machine's failure, named with the file, not the mirror's.
@@ -264,12 +267,16 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
   // Bytes of every artifact, found or fetched: the live line's "12 MiB of 45 MiB".
   const total = all.reduce((n, a) => n + a.size, 0);
   let done = 0;
+  // Downloads under way: bytes received so far, by sha256.
+  const receiving = new Map<string, number>();
   let shown = 0;
   const progress = (state: 'running' | 'done'): void => {
     const now = performance.now();
     if (state === 'running' && now - shown < PROGRESS_EVERY_MS) return;
     shown = now;
-    o.logger?.log({ type: 'progress', task: 'fetch', subject: 'packages', state, unit: 'bytes', done, total });
+    let partial = 0;
+    for (const n of receiving.values()) partial += n;
+    o.logger?.log({ type: 'progress', task: 'fetch', subject: 'packages', state, unit: 'bytes', done: Math.min(total, done + partial), total });
   };
   const paths = new Map<string, string>();
   for (const [name, format] of o.formats) {
@@ -301,10 +308,10 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
             fetched++;
             bytes += e.bytes;
           }
-          if (e.type === 'fetched' || e.type === 'cached') {
-            done += e.pkg.size;
-            progress('running');
-          }
+          if (e.type === 'receiving') receiving.set(e.pkg.sha256, e.bytes);
+          if (e.type === 'fetched' || e.type === 'cached' || e.type === 'failed') receiving.delete(e.pkg.sha256);
+          if (e.type === 'fetched' || e.type === 'cached') done += e.pkg.size;
+          if (e.type !== 'start' && e.type !== 'retry') progress('running');
         },
       });
     } catch (e) {
