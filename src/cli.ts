@@ -10,7 +10,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { plan } from './plan.js';
 import { loadRules } from './rule.js';
 import { allowedLine, loadContext, loadDefinition, resolveTargets, selectNodes, targetsOrDefault, type Context, type GlobalOptions } from './cli/context.js';
-import { runBuild } from './cli/build.js';
+import { build as buildEngine } from './engine/build.js';
+import { collectedLine } from './cli/cache.js';
 import { watchCommand, type WatchOptions } from './cli/watch.js';
 import { jobsOf, out, pickLogger, PROGRESS_MODES, reportDiagnostics } from './cli/output.js';
 import { jsonLine } from './logging/index.js';
@@ -42,16 +43,15 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
   if (typeof jobs !== 'number') return reportDiagnostics([jobs], o);
   const maxCacheBytes = maxCacheSize(o);
   if (typeof maxCacheBytes === 'object') return reportDiagnostics([maxCacheBytes], o);
-  // Made before loading: locking may build a buildroot first (cli/buildroot.ts), reported here.
+  // Made before loading: locking may build a buildroot first (engine/lock.ts), reported here.
   const logger = pickLogger(o);
   const loaded = await loadContext(o, { lock: o.locked ? 'read' : 'resolve', logger, jobs });
   const selected = loaded.ok ? selectNodes(loaded.value, (targets = targetsOrDefault(loaded.value.def, targets)), o) : loaded;
   if (!loaded.ok || !selected.ok) {
     logger.close?.();
     const ds = !loaded.ok ? loaded.error : !selected.ok ? selected.error : [];
-    const code = reportDiagnostics(ds, o);
-    // A buildroot that failed to build while locking is a failure of the build, not of the input.
-    return ds.some((d) => d.reason === 'buildroot-failed') ? EXIT_FAILED : code;
+    // A buildroot that failed to build or a mirror that could not be reached is exit 1 (exit.ts).
+    return reportDiagnostics(ds, o);
   }
   const ctx = loaded.value;
   const abort = new AbortController();
@@ -64,7 +64,7 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const r = await runBuild(ctx, targets, selected.value, { logger, jobs, signal: abort.signal, started, maxCacheBytes });
+    const r = await buildEngine(ctx, ctx, { targets, selection: selected.value, outDir: ctx.outDir, maxCacheBytes }, { logger, jobs, signal: abort.signal, started, onCollected: collectedLine });
     if (interrupted) return EXIT_INTERRUPTED;
     return r.ok ? EXIT_OK : EXIT_FAILED;
   } finally {
@@ -78,10 +78,7 @@ async function lockCommand(o: GlobalOptions & { update?: boolean }): Promise<num
   const logger = pickLogger(o);
   const loaded = await loadContext(o, { lock: o.update ? 'update' : 'resolve', logger });
   logger.close?.();
-  if (!loaded.ok) {
-    const code = reportDiagnostics(loaded.error, o);
-    return loaded.error.some((d) => d.reason === 'buildroot-failed') ? EXIT_FAILED : code;
-  }
+  if (!loaded.ok) return reportDiagnostics(loaded.error, o);
   const n = packageStagesCount(loaded.value);
   out(n ? `imgmake: ${LOCK_FILE} covers ${n} package stage${n === 1 ? '' : 's'}` : 'imgmake: no stage installs packages: nothing to lock');
   return EXIT_OK;

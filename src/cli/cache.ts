@@ -1,7 +1,6 @@
 /**
- * `imgmake cache info|ls|gc|verify|prune`, and what a build does about the cache around
- * itself: a lease on everything it needs (so a collection running meanwhile leaves it alone),
- * and the automatic collection to `--max-cache-size` after it succeeds.
+ * `imgmake cache info|ls|gc|verify|prune`, the `--max-cache-size` limit, and the line a build's
+ * automatic collection prints (the lease and the collection are the engine's: engine/build.ts).
  *
  * The work is in store/gc.ts; this module loads what it needs and prints.
  */
@@ -9,14 +8,13 @@ import { existsSync } from 'node:fs';
 import type { Diagnostic } from '../diagnostic.js';
 import { diagnostic } from '../diagnostic.js';
 import { ancestors } from '../graph.js';
-import type { NodeId } from '../ids.js';
 import { packagesOf } from '../packages/index.js';
-import { collect, inventory, prune, takeLease, verify, type Lease, type Removed, type Report, type VerifyReport } from '../store/gc.js';
+import { collect, inventory, prune, verify, type Removed, type Report, type VerifyReport } from '../store/gc.js';
 import { formatSize, parseSize } from '../size.js';
 import { openLocalStore } from '../store/local.js';
-import { cacheDirOf, definitionPath, loadContext, resolveTargets, type Context, type GlobalOptions } from './context.js';
+import { cacheDirOf, definitionPath, loadContext, resolveTargets, type GlobalOptions } from './context.js';
 import { out, reportDiagnostics } from './output.js';
-import type { Event, Logger } from '../event.js';
+import type { Event } from '../event.js';
 import { jsonLine } from '../logging/index.js';
 import { EXIT_OK } from './exit.js';
 
@@ -38,24 +36,11 @@ function sizeOrDiagnostic(text: string, what: string): number | Diagnostic {
 }
 
 /**
- * Everything a build of `goals` may read or commit: every needed node's key, their .debs.
- * Waiting for a cache command that holds the collection lock is said to `logger` (`wait`).
+ * What the collection after a build (`--max-cache-size`) removed, said on stderr: with --json
+ * the build's summary stays the last line of stdout.
  */
-export async function leaseBuild(ctx: Context, goals: NodeId[], logger?: Logger): Promise<Lease> {
-  const needed = [...ancestors(ctx.graph, goals)];
-  return takeLease(ctx.cacheDir, {
-    keys: needed.map((id) => ctx.keys.get(id)!.key),
-    debs: packagesOf(needed.map((id) => ctx.graph.stage(id).stage)).map((p) => p.sha256),
-  }, { onWait: ({ op, pid }) => logger?.log({ type: 'wait', for: op, pid }) });
-}
-
-/**
- * After a successful build, holding its lease (so nothing it used or made can go): collect to
- * the limit. Said on stderr: with --json the build's summary stays the last line of stdout.
- */
-export async function collectAfterBuild(ctx: Context, maxBytes: number): Promise<void> {
-  const r = await collect(ctx.cacheDir, maxBytes);
-  if (r.removed.length) process.stderr.write(`imgmake: cache over ${bytesText(maxBytes)}: ${summaryText(r)}\n`);
+export function collectedLine(r: Report, maxBytes: number): void {
+  process.stderr.write(`imgmake: cache over ${bytesText(maxBytes)}: ${summaryText(r)}\n`);
 }
 
 /**

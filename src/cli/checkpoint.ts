@@ -24,7 +24,7 @@ import { stageSpec } from '../sandbox/stage.js';
 import type { TreeRecord, WorkTree } from '../store/types.js';
 import { describeWriteError } from '../write-error.js';
 import { literal, ownedName, OWNER_RE, sweep } from '../store/orphans.js';
-import { leaseBuild } from './cache.js';
+import { leaseGoals } from '../engine/lease.js';
 import { loadContext, resolveNode, type Context, type GlobalOptions } from './context.js';
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK } from './exit.js';
 import { jsonLine } from '../logging/index.js';
@@ -153,7 +153,7 @@ async function openCheckpoint(o: GlobalOptions, text: string, command: string): 
   const node = resolveNode(loaded.value, text, command);
   if (!node.ok) return node;
   // What the command reads stays while it runs (a `cache gc` meanwhile skips it), and counts as used.
-  const lease = await leaseBuild(loaded.value, [node.value]);
+  const lease = await leaseGoals(loaded.value, loaded.value, [node.value]);
   process.once('exit', lease.releaseSync);
   return ok({ ctx: loaded.value, node: node.value });
 }

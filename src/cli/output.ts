@@ -7,7 +7,7 @@ import { formatDiagnostic, type Diagnostic } from '../diagnostic.js';
 import type { Logger } from '../event.js';
 import { jsonLine, jsonLogger, plainLogger, prettyLogger } from '../logging/index.js';
 import type { GlobalOptions } from './context.js';
-import { EXIT_USAGE } from './exit.js';
+import { exitOf } from './exit.js';
 
 export function out(s: string): void {
   process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
@@ -18,7 +18,7 @@ export function reportDiagnostics(ds: Diagnostic[], o: GlobalOptions): number {
     if (o.json) out(jsonLine({ type: 'diagnostic', diagnostic: d }));
     process.stderr.write(`${formatDiagnostic(d)}\n${ds.length > 1 ? '\n' : ''}`);
   }
-  return EXIT_USAGE;
+  return exitOf(ds);
 }
 
 /** `--progress`'s values, buildx's names: `json` is `--json`. */

@@ -1,5 +1,5 @@
 /**
- * Fetch: a lock's artifacts, by URL, into the cacache store, each verified against the lock's
+ * Fetch: a lock's artifacts, by URL, into the cache, each verified against the lock's
  * size and sha256 while it streams (net/download.ts). Artifacts are addressed by digest: one
  * already in the store is never downloaded again, whatever mirror (or format) it came from.
  *
@@ -7,7 +7,7 @@
  *     storedArtifacts(artifacts, { cacheDir })                      → the same, for stored ones only
  *     missingArtifacts(artifacts, { cacheDir })                     → the ones that are not stored
  *
- * Store layout (cacache at CACHEDIR): the index key is `deb:<sha256>` for every format (the
+ * Store layout (store/entries.ts owns it): the index key is `deb:<sha256>` for every format (the
  * name dates from when .debs were the only artifacts; caches made since then keep working, and gc.ts
  * reads the same keys), the content is stored under its sha256 integrity
  * (`content-v2/sha256/<2>/<2>/<60>`), and the returned path is that content file: a stage
@@ -17,7 +17,7 @@
  * way in).
  *
  * A download goes to CACHE/tmp/OWNER-… first (swept if this process dies), where a cut is
- * resumed by the next attempt, then into cacache, which checks the integrity again. A cancelled
+ * resumed by the next attempt, then into the store, which checks the integrity again. A cancelled
  * signal stops everything at once, without retries. When some artifacts cannot be fetched, the
  * others are still stored, then one Error names every failed artifact and URL.
  *
@@ -25,13 +25,13 @@
  * (the format's) says where an artifact is.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import cacache from 'cacache';
 import { fetchFile, inParallel, LocalWriteError, type FetchFailure } from '../net/download.js';
 import { fail, ok, type Result } from '../result.js';
 import type { Logger } from '../event.js';
-import { CACACHE_TMP, ownedName } from '../store/orphans.js';
+import { artifactPath, discardWrongSize, ENTRY, putArtifact } from '../store/entries.js';
+import { ownedName } from '../store/orphans.js';
 import type { StageDef } from '../definition.js';
 import type { Diagnostic } from '../diagnostic.js';
 import type { Sandbox } from '../sandbox/run.js';
@@ -65,10 +65,8 @@ export type FetchEvent =
   | { type: 'receiving'; pkg: Artifact; bytes: number }
   | { type: 'failed'; pkg: Artifact; url: string; error: string };
 
-/** The cacache index key of an artifact. */
-export function artifactKey(sha256: string): string {
-  return `deb:${sha256}`;
-}
+/** The cache's index key of an artifact (store/entries.ts). */
+export const artifactKey = ENTRY.artifact;
 
 /**
  * Makes sure every artifact is in the store, downloading what is missing, and returns
@@ -95,7 +93,7 @@ export async function fetchArtifacts(artifacts: readonly Artifact[], opts: Fetch
       failures.push(`${a.name} ${a.version}: ${(e as Error).message}`);
       return;
     }
-    await discardWrongSize(opts.cacheDir, a);
+    await discardWrongSize(opts.cacheDir, { sha256: a.sha256, size: a.size, metadata: metadataOf(a) });
     const r = await download(a, url, opts);
     if (r.ok) paths.set(a.sha256, r.value);
     else {
@@ -127,41 +125,10 @@ export async function storedArtifacts(artifacts: readonly Artifact[], opts: { ca
   return out;
 }
 
-function integrityOf(sha256hex: string): string {
-  return `sha256-${Buffer.from(sha256hex, 'hex').toString('base64')}`;
-}
-
 const metadataOf = (a: Artifact) => a.metadata ?? { name: a.name, version: a.version };
 
-/** The content path of a stored artifact, or undefined. Re-indexes content whose entry was lost. */
-async function storedPath(cacheDir: string, a: Artifact): Promise<string | undefined> {
-  const info = await cacache.get.info(cacheDir, artifactKey(a.sha256));
-  if (info && (await sizeOf(info.path)) === a.size) return info.path;
-  const integrity = integrityOf(a.sha256);
-  const content = await cacache.get.hasContent(cacheDir, integrity).catch(() => false as const);
-  if (content && content.size === a.size) {
-    const entry = await cacache.index.insert(cacheDir, artifactKey(a.sha256), integrity, { size: a.size, metadata: metadataOf(a) });
-    return entry.path;
-  }
-  return undefined;
-}
-
-/**
- * Content of the wrong length under this digest (damaged on disk) would block the new download:
- * cacache never overwrites a content file. Remove it first.
- */
-async function discardWrongSize(cacheDir: string, a: Artifact): Promise<void> {
-  const content = await cacache.get.hasContent(cacheDir, integrityOf(a.sha256)).catch(() => false as const);
-  if (content && content.size !== a.size) await cacache.rm.content(cacheDir, integrityOf(a.sha256));
-}
-
-async function sizeOf(path: string): Promise<number | undefined> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    return undefined;
-  }
-}
+/** The content path of a stored artifact, or undefined (store/entries.ts). */
+const storedPath = (cacheDir: string, a: Artifact): Promise<string | undefined> => artifactPath(cacheDir, { sha256: a.sha256, size: a.size, metadata: metadataOf(a) });
 
 /** The lock's words for a failed attempt. */
 function words(f: FetchFailure, a: Artifact): string {
@@ -209,19 +176,13 @@ async function download(a: Artifact, url: string, opts: FetchOptions): Promise<R
       const retried = !(failure.reason === 'http' && failure.permanent);
       return fail(`${words(failure, a)}${retried ? ` (after ${attempts} attempt${attempts === 1 ? '' : 's'})` : ''}`);
     }
-    // Verified; cacache checks the integrity and size once more on the way in.
+    // Verified; the store checks the integrity and size once more on the way in.
+    let path: string;
     try {
-      const sink = cacache.put.stream(opts.cacheDir, artifactKey(a.sha256), { integrity: integrityOf(a.sha256), size: a.size, algorithms: ['sha256'], metadata: metadataOf(a), ...CACACHE_TMP });
-      const stored = sink.promise();
-      stored.catch(() => undefined); // awaited below, after the file is read
-      for await (const chunk of createReadStream(file)) if (!sink.write(chunk as Buffer)) await new Promise((resume) => sink.once('drain', resume));
-      sink.end();
-      await stored;
+      path = await putArtifact(opts.cacheDir, { sha256: a.sha256, size: a.size, metadata: metadataOf(a) }, createReadStream(file));
     } catch (e) {
       return fail(`storing in ${opts.cacheDir} failed: ${(e as Error).message}`);
     }
-    const path = (await cacache.get.info(opts.cacheDir, artifactKey(a.sha256)))?.path;
-    if (!path) throw new Error(`Internal error: ${artifactKey(a.sha256)} was stored but has no index entry`);
     opts.onEvent?.({ type: 'fetched', pkg: a, url, bytes: a.size, ms: Math.round(performance.now() - t0) });
     return ok(path);
   } finally {

@@ -107,7 +107,7 @@ export interface PackageFormat<REQ = unknown, ENTRY = unknown, LREQ = REQ> {
   /**
    * `resolve` and `verify` run in the stage's buildroot (its pipeline's `build:` tree), never
    * on the host's tools (a resolver, a signature checker). A caller that locks or verifies
-   * such a stage builds that pipeline first when the cache lacks it (src/cli/buildroot.ts),
+   * such a stage builds that pipeline first when the cache lacks it (src/engine/lock.ts),
    * and locks the other formats' stages before (the buildroot's own stages are among them).
    */
   readonly needsBuildroot?: boolean;
@@ -120,6 +120,15 @@ export interface PackageFormat<REQ = unknown, ENTRY = unknown, LREQ = REQ> {
    * Absent: the whole request.
    */
   lockRequest?(request: REQ): LREQ;
+  /**
+   * The stage's validated options as its cache key holds them, when some of them only say
+   * where packages come from: an RPM stage's repository URLs (Debian's mirror is a variable,
+   * never an option, so Debian's format needs none). Only fields the format's rule does not read may go:
+   * what the rule installs is the locked set, whose digest is in the key. Absent: all of them.
+   * Example: `{repos: [{id: 'fedora', baseurl: 'https://…'}], packages: ['bash']}` →
+   * `{repos: [{id: 'fedora'}], packages: ['bash']}`.
+   */
+  keyOptions?(options: Record<string, unknown>): Record<string, unknown>;
   /** A request in a few words, for messages: `bookworm essential + hello`. */
   describe(request: REQ): string;
   /**

@@ -46,5 +46,11 @@ export interface PackageInput {
    */
   request: unknown;
   entries: readonly unknown[];
+  /**
+   * The stage's options as its key holds them, when the format leaves some out (`keyOptions`
+   * in format.ts: an RPM stage's repository URLs). Absent: all of them. Set from the stage's
+   * own options when its lock is attached, so a key never sees options of another stage.
+   */
+  keyOptions?: Record<string, unknown>;
 }
 

@@ -30,14 +30,15 @@
  *
  * This module does not load definitions: prune gets the keys and .debs to keep.
  */
+import { artifactOfEntry, ENTRY, entryKind } from './entries.js';
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import cacache, { type EntryInfo } from 'cacache';
 import type { CacheKey } from '../ids.js';
-import { layerManifest, sha256File } from './digest.js';
-import { diskUsage, layerEntry, ownerGone, pidScope, type LayerRecord } from './local.js';
+import { sha256File } from '../hash.js';
+import { layerManifest } from './digest.js';
+import { diskUsage, ownerGone, pidScope, type LayerRecord } from './local.js';
 import { takeLock } from './lock.js';
 import { ownedName } from './orphans.js';
 import { dropSquash, dropSquashes, verifySquashes } from './squash.js';
@@ -62,8 +63,7 @@ export interface Lease {
  * collection is removing anything: from then on nothing in `use` is removed until `release`.
  */
 export async function takeLease(root: string, use: LeaseUse, o: { onWait?: (holder: { op: GcOperation; pid: number }) => void } = {}): Promise<Lease> {
-  const here = await pidScope();
-  const name = `${process.pid}-${here.boot}.${here.ns}-${randomBytes(6).toString('hex')}`;
+  const name = ownedName();
   const dir = join(root, 'leases');
   await mkdir(dir, { recursive: true });
   const tmp = join(dir, `.${name}`);
@@ -191,11 +191,12 @@ export async function inventory(root: string): Promise<Inventory> {
   const blobs = new Map<string, number>();
   for (const [k, e] of Object.entries(all)) {
     blobs.set(String(e.integrity), e.size);
-    if (k.startsWith('tree:')) {
+    const kind = entryKind(k);
+    if (kind === 'tree') {
       const rec = e.metadata as TreeRecord;
       trees.set(rec.key, { rec, complete: rec.layers.every((l) => onDisk.has(l)), lastUse: used.get(rec.key) ?? Date.parse(rec.createdAt) });
-    } else if (k.startsWith('deb:')) {
-      const sha = k.slice(4);
+    } else if (kind === 'artifact') {
+      const sha = artifactOfEntry(k)!;
       const m = (e.metadata ?? {}) as { name?: string; version?: string };
       debs.set(sha, { sha256: sha, ...(m.name ? { name: m.name } : {}), ...(m.version ? { version: m.version } : {}), bytes: e.size, integrity: String(e.integrity), lastUse: used.get(debMarker(sha)) ?? e.time });
     } else entries.set(k, e);
@@ -267,13 +268,13 @@ class Collector {
         this.removed.push({ kind: 'tree', name: t.rec.node, key: k, bytes: t.rec.bytes });
         continue;
       }
-      await this.dropEntry(`tree:${k}`);
-      await this.dropEntry(`log:${k}`);
+      await this.dropEntry(ENTRY.tree(k));
+      await this.dropEntry(ENTRY.log(k));
       for (const [ik, e] of this.inv.entries) {
         if (ik.startsWith('history:') && (e.metadata as { key?: string } | undefined)?.key === k) await this.dropEntry(ik);
       }
       if (await layerExists(this.root, k)) freed += t.rec.bytes;
-      await this.dropEntry(layerEntry(k));
+      await this.dropEntry(ENTRY.layer(k));
       await this.dropLayer(k);
       await rm(join(this.root, 'used', k), { force: true });
       this.removed.push({ kind: 'tree', name: t.rec.node, key: k, bytes: t.rec.bytes });
@@ -287,7 +288,7 @@ class Collector {
       return 0;
     }
     if (!this.dry) {
-      await cacache.rm.entry(this.root, `deb:${d.sha256}`, { removeFully: true });
+      await cacache.rm.entry(this.root, ENTRY.artifact(d.sha256), { removeFully: true });
       await cacache.rm.content(this.root, d.integrity).catch(() => undefined);
       await rm(join(this.root, 'used', debMarker(d.sha256)), { force: true });
     }
@@ -302,7 +303,7 @@ class Collector {
       if (this.lease.keys.has(l)) continue;
       const bytes = await diskUsage(join(this.root, 'layers', l));
       if (!this.dry) {
-        await this.dropEntry(layerEntry(l));
+        await this.dropEntry(ENTRY.layer(l));
         await this.dropLayer(l);
       }
       this.removed.push({ kind: 'layer', key: l, bytes });
@@ -373,7 +374,7 @@ async function collecting(root: string, op: GcOperation, f: (c: Collector) => Pr
 async function sweepMarkers(root: string): Promise<void> {
   const layers = new Set(await readdir(join(root, 'layers')).catch(() => [] as string[]));
   for (const n of await readdir(join(root, 'used')).catch(() => [] as string[])) {
-    const keep = n.startsWith('deb-') ? await cacache.get.info(root, `deb:${n.slice(4)}`) : layers.has(n);
+    const keep = n.startsWith('deb-') ? await cacache.get.info(root, ENTRY.artifact(n.slice(4))) : layers.has(n);
     if (!keep) await rm(join(root, 'used', n), { force: true });
   }
   // Squashes whose layer is gone (a collection killed between the two).
@@ -438,7 +439,8 @@ export async function prune(root: string, keep: { keys: Set<string>; debs: Set<s
     for (const t of c.inv.trees.values()) if (!keep.keys.has(t.rec.key)) await c.tree(t.rec.key, keep.keys);
     for (const d of c.inv.debs.values()) if (!keep.debs.has(d.sha256)) await c.deb(d);
     for (const k of [...c.inv.entries.keys()]) {
-      const key = k.startsWith('log:') ? k.slice(4) : k.startsWith('history:') ? (c.inv.entries.get(k)!.metadata as { key?: string })?.key : undefined;
+      const kind = entryKind(k);
+      const key = kind === 'log' ? k.slice(k.indexOf(':') + 1) : kind === 'history' ? (c.inv.entries.get(k)!.metadata as { key?: string })?.key : undefined;
       if (key !== undefined && !keep.keys.has(key)) await c.dropEntry(k);
     }
   });
@@ -481,7 +483,7 @@ export async function verify(root: string): Promise<VerifyReport> {
       }
       checked.trees++;
       const now = await layerManifest(join(root, 'layers', key)).catch((e: Error) => ({ digest: `unreadable: ${e.message}` }));
-      const record = await cacache.get(root, `tree:${key}`).then(() => undefined, (e: Error) => e.message);
+      const record = await cacache.get(root, ENTRY.tree(key)).then(() => undefined, (e: Error) => e.message);
       const why = now.digest !== digest ? `layer content does not match its digest` : record ? `tree record: ${record}` : undefined;
       if (why) {
         corrupt.push({ kind: 'tree', name: node, key, why });
@@ -496,7 +498,7 @@ export async function verify(root: string): Promise<VerifyReport> {
     }
     for (const [l, node] of below) {
       if (c.lease.keys.has(l) || ![...c.inv.trees.values()].some((t) => !c.gone.has(t.rec.key) && t.rec.layers.includes(l as CacheKey))) continue;
-      const rec = c.inv.entries.get(layerEntry(l))?.metadata as LayerRecord | undefined;
+      const rec = c.inv.entries.get(ENTRY.layer(l))?.metadata as LayerRecord | undefined;
       let why: string | undefined;
       if (!rec) why = 'a layer below this tree that no record vouches for';
       else if (!rec.digest) {
@@ -516,7 +518,7 @@ export async function verify(root: string): Promise<VerifyReport> {
     for (const x of c.removed) if (x.kind === 'layer') corrupt.push({ kind: 'layer', name: '(none)', key: x.key, why: 'no record vouches for this layer' });
     for (const d of c.inv.debs.values()) {
       checked.debs++;
-      const info = await cacache.get.info(root, `deb:${d.sha256}`);
+      const info = await cacache.get.info(root, ENTRY.artifact(d.sha256));
       const got = info ? await sha256File(info.path).catch(() => 'missing') : 'missing';
       if (got !== d.sha256) {
         corrupt.push({ kind: 'deb', name: d.name ?? d.sha256, key: d.sha256, why: got === 'missing' ? 'content missing' : `sha256 is ${got}` });

@@ -18,7 +18,7 @@ import { canonicalJson, sha256 } from '../../key.js';
 import { fail, ok, type Result } from '../../result.js';
 import type { HostDefault } from '../../load/vars.js';
 import type { PackageFormat } from '../format.js';
-import { lockJson, lockRequestOf, parseLockEntry, resolvePackages, type DebianVariant, type LockedPackage, type LockRequestMeta } from './lock.js';
+import { lockJson, lockRequestOf, MirrorUnreachable, parseLockEntry, resolvePackages, type DebianVariant, type LockedPackage, type LockRequestMeta } from './lock.js';
 import { hostDebianMirror, type DebianMirror } from './sources.js';
 
 /** The mirror the variables name; a position-less usage error when there is none. */
@@ -98,6 +98,9 @@ export const apt: PackageFormat<LockRequestMeta, LockedPackage> = {
       );
       return ok(packages);
     } catch (e) {
+      if (e instanceof MirrorUnreachable) {
+        return fail(diagnostic('network', e.message, undefined, 'check the network and the mirror (--var debian_mirror=URL or IMGMAKE_VAR_debian_mirror names another), then lock again; nothing was written'));
+      }
       return fail((e as Error).message);
     }
   },
