@@ -14,7 +14,8 @@ import { build as buildEngine } from './engine/build.js';
 import { collectedLine } from './cli/cache.js';
 import { afterExport } from './cli/extras.js';
 import { watchCommand, type WatchOptions } from './cli/watch.js';
-import { jobsOf, out, pickLogger, reportDiagnostics } from './cli/output.js';
+import { jobsOf, out, pickLogger, PROGRESS_MODES, reportDiagnostics } from './cli/output.js';
+import { jsonLine } from './logging/index.js';
 import { cacheExists, cacheGc, cacheInfo, cacheLs, cachePrune, cacheVerify, maxCacheSize } from './cli/cache.js';
 import { describeRule, listRules } from './cli/rules.js';
 import { RuleCodeError } from './rule-code.js';
@@ -111,8 +112,8 @@ async function planCommand(targets: string[], o: GlobalOptions & Pick<BuildOptio
   ctx.remote?.attach(pickLogger(o));
   const p = await plan({ graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals, scope: ctx.scope, force, ...(ctx.remote ? { remote: ctx.remote } : {}) });
   if (o.json) {
-    if (ctx.def.allowed) out(JSON.stringify({ type: 'allow-path', dirs: ctx.def.allowed }));
-    for (const s of p.stages) out(JSON.stringify({ type: 'plan-stage', node: s.id, pipeline: s.pipeline, stage: s.stage, rule: s.rule, key: s.key, status: s.status, reasons: s.reasons }));
+    if (ctx.def.allowed) out(jsonLine({ type: 'allow-path', dirs: ctx.def.allowed }));
+    for (const s of p.stages) out(jsonLine({ type: 'plan-stage', node: s.id, pipeline: s.pipeline, stage: s.stage, rule: s.rule, key: s.key, status: s.status, reasons: s.reasons }));
     return EXIT_OK;
   }
   const allowed = allowedLine(ctx);
@@ -140,7 +141,7 @@ async function targetsCommand(o: GlobalOptions & { names?: boolean }): Promise<n
   for (const t of def.targets.values()) {
     const isDefault = t.name === def.defaultTarget;
     if (o.names) out(t.name);
-    else if (o.json) out(JSON.stringify({ type: 'target', name: t.name, pipeline: t.pipeline, export: t.export, default: isDefault }));
+    else if (o.json) out(jsonLine({ type: 'target', name: t.name, pipeline: t.pipeline, export: t.export, default: isDefault }));
     else out(`${t.name}  (pipeline ${t.pipeline}${t.export.length ? `, exports ${t.export.join(', ')}` : ', exports the whole tree'})`);
   }
   if (!o.names && !o.json && def.defaultTarget) out(`default: ${def.defaultTarget} (what imgmake build builds when no target is named)`);
@@ -192,6 +193,7 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--allow-path <DIR>', 'let includes and file: inputs read DIR, a folder outside the project; repeatable', collect, [] as string[])
     .option('--json', 'print one JSON object per line on stdout and nothing else')
     .option('-v, --verbose', 'also report cached stages and stage starts')
+    .addOption(new Option('--progress <MODE>', 'how a build reports: tty (live lines redrawn in place), plain (one line per event), json (as --json); auto: tty on a terminal, else plain').choices(PROGRESS_MODES).default('auto'))
     .addOption(new Option('-j, --jobs <N>', 'stages run at once (default: the number of cores)'))
     .option('--max-cache-size <SIZE>', 'after each build, remove least recently used trees and .debs until the cache is under SIZE (10G, 500M; or $IMGMAKE_MAX_CACHE_SIZE)')
     .option('--remote <URL>', 'a remote cache to read trees from and write them to: http(s)://HOST/PATH or oci://HOST/REPOSITORY (default: $IMGMAKE_REMOTE; credentials from the environment)')
@@ -206,6 +208,8 @@ export function program(run: (code: Promise<number>) => void): Command {
         throw new UsageError(`-C ${dir}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (e as Error).message}`, 'name an existing folder: imgmake -C examples/hello build');
       }
     }
+    // --progress json is --json: every command then answers in JSON lines.
+    if (p.opts<GlobalOptions>().progress === 'json') p.setOptionValue('json', true);
     const name = commandName(action);
     if (!runsAsAnyUser(name) && process.geteuid?.() !== 0) throw new NeedsRoot(name);
   });

@@ -30,6 +30,8 @@ export interface GlobalOptions {
   json?: boolean;
   jobs?: string;
   verbose?: boolean;
+  /** `--progress auto|tty|plain|json` (cli/output.ts, pickLogger). */
+  progress?: 'auto' | 'tty' | 'plain' | 'json';
   /** `--max-cache-size SIZE` (or IMGMAKE_MAX_CACHE_SIZE): collect the cache to it after each build. */
   maxCacheSize?: string;
   remote?: string;

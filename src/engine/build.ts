@@ -47,7 +47,7 @@ export interface BuildRun {
 }
 
 export async function build(e: Engine, p: KeyedProject, req: BuildRequest, o: BuildOptions): Promise<BuildRun> {
-  const lease = await leaseGoals(e, p, req.selection.goals);
+  const lease = await leaseGoals(e, p, req.selection.goals, o.logger);
   try {
     const r = await buildLeased(e, p, req, o);
     const max = req.maxCacheBytes ?? p.def.cache?.maxSize;
@@ -69,6 +69,7 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
     logger.log({ type: 'summary', ...run });
     return run;
   };
+  if (p.def.allowed?.length) logger.log({ type: 'allow-path', dirs: p.def.allowed });
   // A format that verifies in the stage's buildroot gets it (built now if the cache lacks it).
   const roots = buildroots(e, p, o);
   const onPlan = (planned: Plan): void =>
@@ -80,20 +81,21 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
     });
   const spine = await runSpine(e, p, req.selection, { ...o, onPlan, buildrootOf: roots.of }).finally(() => roots.release());
   if (!spine.ok) {
-    logger.log({ type: 'info', message: `imgmake: ${spine.fetch}` });
+    logger.log({ type: 'fetch-failed', message: spine.fetch });
     return summary({ ok: false, ran: 0, cached: 0, failed: 0, cancelled: 0 });
   }
   const r = spine.schedule;
   const { until } = req.selection;
   let good = r.ok && !signal?.aborted;
-  if (good && until) logger.log({ type: 'info', message: `imgmake: stopped after ${until} (--until): nothing exported` });
+  if (good && until) logger.log({ type: 'until', node: until });
   if (good && !until) {
     for (const name of req.targets) {
       const t = p.def.targets.get(name)!;
       const tree = r.trees.get(p.graph.final(t.pipeline))!;
+      logger.log({ type: 'progress', task: 'export', subject: name, state: 'running' });
       const x = await exportTarget({ target: t, tree, outDir: req.outDir, store: e.store, sandbox: e.sandbox, ...(signal ? { signal } : {}) });
       if (!x.ok) {
-        logger.log({ type: 'info', message: `imgmake: ${x.message}` });
+        logger.log({ type: 'export-failed', target: name, message: x.message });
         good = false;
         break;
       }

@@ -6,14 +6,23 @@
 import { ancestors } from '../graph.js';
 import type { NodeId } from '../ids.js';
 import { packagesOf } from '../packages/index.js';
+import type { Logger } from '../event.js';
 import { takeLease, type Lease } from '../store/gc.js';
 import type { Engine, KeyedProject } from './types.js';
 
-/** Everything a run of `goals` may read or commit: every needed node's key, their packages. */
-export async function leaseGoals(e: Pick<Engine, 'cacheDir'>, p: Pick<KeyedProject, 'graph' | 'keys'>, goals: NodeId[]): Promise<Lease> {
+/**
+ * Everything a run of `goals` may read or commit: every needed node's key, their packages.
+ * Waiting for a cache command that holds the collection lock (`cache verify`, …) is said to
+ * `logger` as a `wait` event.
+ */
+export async function leaseGoals(e: Pick<Engine, 'cacheDir'>, p: Pick<KeyedProject, 'graph' | 'keys'>, goals: NodeId[], logger?: Logger): Promise<Lease> {
   const needed = [...ancestors(p.graph, goals)];
-  return takeLease(e.cacheDir, {
-    keys: needed.map((id) => p.keys.get(id)!.key),
-    debs: packagesOf(needed.map((id) => p.graph.stage(id).stage)).map((a) => a.sha256),
-  });
+  return takeLease(
+    e.cacheDir,
+    {
+      keys: needed.map((id) => p.keys.get(id)!.key),
+      debs: packagesOf(needed.map((id) => p.graph.stage(id).stage)).map((a) => a.sha256),
+    },
+    { onWait: ({ op, pid }) => logger?.log({ type: 'wait', for: op, pid }) },
+  );
 }

@@ -97,12 +97,12 @@ export function buildroots(e: Engine, p: Project | KeyedProject, o: RunOptions):
         throw new Error(`the buildroot pipeline ${pipeline} cannot be built before its stage ${stage.pipeline}.${stage.id} is locked: run imgmake lock for it first`);
       }
     }
-    const lease = leaseGoals(e, keyed, [goal]).catch(() => undefined);
+    const lease = leaseGoals(e, keyed, [goal], o.logger).catch(() => undefined);
     leases.push(lease);
     await lease;
     const onPlan = (planned: Plan): void => {
       // A cached buildroot is not news.
-      if (planned.stages.some((s) => s.status === 'run')) o.logger.log({ type: 'info', message: `imgmake: building the buildroot pipeline ${pipeline} first: a stage resolves its packages in it` });
+      if (planned.stages.some((s) => s.status === 'run')) o.logger.log({ type: 'buildroot', pipeline });
     };
     // Its trees go to the remote like a build's (it is one); the build proper then finds them.
     const spine = await runSpine(e, keyed, { goals: [goal], force: new Set() }, { ...o, onPlan, buildrootOf: of });

@@ -75,6 +75,6 @@ export async function fetchPackages(e: Engine, p: KeyedProject, stages: StageDef
     workDir: join(e.cacheDir, 'verify'),
     ...(o.buildrootOf ? { buildrootOf: o.buildrootOf } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
-    say: (message) => o.logger.log({ type: 'info', message: `imgmake: ${message}` }),
+    logger: o.logger,
   });
 }

@@ -29,7 +29,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fetchFile, inParallel, LocalWriteError, type FetchFailure } from '../net/download.js';
 import { fail, ok, type Result } from '../result.js';
-import { formatSize } from '../size.js';
+import type { Logger } from '../event.js';
 import { artifactPath, discardWrongSize, ENTRY, putArtifact } from '../store/entries.js';
 import { ownedName } from '../store/orphans.js';
 import type { StageDef } from '../definition.js';
@@ -61,6 +61,8 @@ export type FetchEvent =
   | { type: 'start'; pkg: Artifact; url: string; attempt: number }
   | { type: 'retry'; pkg: Artifact; url: string; attempt: number; error: string }
   | { type: 'fetched'; pkg: Artifact; url: string; bytes: number; ms: number }
+  /** Bytes of `pkg` received so far (its download is under way). */
+  | { type: 'receiving'; pkg: Artifact; bytes: number }
   | { type: 'failed'; pkg: Artifact; url: string; error: string };
 
 /** The cache's index key of an artifact (store/entries.ts). */
@@ -162,6 +164,7 @@ async function download(a: Artifact, url: string, opts: FetchOptions): Promise<R
           opts.onEvent?.({ type: 'start', pkg: a, url, attempt });
         },
         onRetry: (attempt, f) => opts.onEvent?.({ type: 'retry', pkg: a, url, attempt, error: words(f, a) }),
+        onBytes: (bytes) => opts.onEvent?.({ type: 'receiving', pkg: a, bytes }),
       });
     } catch (e) {
       // The disk is full: this machine's failure, named with the file, not the mirror's.
@@ -198,9 +201,15 @@ export interface InputsFetchOptions {
   /** The buildroot a stage's `verify` may use, when the caller has it (format.ts, VerifyContext). */
   buildrootOf?: (stage: StageDef) => Promise<SandboxSpec['buildroot'] | undefined>;
   signal?: AbortSignal;
-  /** One line of progress ("fetched 12 of 106 packages…"); the core never prints. */
-  say: (line: string) => void;
+  /**
+   * Where progress goes (the core never prints): `progress` events while fetching (bytes) and
+   * verifying, then one `fetched` event when anything was downloaded.
+   */
+  logger?: Logger;
 }
+
+/** At most one byte-progress event per this many ms. */
+const PROGRESS_EVERY_MS = 250;
 
 /**
  * Every artifact of the given stages' package inputs, in the cache and verified (sha256, then
@@ -216,6 +225,20 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
   const started = performance.now();
   let fetched = 0;
   let bytes = 0;
+  // Bytes of every artifact, found or fetched: the live line's "12 MiB of 45 MiB".
+  const total = all.reduce((n, a) => n + a.size, 0);
+  let done = 0;
+  // Downloads under way: bytes received so far, by sha256.
+  const receiving = new Map<string, number>();
+  let shown = 0;
+  const progress = (state: 'running' | 'done'): void => {
+    const now = performance.now();
+    if (state === 'running' && now - shown < PROGRESS_EVERY_MS) return;
+    shown = now;
+    let partial = 0;
+    for (const n of receiving.values()) partial += n;
+    o.logger?.log({ type: 'progress', task: 'fetch', subject: 'packages', state, unit: 'bytes', done: Math.min(total, done + partial), total });
+  };
   const paths = new Map<string, string>();
   for (const [name, format] of o.formats) {
     const mine = bound.filter((b) => b.input.format === name);
@@ -246,9 +269,14 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
             fetched++;
             bytes += e.bytes;
           }
+          if (e.type === 'receiving') receiving.set(e.pkg.sha256, e.bytes);
+          if (e.type === 'fetched' || e.type === 'cached' || e.type === 'failed') receiving.delete(e.pkg.sha256);
+          if (e.type === 'fetched' || e.type === 'cached') done += e.pkg.size;
+          if (e.type !== 'start' && e.type !== 'retry') progress('running');
         },
       });
     } catch (e) {
+      progress('done');
       // Cancelled too: the build reports it and stops, as for any other fetch failure.
       const m = missingMirror as Diagnostic | undefined;
       if (m) return fail(`fetching packages failed: ${m.message}${m.hint ? `\nhint: ${m.hint}` : ''}`);
@@ -256,8 +284,11 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
       const gone = /HTTP 404/.test(message) ? `\nhint: ${format.goneHint ? `${format.goneHint}; ` : ''}run \`imgmake lock --update\` to lock the current ones` : '';
       return fail(`fetching packages failed: ${message}${gone}`);
     }
+    progress('done');
     if (format.verify) {
       for (const { stage, input } of mine) {
+        const subject = `${stage.pipeline}.${stage.id}`;
+        o.logger?.log({ type: 'progress', task: 'verify', subject, state: 'running' });
         const workDir = join(o.workDir, name);
         await mkdir(workDir, { recursive: true });
         const buildroot = await o.buildrootOf?.(stage);
@@ -275,14 +306,12 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
             },
           )
           .catch((e: Error) => fail([e.message]));
+        o.logger?.log({ type: 'progress', task: 'verify', subject, state: 'done' });
         if (!v.ok) return fail(`verifying the ${format.noun} of ${stage.pipeline}.${stage.id} failed:\n  ${v.error.join('\n  ')}`);
       }
     }
     for (const [k, v] of got) paths.set(k, v);
   }
-  if (fetched) {
-    const s = (performance.now() - started) / 1000;
-    o.say(`fetched ${fetched} of ${all.length} packages (${formatSize(bytes)}) in ${s.toFixed(1)} s`);
-  }
+  if (fetched) o.logger?.log({ type: 'fetched', packages: all.length, fetched, bytes, ms: Math.round(performance.now() - started) });
   return ok(paths);
 }

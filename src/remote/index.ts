@@ -117,7 +117,7 @@ export class RemoteCache {
     this.logger = logger;
     if (this.down) {
       const ago = Math.round((performance.now() - unusable.get(this.url)!.at) / 1000);
-      this.emit({ type: 'info', message: `imgmake: the remote cache ${this.url} could not be used ${ago} s ago (${this.down}): not asked again before ${ASK_AGAIN_AFTER_MS / 1000} s` });
+      this.emit({ type: 'remote-skipped', url: this.url, agoS: ago, cause: this.down, retryS: ASK_AGAIN_AFTER_MS / 1000 });
     }
   }
 
@@ -189,6 +189,10 @@ export class RemoteCache {
     const t0 = performance.now();
     let layers = 0;
     let bytes = 0;
+    const total = entry.layers.reduce((n, l) => n + l.size, 0);
+    const progress = (state: 'running' | 'done'): void =>
+      this.emit({ type: 'progress', task: 'download', subject: node, state, unit: 'bytes', done: bytes, total });
+    progress('running');
     try {
       // Here, it is as new as its download: export copies it out even if an older tree of this key was exported.
       const digests = new Map(entry.layers.flatMap((l) => (l.digest ? [[l.key, l.digest] as const] : [])));
@@ -214,6 +218,7 @@ export class RemoteCache {
           await this.remember(layer, { sha256: blob.sha256, size: blob.size, unpacked: blob.unpacked ?? 0 });
           layers++;
           bytes += blob.size;
+          progress('running');
         },
         { digests },
       );
@@ -221,6 +226,7 @@ export class RemoteCache {
       this.emit({ type: 'download', node, key, layers, bytes, ms: Math.round(performance.now() - t0) });
       return rec;
     } catch (e) {
+      progress('done');
       this.rejected.add(key);
       this.failed(e, `${node}: its tree on the remote was not used (${(e as Error).message}); building it instead`, node);
       return undefined;
@@ -284,7 +290,10 @@ export class RemoteCache {
       const layers: RemoteLayer[] = [];
       let blobs = 0;
       let bytes = 0;
+      const progress = (state: 'running' | 'done'): void =>
+        this.emit({ type: 'progress', task: 'upload', subject: node, state, unit: 'items', done: layers.length, total: tree.layers.length });
       for (const key of tree.layers) {
+        progress('running');
         const b = await this.layerBlob(key);
         // Its manifest digest, so the downloader's `cache verify` can check each layer.
         const digest = await this.store.layerDigest(key);
@@ -299,7 +308,10 @@ export class RemoteCache {
       await this.markSeen(tree.key);
       this.emit({ type: 'upload', node, key: tree.key, blobs, bytes, ms: Math.round(performance.now() - t0) });
     })()
-      .catch((e: unknown) => void this.failed(e, `${node}: upload to the remote failed: ${(e as Error).message}`, node))
+      .catch((e: unknown) => {
+        this.emit({ type: 'progress', task: 'upload', subject: node, state: 'done' });
+        this.failed(e, `${node}: upload to the remote failed: ${(e as Error).message}`, node);
+      })
       .finally(() => this.uploads.delete(p));
     this.uploads.add(p);
   }

@@ -12,6 +12,8 @@
  *                                       pid is gone (judged like work dirs, local.ts)
  *       gc.lock -> <pid>-<boot>.<pidns>-<rand>
  *                                       a symlink held while a collection removes anything
+ *       gc.op                           which command holds it (cache-gc, cache-verify, …), so
+ *                                       a build that waits can say what for
  *       trash/<rand>/                   a layer on its way out (renamed out of layers/ first)
  *
  * Why a build and a collection never hurt each other: a build writes its lease (renamed into
@@ -60,7 +62,7 @@ export interface Lease {
  * Registers a build's use of the cache, marks everything in it used now, and returns once no
  * collection is removing anything: from then on nothing in `use` is removed until `release`.
  */
-export async function takeLease(root: string, use: LeaseUse): Promise<Lease> {
+export async function takeLease(root: string, use: LeaseUse, o: { onWait?: (holder: { op: GcOperation; pid: number }) => void } = {}): Promise<Lease> {
   const name = ownedName();
   const dir = join(root, 'leases');
   await mkdir(dir, { recursive: true });
@@ -68,16 +70,25 @@ export async function takeLease(root: string, use: LeaseUse): Promise<Lease> {
   await writeFile(tmp, JSON.stringify({ keys: use.keys, debs: use.debs }));
   await rename(tmp, join(dir, name));
   // Only now: a collection that took the lock before the rename did not see the lease.
-  await waitForCollection(root);
+  await waitForCollection(root, o.onWait);
   await touch(root, [...use.keys, ...use.debs.map(debMarker)]);
   return { use, release: () => rm(join(dir, name), { force: true }), releaseSync: () => rmSync(join(dir, name), { force: true }) };
 }
 
-async function waitForCollection(root: string): Promise<void> {
+/** The commands that take gc.lock: what a waiting build names. */
+export type GcOperation = 'cache-gc' | 'cache-verify' | 'cache-prune' | 'clean';
+
+async function waitForCollection(root: string, onWait?: (holder: { op: GcOperation; pid: number }) => void): Promise<void> {
   const here = await pidScope();
+  let told = false;
   for (;;) {
     const owner = await readlink(join(root, 'gc.lock')).catch(() => undefined);
     if (owner === undefined || ownerGone(owner, here)) return;
+    if (!told && onWait) {
+      told = true;
+      const op = (await readFile(join(root, 'gc.op'), 'utf8').catch(() => 'cache-gc')).trim() as GcOperation;
+      onWait({ op, pid: Number(owner.split('-')[0]) });
+    }
     await sleep(50);
   }
 }
@@ -105,12 +116,14 @@ function debMarker(sha256: string): string {
   return `deb-${sha256}`;
 }
 
-/** Holds gc.lock while `f` runs; waits for another collection to finish first. */
-async function withLock<T>(root: string, f: () => Promise<T>): Promise<T> {
+/** Holds gc.lock while `f` runs (saying which command in gc.op); waits for another collection to finish first. */
+async function withLock<T>(root: string, op: GcOperation, f: () => Promise<T>): Promise<T> {
   const held = (await takeLock(join(root, 'gc.lock')))!;
   try {
+    await writeFile(join(root, 'gc.op'), op).catch(() => undefined);
     return await f();
   } finally {
+    await rm(join(root, 'gc.op'), { force: true });
     await held.release();
   }
 }
@@ -330,8 +343,8 @@ async function layerExists(root: string, key: string): Promise<boolean> {
   return (await lstat(join(root, 'layers', key)).catch(() => undefined)) !== undefined;
 }
 
-async function collecting(root: string, f: (c: Collector) => Promise<void>, dry = false): Promise<Report> {
-  return withLock(root, async () => {
+async function collecting(root: string, op: GcOperation, f: (c: Collector) => Promise<void>, dry = false): Promise<Report> {
+  return withLock(root, op, async () => {
     const inv = await inventory(root);
     const c = new Collector(root, inv, await leased(root), dry);
     if (dry) {
@@ -379,7 +392,7 @@ async function sweepMarkers(root: string): Promise<void> {
  * Trees used at the same moment go top of the stack first (a tree above before the one below).
  */
 export async function collect(root: string, maxBytes: number, o: { dryRun?: boolean } = {}): Promise<Report> {
-  return collecting(root, async (c) => {
+  return collecting(root, 'cache-gc', async (c) => {
     let total = (await inventory(root)).bytes;
     type Candidate = { at: number; depth: number; go: () => Promise<number> };
     const candidates: Candidate[] = [
@@ -399,8 +412,8 @@ export async function collect(root: string, maxBytes: number, o: { dryRun?: bool
  * cache folder. `busy` counts the live builds that kept it (their trees stay).
  */
 export async function clearCache(root: string): Promise<{ report: Report; busy: number }> {
-  const report = await prune(root, { keys: new Set(), debs: new Set() });
-  const busy = await withLock(root, async () => {
+  const report = await prune(root, { keys: new Set(), debs: new Set() }, 'clean');
+  const busy = await withLock(root, 'clean', async () => {
     const live = await readdir(join(root, 'leases')).catch(() => [] as string[]);
     const here = await pidScope();
     const n = live.filter((name) => !name.startsWith('.') && !ownerGone(name, here)).length;
@@ -421,8 +434,8 @@ export async function removeTree(path: string): Promise<void> {
 }
 
 /** Keeps the trees under `keys` (with all their layers) and the .debs in `debs`; removes the rest. */
-export async function prune(root: string, keep: { keys: Set<string>; debs: Set<string> }): Promise<Report> {
-  return collecting(root, async (c) => {
+export async function prune(root: string, keep: { keys: Set<string>; debs: Set<string> }, op: GcOperation = 'cache-prune'): Promise<Report> {
+  return collecting(root, op, async (c) => {
     for (const t of c.inv.trees.values()) if (!keep.keys.has(t.rec.key)) await c.tree(t.rec.key, keep.keys);
     for (const d of c.inv.debs.values()) if (!keep.debs.has(d.sha256)) await c.deb(d);
     for (const k of [...c.inv.entries.keys()]) {
@@ -460,7 +473,7 @@ export async function verify(root: string): Promise<VerifyReport> {
   const checked = { trees: 0, debs: 0, entries: 0 };
   let unchecked = 0;
   let squashes = 0;
-  const r = await collecting(root, async (c) => {
+  const r = await collecting(root, 'cache-verify', async (c) => {
     for (const t of c.inv.trees.values()) {
       const { key, digest, node } = t.rec;
       if (!t.complete || c.gone.has(key)) continue;
