@@ -54,7 +54,7 @@ export async function afterExport(ctx: Context, target: TargetDef, extras: Expor
     try {
       const s = await writeSbom(target, { def: ctx.def, graph: ctx.graph, keys: ctx.keys, store: ctx.store, sandbox: ctx.sandbox, outDir: ctx.outDir, scratch, databases: packageDatabases(), tool: extras.tool ?? 'imgmake', signal });
       if (!s.ok) {
-        logger.log({ type: 'info', message: `imgmake: the SBOM of ${target.name} failed: ${s.error}` });
+        logger.log({ type: 'export-failed', target: target.name, message: `the SBOM of ${target.name} failed: ${s.error}` });
         return false;
       }
       logger.log({ type: 'info', message: `imgmake: ${target.name}: SBOM of ${s.value.packages} packages (pipeline ${s.value.pipeline}) in ${s.value.path}` });
@@ -65,7 +65,7 @@ export async function afterExport(ctx: Context, target: TargetDef, extras: Expor
   if (extras.withManifest) {
     const m = await writeManifest(target, { def: ctx.def, outDir: ctx.outDir, locking: LOCKING });
     if (!m.ok) {
-      logger.log({ type: 'info', message: `imgmake: the manifest of ${target.name} failed: ${m.error}` });
+      logger.log({ type: 'export-failed', target: target.name, message: `the manifest of ${target.name} failed: ${m.error}` });
       return false;
     }
     logger.log({ type: 'info', message: `imgmake: ${target.name}: manifest in ${m.value}` });
