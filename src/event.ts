@@ -39,8 +39,8 @@ export type Event =
   | { type: 'allow-path'; dirs: string[] }
   | { type: 'stage-start'; node: NodeId; pipeline: string; stage: string; key: CacheKey; rule: string }
   /**
-   * The latest line a running stage wrote (its log's last line: apt's phase, the package dpkg
-   * unpacks). At most one every OUTPUT_EVERY_MS per stage, and only when it changed.
+   * The latest line a running stage wrote (its log's last line: a package manager's phase, the package
+   * being unpacked). At most one every OUTPUT_EVERY_MS per stage, and only when it changed.
    */
   | { type: 'stage-output'; node: NodeId; line: string }
   /** A stage's outcome. `ms` is its run time (0 when cached). */

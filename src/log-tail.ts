@@ -8,7 +8,7 @@
  * the last `\r` of it, as a terminal shows a progress bar), strips control characters, and
  * reports it only when it changed: at most one report per `everyMs`.
  *
- * It does not parse what tools print (apt's phases, dpkg's "Unpacking …"): their own last line
+ * It does not parse what tools print (a package manager's phases, "Unpacking …"): their own last line
  * already says it.
  */
 import { open } from 'node:fs/promises';
