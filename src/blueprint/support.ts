@@ -25,8 +25,8 @@ export interface OptionInfo {
   summary: string;
   /**
    * false: composer's field with no mapping in imgmake yet (refused by every image type).
-   * true: an image type may list it in SUPPORT, promising the build honours it (the rules that do so are the
-   * next step of issue 14; today blueprints are only read and validated).
+   * true: src/catalog/customize.ts maps it onto the catalog definition's packages, variables or
+   * stages, so an image type may list it in SUPPORT (test/catalog-customize.test.ts shows each).
    */
   mapped: boolean;
 }
@@ -47,9 +47,9 @@ export const OPTIONS: readonly OptionInfo[] = [
   o('minimal', 'composer\'s experimental minimal install', false),
   o('customizations', 'the section holding the options below'),
   o('customizations.hostname', '/etc/hostname'),
-  o('customizations.kernel', 'the kernel section'),
-  o('customizations.kernel.name', 'the kernel package'),
-  o('customizations.kernel.append', 'arguments appended to the kernel command line (needs a bootloader)'),
+  o('customizations.kernel', 'the kernel section', false),
+  o('customizations.kernel.name', 'the kernel package', false),
+  o('customizations.kernel.append', 'arguments appended to the kernel command line (needs a bootloader)', false),
   o('customizations.user', 'users: description, password, SSH key, home, shell, groups, uid, gid'),
   o('customizations.user.expiredate', 'account expiry date', false),
   o('customizations.user.force_password_reset', 'force a password change at first login', false),
@@ -60,12 +60,12 @@ export const OPTIONS: readonly OptionInfo[] = [
   o('customizations.services', 'systemd units enabled, disabled or masked'),
   o('customizations.firewall', 'the firewall section'),
   o('customizations.firewall.ports', 'ports opened in the firewall'),
-  o('customizations.firewall.services', 'firewall services enabled or disabled'),
+  o('customizations.firewall.services', 'firewall services enabled or disabled', false),
   o('customizations.firewall.zones', 'firewalld zones with sources', false),
-  o('customizations.filesystem', 'extra filesystems (mountpoint, minsize): partitions, fstab, disk size (needs a disk)'),
+  o('customizations.filesystem', 'extra filesystems (mountpoint, minsize): partitions, fstab, disk size (needs a disk)', false),
   o('customizations.directories', 'directories to create, with owner and mode'),
   o('customizations.files', 'files to write, with owner, mode and contents'),
-  o('customizations.repositories', 'extra package repositories (baseurls, gpgkeys)'),
+  o('customizations.repositories', 'extra package repositories (baseurls, gpgkeys)', false),
   o('customizations.repositories.mirrorlist', 'a dnf mirror list', false),
   o('customizations.repositories.metalink', 'a dnf metalink', false),
   o('customizations.repositories.repo_gpgcheck', 'check the repository metadata signature (dnf)', false),
@@ -74,8 +74,8 @@ export const OPTIONS: readonly OptionInfo[] = [
   o('customizations.repositories.ssl_ca_cert', 'TLS client settings of a repository', false),
   o('customizations.repositories.ssl_client_key', 'TLS client settings of a repository', false),
   o('customizations.repositories.ssl_client_cert', 'TLS client settings of a repository', false),
-  o('customizations.cacerts', 'CA certificates added to the trust store'),
-  o('customizations.firstboot', 'scripts run once at first boot'),
+  o('customizations.cacerts', 'CA certificates added to the trust store', false),
+  o('customizations.firstboot', 'scripts run once at first boot', false),
   o('customizations.firstboot.scripts.command', 'satellite registration (Red Hat)', false),
   o('customizations.firstboot.scripts.job_template_url', 'Ansible Automation Platform callback (Red Hat)', false),
   o('customizations.firstboot.scripts.host_config_key', 'Ansible Automation Platform callback (Red Hat)', false),

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { attachLocks, type LockOptions } from '../packages/index.js';
 import { FORMATS, LOCK_TABLE } from '../packages/formats.js';
 import { bwrapSandbox, type Sandbox } from '../sandbox/run.js';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Logger } from '../event.js';
 import { buildrootHook } from './buildroot.js';
@@ -26,6 +26,7 @@ import { openLocalStore } from '../store/local.js';
 import { absentStore } from './absent-store.js';
 import type { Store } from '../store/types.js';
 import { openRemote, remoteConfig, type RemoteCache } from '../remote/index.js';
+import { userCacheDir } from '../catalog/index.js';
 
 export interface GlobalOptions {
   file?: string;
@@ -41,6 +42,23 @@ export interface GlobalOptions {
   remoteReadOnly?: boolean;
   /** `--allow-path DIR` (repeatable): a folder outside the project the definition may read. */
   allowPath?: string[];
+  /** A build from the built-in catalog (`imgmake build TYPE --blueprint FILE`): see src/cli/catalog.ts. */
+  catalog?: CatalogBuild;
+}
+
+/**
+ * A definition composed from the catalog and a blueprint, written into the cache before each
+ * load (so watch re-reads the blueprint); its folder also holds its imgmake.lock.
+ */
+export interface CatalogBuild {
+  /** The composed root definition (written by `prepare`). */
+  definition: string;
+  /** The catalog's folder: the composed definition includes its parts. */
+  allow: string[];
+  /** The blueprint file, watched with the definition's files. */
+  blueprint?: string;
+  /** Reads the blueprint and writes the definition; blueprint errors come back as diagnostics. */
+  prepare(): Promise<Result<void, Diagnostic[]>>;
 }
 
 export interface Context {
@@ -69,6 +87,7 @@ export const DEFINITION_FILE = 'imgmake.yaml';
  * path the "no definition" message names).
  */
 export function definitionPath(o: GlobalOptions): string {
+  if (o.catalog) return o.catalog.definition;
   if (o.file !== undefined) return resolve(o.file);
   return findDefinition(process.cwd()) ?? resolve(DEFINITION_FILE);
 }
@@ -81,8 +100,9 @@ export function findDefinition(from: string): string | undefined {
   }
 }
 
+/** --cache, else IMGMAKE_CACHE, else a catalog build's per-user cache, else cache/ beside the definition. */
 export function cacheDirOf(o: GlobalOptions, defFile: string): string {
-  return resolve(o.cache ?? process.env.IMGMAKE_CACHE ?? resolve(dirname(defFile), 'cache'));
+  return resolve(o.cache ?? process.env.IMGMAKE_CACHE ?? (o.catalog ? userCacheDir() : resolve(dirname(defFile), 'cache')));
 }
 
 /** `IMGMAKE_VAR_NAME=VALUE` in the environment: like `--var NAME=VALUE`, which wins over it. */
@@ -137,6 +157,10 @@ export interface LoadContextOptions {
  */
 export async function loadDefinition(o: GlobalOptions): Promise<Result<{ rules: RuleRegistry; def: Definition }, Diagnostic[]>> {
   const file = definitionPath(o);
+  if (o.catalog) {
+    const prepared = await o.catalog.prepare();
+    if (!prepared.ok) return prepared;
+  }
   if (!existsSync(file)) {
     return fail([
       o.file !== undefined
@@ -153,10 +177,15 @@ export async function loadDefinition(o: GlobalOptions): Promise<Result<{ rules: 
     vars: vars.value.vars,
     varSources: vars.value.sources,
     hostDefaults: await hostDefaults(),
-    allow: (o.allowPath ?? []).map((p) => resolve(p)),
+    allow: [...(o.allowPath ?? []), ...(o.catalog?.allow ?? [])].map((p) => resolve(p)),
   });
   if (!loaded.ok) return loaded;
-  return ok({ rules, def: loaded.value });
+  if (!o.catalog) return ok({ rules, def: loaded.value });
+  // The catalog is the package's, not an --allow-path the user gave: no line about it.
+  const { allowed, ...def } = loaded.value;
+  const own = allowed?.filter((d) => !o.catalog!.allow.some((a) => realpathSync(a) === d));
+  const files = o.catalog.blueprint ? [...def.files, o.catalog.blueprint] : def.files;
+  return ok({ rules, def: { ...def, files, ...(own?.length ? { allowed: own } : {}) } });
 }
 
 export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {}): Promise<Result<Context, Diagnostic[]>> {
