@@ -96,7 +96,7 @@ function addPackages(text: string, image: CatalogImage, packages: string[]): str
   return doc.toString({ lineWidth: 0 });
 }
 
-const escape = (s: string): string => s.replaceAll('${', '$${');
+const escape = (s: string): string => s.replaceAll('${', () => '$${');
 
 function escapeAll(v: unknown): unknown {
   if (typeof v === 'string') return escape(v);

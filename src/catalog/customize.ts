@@ -20,7 +20,7 @@
  */
 import { diagnostic, type Diagnostic, type Loc } from '../diagnostic.js';
 import type { Blueprint, Owner, Pos, User } from '../blueprint/index.js';
-import { isCryptHash, parsePort } from '../blueprint/index.js';
+import { isCryptHash, parsePort, sortDiagnostics } from '../blueprint/index.js';
 import { fail, ok, type Result } from '../result.js';
 
 /** One stage of the blueprint's pipeline, as a definition writes it. */
@@ -175,7 +175,7 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
       from: svc?.loc ?? c.firewall!.loc,
     });
   }
-  return errors.length ? fail(errors) : ok({ packages, vars, stages });
+  return errors.length ? fail(sortDiagnostics(errors)) : ok({ packages, vars, stages });
 }
 
 function userEntry(u: User, errors: Diagnostic[]): Record<string, unknown> {

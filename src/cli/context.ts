@@ -165,7 +165,7 @@ export async function loadDefinition(o: GlobalOptions): Promise<Result<{ rules: 
     return fail([
       o.file !== undefined
         ? diagnostic('usage', `no definition at ${file}`, undefined, 'name an existing file with -f FILE')
-        : diagnostic('usage', `no ${DEFINITION_FILE} in ${process.cwd()} or any folder above it`, undefined, `run imgmake in a project (a folder with an ${DEFINITION_FILE}, or below it), or name one with -f FILE or -C DIR`),
+        : diagnostic('usage', `no ${DEFINITION_FILE} in ${process.cwd()} or any folder above it`, undefined, `run imgmake in a project (a folder with an ${DEFINITION_FILE}, or below it), or name one with -f FILE or -C DIR; or build an image of the catalog: imgmake list, then imgmake build qcow2 --blueprint FILE`),
     ]);
   }
   const vars = parseVars(o.var, process.env);
