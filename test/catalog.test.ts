@@ -62,8 +62,9 @@ test('list rows: every distro × arch × type, filtered by globs on distro, arch
   assert.deepEqual(all.map((r) => r.type), ['qcow2', 'raw', 'tar']);
   assert.deepEqual(all.find((r) => r.type === 'qcow2'), {
     distro: 'debian-12', arch: 'x86_64', type: 'qcow2', filename: 'disk.qcow2', size: '3G',
-    options: ['packages', 'modules', 'hostname', 'user', 'sshkey', 'group', 'timezone', 'locale', 'services', 'firewall.ports', 'directories', 'files', 'sshd'],
+    options: ['packages', 'modules', 'hostname', 'kernel.append', 'user', 'sshkey', 'group', 'timezone', 'locale', 'services', 'firewall.ports', 'filesystem', 'directories', 'files', 'sshd'],
   });
+  assert.deepEqual(all.find((r) => r.type === 'tar')!.options, ['packages', 'modules', 'hostname', 'user', 'sshkey', 'group', 'timezone', 'locale', 'services', 'firewall.ports', 'directories', 'files', 'sshd'], 'no disk, no bootloader');
   const f = (...xs: string[]) => xs.map((x) => { const p = parseFilter(x); assert.ok(p.ok); return p.value; });
   assert.deepEqual(listRows(images, f('type:q*')).map((r) => r.type), ['qcow2']);
   assert.deepEqual(listRows(images, f('type:tar', 'type:raw')).map((r) => r.type), ['raw', 'tar'], 'two filters on one key: either');
@@ -79,13 +80,13 @@ test('imgmake list: a table, --json, --filter; a bad filter is exit 2', async ()
   const table = await imgmake(['list']);
   assert.equal(table.code, 0, table.stderr);
   assert.match(table.stdout, /^DISTRO +ARCH +TYPE +FILENAME +SIZE +BLUEPRINT OPTIONS\n/);
-  assert.match(table.stdout, /\ndebian-12 +x86_64 +qcow2 +disk\.qcow2 +3G +packages, modules, hostname, user,/);
+  assert.match(table.stdout, /\ndebian-12 +x86_64 +qcow2 +disk\.qcow2 +3G +packages, modules, hostname, kernel\.append, user,/);
   assert.match(table.stdout, /\ndebian-12 +x86_64 +tar +rootfs\.tar\.zst +- +packages/);
   const json = await imgmake(['list', '--json', '--filter', 'type:raw']);
   assert.equal(json.code, 0, json.stderr);
   assert.equal(json.events.length, 1);
   assert.deepEqual({ ...json.events[0], options: undefined }, { type: 'image', distro: 'debian-12', arch: 'x86_64', imageType: 'raw', filename: 'disk.raw', size: '3G', options: undefined });
-  assert.ok(json.events[0]!['options'].includes('firewall.ports') && !json.events[0]!['options'].includes('filesystem'), 'the support table, as mapped');
+  assert.ok(json.events[0]!['options'].includes('filesystem') && !json.events[0]!['options'].includes('cacerts'), 'the support table, as mapped');
   const bad = await imgmake(['list', '--filter', 'colour:red']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--filter colour:red: not KEY:VALUE/);
@@ -174,9 +175,9 @@ permit_root_login = "prohibit-password"
 });
 
 test('mapBlueprint: only what the blueprint uses makes a stage; nothing at all makes none', () => {
-  assert.deepEqual(mapped('name = "x"'), { packages: [], vars: {}, stages: [] });
+  assert.deepEqual(mapped('name = "x"'), { packages: [], vars: {}, stages: [], filesystems: [] });
   const h = mapped('name = "x"\n[customizations]\nhostname = "h"\n');
-  assert.deepEqual(h, { packages: [], vars: { hostname: 'h' }, stages: [] }, 'the hostname is a variable of the workload part: no stage of its own');
+  assert.deepEqual(h, { packages: [], vars: { hostname: 'h' }, stages: [], filesystems: [] }, 'the hostname is a variable of the workload part: no stage of its own');
   assert.deepEqual(mapped('name = "x"\n[customizations.firewall]\nports = ["80:tcp"]\n').stages.map((s) => s.name), ['firewall', 'services']);
 });
 
@@ -215,7 +216,7 @@ hostname = "h"
 path = "/etc/x"
 data = "a \${b} c"
 `);
-  const c = compose({ image, rootText: readFileSync(image.definition, 'utf8'), partText: readFileSync(image.packages.part, 'utf8'), custom, blueprintFile: '/bp/x.toml' });
+  const c = compose({ image, rootText: readFileSync(image.definition, 'utf8'), parts: { [image.packages.part]: readFileSync(image.packages.part, 'utf8') }, custom, blueprintFile: '/bp/x.toml' });
   assert.deepEqual(Object.keys(c.files).sort(), ['distro.yaml', 'imgmake.yaml']);
   const dir = tmp();
   for (const [n, t] of Object.entries(c.files)) writeFileSync(join(dir, n), t);
@@ -237,9 +238,48 @@ data = "a \${b} c"
   const root = d.pipelines.get('disk' as never)!.stages.find((s) => s.id === 'root')!;
   assert.equal(root.inputs.find((i) => i.name === 'tree')?.kind === 'pipeline' && (root.inputs.find((i) => i.name === 'tree') as { pipeline: string }).pipeline, 'blueprint');
   // Without a blueprint's packages, the catalog's distro part is included as it is.
-  const plain = compose({ image, rootText: readFileSync(image.definition, 'utf8'), partText: '', custom: { packages: [], vars: {}, stages: [] } });
+  const plain = compose({ image, rootText: readFileSync(image.definition, 'utf8'), parts: {}, custom: { packages: [], vars: {}, stages: [], filesystems: [] } });
   assert.deepEqual(Object.keys(plain.files), ['imgmake.yaml']);
   assert.ok(plain.files['imgmake.yaml']!.includes(image.packages.part));
+});
+
+test('filesystems and kernel arguments: partitions before the root, a filesystem each from its directory, fstab entries, a bigger disk', async () => {
+  const image = (await readCatalog())[0]!;
+  const custom = mapped(`name = "x"
+[customizations.kernel]
+append = "quiet loglevel=3"
+[[customizations.filesystem]]
+mountpoint = "/var/log"
+minsize = 267911168
+[[customizations.filesystem]]
+mountpoint = "/srv/data"
+minsize = 1073741824
+`);
+  assert.deepEqual(custom.vars, { kernel_append: ' quiet loglevel=3' });
+  assert.deepEqual(custom.filesystems.map((f) => [f.mountpoint, f.size / 1048576, f.partition]), [['/var/log', 256, 'var-log'], ['/srv/data', 1024, 'srv-data']]);
+  assert.deepEqual(custom.stages.map((s) => s.name), ['mountpoints']);
+  assert.equal(custom.filesystems[0]!.uuid, mapped('name = "y"\n[[customizations.filesystem]]\nmountpoint = "/var/log"\nminsize = 1\n').filesystems[0]!.uuid, 'the same mountpoint, the same UUID');
+  const parts: Record<string, string> = {};
+  for (const p of [image.packages.part, image.disk.part, image.fstab.part]) parts[p] = readFileSync(p, 'utf8');
+  const c = compose({ image, rootText: readFileSync(image.definition, 'utf8'), parts, custom, diskSize: '3G' });
+  assert.deepEqual(Object.keys(c.files).sort(), ['imgmake.yaml', 'platform.yaml', 'workload.yaml']);
+  const dir = tmp();
+  for (const [n, t] of Object.entries(c.files)) writeFileSync(join(dir, n), t);
+  const def = await load({ file: join(dir, 'imgmake.yaml'), rules: await loadRules(), hostDefaults: await hostDefaults(), allow: [CATALOG_DIR] });
+  assert.ok(def.ok, def.ok ? '' : def.error.map((d) => `${d.loc?.file}:${d.loc?.line} ${d.message}`).join('\n'));
+  const disk = def.value.pipelines.get('disk' as never)!;
+  const partition = disk.stages.find((s) => s.id === 'partition')!.options as { size: string; partitions: { name: string; size: string }[] };
+  assert.equal(partition.size, `${3072 + 256 + 1024}M`);
+  assert.deepEqual(partition.partitions.map((p) => `${p.name}:${p.size}`), ['bios:1M', 'esp:100M', 'var-log:256M', 'srv-data:1024M', 'root:rest']);
+  assert.deepEqual(disk.stages.map((s) => s.id), ['partition', 'esp', 'bios', 'root', 'fs-var-log', 'fs-srv-data']);
+  assert.deepEqual(disk.stages.at(-2)!.options, { filename: 'disk.raw', partition: 'var-log', uuid: custom.filesystems[0]!.uuid, subdir: '/var/log', mtime: 'clamp', inode_ratio: 16384 });
+  const fstab = def.value.pipelines.get('workload' as never)!.stages.find((s) => s.id === 'fstab')!.options['filesystems'] as { path: string; spec: string }[];
+  assert.deepEqual(fstab.map((f) => f.path), ['/', '/boot/efi', '/var/log', '/srv/data']);
+  assert.equal(fstab[2]!.spec, `UUID=${custom.filesystems[0]!.uuid}`);
+  assert.equal(def.value.pipelines.get('esp' as never)!.stages[0]!.options['cmdline'], 'ro console=ttyS0,115200 quiet loglevel=3');
+  const bad = mapBlueprint(bp('name = "x"\n[customizations.kernel]\nappend = "init=\'/bin/sh\'"\n[[customizations.filesystem]]\nmountpoint = "/"\nminsize = 1\n'));
+  assert.ok(!bad.ok);
+  assert.deepEqual(bad.error.map((d) => `${d.loc!.line}:${d.loc!.col}`), ['3:10', '5:14']);
 });
 
 test('build, plan and lock: a project wins unless the catalog is asked for; bad blueprints are exit 2 at their line', async (t) => {
@@ -257,10 +297,12 @@ test('build, plan and lock: a project wins unless the catalog is asked for; bad 
   // An option the type does not support: exit 2 at the blueprint's line, before anything is made.
   const dir = tmp();
   const file = join(dir, 'bad.toml');
-  writeFileSync(file, 'name = "bad"\n\n[[customizations.filesystem]]\nmountpoint = "/var/log"\nminsize = "1 GiB"\n');
-  const unsupported = await imgmake(['plan', 'qcow2', '--blueprint', file], { cwd: dir, env: { IMGMAKE_CACHE: cache } });
+  writeFileSync(file, 'name = "bad"\n\n[[customizations.filesystem]]\nmountpoint = "/var/log"\nminsize = "1 GiB"\n[customizations.cacerts]\npem_certs = []\n');
+  const unsupported = await imgmake(['plan', 'tar', '--blueprint', file], { cwd: dir, env: { IMGMAKE_CACHE: cache } });
   assert.equal(unsupported.code, 2, unsupported.stderr);
-  assert.match(unsupported.stderr, /(^|\n)bad\.toml:3:18: error: "filesystem" has no mapping in imgmake yet/);
+  assert.match(unsupported.stderr, /(^|\n)bad\.toml:3:18: error: image type "tar" does not support "filesystem": a tar archive has no disk/);
+  assert.match(unsupported.stderr, /\nhint: remove it, or build another image type\. It is supported by qcow2 and raw\./);
+  assert.match(unsupported.stderr, /\nbad\.toml:6:17: error: "cacerts" has no mapping in imgmake yet/);
   writeFileSync(file, 'name = "bad"\n[customizations.locale]\nlanguages = ["de_DE.UTF-8"]\n');
   const value = await imgmake(['build', 'tar', '--blueprint', file], { cwd: dir, env: { IMGMAKE_CACHE: cache } });
   assert.equal(value.code, 2);

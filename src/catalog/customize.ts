@@ -3,7 +3,8 @@
  * distro's package stage, variables of the catalog's parts (hostname, timezone), and the stages
  * of one `blueprint` pipeline on top of the workload, in the order an OS needs them:
  *
- *     locale → users (groups, users, ssh keys) → ntp → directories → files → sshd → firewall → services
+ *     mountpoints → locale → users (groups, users, ssh keys) → ntp → directories → files → sshd
+ *       → firewall → services
  *
  * Directories before files (a file may go into one), users before both (an owner may be one of
  * them), services last (a unit a file wrote, or the firewall's, can then be enabled). A stage is
@@ -18,6 +19,7 @@
  * This module does not choose an image definition, write files or check support: compose.ts
  * and src/cli/catalog.ts do.
  */
+import { createHash } from 'node:crypto';
 import { diagnostic, type Diagnostic, type Loc } from '../diagnostic.js';
 import type { Blueprint, Owner, Pos, User } from '../blueprint/index.js';
 import { isCryptHash, parsePort, sortDiagnostics } from '../blueprint/index.js';
@@ -39,6 +41,20 @@ export interface Customization {
   vars: Record<string, string>;
   /** The `blueprint` pipeline's stages, in the order above; empty when nothing needs one. */
   stages: MappedStage[];
+  /** Extra filesystems: a partition each, made from that directory of the tree (compose.ts). */
+  filesystems: MappedFilesystem[];
+}
+
+export interface MappedFilesystem {
+  mountpoint: string;
+  /** Bytes, rounded up to a whole MiB. */
+  size: number;
+  /** The GPT partition name (from the mountpoint: /var/log → var-log). */
+  partition: string;
+  /** The filesystem's UUID and the partition's, derived from the mountpoint: the same blueprint, the same disk. */
+  uuid: string;
+  partuuid: string;
+  from: Loc;
 }
 
 /** The firewall's package and unit (Debian's nftables; its unit loads /etc/nftables.conf). */
@@ -66,10 +82,17 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
   const c = bp.customizations;
   const vars: Record<string, string> = {};
   const stages: MappedStage[] = [];
-  if (!c) return errors.length ? fail(errors) : ok({ packages, vars, stages });
+  const filesystems: MappedFilesystem[] = [];
+  if (!c) return errors.length ? fail(sortDiagnostics(errors)) : ok({ packages, vars, stages, filesystems });
 
   if (c.hostname) vars['hostname'] = c.hostname.value;
   if (c.timezone?.timezone) vars['timezone'] = c.timezone.timezone.value;
+  const append = c.kernel?.append;
+  if (append) {
+    // GRUB's configuration and the shell quote differently: only characters neither changes.
+    if (/^[A-Za-z0-9 ._,:=/+@-]*$/.test(append.value)) vars['kernel_append'] = ` ${append.value.trim()}`;
+    else errors.push(diagnostic('invalid-value', `kernel arguments ${JSON.stringify(append.value)} hold a character the bootloader's configuration would change`, append.loc, 'use letters, digits, spaces and . _ , : = / + @ - only (no quotes)'));
+  }
 
   if (c.locale && (c.locale.languages.length > 0 || c.locale.keyboard)) {
     const lang = c.locale.languages[0];
@@ -175,7 +198,33 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
       from: svc?.loc ?? c.firewall!.loc,
     });
   }
-  return errors.length ? fail(sortDiagnostics(errors)) : ok({ packages, vars, stages });
+  for (const f of c.filesystem) {
+    const m = f.mountpoint.value.replace(/\/+$/, '') || '/';
+    if (m === '/') {
+      errors.push(diagnostic('invalid-value', 'the root filesystem fills the rest of the disk; its size is not set here', f.mountpoint.loc, 'leave / out: list the other mountpoints'));
+      continue;
+    }
+    const MiB = 1024 * 1024;
+    filesystems.push({
+      mountpoint: m,
+      size: Math.ceil(f.minsize.value / MiB) * MiB,
+      partition: m.slice(1).replace(/[^A-Za-z0-9._+-]+/g, '-').slice(0, 36),
+      uuid: uuidOf(`filesystem:${m}`),
+      partuuid: uuidOf(`partition:${m}`),
+      from: f.loc,
+    });
+  }
+  if (filesystems.length > 0) {
+    // Mountpoints exist in the root filesystem, before anything else is written (it may go into them).
+    stages.unshift({ name: 'mountpoints', rule: 'files.mkdir', options: { paths: filesystems.map((f) => ({ path: f.mountpoint })) }, from: c.filesystem[0]!.loc });
+  }
+  return errors.length ? fail(sortDiagnostics(errors)) : ok({ packages, vars, stages, filesystems });
+}
+
+/** A fixed UUID from a name (the shape of a version-4 UUID; never random). */
+export function uuidOf(name: string): string {
+  const h = createHash('sha256').update(`imgmake:${name}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${'89ab'[parseInt(h[16]!, 16) % 4]}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 function userEntry(u: User, errors: Diagnostic[]): Record<string, unknown> {

@@ -49,6 +49,10 @@ export interface CatalogImage {
   definition: string;
   /** Where a blueprint's packages go: the part (absolute) that defines the package stage. */
   packages: { part: string; pipeline: string; stage: string };
+  /** Where a blueprint's filesystems go: the disk pipeline's partition stage and root filesystem stage. */
+  disk: { part: string; pipeline: string; partitions: string; root: string };
+  /** The stage writing /etc/fstab, which gets their entries. */
+  fstab: { part: string; pipeline: string; stage: string };
   types: CatalogType[];
 }
 
@@ -68,11 +72,15 @@ export function parseCatalog(text: string, dir: string): CatalogImage[] {
     const types = e['types'] as Record<string, { filename?: unknown; size?: unknown }> | undefined;
     if (!types || typeof types !== 'object') bad(`images[${i}].types must be a mapping`);
     const p = (e['packages'] ?? {}) as Record<string, unknown>;
+    const dk = (e['disk'] ?? {}) as Record<string, unknown>;
+    const fs = (e['fstab'] ?? {}) as Record<string, unknown>;
     return {
       distro: str(e['distro'], 'distro'),
       arch: str(e['arch'], 'arch'),
       definition: join(dir, str(e['definition'], 'definition')),
       packages: { part: join(dir, str(p['part'], 'packages.part')), pipeline: str(p['pipeline'], 'packages.pipeline'), stage: str(p['stage'], 'packages.stage') },
+      disk: { part: join(dir, str(dk['part'], 'disk.part')), pipeline: str(dk['pipeline'], 'disk.pipeline'), partitions: str(dk['partitions'], 'disk.partitions'), root: str(dk['root'], 'disk.root') },
+      fstab: { part: join(dir, str(fs['part'], 'fstab.part')), pipeline: str(fs['pipeline'], 'fstab.pipeline'), stage: str(fs['stage'], 'fstab.stage') },
       types: Object.entries(types!).map(([name, t]) => ({
         name,
         filename: str(t.filename, `types.${name}.filename`),
@@ -138,8 +146,9 @@ export function listRows(images: readonly CatalogImage[], filters: readonly Filt
 /** The options of support.ts's table for `type`, short names, without rows that only hold others. */
 export function supportedOptions(type: string): string[] {
   const supported = SUPPORT[type] ?? [];
-  const meta = ['name', 'description', 'version', 'distro', 'architecture', 'customizations'];
-  return OPTIONS.filter((o) => supported.includes(o.option) && !meta.includes(o.option) && !supported.some((x) => x.startsWith(`${o.option}.`))).map((o) => shortName(o.option));
+  // Metadata, and sections that only hold other options (their supported options are listed).
+  const leaveOut = ['name', 'description', 'version', 'distro', 'architecture', 'customizations', 'customizations.kernel', 'customizations.firewall'];
+  return OPTIONS.filter((o) => supported.includes(o.option) && !leaveOut.includes(o.option)).map((o) => shortName(o.option));
 }
 
 export interface Pick {

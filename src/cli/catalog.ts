@@ -78,7 +78,7 @@ export async function selectCatalog(types: string[], o: GlobalOptions, co: Catal
 
 /** Reads the blueprint (again: watch calls this on every change), checks it for `type`, writes the definition. */
 async function prepare(image: CatalogImage, type: string, bpFile: string | undefined, dir: string, co: CatalogOptions): Promise<Result<void, Diagnostic[]>> {
-  let custom: Parameters<typeof compose>[0]['custom'] = { packages: [], vars: {}, stages: [] };
+  let custom: Parameters<typeof compose>[0]['custom'] = { packages: [], vars: {}, stages: [], filesystems: [] };
   if (bpFile) {
     const bp = await readBlueprint(bpFile);
     if (!bp.ok) return bp;
@@ -88,11 +88,15 @@ async function prepare(image: CatalogImage, type: string, bpFile: string | undef
     if (errors.length) return fail(sortDiagnostics(errors));
     if (mapped.ok) custom = mapped.value;
   }
+  const parts: Record<string, string> = {};
+  for (const part of [image.packages.part, image.disk.part, image.fstab.part]) parts[part] = await readFile(part, 'utf8');
+  const size = image.types.find((t) => t.name === type)?.size;
   const composed = compose({
     image,
     rootText: await readFile(image.definition, 'utf8'),
-    partText: await readFile(image.packages.part, 'utf8'),
+    parts,
     custom,
+    ...(size ? { diskSize: size } : {}),
     ...(bpFile ? { blueprintFile: bpFile } : {}),
   });
   await writeComposed(dir, composed);
