@@ -96,8 +96,11 @@ export const OPTIONS: readonly OptionInfo[] = [
   o('customizations.iso', 'installer ISO settings', false),
 ];
 
+/** Rows that only hold other options: a type's list names the options in them, not the section. */
+export const SECTIONS = ['customizations', 'customizations.kernel', 'customizations.firewall'];
+
 /** Fields every type takes that say nothing about the image's contents; left out of hints. */
-const METADATA = ['name', 'description', 'version', 'distro', 'architecture'];
+export const METADATA = ['name', 'description', 'version', 'distro', 'architecture'];
 
 /** The image types this table knows today; the catalog adds more. */
 export const IMAGE_TYPES = ['qcow2', 'raw', 'tar'] as const;
@@ -180,6 +183,6 @@ export function checkSupport(bp: Blueprint, type: string, opts: SupportOptions =
 
 /** The supported options as short names, leaving out the container rows (`customizations`, `kernel`). */
 function summary(options: readonly string[]): string {
-  const shown = options.filter((x) => !METADATA.includes(x) && !options.some((y) => y.startsWith(`${x}.`)));
+  const shown = options.filter((x) => !METADATA.includes(x) && !SECTIONS.includes(x));
   return listOf(shown.map(shortName));
 }

@@ -16,7 +16,7 @@ import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { SUPPORT, shortName, OPTIONS } from '../blueprint/index.js';
+import { METADATA, OPTIONS, SECTIONS, SUPPORT, shortName } from '../blueprint/index.js';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
 import { closest, listOf } from '../load/suggest.js';
 import { fail, ok, type Result } from '../result.js';
@@ -147,7 +147,7 @@ export function listRows(images: readonly CatalogImage[], filters: readonly Filt
 export function supportedOptions(type: string): string[] {
   const supported = SUPPORT[type] ?? [];
   // Metadata, and sections that only hold other options (their supported options are listed).
-  const leaveOut = ['name', 'description', 'version', 'distro', 'architecture', 'customizations', 'customizations.kernel', 'customizations.firewall'];
+  const leaveOut = [...METADATA, ...SECTIONS];
   return OPTIONS.filter((o) => supported.includes(o.option) && !leaveOut.includes(o.option)).map((o) => shortName(o.option));
 }
 
