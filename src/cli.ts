@@ -181,7 +181,7 @@ export function program(run: (code: Promise<number>) => void): Command {
     .version(VERSION, '-V, --version', 'print the version and exit')
     .option('-C, --directory <DIR>', 'change to DIR first (like make -C and git -C): FILE, --cache and --out are then relative to it')
     .option('-f, --file <FILE>', 'the definition (default: the nearest imgmake.yaml in this folder or one above it)')
-    .option('--cache <DIR>', 'the cache directory (default: cache/ beside the definition, or $IMGMAKE_CACHE)')
+    .option('--cache <DIR>', 'the cache directory (default: $IMGMAKE_CACHE, else cache/ beside the definition; a catalog build: ~/.cache/imgmake)')
     .option('--out <DIR>', 'where targets are exported (default: out/ beside the definition)')
     .option('--var <NAME=VALUE>', 'set a variable the definition declares (wins over its vars:); repeatable', collect, [] as string[])
     .option('--allow-path <DIR>', 'let includes and file: inputs read DIR, a folder outside the project; repeatable', collect, [] as string[])
