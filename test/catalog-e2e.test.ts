@@ -5,7 +5,8 @@
  * booted system sees it: hostname, a user's groups and key, a package the distro part does not
  * install, an enabled and a disabled service, a firewall port, a file, a directory and a
  * /var/log filesystem of the asked size. Then `plan` shows what one edited customization
- * reruns (its stage and what follows it, never the package stage), and what a new package does.
+ * reruns (its stage and what follows it, never the package stage), `watch` reruns exactly that
+ * when the blueprint is saved, and a new package needs the package stage locked again.
  *
  * The cache is shared by every run of this machine ($IMGMAKE_CATALOG_TEST_CACHE, else
  * /var/tmp/imgmake-catalog-test), and the blueprint is copied to a fixed path beside it, so
@@ -16,7 +17,9 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { imgmake, ran, repoRoot } from './helpers/cli.js';
+import { once } from 'node:events';
+import { imgmake, ran, repoRoot, startImgmake } from './helpers/cli.js';
+import { events } from './helpers/events.js';
 
 const CACHE = process.env['IMGMAKE_CATALOG_TEST_CACHE'] ?? '/var/tmp/imgmake-catalog-test';
 
@@ -64,6 +67,20 @@ test('catalog: a blueprint builds a qcow2 that boots with every customization; a
   for (const cached of ['distro.packages', 'blueprint.users', 'blueprint.directories', 'blueprint.mountpoints']) {
     assert.equal(stages.find((e) => e.node === cached)?.status, 'cached', cached);
   }
+  // The same edit saved under watch: it re-reads the blueprint and reruns exactly those stages.
+  writeFileSync(bp, text);
+  const watch = startImgmake(['--json', 'watch', 'qcow2', ...args, '--locked'], { cwd: work, env });
+  t.after(() => watch.kill('SIGKILL'));
+  const ev = events(watch);
+  assert.deepEqual((await ev.next((e) => e.type === 'rebuild', 'the first (no-op) build under watch', 300_000)).at(-1)!.ran, []);
+  await ev.next((e) => e.type === 'watch' && e.state === 'idle', 'idle');
+  writeFileSync(bp, text.replace('data = "from the blueprint\\n"', 'data = "edited\\n"'));
+  const edit = (await ev.next((e) => e.type === 'rebuild', 'the rebuild after the blueprint edit', 600_000)).at(-1)!;
+  assert.equal(edit.result, 'built', ev.stderr);
+  assert.deepEqual([...edit.ran].sort(), willRun);
+  watch.kill('SIGINT');
+  assert.equal((await once(watch, 'exit'))[0], 130);
+
   // A new package: the package stage and everything after it.
   writeFileSync(bp, text.replace('name = "hello"', 'name = "hello"\n\n[[packages]]\nname = "jq"'));
   const more = await imgmake(['--json', 'plan', 'qcow2', ...args], { cwd: work, env });
