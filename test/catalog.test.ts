@@ -311,6 +311,10 @@ test('build, plan and lock: a project wins unless the catalog is asked for; bad 
   const distro = await imgmake(['plan', 'qcow2', '--blueprint', file, '--distro', 'debian-13'], { cwd: dir, env: { IMGMAKE_CACHE: cache } });
   assert.equal(distro.code, 2);
   assert.match(distro.stderr, /the catalog has no distro "debian-13"/);
+  writeFileSync(file, 'name = "bad"\ndistro = "fedora-41"\n');
+  const bpDistro = await imgmake(['plan', 'qcow2', '--blueprint', file], { cwd: dir, env: { IMGMAKE_CACHE: cache } });
+  assert.equal(bpDistro.code, 2);
+  assert.match(bpDistro.stderr, /(^|\n)bad\.toml:2:10: error: the catalog has no distro "fedora-41"/);
   // No project, no TYPE: the usual message.
   const none = await imgmake(['plan'], { cwd: dir, env: { IMGMAKE_CACHE: cache } });
   assert.equal(none.code, 2);

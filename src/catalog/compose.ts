@@ -6,8 +6,12 @@
  *                        vars: the blueprint's (hostname, timezone) and `os: blueprint`
  *                        pipelines: blueprint: { base: workload, stages: [the mapped stages] }
  *     DIR/distro.yaml    only when the blueprint adds packages: the catalog's distro part, the
- *                        blueprint's packages appended to its package stage (the root includes
- *                        it in place of the catalog's)
+ *                        blueprint's packages appended to its package stage
+ *     DIR/platform.yaml  only for filesystems: a partition and a disk.ext4 stage each
+ *     DIR/workload.yaml  only for filesystems: their fstab entries
+ *
+ * (the root includes each edited copy in place of the catalog's part; the index says which part
+ * holds which stage). Filesystems also set `disk_size`: the type's size plus theirs.
  *
  * The platform part builds the disk from the tree of the pipeline the `os` variable names, so
  * the blueprint's pipeline slots in between the workload and the disk without the catalog

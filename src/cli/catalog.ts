@@ -54,16 +54,22 @@ export async function selectCatalog(types: string[], o: GlobalOptions, co: Catal
   let distro = co.distro;
   let arch = co.arch;
   const bpFile = co.blueprint !== undefined ? resolve(co.blueprint) : undefined;
+  let fromBlueprint: Diagnostic['loc'];
   if (bpFile) {
     const bp = await readBlueprint(bpFile);
     if (bp.ok) {
-      distro ??= bp.value.distro?.value;
-      arch ??= bp.value.architecture?.value;
+      const d = distro === undefined ? bp.value.distro : undefined;
+      const a = arch === undefined ? bp.value.architecture : undefined;
+      distro ??= d?.value;
+      arch ??= a?.value;
+      // An unknown name the blueprint gave is an error at its line.
+      if (d && !images.some((i) => i.distro === d.value)) fromBlueprint = d.loc;
+      else if (a && !images.some((i) => i.distro === distro && i.arch === a.value)) fromBlueprint = a.loc;
     }
   }
   const type = types[0] ?? 'qcow2';
   const picked = pickImage(images, { type, distro, arch });
-  if (!picked.ok) return fail([picked.error]);
+  if (!picked.ok) return fail([fromBlueprint ? { ...picked.error, loc: fromBlueprint } : picked.error]);
   const { image } = picked.value;
   const id = createHash('sha256').update(bpFile ?? '').digest('hex').slice(0, 12);
   const dir = join(cacheDirOf({ ...o, catalog: {} as CatalogBuild }, ''), 'catalog', `${image.distro}-${image.arch}-${bpFile ? id : 'plain'}`);
