@@ -10,9 +10,12 @@ import { Command, CommanderError, Option } from 'commander';
 import { plan } from './plan.js';
 import { loadRules } from './rule.js';
 import { allowedLine, loadContext, loadDefinition, resolveTargets, selectNodes, targetsOrDefault, type Context, type GlobalOptions } from './cli/context.js';
-import { runBuild } from './cli/build.js';
+import { build as buildEngine } from './engine/build.js';
+import { collectedLine } from './cli/cache.js';
+import { afterExport } from './cli/extras.js';
 import { watchCommand, type WatchOptions } from './cli/watch.js';
-import { jobsOf, out, pickLogger, reportDiagnostics } from './cli/output.js';
+import { jobsOf, out, pickLogger, PROGRESS_MODES, reportDiagnostics } from './cli/output.js';
+import { jsonLine } from './logging/index.js';
 import { cacheExists, cacheGc, cacheInfo, cacheLs, cachePrune, cacheVerify, maxCacheSize } from './cli/cache.js';
 import { describeRule, listRules } from './cli/rules.js';
 import { RuleCodeError } from './rule-code.js';
@@ -32,6 +35,8 @@ export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.j
 
 export interface BuildOptions {
   locked?: boolean;
+  withSbom?: boolean;
+  withManifest?: boolean;
   until?: string;
   from?: string;
 }
@@ -42,16 +47,15 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
   if (typeof jobs !== 'number') return reportDiagnostics([jobs], o);
   const maxCacheBytes = maxCacheSize(o);
   if (typeof maxCacheBytes === 'object') return reportDiagnostics([maxCacheBytes], o);
-  // Made before loading: locking may build a buildroot first (cli/buildroot.ts), reported here.
+  // Made before loading: locking may build a buildroot first (engine/lock.ts), reported here.
   const logger = pickLogger(o);
   const loaded = await loadContext(o, { lock: o.locked ? 'read' : 'resolve', logger, jobs });
   const selected = loaded.ok ? selectNodes(loaded.value, (targets = targetsOrDefault(loaded.value.def, targets)), o) : loaded;
   if (!loaded.ok || !selected.ok) {
     logger.close?.();
     const ds = !loaded.ok ? loaded.error : !selected.ok ? selected.error : [];
-    const code = reportDiagnostics(ds, o);
-    // A buildroot that failed to build while locking is a failure of the build, not of the input.
-    return ds.some((d) => d.reason === 'buildroot-failed') ? EXIT_FAILED : code;
+    // A buildroot that failed to build or a mirror that could not be reached is exit 1 (exit.ts).
+    return reportDiagnostics(ds, o);
   }
   const ctx = loaded.value;
   const abort = new AbortController();
@@ -64,7 +68,13 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const r = await runBuild(ctx, targets, selected.value, { logger, jobs, signal: abort.signal, started, maxCacheBytes });
+    const extras = { withSbom: o.withSbom, withManifest: o.withManifest, tool: `imgmake-${VERSION}` };
+    const r = await buildEngine(
+      ctx,
+      ctx,
+      { targets, selection: selected.value, outDir: ctx.outDir, maxCacheBytes, afterExport: (t, x) => afterExport(ctx, t, { ...extras, fresh: x.fresh }, logger, abort.signal) },
+      { logger, jobs, signal: abort.signal, started, onCollected: collectedLine },
+    );
     if (interrupted) return EXIT_INTERRUPTED;
     return r.ok ? EXIT_OK : EXIT_FAILED;
   } finally {
@@ -78,10 +88,7 @@ async function lockCommand(o: GlobalOptions & { update?: boolean }): Promise<num
   const logger = pickLogger(o);
   const loaded = await loadContext(o, { lock: o.update ? 'update' : 'resolve', logger });
   logger.close?.();
-  if (!loaded.ok) {
-    const code = reportDiagnostics(loaded.error, o);
-    return loaded.error.some((d) => d.reason === 'buildroot-failed') ? EXIT_FAILED : code;
-  }
+  if (!loaded.ok) return reportDiagnostics(loaded.error, o);
   const n = packageStagesCount(loaded.value);
   out(n ? `imgmake: ${LOCK_FILE} covers ${n} package stage${n === 1 ? '' : 's'}` : 'imgmake: no stage installs packages: nothing to lock');
   return EXIT_OK;
@@ -106,8 +113,8 @@ async function planCommand(targets: string[], o: GlobalOptions & Pick<BuildOptio
   ctx.remote?.attach(pickLogger(o));
   const p = await plan({ graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals, scope: ctx.scope, force, ...(ctx.remote ? { remote: ctx.remote } : {}) });
   if (o.json) {
-    if (ctx.def.allowed) out(JSON.stringify({ type: 'allow-path', dirs: ctx.def.allowed }));
-    for (const s of p.stages) out(JSON.stringify({ type: 'plan-stage', node: s.id, pipeline: s.pipeline, stage: s.stage, rule: s.rule, key: s.key, status: s.status, reasons: s.reasons }));
+    if (ctx.def.allowed) out(jsonLine({ type: 'allow-path', dirs: ctx.def.allowed }));
+    for (const s of p.stages) out(jsonLine({ type: 'plan-stage', node: s.id, pipeline: s.pipeline, stage: s.stage, rule: s.rule, key: s.key, status: s.status, reasons: s.reasons }));
     return EXIT_OK;
   }
   const allowed = allowedLine(ctx);
@@ -135,7 +142,7 @@ async function targetsCommand(o: GlobalOptions & { names?: boolean }): Promise<n
   for (const t of def.targets.values()) {
     const isDefault = t.name === def.defaultTarget;
     if (o.names) out(t.name);
-    else if (o.json) out(JSON.stringify({ type: 'target', name: t.name, pipeline: t.pipeline, export: t.export, default: isDefault }));
+    else if (o.json) out(jsonLine({ type: 'target', name: t.name, pipeline: t.pipeline, export: t.export, default: isDefault }));
     else out(`${t.name}  (pipeline ${t.pipeline}${t.export.length ? `, exports ${t.export.join(', ')}` : ', exports the whole tree'})`);
   }
   if (!o.names && !o.json && def.defaultTarget) out(`default: ${def.defaultTarget} (what imgmake build builds when no target is named)`);
@@ -187,6 +194,7 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--allow-path <DIR>', 'let includes and file: inputs read DIR, a folder outside the project; repeatable', collect, [] as string[])
     .option('--json', 'print one JSON object per line on stdout and nothing else')
     .option('-v, --verbose', 'also report cached stages and stage starts')
+    .addOption(new Option('--progress <MODE>', 'how a build reports: tty (live lines redrawn in place), plain (one line per event), json (as --json); auto: tty on a terminal, else plain').choices(PROGRESS_MODES).default('auto'))
     .addOption(new Option('-j, --jobs <N>', 'stages run at once (default: the number of cores)'))
     .option('--max-cache-size <SIZE>', 'after each build, remove least recently used trees and .debs until the cache is under SIZE (10G, 500M; or $IMGMAKE_MAX_CACHE_SIZE)')
     .option('--remote <URL>', 'a remote cache to read trees from and write them to: http(s)://HOST/PATH or oci://HOST/REPOSITORY (default: $IMGMAKE_REMOTE; credentials from the environment)')
@@ -201,6 +209,8 @@ export function program(run: (code: Promise<number>) => void): Command {
         throw new UsageError(`-C ${dir}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (e as Error).message}`, 'name an existing folder: imgmake -C examples/hello build');
       }
     }
+    // --progress json is --json: every command then answers in JSON lines.
+    if (p.opts<GlobalOptions>().progress === 'json') p.setOptionValue('json', true);
     const name = commandName(action);
     if (!runsAsAnyUser(name) && process.geteuid?.() !== 0) throw new NeedsRoot(name);
   });
@@ -211,6 +221,8 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--locked', `fail instead of adding to ${LOCK_FILE} (for CI)`)
     .option('--until <PIPELINE.STAGE>', 'build up to and including that stage, then stop (nothing is exported)')
     .option('--from <PIPELINE.STAGE>', 'run that stage and every stage after it even if cached; their new trees replace the cached ones')
+    .option('--with-sbom', 'also write out/TARGET.spdx.json: an SPDX 2.3 list of the packages installed in the image')
+    .option('--with-manifest', 'also write out/TARGET.manifest/: the resolved definition as one file, and its lock, that builds the same image')
     .option('--blueprint <FILE>', 'build the catalog\'s image TYPE with what this blueprint (TOML, JSON or YAML) asks for (imgmake list shows the types)')
     .option('--distro <NAME>', 'the catalog\'s distribution (default: the blueprint\'s distro, else debian-12)')
     .option('--arch <ARCH>', 'the catalog\'s architecture (default: the blueprint\'s, else x86_64)')

@@ -62,9 +62,14 @@ export type DiagnosticReason =
   | 'unsupported-option'
   /**
    * A stage's buildroot, built in order to lock the stage, failed to build: a runtime failure
-   * (exit 1), reported where locking reports (src/cli/buildroot.ts).
+   * (exit 1), reported where locking reports (src/engine/lock.ts).
    */
   | 'buildroot-failed'
+  /**
+   * A mirror or repository could not be reached while locking (refused, unresolvable, timed
+   * out): a runtime failure (exit 1), never the user's input.
+   */
+  | 'network'
   | 'usage';
 
 export interface Diagnostic {

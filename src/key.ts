@@ -13,8 +13,7 @@
  * Keys must be computed in dependency order, because a stage's key contains its parent's,
  * its inputs' and its buildroot's keys.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { sha256, sha256File } from './hash.js';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BuildGraph } from './graph.js';
@@ -62,9 +61,7 @@ export function canonicalJson(v: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
 }
 
-export function sha256(s: string | Uint8Array): string {
-  return createHash('sha256').update(s).digest('hex');
-}
+export { sha256 } from './hash.js';
 
 /** Computes every stage's key. File digests come from `digestPath` (memoized per run). */
 export async function computeKeys(g: BuildGraph, digest = memoDigest()): Promise<Keys> {
@@ -95,14 +92,19 @@ export async function computeKeys(g: BuildGraph, digest = memoDigest()): Promise
           break;
       }
     }
+    // A package stage's options less what its format says only locates packages (an RPM
+    // repository's URLs): the lock's digest, below, pins what is installed.
+    let options: Record<string, unknown> = stage.options;
     for (const input of stage.inputs) {
-      if (input.kind === 'packages') inputs[input.name] = { packages: input.digest };
+      if (input.kind !== 'packages') continue;
+      inputs[input.name] = { packages: input.digest };
+      if (input.keyOptions) options = input.keyOptions;
     }
     const object: KeyObject = {
       schema: KEY_SCHEMA,
       rule: rule.name,
       ruleCode: rule.digest,
-      options: stage.options,
+      options,
       parent,
       inputs,
       buildroot,
@@ -114,7 +116,7 @@ export async function computeKeys(g: BuildGraph, digest = memoDigest()): Promise
       parent: parent ?? 'none',
       buildroot,
     };
-    for (const [k, v] of Object.entries(stage.options)) fields[`options.${k}`] = sha256(canonicalJson(v));
+    for (const [k, v] of Object.entries(options)) fields[`options.${k}`] = sha256(canonicalJson(v));
     for (const [k, v] of Object.entries(inputs)) fields[`inputs.${k}`] = sha256(canonicalJson(v));
     keys.set(id, { key: sha256(canonicalJson(object)) as CacheKey, object, fields });
   }
@@ -162,7 +164,7 @@ export async function digestPath(path: string): Promise<Digest> {
           entries.push([r, 'dir', mode]);
           await walk(p, r);
         } else if (st.isSymbolicLink()) entries.push([r, 'link', await readlink(p)]);
-        else if (st.isFile()) entries.push([r, 'file', mode, await fileSha256(p)]);
+        else if (st.isFile()) entries.push([r, 'file', mode, await sha256File(p)]);
         else entries.push([r, 'other', mode]);
       }
     };
@@ -170,15 +172,7 @@ export async function digestPath(path: string): Promise<Digest> {
     return formatDigest(sha256(canonicalJson(['dir', s.mode & 0o7777, entries])));
   }
   if (s.isSymbolicLink()) return formatDigest(sha256(canonicalJson(['link', await readlink(path)])));
-  return formatDigest(sha256(canonicalJson(['file', s.mode & 0o7777, await fileSha256(path)])));
+  return formatDigest(sha256(canonicalJson(['file', s.mode & 0o7777, await sha256File(path)])));
 }
 
-function fileSha256(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (c) => h.update(c))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
-}
+

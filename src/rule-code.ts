@@ -27,7 +27,7 @@
  *
  * This module reads and hashes files; it does not load, validate or run rules (rule.ts does).
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from './hash.js';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -141,7 +141,7 @@ export function ruleCode(o: RuleCodeOptions): RuleCode {
   const order = (f: CodeFile): string => `${f.root}:${f.path}`;
   files.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
   const rows = files.map((f) => [f.root, f.path, f.sha256]);
-  return { files, digest: formatDigest(createHash('sha256').update(JSON.stringify(rows)).digest('hex')) };
+  return { files, digest: formatDigest(sha256(JSON.stringify(rows))) };
 }
 
 /** A memoizing `hash` for ruleCode: one read per file per registry. */
@@ -155,7 +155,7 @@ export function fileHasher(): (path: string) => string {
 }
 
 function hashFile(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
+  return sha256(readFileSync(path));
 }
 
 /** Every file under `dir` but tests and dotfiles, recursively; nothing when it does not exist. */

@@ -23,7 +23,8 @@ import type { Plan } from './plan.js';
 import type { Sandbox } from './sandbox/run.js';
 import { stageSpec } from './sandbox/stage.js';
 import type { Store, TreeRecord, WorkTree } from './store/types.js';
-import type { Event, Logger } from './event.js';
+import { logCommandOf, type Event, type Logger } from './event.js';
+import { followLastLine } from './log-tail.js';
 import { unreachable } from './result.js';
 import { describeSpace, describeWriteError, isFull, NO_SPACE_TEXT, spaceLeft } from './write-error.js';
 
@@ -58,6 +59,9 @@ export interface ScheduleResult {
 type NodeState = 'waiting' | 'running' | 'committed' | 'failed' | 'cancelled';
 
 const LOG_TAIL_LINES = 20;
+
+/** How often a running stage's latest output line is reported, at most (`stage-output`). */
+export const OUTPUT_EVERY_MS = 500;
 
 export async function schedule(opts: ScheduleOptions): Promise<ScheduleResult> {
   const { graph: g, plan, logger } = opts;
@@ -149,7 +153,7 @@ async function runStage(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, Tr
   const base = { node: id, pipeline: stage.pipeline, stage: stage.id, key, rule: rule.name };
   const held = await store.claim(key, {
     signal: opts.signal,
-    onWait: (holder) => logger.log({ type: 'info', message: `imgmake: ${id}: another build on this cache (pid ${holder.split('-')[0]}) is making it; waiting` }),
+    onWait: (holder) => logger.log({ type: 'wait', for: 'stage', pid: Number(holder.split('-')[0]), node: id }),
   });
   if (!held) {
     logger.log({ type: 'stage-cancelled', node: id, pipeline: stage.pipeline, stage: stage.id, key });
@@ -212,7 +216,7 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
     const stored = cause ? Buffer.concat([text, Buffer.from(`\nimgmake: ${cause}\n`)]) : text;
     const log = await store.putLog(key, stored).catch(() => undefined);
     const reason = cause && !e.cause ? 'no-space' : e.reason;
-    logger.log({ type: 'stage', ...base, status: 'failed', ms, ...(log ? { log } : {}), tail, ...e, ...(reason ? { reason } : {}), ...(cause ? { cause } : {}) });
+    logger.log({ type: 'stage', ...base, status: 'failed', ms, ...(log ? { log: logCommandOf(id) } : {}), tail, ...e, ...(reason ? { reason } : {}), ...(cause ? { cause } : {}) });
     return { state: 'failed' };
   };
   // What was being done when something threw: the rule's own code, or storing its result.
@@ -221,7 +225,8 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
   try {
     await writeFile(logFile, '');
     const spec = await stageSpec({ stage, rule, store, work: w, treeOf, artifacts: opts.artifacts });
-    const r = await sandbox.run(spec, { logFile, ...(opts.signal ? { signal: opts.signal } : {}) });
+    const stopFollowing = followLastLine(logFile, OUTPUT_EVERY_MS, (line) => logger.log({ type: 'stage-output', node: id, line }));
+    const r = await sandbox.run(spec, { logFile, ...(opts.signal ? { signal: opts.signal } : {}) }).finally(stopFollowing);
     if (r.cancelled || opts.signal?.aborted) {
       await store.discard(w);
       logger.log({ type: 'stage-cancelled', node: id, pipeline: stage.pipeline, stage: stage.id, key });
@@ -233,10 +238,10 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
     doing = 'committing';
     ranMs = r.ms;
     // The log lives in the work directory, which commit removes: store it first.
-    const log = await store.putLog(key, logFile);
+    await store.putLog(key, logFile);
     const tree = await store.commit(w, { key, node: id, ms: r.ms, replace: opts.replace?.has(id) ?? false });
     await store.putHistory(opts.scope, id, { key, fields: keys.get(id)!.fields, at: tree.createdAt });
-    logger.log({ type: 'stage', ...base, status: 'ran', ms: r.ms, log });
+    logger.log({ type: 'stage', ...base, status: 'ran', ms: r.ms, log: logCommandOf(id) });
     return { state: 'committed', tree };
   } catch (e) {
     if (doing === 'committing') {

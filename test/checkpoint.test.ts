@@ -139,7 +139,7 @@ test('log: the stored log of the last run with the current definition, failed ru
   assert.match(r.stdout, /hello from the log/);
   assert.match(r.stdout, /to stderr/);
   const json = await im(['--json', 'log', 'rootfs.extras']);
-  const [event, ...rest] = json.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const [event, ...rest] = json.events;
   assert.deepEqual(rest, []);
   assert.equal(event.type, 'log');
   assert.equal(event.node, 'rootfs.extras');

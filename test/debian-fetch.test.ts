@@ -122,6 +122,11 @@ test('downloads into cacache, verified; paths are the content files; the second 
     events.filter((e) => e.type === 'fetched').map((e) => e.pkg.name).sort(),
     pkgs.map((p) => p.name).sort(),
   );
+  // Bytes as they arrive, for the live display: never going back, never past the size.
+  for (const f of files) {
+    const got = events.flatMap((e) => (e.type === 'receiving' && e.pkg.sha256 === f.pkg.sha256 ? [e.bytes] : []));
+    assert.ok(got.length > 0 && got.every((b, i) => b <= f.pkg.size && (i === 0 || b >= got[i - 1]!)), `${f.pkg.name}: ${got.join(' ')}`);
+  }
   assert.equal(await hasAll(pkgs, { cacheDir }), true);
   assert.deepEqual(await missingPackages(pkgs, { cacheDir }), []);
 

@@ -110,14 +110,15 @@ test('a failing stage: exit 1, its name, log tail and log path; earlier stages s
   assert.equal(failed[0]!.node, 'rootfs.manifest');
   assert.equal(failed[0]!.exitCode, 3);
   assert.ok(failed[0]!.tail.includes('disk on fire'), JSON.stringify(failed[0]!.tail));
-  assert.match(await readFile(failed[0]!.log, 'utf8'), /about to fail/);
+  assert.equal(failed[0]!.log, 'imgmake log rootfs.manifest', 'the log is named by the command that prints it');
+  assert.match((await imgmake(['-f', p.file, 'log', 'rootfs.manifest'])).stdout, /about to fail/);
   assert.equal(summary(r).failed, 1);
 
   const text = await imgmake(['-f', p.file, 'build', 'hello']);
   assert.equal(text.code, 1);
   assert.match(text.stdout, /FAILED rootfs\.manifest \(shell\.run\) exit 3/);
   assert.match(text.stdout, /\| disk on fire/);
-  assert.match(text.stdout, /full log: \//);
+  assert.match(text.stdout, /full log: imgmake log rootfs\.manifest/);
 
   await writeFile(p.file, yaml);
   const fixed = await imgmake(['--json', '-f', p.file, 'build', 'hello']);

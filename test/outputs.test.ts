@@ -153,7 +153,7 @@ targets:
   assert.ok(failed!.cause.includes(cache), failed!.cause);
   assert.deepEqual(readdirSync(join(cache, 'work')), [], 'the work dir is removed');
   assert.equal(readdirSync(join(cache, 'layers')).length, 1, 'only rootfs.small is committed');
-  assert.match(readFileSync(failed!.log, 'utf8'), /imgmake: no space left on the cache's filesystem/, 'the stored log says why');
+  assert.match((await imgmake(['-f', p.file, '--cache', cache, 'log', failed!.node])).stdout, /imgmake: no space left on the cache's filesystem/, 'the stored log says why');
 
   const text = await imgmake(['-f', p.file, '--cache', cache, 'build', 'rootfs']);
   assert.equal(text.code, 1);
@@ -246,7 +246,8 @@ targets:
 
   const r = await imgmake(['--json', '-f', p.file, '--out', out, 'build', 'big']);
   assert.equal(r.code, 1, failure(r));
-  const said = r.events.filter((e) => e.type === 'info').map((e) => e.message as string).join('\n');
+  const said = r.events.filter((e) => e.type === 'export-failed').map((e) => e.message as string).join('\n');
+  assert.deepEqual(r.events.filter((e) => e.type === 'export-failed').map((e) => e.target), ['big'], 'a typed failure, not an info line');
   assert.match(said, new RegExp(`exporting big to ${out}/big failed: no space left on device \\(ENOSPC\\) in ${out} \\(`));
   assert.equal(statSync(join(out, 'big', 'big')).size, 1000, 'the last good output stays');
   assert.deepEqual(readdirSync(out).sort(), ['.imgmake', 'big'], 'no temporary left');
@@ -298,6 +299,6 @@ targets:
   const bin = await imgmake(['--json', '-f', p.file, 'build', 'binary']);
   assert.equal(bin.code, 1, failure(bin));
   assert.equal(existsSync(join(out, 'binary', 'id')), false);
-  const said = bin.events.filter((e) => e.type === 'info').map((e) => e.message as string).join('\n');
+  const said = bin.events.filter((e) => e.type === 'export-failed').map((e) => e.message as string).join('\n');
   assert.match(said, /exporting binary to .* failed: rootlink\/usr\/bin\/id: not in the tree/);
 });

@@ -152,25 +152,25 @@ test('a third format, unknown to the core: locked into imgmake.lock, keyed by it
 
   // Fetched into a real cache, verified by the format's hook, by sha256.
   const cacheDir = join(dir, 'cache');
-  const got = await fetchPackageInputs([stage], { formats: table.formats, vars: def.vars, cacheDir, sandbox: bwrapSandbox, workDir: join(dir, 'verify'), say: () => undefined });
+  const got = await fetchPackageInputs([stage], { formats: table.formats, vars: def.vars, cacheDir, sandbox: bwrapSandbox, workDir: join(dir, 'verify') });
   assert.ok(got.ok, got.ok ? '' : got.error);
   assert.deepEqual(readFileSync(got.value.get(input.artifacts.find((a) => a.name === 'one')!.sha256)!), blobs.one);
   assert.deepEqual(calls.verified.sort(), ['one', 'two']);
 
   // A verify failure names the artifact; nothing runs.
   calls.refuse = 'two';
-  const refusedSig = await fetchPackageInputs([stage], { formats: table.formats, vars: def.vars, cacheDir, sandbox: bwrapSandbox, workDir: join(dir, 'verify'), say: () => undefined });
+  const refusedSig = await fetchPackageInputs([stage], { formats: table.formats, vars: def.vars, cacheDir, sandbox: bwrapSandbox, workDir: join(dir, 'verify') });
   assert.ok(!refusedSig.ok);
   assert.equal(refusedSig.error, 'verifying the blobs of os.blobs failed:\n  two: bad signature');
 
   // No mirror (a stage whose request names none): said once, with the format's hint, only
   // because something must be downloaded.
   const bareStage = { ...stage, inputs: [{ ...input, request: { names: ['one', 'two'] } }] };
-  const bare = await fetchPackageInputs([bareStage], { formats: table.formats, vars: {}, cacheDir: join(dir, 'cache2'), sandbox: bwrapSandbox, workDir: join(dir, 'verify'), say: () => undefined });
+  const bare = await fetchPackageInputs([bareStage], { formats: table.formats, vars: {}, cacheDir: join(dir, 'cache2'), sandbox: bwrapSandbox, workDir: join(dir, 'verify') });
   assert.ok(!bare.ok);
   assert.equal(bare.error, 'fetching packages failed: no blob mirror\nhint: set --var blob_mirror=URL');
   calls.refuse = undefined;
-  assert.ok((await fetchPackageInputs([bareStage], { formats: table.formats, vars: {}, cacheDir, sandbox: bwrapSandbox, workDir: join(dir, 'verify'), say: () => undefined })).ok, 'all cached: no mirror needed');
+  assert.ok((await fetchPackageInputs([bareStage], { formats: table.formats, vars: {}, cacheDir, sandbox: bwrapSandbox, workDir: join(dir, 'verify') })).ok, 'all cached: no mirror needed');
 });
 
 test('a rule naming a format this imgmake does not know is a usage error at the stage', async (t) => {

@@ -1,7 +1,7 @@
 /**
  * `imgmake build` of a definition with an rpm.install stage, through the real CLI, against the
  * RPM test world's signed repository: with no imgmake.lock entry for the stage, imgmake builds
- * the stage's buildroot pipeline first (src/cli/buildroot.ts), resolves in it, writes the lock,
+ * the stage's buildroot pipeline first (src/engine/lock.ts), resolves in it, writes the lock,
  * fetches and verifies (in the same buildroot), and builds. Then a no-op rebuild runs nothing,
  * a package added re-runs only the rpm stage and the stage after it, `imgmake lock` makes the same
  * lock, `--locked` on a cold buildroot builds it for verify, and a buildroot that fails to

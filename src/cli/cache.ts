@@ -1,7 +1,6 @@
 /**
- * `imgmake cache info|ls|gc|verify|prune`, and what a build does about the cache around
- * itself: a lease on everything it needs (so a collection running meanwhile leaves it alone),
- * and the automatic collection to `--max-cache-size` after it succeeds.
+ * `imgmake cache info|ls|gc|verify|prune`, the `--max-cache-size` limit, and the line a build's
+ * automatic collection prints (the lease and the collection are the engine's: engine/build.ts).
  *
  * The work is in store/gc.ts; this module loads what it needs and prints.
  */
@@ -9,13 +8,14 @@ import { existsSync } from 'node:fs';
 import type { Diagnostic } from '../diagnostic.js';
 import { diagnostic } from '../diagnostic.js';
 import { ancestors } from '../graph.js';
-import type { NodeId } from '../ids.js';
 import { packagesOf } from '../packages/index.js';
-import { collect, inventory, prune, takeLease, verify, type Lease, type Removed, type Report } from '../store/gc.js';
+import { collect, inventory, prune, verify, type Removed, type Report, type VerifyReport } from '../store/gc.js';
 import { formatSize, parseSize } from '../size.js';
 import { openLocalStore } from '../store/local.js';
-import { cacheDirOf, definitionPath, loadContext, resolveTargets, type Context, type GlobalOptions } from './context.js';
+import { cacheDirOf, definitionPath, loadContext, resolveTargets, type GlobalOptions } from './context.js';
 import { out, reportDiagnostics } from './output.js';
+import type { Event } from '../event.js';
+import { jsonLine } from '../logging/index.js';
 import { EXIT_OK } from './exit.js';
 
 /** `IMGMAKE_MAX_CACHE_SIZE=10G`: like `--max-cache-size 10G`, which wins over it. */
@@ -35,22 +35,12 @@ function sizeOrDiagnostic(text: string, what: string): number | Diagnostic {
   return diagnostic('usage', `${what} ${JSON.stringify(text)} is not a size`, undefined, 'write a number of bytes with K, M, G or T (powers of 1024): 500M, 10G, 0');
 }
 
-/** Everything a build of `goals` may read or commit: every needed node's key, their .debs. */
-export async function leaseBuild(ctx: Context, goals: NodeId[]): Promise<Lease> {
-  const needed = [...ancestors(ctx.graph, goals)];
-  return takeLease(ctx.cacheDir, {
-    keys: needed.map((id) => ctx.keys.get(id)!.key),
-    debs: packagesOf(needed.map((id) => ctx.graph.stage(id).stage)).map((p) => p.sha256),
-  });
-}
-
 /**
- * After a successful build, holding its lease (so nothing it used or made can go): collect to
- * the limit. Said on stderr: with --json the build's summary stays the last line of stdout.
+ * What the collection after a build (`--max-cache-size`) removed, said on stderr: with --json
+ * the build's summary stays the last line of stdout.
  */
-export async function collectAfterBuild(ctx: Context, maxBytes: number): Promise<void> {
-  const r = await collect(ctx.cacheDir, maxBytes);
-  if (r.removed.length) process.stderr.write(`imgmake: cache over ${bytesText(maxBytes)}: ${summaryText(r)}\n`);
+export function collectedLine(r: Report, maxBytes: number): void {
+  process.stderr.write(`imgmake: cache over ${bytesText(maxBytes)}: ${summaryText(r)}\n`);
 }
 
 /**
@@ -67,7 +57,7 @@ export async function cacheInfo(o: GlobalOptions): Promise<number> {
   const dir = cacheDirOf(o, definitionPath(o));
   const exists = cacheExists(dir);
   const i = exists ? await (await openLocalStore(dir)).info() : { root: dir, trees: 0, logs: 0, bytes: 0 };
-  if (o.json) out(JSON.stringify({ type: 'cache-info', ...i, exists }));
+  if (o.json) out(jsonLine({ type: 'cache-info', ...i, exists }));
   else out(`cache ${i.root}${exists ? '' : ' (does not exist)'}\n  trees ${i.trees}\n  logs  ${i.logs}\n  size  ${bytesText(i.bytes)}`);
   return EXIT_OK;
 }
@@ -105,10 +95,10 @@ export async function cacheLs(o: GlobalOptions & { debs?: boolean }): Promise<nu
   if (o.json) {
     for (const t of trees) {
       const { node, key, bytes, layers, createdAt } = t.rec;
-      out(JSON.stringify({ type: 'cache-tree', node, key, bytes, layers: layers.length, createdAt, lastUse: new Date(t.lastUse).toISOString(), complete: t.complete, ...(targets ? { targets: targets.get(key) ?? [] } : {}) }));
+      out(jsonLine({ type: 'cache-tree', node, key, bytes, layers: layers.length, createdAt, lastUse: new Date(t.lastUse).toISOString(), complete: t.complete, ...(targets ? { targets: targets.get(key) ?? [] } : {}) }));
     }
-    if (o.debs) for (const d of debs) out(JSON.stringify({ type: 'cache-deb', sha256: d.sha256, name: d.name, version: d.version, bytes: d.bytes, lastUse: new Date(d.lastUse).toISOString() }));
-    out(JSON.stringify({ type: 'cache-ls', root: dir, trees: trees.length, debs: debs.length, debBytes, bytes: inv.bytes }));
+    if (o.debs) for (const d of debs) out(jsonLine({ type: 'cache-deb', sha256: d.sha256, name: d.name, version: d.version, bytes: d.bytes, lastUse: new Date(d.lastUse).toISOString() }));
+    out(jsonLine({ type: 'cache-ls', root: dir, trees: trees.length, debs: debs.length, debBytes, bytes: inv.bytes }));
     return EXIT_OK;
   }
   const rows = trees.map((t) => [t.rec.node, t.rec.key.slice(0, 12), bytesText(t.rec.bytes), when(t.lastUse), targets ? (targets.get(t.rec.key) ?? []).join(',') || '-' : '', t.complete ? '' : '(a layer below is missing: not cached)']);
@@ -125,7 +115,7 @@ export async function cacheGc(o: GlobalOptions & { maxSize?: string; dryRun?: bo
   const dir = cacheDirOf(o, definitionPath(o));
   if (!cacheExists(dir)) return EXIT_OK;
   if (o.dryRun) {
-    report('cache-gc', await collect(dir, max, { dryRun: true }), o, { dryRun: true });
+    report('cache-gc', await collect(dir, max, { dryRun: true }), o, true);
     return EXIT_OK;
   }
   await openLocalStore(dir);
@@ -153,24 +143,30 @@ export async function cacheVerify(o: GlobalOptions): Promise<number> {
   await openLocalStore(dir);
   const r = await verify(dir);
   for (const c of r.corrupt) {
-    if (o.json) out(JSON.stringify({ type: 'cache-corrupt', ...c }));
+    if (o.json) out(jsonLine({ type: 'cache-corrupt', ...c }));
     else out(`corrupt ${c.kind} ${c.name} (${c.key.slice(0, 12)}): ${c.why}`);
   }
   if (!o.json) {
     out(`checked ${r.checked.trees} layer${r.checked.trees === 1 ? '' : 's'}, ${r.checked.debs} .deb${r.checked.debs === 1 ? '' : 's'}, ${r.checked.entries} other entries${r.squashes ? `, ${r.squashes} squash${r.squashes === 1 ? '' : 'es'}` : ''}${r.unchecked ? `; ${r.unchecked} layer${r.unchecked === 1 ? '' : 's'} committed without a digest could not be checked` : ''}`);
   }
-  report('cache-verify', r, o, { corrupt: r.corrupt.length, checked: r.checked, unchecked: r.unchecked, squashes: r.squashes });
+  report('cache-verify', r, o);
   return EXIT_OK;
 }
 
-function report(type: string, r: Report, o: GlobalOptions, extra: Record<string, unknown> = {}): void {
-  const dry = extra['dryRun'] === true;
+function report(type: 'cache-gc' | 'cache-prune' | 'cache-verify', r: Report | VerifyReport, o: GlobalOptions, dry = false): void {
   for (const x of r.removed) {
-    if (o.json) out(JSON.stringify({ type: dry ? 'cache-would-remove' : 'cache-removed', ...x }));
+    if (o.json) out(jsonLine({ type: dry ? 'cache-would-remove' : 'cache-removed', ...x }));
     else out(`${dry ? 'would remove' : 'removed'} ${x.kind} ${x.name ?? ''}${x.name ? ' ' : ''}(${x.key.slice(0, 12)}) ${bytesText(x.bytes)}`);
   }
-  if (o.json) out(JSON.stringify({ type, before: r.before, after: r.after, removed: r.removed.length, skipped: r.skipped, ...extra }));
+  if (o.json) out(jsonLine(totals(type, r, dry)));
   else out(dry ? `--dry-run: ${summaryText(r).replace(/^removed/, 'would remove')}; nothing was removed` : summaryText(r));
+}
+
+function totals(type: 'cache-gc' | 'cache-prune' | 'cache-verify', r: Report | VerifyReport, dry: boolean): Event {
+  const base = { before: r.before, after: r.after, removed: r.removed.length, skipped: r.skipped };
+  if (type !== 'cache-verify') return { type, ...base, ...(dry ? { dryRun: true } : {}) };
+  const v = r as VerifyReport;
+  return { type, ...base, corrupt: v.corrupt.length, checked: v.checked, unchecked: v.unchecked, squashes: v.squashes };
 }
 
 function summaryText(r: Report): string {

@@ -25,6 +25,7 @@ import { fail, ok, type Result } from '../result.js';
 import { cacheDirOf, findDefinition, type CatalogBuild, type GlobalOptions } from './context.js';
 import { EXIT_OK } from './exit.js';
 import { out, reportDiagnostics } from './output.js';
+import { jsonLine } from '../logging/index.js';
 
 /** The options build, plan, boot, watch and lock take to build from the catalog. */
 export interface CatalogOptions {
@@ -130,7 +131,7 @@ export async function listCommand(o: GlobalOptions & ListOptions): Promise<numbe
   }
   const rows = listRows(await readCatalog(), filters);
   if (o.json) {
-    for (const r of rows) out(JSON.stringify({ type: 'image', distro: r.distro, arch: r.arch, imageType: r.type, filename: r.filename, size: r.size ?? null, options: r.options }));
+    for (const r of rows) out(jsonLine({ type: 'image', distro: r.distro, arch: r.arch, imageType: r.type, filename: r.filename, size: r.size ?? null, options: r.options }));
     return EXIT_OK;
   }
   if (rows.length === 0) {

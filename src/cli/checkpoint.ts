@@ -24,9 +24,10 @@ import { stageSpec } from '../sandbox/stage.js';
 import type { TreeRecord, WorkTree } from '../store/types.js';
 import { describeWriteError } from '../write-error.js';
 import { literal, ownedName, OWNER_RE, sweep } from '../store/orphans.js';
-import { leaseBuild } from './cache.js';
+import { leaseGoals } from '../engine/lease.js';
 import { loadContext, resolveNode, type Context, type GlobalOptions } from './context.js';
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK } from './exit.js';
+import { jsonLine } from '../logging/index.js';
 
 
 /** What a checkpoint command returns: its exit code, or the diagnostics to report (exit 2). */
@@ -108,7 +109,7 @@ export async function exportCommand(text: string, dir: string, o: GlobalOptions)
     await chmod(into, OWNER_ONLY);
     await rename(into, dest);
     const ms = Math.round(performance.now() - started);
-    if (o.json) out(JSON.stringify({ type: 'checkpoint-export', node, key: tree.key, path: dest, ms }));
+    if (o.json) out(jsonLine({ type: 'checkpoint-export', node, key: tree.key, path: dest, ms }));
     else out(`imgmake: exported the tree after ${node} to ${dest}`);
     return ok(EXIT_OK);
   } catch (e) {
@@ -137,7 +138,7 @@ export async function logCommand(text: string, o: GlobalOptions): Promise<Comman
     return ok(EXIT_FAILED);
   }
   const log = await readFile(path, 'utf8');
-  if (o.json) out(JSON.stringify({ type: 'log', node, key, path, text: log }));
+  if (o.json) out(jsonLine({ type: 'log', node, key, text: log }));
   else {
     process.stdout.write(log);
     if (log === '') say(`imgmake: the log of ${node} is empty: the stage printed nothing`);
@@ -152,7 +153,7 @@ async function openCheckpoint(o: GlobalOptions, text: string, command: string): 
   const node = resolveNode(loaded.value, text, command);
   if (!node.ok) return node;
   // What the command reads stays while it runs (a `cache gc` meanwhile skips it), and counts as used.
-  const lease = await leaseBuild(loaded.value, [node.value]);
+  const lease = await leaseGoals(loaded.value, loaded.value, [node.value]);
   process.once('exit', lease.releaseSync);
   return ok({ ctx: loaded.value, node: node.value });
 }

@@ -20,6 +20,8 @@ import { bytesText } from './cache.js';
 import { cacheDirOf, definitionPath, type GlobalOptions } from './context.js';
 import { EXIT_FAILED, EXIT_OK } from './exit.js';
 import { out, reportDiagnostics } from './output.js';
+import type { Event } from '../event.js';
+import { jsonLine } from '../logging/index.js';
 
 export interface CleanOptions {
   /** Also remove the cache. */
@@ -78,6 +80,6 @@ function notALink(path: string, flag: string): Diagnostic | undefined {
   return diagnostic('usage', `${path} is a symlink (to ${readlinkSync(path)}): imgmake clean does not follow it`, undefined, `remove the link or what it points at yourself, or name the real folder with ${flag}`);
 }
 
-function say(o: GlobalOptions, event: Record<string, unknown>, text: string): void {
-  out(o.json ? JSON.stringify(event) : text);
+function say(o: GlobalOptions, event: Extract<Event, { type: 'clean-removed' | 'clean-absent' }>, text: string): void {
+  out(o.json ? jsonLine(event) : text);
 }

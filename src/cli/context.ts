@@ -1,32 +1,27 @@
 /**
- * What every command that reads a definition does first: load rules and the definition,
- * build the graph, compute keys, open the store. Failures of the user's input come back as
- * diagnostics (exit 2) before anything runs.
+ * What every command that reads a definition does first: find it, load it, open the engine on
+ * its cache, lock, key (the engine's steps, engine/index.ts, composed for a command line).
+ * Failures of the user's input come back as diagnostics (exit 2) before anything runs.
  */
-import { dirname, join, resolve } from 'node:path';
-import { attachLocks, type LockOptions } from '../packages/index.js';
-import { FORMATS, LOCK_TABLE } from '../packages/formats.js';
-import { bwrapSandbox, type Sandbox } from '../sandbox/run.js';
 import { existsSync, realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import type { Logger } from '../event.js';
-import { buildrootHook } from './buildroot.js';
+import { dirname, join, resolve } from 'node:path';
 import type { Definition } from '../definition.js';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
-import { ancestors, buildGraph, descendants, type BuildGraph } from '../graph.js';
-import { stageNodeId, type NodeId, type PipelineName } from '../ids.js';
-import { computeKeys, type Keys } from '../key.js';
-import { load } from '../load/index.js';
-import type { HostDefault } from '../load/vars.js';
-import { closest, listOf } from '../load/suggest.js';
-import { historyScope } from '../plan.js';
-import { loadRules, type RuleRegistry } from '../rule.js';
+import { lockPackages, type LockMode } from '../engine/lock.js';
+import { loadProject, openEngine } from '../engine/defaults.js';
+import { keyProject } from '../engine/project.js';
+import type { Engine, KeyedProject, Project } from '../engine/types.js';
+import type { Logger } from '../event.js';
+import { listOf } from '../load/suggest.js';
+import { remoteConfig } from '../remote/index.js';
 import { fail, ok, type Result } from '../result.js';
-import { openLocalStore } from '../store/local.js';
 import { absentStore } from './absent-store.js';
-import type { Store } from '../store/types.js';
-import { openRemote, remoteConfig, type RemoteCache } from '../remote/index.js';
 import { userCacheDir } from '../catalog/index.js';
+
+export { hostDefaults } from '../engine/defaults.js';
+export { resolveNode, resolveTargets, selectNodes } from '../engine/select.js';
+export type { Selection } from '../engine/types.js';
 
 export interface GlobalOptions {
   file?: string;
@@ -36,6 +31,8 @@ export interface GlobalOptions {
   json?: boolean;
   jobs?: string;
   verbose?: boolean;
+  /** `--progress auto|tty|plain|json` (cli/output.ts, pickLogger). */
+  progress?: 'auto' | 'tty' | 'plain' | 'json';
   /** `--max-cache-size SIZE` (or IMGMAKE_MAX_CACHE_SIZE): collect the cache to it after each build. */
   maxCacheSize?: string;
   remote?: string;
@@ -61,19 +58,12 @@ export interface CatalogBuild {
   prepare(): Promise<Result<void, Diagnostic[]>>;
 }
 
-export interface Context {
-  rules: RuleRegistry;
-  def: Definition;
-  graph: BuildGraph;
-  keys: Keys;
-  store: Store;
-  scope: string;
-  cacheDir: string;
+/**
+ * What a command works with: an engine (store, sandbox, remote, formats, cache folder) and a
+ * locked, keyed project, composed by loadContext; plus where the exports go.
+ */
+export interface Context extends Engine, KeyedProject {
   outDir: string;
-  /** The remote cache (`--remote`, `IMGMAKE_REMOTE`, the definition's `cache: remote:`), if any. */
-  remote?: RemoteCache;
-  /** What runs stages, exports and shells: bubblewrap. Chosen here, once, for every command. */
-  sandbox: Sandbox;
   /** A read-only command found no cache at `cacheDir` (its store is empty and makes nothing). */
   cacheMissing?: boolean;
 }
@@ -133,18 +123,14 @@ export function parseVars(list: string[] = [], env: NodeJS.ProcessEnv = {}): Res
 }
 
 export interface LoadContextOptions {
-  /** What to do about package stages without a lock (see packages/attach.ts); default `read`. */
-  lock?: LockOptions['mode'];
+  /** What to do about package stages without a lock (engine/lock.ts); default `read`. */
+  lock?: LockMode;
   /**
    * A command that only reads (plan, cache ls): a cache folder that does not exist is not made;
    * the context gets an empty store instead (`cacheMissing`), which the command reports.
    */
   readOnly?: boolean;
-  /**
-   * Where a buildroot built in order to lock is reported (src/cli/buildroot.ts). Without one,
-   * a stage whose format resolves in a buildroot the cache lacks is not locked: its format says
-   * to build that pipeline first.
-   */
+  /** Where a buildroot built in order to lock is reported (engine/lock.ts); default: nowhere. */
   logger?: Logger;
   /** Stages run at once while building such a buildroot (default: the machine's cores). */
   jobs?: number;
@@ -155,7 +141,7 @@ export interface LoadContextOptions {
  * Rules and the definition, nothing else: no store, no lock, no sandbox. What the commands that
  * run as any user (`targets`) need; `loadContext` starts with it.
  */
-export async function loadDefinition(o: GlobalOptions): Promise<Result<{ rules: RuleRegistry; def: Definition }, Diagnostic[]>> {
+export async function loadDefinition(o: GlobalOptions): Promise<Result<Project, Diagnostic[]>> {
   const file = definitionPath(o);
   if (o.catalog) {
     const prepared = await o.catalog.prepare();
@@ -170,67 +156,45 @@ export async function loadDefinition(o: GlobalOptions): Promise<Result<{ rules: 
   }
   const vars = parseVars(o.var, process.env);
   if (!vars.ok) return fail([vars.error]);
-  const rules = await loadRules();
-  const loaded = await load({
-    file,
-    rules,
-    vars: vars.value.vars,
-    varSources: vars.value.sources,
-    hostDefaults: await hostDefaults(),
-    allow: [...(o.allowPath ?? []), ...(o.catalog?.allow ?? [])].map((p) => resolve(p)),
-  });
-  if (!loaded.ok) return loaded;
-  if (!o.catalog) return ok({ rules, def: loaded.value });
-  // The catalog is the package's, not an --allow-path the user gave: no line about it.
-  const { allowed, ...def } = loaded.value;
+  const loaded = await loadProject({ file, vars: vars.value.vars, varSources: vars.value.sources, allow: [...(o.allowPath ?? []), ...(o.catalog?.allow ?? [])].map((p) => resolve(p)) });
+  if (!loaded.ok || !o.catalog) return loaded;
+  // The catalog is the package's, not an --allow-path the user gave: no line about it; the
+  // blueprint is one of the files the definition depends on (watch re-reads it on save).
+  const { allowed, ...def } = loaded.value.def;
   const own = allowed?.filter((d) => !o.catalog!.allow.some((a) => realpathSync(a) === d));
   const files = o.catalog.blueprint ? [...def.files, o.catalog.blueprint] : def.files;
-  return ok({ rules, def: { ...def, files, ...(own?.length ? { allowed: own } : {}) } });
+  return ok({ ...loaded.value, def: { ...def, files, ...(own?.length ? { allowed: own } : {}) } });
 }
 
+/**
+ * The CLI's composition of the engine's steps (engine/index.ts): load the project, open the
+ * engine on the cache (the one place the real store, sandbox and remote are picked), lock the
+ * package stages as `lo.lock` says (lock lines on stderr), key the project.
+ */
 export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {}): Promise<Result<Context, Diagnostic[]>> {
   const file = definitionPath(o);
   const loaded = await loadDefinition(o);
   if (!loaded.ok) return loaded;
-  const { rules, def } = loaded.value;
-  const remote = remoteConfig(o, process.env, def.cache?.remote);
+  const project = loaded.value;
+  const remote = remoteConfig(o, process.env, project.def.cache?.remote);
   if (!remote.ok) return fail([remote.error]);
   const cacheDir = cacheDirOf(o, file);
-  // The one place a command's real implementations are picked: the sandbox, the store, the remote.
-  const sandbox = bwrapSandbox;
   const cacheMissing = lo.readOnly === true && !existsSync(cacheDir);
-  const store = cacheMissing ? absentStore(cacheDir) : await openLocalStore(cacheDir);
+  const engine = await openEngine({ cacheDir, remote: remote.value, ...(cacheMissing ? { store: absentStore(cacheDir) } : {}) });
   const mode = lo.lock ?? 'read';
-  // Locking before the keys exist: a stage whose format resolves in its buildroot gets that
-  // pipeline built first, here. A bridge until issue 20 makes locking an engine step.
-  const resolving = (mode === 'resolve' || mode === 'update') && lo.logger !== undefined && !cacheMissing;
-  const buildrootOf = resolving
-    ? buildrootHook({ def, rules, store, sandbox, cacheDir, scope: historyScope(file), logger: lo.logger!, jobs: lo.jobs ?? availableParallelism(), signal: lo.signal })
-    : undefined;
-  const locked = await attachLocks(def, rules, {
-    ...LOCK_TABLE,
-    mode,
-    sandbox,
-    workDir: join(cacheDir, 'lock'),
+  const locked = await lockPackages(engine, project, mode, {
+    logger: lo.logger ?? { log: () => undefined },
+    jobs: lo.jobs ?? availableParallelism(),
+    signal: lo.signal,
     say: (line) => process.stderr.write(`${line}\n`),
-    ...(buildrootOf ? { buildrootOf } : {}),
-    ...(lo.signal ? { signal: lo.signal } : {}),
   });
   if (!locked.ok) return locked;
-  const graph = buildGraph(def, rules);
-  const keys = await computeKeys(graph);
+  const keyed = await keyProject(project);
   return ok({
-    rules,
-    def,
-    graph,
-    keys,
-    store,
-    scope: historyScope(file),
-    cacheDir,
-    outDir: resolve(o.out ?? resolve(def.dir, 'out')),
-    sandbox,
+    ...engine,
+    ...keyed,
+    outDir: resolve(o.out ?? resolve(keyed.def.dir, 'out')),
     ...(cacheMissing ? { cacheMissing } : {}),
-    ...(remote.value ? { remote: openRemote(remote.value, store) } : {}),
   });
 }
 
@@ -238,28 +202,6 @@ export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {})
 export function allowedLine(ctx: Pick<Context, 'def'>): string | undefined {
   const dirs = ctx.def.allowed;
   return dirs?.length ? `imgmake: --allow-path: the definition may also read ${listOf(dirs)}` : undefined;
-}
-
-/** Resolves target names to their final nodes, or a usage diagnostic naming the known ones. */
-export function resolveTargets(ctx: Context, names: string[]): Result<NodeId[], Diagnostic[]> {
-  const errors: Diagnostic[] = [];
-  if (names.length === 0) return fail([noDefaultTarget()]);
-  const goals: NodeId[] = [];
-  for (const n of names) {
-    const t = ctx.def.targets.get(n);
-    if (!t) {
-      const known = [...ctx.def.targets.keys()];
-      errors.push(
-        diagnostic(
-          'unknown-target',
-          `no target named ${JSON.stringify(n)}`,
-          undefined,
-          known.length ? `${closest(n, known) ? `did you mean ${JSON.stringify(closest(n, known))}? ` : ''}the targets are: ${known.join(', ')}` : 'the definition has no targets: add one under targets:',
-        ),
-      );
-    } else goals.push(ctx.graph.final(t.pipeline));
-  }
-  return errors.length ? fail(errors) : ok(goals);
 }
 
 /**
@@ -273,101 +215,4 @@ export function targetsOrDefault(def: Definition, names: string[], say: (line: s
   return [def.defaultTarget];
 }
 
-function noDefaultTarget(): Diagnostic {
-  return diagnostic('unknown-target', 'no target named, and the definition has no targets', undefined, 'add one under targets:, or name a target');
-}
 
-/**
- * Variables the host provides: each package format's (the mirror the host's own package manager
- * already uses), so a definition need not name a mirror and works wherever the host's
- * does. ROOT: whose configuration to read.
- */
-export async function hostDefaults(root = '/'): Promise<Record<string, HostDefault>> {
-  const out: Record<string, HostDefault> = {};
-  for (const f of FORMATS.values()) Object.assign(out, await f.hostVariables?.(root));
-  return out;
-}
-
-/**
- * `PIPELINE.STAGE` (the stage's name, or its index) → the stage's node; unknown names are
- * usage errors with a did-you-mean. `what` names the flag or argument for the message.
- */
-export function resolveNode(ctx: Context, text: string, what: string): Result<NodeId, Diagnostic[]> {
-  const dot = text.indexOf('.');
-  const pipelines = [...ctx.def.pipelines.keys()];
-  const pl = dot > 0 ? ctx.def.pipelines.get(text.slice(0, dot) as PipelineName) : undefined;
-  const whole = dot < 0 ? ctx.def.pipelines.get(text as PipelineName) : undefined;
-  if (whole) {
-    const last = whole.stages[whole.stages.length - 1]!;
-    return fail([
-      diagnostic('usage', `${what} ${text}: name a stage of it, PIPELINE.STAGE`, undefined, `the pipeline's tree is its last stage's: ${text}.${last.id}; its stages are ${listOf(whole.stages.map((s) => `${text}.${s.id}`))}`),
-    ]);
-  }
-  if (!pl) {
-    const name = dot > 0 ? text.slice(0, dot) : text;
-    return fail([
-      diagnostic(
-        'usage',
-        dot > 0 ? `${what} ${text}: no pipeline named ${JSON.stringify(name)}` : `${what} ${text}: a stage is named PIPELINE.STAGE`,
-        undefined,
-        `${closest(name, pipelines) ? `did you mean ${JSON.stringify(closest(name, pipelines))}? ` : ''}the pipelines are ${listOf(pipelines)}; a stage is its name or its index: ${pipelines[0] ?? 'os'}.0`,
-      ),
-    ]);
-  }
-  const rest = text.slice(dot + 1);
-  const stage = pl.stages.find((s) => s.id === rest) ?? (/^\d+$/.test(rest) ? pl.stages[Number(rest)] : undefined);
-  if (!stage) {
-    const ids = pl.stages.map((s) => s.id);
-    const guess = closest(rest, ids);
-    return fail([
-      diagnostic(
-        'usage',
-        `${what} ${text}: pipeline ${pl.name} has no stage ${JSON.stringify(rest)}`,
-        undefined,
-        `${guess ? `did you mean ${pl.name}.${guess}? ` : ''}its stages are ${listOf(ids.map((i) => `${pl.name}.${i}`))} (or their index, from 0)`,
-      ),
-    ]);
-  }
-  return ok(stageNodeId(pl.name, stage.id));
-}
-
-/** What a build or plan aims at: the targets, cut short by `--until`, rerun from `--from`. */
-export interface Selection {
-  goals: NodeId[];
-  /** Stages to run even if cached (`--from`: that stage and every needed stage after it). */
-  force: Set<NodeId>;
-  /** The `--until` stage: the targets' trees are not complete, so nothing is exported. */
-  until?: NodeId;
-}
-
-export function selectNodes(ctx: Context, targets: string[], o: { until?: string; from?: string }): Result<Selection, Diagnostic[]> {
-  const finals = resolveTargets(ctx, targets);
-  if (!finals.ok) return finals;
-  const needed = ancestors(ctx.graph, finals.value);
-  const pick = (text: string, flag: string): Result<NodeId, Diagnostic[]> => {
-    const node = resolveNode(ctx, text, flag);
-    if (!node.ok || needed.has(node.value)) return node;
-    return fail([
-      diagnostic('usage', `${flag} ${text}: ${targets.join(', ')} ${targets.length === 1 ? 'does' : 'do'} not need that stage`, undefined, `name a stage of a pipeline the target is built from; imgmake plan ${targets.join(' ')} lists them`),
-    ]);
-  };
-  let goals = finals.value;
-  let until: NodeId | undefined;
-  if (o.until !== undefined) {
-    const picked = pick(o.until, '--until');
-    if (!picked.ok) return picked;
-    until = picked.value;
-    goals = [until];
-  }
-  let force = new Set<NodeId>();
-  if (o.from !== undefined) {
-    const from = pick(o.from, '--from');
-    if (!from.ok) return from;
-    const upTo = ancestors(ctx.graph, goals);
-    if (!upTo.has(from.value)) {
-      return fail([diagnostic('usage', `--from ${o.from} comes after --until ${o.until}`, undefined, 'name a stage before the --until stage, or the same one')]);
-    }
-    force = new Set([...descendants(ctx.graph, [from.value])].filter((id) => upTo.has(id)));
-  }
-  return ok({ goals, force, ...(until ? { until } : {}) });
-}

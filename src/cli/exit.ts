@@ -11,6 +11,17 @@ export const EXIT_USAGE = 2;
 /** Interrupted by Ctrl-C or SIGTERM (128 + SIGINT). */
 export const EXIT_INTERRUPTED = 130;
 
+/**
+ * Diagnostics whose reason is a failure of the run, not of the input: a buildroot that did not
+ * build, a mirror that could not be reached while locking. They exit 1, every other one exits 2.
+ */
+const RUNTIME_REASONS: ReadonlySet<string> = new Set(['buildroot-failed', 'network']);
+
+/** How a command that stops on these diagnostics exits. */
+export function exitOf(ds: readonly { reason: string }[]): number {
+  return ds.some((d) => RUNTIME_REASONS.has(d.reason)) ? EXIT_FAILED : EXIT_USAGE;
+}
+
 /** The table `--help` prints and the README repeats. */
 export const EXIT_CODES: ReadonlyArray<readonly [code: number, meaning: string]> = [
   [EXIT_OK, 'ok (for build: every target built and exported)'],

@@ -17,7 +17,8 @@ export const ENVIRONMENT: ReadonlyArray<readonly [name: string, meaning: string]
   ['IMGMAKE_REMOTE_USER', 'with IMGMAKE_REMOTE_PASSWORD: basic auth for the remote'],
   ['IMGMAKE_REMOTE_PASSWORD', 'see IMGMAKE_REMOTE_USER'],
   ['DOCKER_CONFIG', "where docker login's config.json is (default ~/.docker): an oci:// remote's credentials when IMGMAKE_REMOTE_AUTH and IMGMAKE_REMOTE_USER give none"],
-  ['CI', 'set (as CI services do): plain progress lines even on a terminal'],
+  ['CI', 'set (as CI services do): plain progress lines even on a terminal (--progress auto)'],
+  ['NO_COLOR', 'set and not empty: no colour on a terminal either'],
 ];
 
 /** One example per command (the key is the command as typed: `cache gc`). */

@@ -1,6 +1,7 @@
 /**
  * `imgmake rules [NAME]`: the rules' JSON-Schemas are their documentation.
  */
+import { jsonLine } from '../logging/index.js';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
 import type { RuleName } from '../ids.js';
 import type { RuleRegistry } from '../rule.js';
@@ -9,7 +10,7 @@ import { closest } from '../load/suggest.js';
 
 export function listRules(rules: RuleRegistry, json: boolean): string {
   const list = [...rules.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
-  if (json) return list.map((r) => JSON.stringify({ type: 'rule', name: r.name, summary: r.schema.summary, digest: r.digest })).join('\n');
+  if (json) return list.map((r) => jsonLine({ type: 'rule', name: r.name, summary: r.schema.summary, digest: r.digest })).join('\n');
   const width = Math.max(...list.map((r) => r.name.length));
   return list.map((r) => `${r.name.padEnd(width)}  ${r.schema.summary}`).join('\n');
 }
@@ -23,7 +24,7 @@ export function describeRule(rules: RuleRegistry, name: string, json: boolean): 
     const guess = closest(name, names);
     return fail(diagnostic('unknown-rule', `no rule named ${JSON.stringify(name)}`, undefined, `${guess ? `did you mean ${JSON.stringify(guess)}? ` : ''}the rules are: ${names.join(', ')}`));
   }
-  if (json) return ok(JSON.stringify({ type: 'rule', name: r.name, digest: r.digest, ...r.schema }));
+  if (json) return ok(jsonLine({ ...r.schema, type: 'rule', name: r.name, digest: r.digest }));
   const lines = [`${r.name} — ${r.schema.summary}`];
   if (r.schema.description) lines.push('', r.schema.description);
   lines.push('', 'options:');

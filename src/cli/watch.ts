@@ -23,8 +23,10 @@ import type { NodeId } from '../ids.js';
 import { sha256 } from '../key.js';
 import { LOCK_FILE } from '../packages/index.js';
 import { Rebuilder } from '../watch.js';
-import { runBuild } from './build.js';
-import { maxCacheSize } from './cache.js';
+import { build as buildEngine } from '../engine/build.js';
+import { collectedLine, maxCacheSize } from './cache.js';
+import { afterExport } from './extras.js';
+import type { TargetDef } from '../definition.js';
 import { definitionPath, loadContext, loadDefinition, selectNodes, targetsOrDefault, type Context, type GlobalOptions } from './context.js';
 import { jobsOf, pickLogger, reportDiagnostics } from './output.js';
 import { EXIT_INTERRUPTED } from './exit.js';
@@ -78,7 +80,7 @@ export async function watchCommand(targets: string[], wo: WatchOptions, o: Globa
     const report = (e: Omit<Extract<Event, { type: 'rebuild' }>, 'type' | 'targets' | 'changed' | 'wallMs'>): void =>
       logger.log({ type: 'rebuild', targets, changed: rel, wallMs: Math.round(performance.now() - started), ...e });
     // A remote cache is only read: an edit loop's trees are drafts, not worth a disk image's upload per save.
-    const loaded = await loadContext({ ...o, remoteReadOnly: true }, { lock: wo.locked ? 'read' : 'resolve', signal });
+    const loaded = await loadContext({ ...o, remoteReadOnly: true }, { lock: wo.locked ? 'read' : 'resolve', logger, jobs, signal });
     if (!loaded.ok) {
       // Any next event rebuilds, even one that restores what the last good load read.
       files.forget();
@@ -104,7 +106,9 @@ export async function watchCommand(targets: string[], wo: WatchOptions, o: Globa
         logger.log(e);
       },
     };
-    const r = await runBuild(ctx, targets, selected.value, { logger: counting, jobs, signal, started, maxCacheBytes });
+    // No SBOM or manifest in an edit loop; one an earlier build wrote goes when its image changes.
+    const after = (t: TargetDef, x: { fresh: boolean }) => afterExport(ctx, t, { fresh: x.fresh }, counting, signal);
+    const r = await buildEngine(ctx, ctx, { targets, selection: selected.value, outDir: ctx.outDir, maxCacheBytes, afterExport: after }, { logger: counting, jobs, signal, started, onCollected: collectedLine });
     reused = r.cached;
     const result = signal.aborted ? 'cancelled' : r.ok ? 'built' : 'failed';
     report({ ran: ran.sort(), reused, result });

@@ -9,6 +9,8 @@ import { relative, sep } from 'node:path';
 import { resolveConfined, type Roots } from '../confine.js';
 import { confinedHint, outsideMessage } from './outside.js';
 import { isMap, isScalar, type Node } from 'yaml';
+import { materialize, parseInline } from '../manifest/inline.js';
+import { fail } from '../result.js';
 import type { Loc } from '../diagnostic.js';
 import type { InputDef, PipelineDef, StageDef, TargetDef } from '../definition.js';
 import type { PipelineName, RuleName } from '../ids.js';
@@ -42,7 +44,7 @@ export const TARGET_NAME = /^[a-z][a-z0-9_.-]*$/;
 
 const PIPELINE_KEYS = ['base', 'build', 'stages'];
 const STAGE_KEYS = ['name', 'rule', 'options', 'inputs'];
-const INPUT_KEYS = ['pipeline', 'file'];
+const INPUT_KEYS = ['pipeline', 'file', 'inline'];
 const TARGET_KEYS = ['pipeline', 'export', 'default'];
 
 const NAME_RULES = 'start with a lowercase letter, then use lowercase letters, digits, "_" or "-"';
@@ -276,6 +278,26 @@ function readInputs(
     const ies = entries(f, m, ctx.d, INPUT_KEYS, `in ${what}`);
     const p = ies.get('pipeline');
     const fl = ies.get('file');
+    const il = ies.get('inline');
+    if (il) {
+      // A file or folder carried in the definition (a manifest's, src/manifest/inline.ts).
+      const parsed = p || fl ? fail('an input is one of "pipeline:", "file:" or "inline:"') : parseInline(il.value?.toJS(f.doc) ?? null);
+      if (!parsed.ok || (spec.kinds && !spec.kinds.includes('file'))) {
+        ctx.d.add('wrong-type', parsed.ok ? `input "${e.name}" of rule ${rule.name} must be a pipeline, not a file` : parsed.error, nodeLoc(f, il.key), 'an inline input is written by --with-manifest; build again to write it anew');
+        ok = false;
+        continue;
+      }
+      let path: string;
+      try {
+        path = materialize(parsed.value, ctx.rootDir);
+      } catch (err) {
+        ctx.d.add('bad-file', `input "${e.name}": cannot write its content beside the definition: ${(err as Error).message}`, nodeLoc(f, il.key), 'inline inputs are written to .imgmake/inline/ in the definition\'s folder: make it writable');
+        ok = false;
+        continue;
+      }
+      defs.push({ name: e.name, loc: pairLoc(f, e.pair), kind: 'file', path, root: ctx.rootDir, rel: relative(ctx.rootDir, path).split(sep).join('/') });
+      continue;
+    }
     const shape = '"{ pipeline: NAME }" (another pipeline\'s tree) or "{ file: PATH }" (a file or folder of the project)';
     if (!p && !fl) {
       if (ies.unknown.length === 0) {

@@ -1,15 +1,49 @@
 /**
  * Words for events, shared by the plain and pretty renderers.
  */
-import type { Event } from '../event.js';
+import type { Event, WaitFor } from '../event.js';
 import { formatDiagnostic } from '../diagnostic.js';
 import { unreachable } from '../result.js';
 import { formatSize } from '../size.js';
 
 export function seconds(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 59_950) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${s % 60} s`;
 }
 
+
+/** A `progress` event as the words of a live line. */
+export function progressText(e: Extract<Event, { type: 'progress' }>): string {
+  const amount =
+    e.done === undefined
+      ? ''
+      : e.unit === 'bytes'
+        ? `: ${formatSize(e.done)}${e.total !== undefined ? ` of ${formatSize(e.total)}` : ''}`
+        : `: ${e.done}${e.total !== undefined ? ` of ${e.total}` : ''}`;
+  switch (e.task) {
+    case 'fetch':
+      return `fetching ${e.subject}${amount}`;
+    case 'verify':
+      return `verifying the packages of ${e.subject}`;
+    case 'download':
+      return `downloading ${e.subject} from the remote cache${amount}`;
+    case 'upload':
+      return `uploading ${e.subject} to the remote cache${amount}`;
+    case 'export':
+      return `exporting ${e.subject}`;
+    default:
+      return unreachable(e.task);
+  }
+}
+
+const WAITED_FOR: Record<Exclude<WaitFor, 'stage'>, string> = {
+  'cache-gc': 'cache gc',
+  'cache-verify': 'cache verify',
+  'cache-prune': 'cache prune',
+  clean: 'clean',
+};
 
 /** One event as text lines (empty: nothing to say in text form). */
 export function describe(e: Event, verbose: boolean): string[] {
@@ -29,13 +63,35 @@ export function describe(e: Event, verbose: boolean): string[] {
             `  FAILED ${e.node} (${e.rule})${e.exitCode !== undefined && e.exitCode !== null ? ` exit ${e.exitCode}` : ''} after ${seconds(e.ms)}`,
             ...(e.tail ?? []).map((l) => `    | ${l}`),
             ...(e.cause ? [`  why: ${e.cause}`] : []),
-            ...(e.log ? [`  full log: ${e.log} (imgmake log ${e.node} prints it)`] : [`  imgmake log ${e.node} prints its log`]),
+            `  the full log: ${e.log ?? `imgmake log ${e.node}`} prints it`,
           ];
         default:
-          return unreachable(e.status);
+          return unreachable(e);
       }
     case 'stage-cancelled':
       return [`  cancelled ${e.node}`];
+    case 'stage-output':
+    case 'progress':
+      // Live lines only (the pretty renderer's); the outcome events say what happened.
+      return [];
+    case 'allow-path':
+      return [`imgmake: --allow-path: the definition may also read ${e.dirs.join(', ')}`];
+    case 'wait':
+      return e.for === 'stage'
+        ? [`imgmake: waiting: another build on this cache (pid ${e.pid}) is making ${e.node ?? 'a stage'}; its tree will be used`]
+        : [`imgmake: waiting for ${WAITED_FOR[e.for]}, pid ${e.pid}, to finish with the cache`];
+    case 'fetched':
+      return [`imgmake: fetched ${e.fetched} of ${e.packages} packages (${formatSize(e.bytes)}) in ${seconds(e.ms)}`];
+    case 'fetch-failed':
+      return [`imgmake: ${e.message}`];
+    case 'buildroot':
+      return [`imgmake: building the buildroot pipeline ${e.pipeline} first: a stage resolves its packages in it`];
+    case 'until':
+      return [`imgmake: stopped after ${e.node} (--until): nothing exported`];
+    case 'export-failed':
+      return [`imgmake: ${e.message}`];
+    case 'remote-skipped':
+      return [`imgmake: the remote cache ${e.url} could not be used ${e.agoS} s ago (${e.cause}): not asked again before ${e.retryS} s`];
     case 'export':
       return [`  export ${e.target} → ${e.path}${e.ms ? ` (${seconds(e.ms)})` : ''}`];
     case 'download':
@@ -71,6 +127,26 @@ export function describe(e: Event, verbose: boolean): string[] {
       return [
         `${e.ok ? 'ok' : 'FAILED'}: ran ${e.ran}, cached ${e.cached}, failed ${e.failed}${e.cancelled ? `, cancelled ${e.cancelled}` : ''} in ${seconds(e.wallMs)}${e.ok && e.ran === 0 ? ' (nothing to do)' : ''}`,
       ];
+    // The answers of commands that do not build: those commands print their own text.
+    case 'plan-stage':
+    case 'target':
+    case 'image':
+    case 'rule':
+    case 'cache-info':
+    case 'cache-tree':
+    case 'cache-deb':
+    case 'cache-ls':
+    case 'cache-corrupt':
+    case 'cache-removed':
+    case 'cache-would-remove':
+    case 'cache-gc':
+    case 'cache-prune':
+    case 'cache-verify':
+    case 'clean-removed':
+    case 'clean-absent':
+    case 'checkpoint-export':
+    case 'log':
+      return [];
     default:
       return unreachable(e);
   }

@@ -140,6 +140,8 @@ export interface FetchFileOptions {
   onAttempt?: (attempt: number) => void;
   /** An attempt failed and another follows (after a short pause). */
   onRetry?: (attempt: number, failure: FetchFailure) => void;
+  /** Bytes of FILE received so far, as they arrive (a live display's progress; not throttled). */
+  onBytes?: (bytes: number) => void;
 }
 
 /**
@@ -208,7 +210,14 @@ async function attemptOnce(url: string, file: string, expect: Expected, progress
       return fail({ reason: 'http', status: res.status, statusText: res.statusText, permanent });
     }
     if (!resumed) Object.assign(progress, newProgress());
-    return await receive(res.body, file, expect, { arm, signal: ctl.signal, progress });
+    const onBytes = o.onBytes;
+    const armAndTell = onBytes
+      ? () => {
+          arm();
+          onBytes(progress.bytes);
+        }
+      : arm;
+    return await receive(res.body, file, expect, { arm: armAndTell, signal: ctl.signal, progress });
   } finally {
     clearTimeout(idle);
     o.signal?.removeEventListener('abort', onAbort);

@@ -158,9 +158,13 @@ export async function attachLocks(def: Definition, rules: RuleRegistry, o: LockO
   return ok({ resolved, wrote: true });
 }
 
-/** The package input of a stage's request and its locked set (pure): what the core keys, fetches and binds. */
-export function packageInput(format: PackageFormat, request: unknown, entries: readonly unknown[]): PackageInput {
+/**
+ * The package input of a stage's request and its locked set (pure): what the core keys, fetches
+ * and binds. OPTIONS, the stage's: what its key holds of them when the format leaves some out.
+ */
+export function packageInput(format: PackageFormat, request: unknown, entries: readonly unknown[], options?: Record<string, unknown>): PackageInput {
   return {
+    ...(options && format.keyOptions ? { keyOptions: format.keyOptions(options) } : {}),
     name: format.input,
     format: format.name,
     artifacts: entries.map((e) => format.artifact(e)),
@@ -172,7 +176,7 @@ export function packageInput(format: PackageFormat, request: unknown, entries: r
 }
 
 function attach(ps: PackageStage, entries: readonly unknown[]): void {
-  const p = packageInput(ps.format, ps.request, entries);
+  const p = packageInput(ps.format, ps.request, entries, ps.stage.options);
   const input = { loc: ps.stage.ruleLoc, kind: 'packages' as const, ...p };
   const i = ps.stage.inputs.findIndex((x) => x.name === p.name);
   if (i >= 0) ps.stage.inputs[i] = input;

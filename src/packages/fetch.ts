@@ -1,5 +1,5 @@
 /**
- * Fetch: a lock's artifacts, by URL, into the cacache store, each verified against the lock's
+ * Fetch: a lock's artifacts, by URL, into the cache, each verified against the lock's
  * size and sha256 while it streams (net/download.ts). Artifacts are addressed by digest: one
  * already in the store is never downloaded again, whatever mirror (or format) it came from.
  *
@@ -7,7 +7,7 @@
  *     storedArtifacts(artifacts, { cacheDir })                      → the same, for stored ones only
  *     missingArtifacts(artifacts, { cacheDir })                     → the ones that are not stored
  *
- * Store layout (cacache at CACHEDIR): the index key is `deb:<sha256>` for every format (the
+ * Store layout (store/entries.ts owns it): the index key is `deb:<sha256>` for every format (the
  * name dates from when .debs were the only artifacts; caches made since then keep working, and gc.ts
  * reads the same keys), the content is stored under its sha256 integrity
  * (`content-v2/sha256/<2>/<2>/<60>`), and the returned path is that content file: a stage
@@ -17,7 +17,7 @@
  * way in).
  *
  * A download goes to CACHE/tmp/OWNER-… first (swept if this process dies), where a cut is
- * resumed by the next attempt, then into cacache, which checks the integrity again. A cancelled
+ * resumed by the next attempt, then into the store, which checks the integrity again. A cancelled
  * signal stops everything at once, without retries. When some artifacts cannot be fetched, the
  * others are still stored, then one Error names every failed artifact and URL.
  *
@@ -25,13 +25,13 @@
  * (the format's) says where an artifact is.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import cacache from 'cacache';
 import { fetchFile, inParallel, LocalWriteError, type FetchFailure } from '../net/download.js';
 import { fail, ok, type Result } from '../result.js';
-import { formatSize } from '../size.js';
-import { CACACHE_TMP, ownedName } from '../store/orphans.js';
+import type { Logger } from '../event.js';
+import { artifactPath, discardWrongSize, ENTRY, putArtifact } from '../store/entries.js';
+import { ownedName } from '../store/orphans.js';
 import type { StageDef } from '../definition.js';
 import type { Diagnostic } from '../diagnostic.js';
 import type { Sandbox } from '../sandbox/run.js';
@@ -61,12 +61,12 @@ export type FetchEvent =
   | { type: 'start'; pkg: Artifact; url: string; attempt: number }
   | { type: 'retry'; pkg: Artifact; url: string; attempt: number; error: string }
   | { type: 'fetched'; pkg: Artifact; url: string; bytes: number; ms: number }
+  /** Bytes of `pkg` received so far (its download is under way). */
+  | { type: 'receiving'; pkg: Artifact; bytes: number }
   | { type: 'failed'; pkg: Artifact; url: string; error: string };
 
-/** The cacache index key of an artifact. */
-export function artifactKey(sha256: string): string {
-  return `deb:${sha256}`;
-}
+/** The cache's index key of an artifact (store/entries.ts). */
+export const artifactKey = ENTRY.artifact;
 
 /**
  * Makes sure every artifact is in the store, downloading what is missing, and returns
@@ -93,7 +93,7 @@ export async function fetchArtifacts(artifacts: readonly Artifact[], opts: Fetch
       failures.push(`${a.name} ${a.version}: ${(e as Error).message}`);
       return;
     }
-    await discardWrongSize(opts.cacheDir, a);
+    await discardWrongSize(opts.cacheDir, { sha256: a.sha256, size: a.size, metadata: metadataOf(a) });
     const r = await download(a, url, opts);
     if (r.ok) paths.set(a.sha256, r.value);
     else {
@@ -125,41 +125,10 @@ export async function storedArtifacts(artifacts: readonly Artifact[], opts: { ca
   return out;
 }
 
-function integrityOf(sha256hex: string): string {
-  return `sha256-${Buffer.from(sha256hex, 'hex').toString('base64')}`;
-}
-
 const metadataOf = (a: Artifact) => a.metadata ?? { name: a.name, version: a.version };
 
-/** The content path of a stored artifact, or undefined. Re-indexes content whose entry was lost. */
-async function storedPath(cacheDir: string, a: Artifact): Promise<string | undefined> {
-  const info = await cacache.get.info(cacheDir, artifactKey(a.sha256));
-  if (info && (await sizeOf(info.path)) === a.size) return info.path;
-  const integrity = integrityOf(a.sha256);
-  const content = await cacache.get.hasContent(cacheDir, integrity).catch(() => false as const);
-  if (content && content.size === a.size) {
-    const entry = await cacache.index.insert(cacheDir, artifactKey(a.sha256), integrity, { size: a.size, metadata: metadataOf(a) });
-    return entry.path;
-  }
-  return undefined;
-}
-
-/**
- * Content of the wrong length under this digest (damaged on disk) would block the new download:
- * cacache never overwrites a content file. Remove it first.
- */
-async function discardWrongSize(cacheDir: string, a: Artifact): Promise<void> {
-  const content = await cacache.get.hasContent(cacheDir, integrityOf(a.sha256)).catch(() => false as const);
-  if (content && content.size !== a.size) await cacache.rm.content(cacheDir, integrityOf(a.sha256));
-}
-
-async function sizeOf(path: string): Promise<number | undefined> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    return undefined;
-  }
-}
+/** The content path of a stored artifact, or undefined (store/entries.ts). */
+const storedPath = (cacheDir: string, a: Artifact): Promise<string | undefined> => artifactPath(cacheDir, { sha256: a.sha256, size: a.size, metadata: metadataOf(a) });
 
 /** The lock's words for a failed attempt. */
 function words(f: FetchFailure, a: Artifact): string {
@@ -195,6 +164,7 @@ async function download(a: Artifact, url: string, opts: FetchOptions): Promise<R
           opts.onEvent?.({ type: 'start', pkg: a, url, attempt });
         },
         onRetry: (attempt, f) => opts.onEvent?.({ type: 'retry', pkg: a, url, attempt, error: words(f, a) }),
+        onBytes: (bytes) => opts.onEvent?.({ type: 'receiving', pkg: a, bytes }),
       });
     } catch (e) {
       // The disk is full: this machine's failure, named with the file, not the mirror's.
@@ -206,19 +176,13 @@ async function download(a: Artifact, url: string, opts: FetchOptions): Promise<R
       const retried = !(failure.reason === 'http' && failure.permanent);
       return fail(`${words(failure, a)}${retried ? ` (after ${attempts} attempt${attempts === 1 ? '' : 's'})` : ''}`);
     }
-    // Verified; cacache checks the integrity and size once more on the way in.
+    // Verified; the store checks the integrity and size once more on the way in.
+    let path: string;
     try {
-      const sink = cacache.put.stream(opts.cacheDir, artifactKey(a.sha256), { integrity: integrityOf(a.sha256), size: a.size, algorithms: ['sha256'], metadata: metadataOf(a), ...CACACHE_TMP });
-      const stored = sink.promise();
-      stored.catch(() => undefined); // awaited below, after the file is read
-      for await (const chunk of createReadStream(file)) if (!sink.write(chunk as Buffer)) await new Promise((resume) => sink.once('drain', resume));
-      sink.end();
-      await stored;
+      path = await putArtifact(opts.cacheDir, { sha256: a.sha256, size: a.size, metadata: metadataOf(a) }, createReadStream(file));
     } catch (e) {
       return fail(`storing in ${opts.cacheDir} failed: ${(e as Error).message}`);
     }
-    const path = (await cacache.get.info(opts.cacheDir, artifactKey(a.sha256)))?.path;
-    if (!path) throw new Error(`Internal error: ${artifactKey(a.sha256)} was stored but has no index entry`);
     opts.onEvent?.({ type: 'fetched', pkg: a, url, bytes: a.size, ms: Math.round(performance.now() - t0) });
     return ok(path);
   } finally {
@@ -237,9 +201,15 @@ export interface InputsFetchOptions {
   /** The buildroot a stage's `verify` may use, when the caller has it (format.ts, VerifyContext). */
   buildrootOf?: (stage: StageDef) => Promise<SandboxSpec['buildroot'] | undefined>;
   signal?: AbortSignal;
-  /** One line of progress ("fetched 12 of 106 packages…"); the core never prints. */
-  say: (line: string) => void;
+  /**
+   * Where progress goes (the core never prints): `progress` events while fetching (bytes) and
+   * verifying, then one `fetched` event when anything was downloaded.
+   */
+  logger?: Logger;
 }
+
+/** At most one byte-progress event per this many ms. */
+const PROGRESS_EVERY_MS = 250;
 
 /**
  * Every artifact of the given stages' package inputs, in the cache and verified (sha256, then
@@ -255,6 +225,20 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
   const started = performance.now();
   let fetched = 0;
   let bytes = 0;
+  // Bytes of every artifact, found or fetched: the live line's "12 MiB of 45 MiB".
+  const total = all.reduce((n, a) => n + a.size, 0);
+  let done = 0;
+  // Downloads under way: bytes received so far, by sha256.
+  const receiving = new Map<string, number>();
+  let shown = 0;
+  const progress = (state: 'running' | 'done'): void => {
+    const now = performance.now();
+    if (state === 'running' && now - shown < PROGRESS_EVERY_MS) return;
+    shown = now;
+    let partial = 0;
+    for (const n of receiving.values()) partial += n;
+    o.logger?.log({ type: 'progress', task: 'fetch', subject: 'packages', state, unit: 'bytes', done: Math.min(total, done + partial), total });
+  };
   const paths = new Map<string, string>();
   for (const [name, format] of o.formats) {
     const mine = bound.filter((b) => b.input.format === name);
@@ -285,9 +269,14 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
             fetched++;
             bytes += e.bytes;
           }
+          if (e.type === 'receiving') receiving.set(e.pkg.sha256, e.bytes);
+          if (e.type === 'fetched' || e.type === 'cached' || e.type === 'failed') receiving.delete(e.pkg.sha256);
+          if (e.type === 'fetched' || e.type === 'cached') done += e.pkg.size;
+          if (e.type !== 'start' && e.type !== 'retry') progress('running');
         },
       });
     } catch (e) {
+      progress('done');
       // Cancelled too: the build reports it and stops, as for any other fetch failure.
       const m = missingMirror as Diagnostic | undefined;
       if (m) return fail(`fetching packages failed: ${m.message}${m.hint ? `\nhint: ${m.hint}` : ''}`);
@@ -295,8 +284,11 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
       const gone = /HTTP 404/.test(message) ? `\nhint: ${format.goneHint ? `${format.goneHint}; ` : ''}run \`imgmake lock --update\` to lock the current ones` : '';
       return fail(`fetching packages failed: ${message}${gone}`);
     }
+    progress('done');
     if (format.verify) {
       for (const { stage, input } of mine) {
+        const subject = `${stage.pipeline}.${stage.id}`;
+        o.logger?.log({ type: 'progress', task: 'verify', subject, state: 'running' });
         const workDir = join(o.workDir, name);
         await mkdir(workDir, { recursive: true });
         const buildroot = await o.buildrootOf?.(stage);
@@ -314,14 +306,12 @@ export async function fetchPackageInputs(stages: readonly StageDef[], o: InputsF
             },
           )
           .catch((e: Error) => fail([e.message]));
+        o.logger?.log({ type: 'progress', task: 'verify', subject, state: 'done' });
         if (!v.ok) return fail(`verifying the ${format.noun} of ${stage.pipeline}.${stage.id} failed:\n  ${v.error.join('\n  ')}`);
       }
     }
     for (const [k, v] of got) paths.set(k, v);
   }
-  if (fetched) {
-    const s = (performance.now() - started) / 1000;
-    o.say(`fetched ${fetched} of ${all.length} packages (${formatSize(bytes)}) in ${s.toFixed(1)} s`);
-  }
+  if (fetched) o.logger?.log({ type: 'fetched', packages: all.length, fetched, bytes, ms: Math.round(performance.now() - started) });
   return ok(paths);
 }

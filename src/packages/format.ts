@@ -24,7 +24,8 @@
  *   where `where` is on the network given the definition's variables (`locate`), and may check
  *   fetched files beyond their sha256 (`verify`: signatures);
  * - adds files the install needs beside the artifacts (`files`: Debian's index `override`);
- * - may provide host variables (Debian's: `debian_mirror`, read from the host's sources).
+ * - may provide host variables (Debian's: `debian_mirror`, read from the host's sources);
+ * - may read the package database of a tree it installed (`database`: an image's SBOM).
  *
  * What the core does for it: finds the package stages, keeps imgmake.lock (one file, one entry
  * per distinct request, written atomically, unused entries dropped), decides when to resolve
@@ -43,9 +44,9 @@ import type { Result } from '../result.js';
 import type { Sandbox } from '../sandbox/run.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import type { HostDefault } from '../load/vars.js';
-import type { Artifact } from './input.js';
+import type { Artifact, PackageDatabase } from './input.js';
 
-export type { Artifact, PackageInput } from './input.js';
+export type { Artifact, InstalledPackage, PackageDatabase, PackageInput } from './input.js';
 
 /** What a resolve runs with. */
 export interface ResolveContext {
@@ -107,7 +108,7 @@ export interface PackageFormat<REQ = unknown, ENTRY = unknown, LREQ = REQ> {
   /**
    * `resolve` and `verify` run in the stage's buildroot (its pipeline's `build:` tree), never
    * on the host's tools (a resolver, a signature checker). A caller that locks or verifies
-   * such a stage builds that pipeline first when the cache lacks it (src/cli/buildroot.ts),
+   * such a stage builds that pipeline first when the cache lacks it (src/engine/lock.ts),
    * and locks the other formats' stages before (the buildroot's own stages are among them).
    */
   readonly needsBuildroot?: boolean;
@@ -120,6 +121,15 @@ export interface PackageFormat<REQ = unknown, ENTRY = unknown, LREQ = REQ> {
    * Absent: the whole request.
    */
   lockRequest?(request: REQ): LREQ;
+  /**
+   * The stage's validated options as its cache key holds them, when some of them only say
+   * where packages come from: an RPM stage's repository URLs (Debian's mirror is a variable,
+   * never an option, so Debian's format needs none). Only fields the format's rule does not read may go:
+   * what the rule installs is the locked set, whose digest is in the key. Absent: all of them.
+   * Example: `{repos: [{id: 'fedora', baseurl: 'https://…'}], packages: ['bash']}` →
+   * `{repos: [{id: 'fedora'}], packages: ['bash']}`.
+   */
+  keyOptions?(options: Record<string, unknown>): Record<string, unknown>;
   /** A request in a few words, for messages: `bookworm essential + hello`. */
   describe(request: REQ): string;
   /**
@@ -162,6 +172,12 @@ export interface PackageFormat<REQ = unknown, ENTRY = unknown, LREQ = REQ> {
    * under ROOT. Not pure: reads files.
    */
   hostVariables?(root: string): Promise<Record<string, HostDefault>>;
+  /**
+   * Reads the package database of a tree this format installed into (`imgmake build
+   * --with-sbom`): which files to copy out of it and how to parse them (input.ts). Absent: the
+   * format's images get no SBOM (the build says so).
+   */
+  readonly database?: PackageDatabase;
 }
 
 /** The formats this imgmake knows, by name (formats.ts finds them; tests may hand in their own). */

@@ -7,8 +7,9 @@
  *     FORMATS      name → format, sorted by name (loaded once, when this module is imported)
  *     LOCK_TABLE   FORMATS, and the format of a version 1 imgmake.lock's entries (`legacyLocks`)
  *
- * Only the CLI's composition (cli/context.ts, cli/build.ts) imports this module; the engine
- * core takes a `Formats` map as an argument, so it never imports a format folder.
+ * Only composition imports this module (engine/project.ts: openEngine's and hostDefaults'
+ * defaults); the engine core takes a `Formats` map as an argument, so it never imports a
+ * format folder.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';

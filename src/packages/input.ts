@@ -46,5 +46,64 @@ export interface PackageInput {
    */
   request: unknown;
   entries: readonly unknown[];
+  /**
+   * The stage's options as its key holds them, when the format leaves some out (`keyOptions`
+   * in format.ts: an RPM stage's repository URLs). Absent: all of them. Set from the stage's
+   * own options when its lock is attached, so a key never sees options of another stage.
+   */
+  keyOptions?: Record<string, unknown>;
 }
 
+
+/**
+ * One package installed in a tree, as a format's package database says (`PackageDatabase.read`),
+ * in the format-neutral terms an SBOM needs (src/sbom/ writes it as an SPDX package). Example
+ * (Debian's): `{ name: 'hello', version: '2.10-3', architecture: 'amd64',
+ *   supplier: 'Organization: Santiago Vila (sanvila@debian.org)', license: 'GPL-3.0-or-later',
+ *   sha256: '…', fileName: 'hello_2.10-3_amd64.deb', purl: 'pkg:deb/debian/hello@2.10-3?arch=amd64&distro=debian-12' }`.
+ */
+export interface InstalledPackage {
+  name: string;
+  version: string;
+  architecture: string;
+  /** SPDX's `supplier`: `Organization: NAME (EMAIL)` or `Person: …`; absent when the database names none. */
+  supplier?: string;
+  /**
+   * The declared license as an SPDX license expression (`GPL-2.0-or-later OR Artistic-1.0`),
+   * only where the package says so in machine-readable form; a name SPDX does not list is a
+   * `LicenseRef-…` that `licenseRefs` defines.
+   */
+  license?: string;
+  licenseRefs?: { id: string; name: string; text: string }[];
+  /** The sha256 of the package file it was installed from (the lock's), when the lock has it. */
+  sha256?: string;
+  fileName?: string;
+  /** Its package URL (purl.dev): `pkg:deb/debian/NAME@VERSION?arch=ARCH`. */
+  purl: string;
+}
+
+/**
+ * A format's reader of the package database a tree holds (the optional `database` member of
+ * a PackageFormat). It never runs anything: the core copies the files it asks for out of the
+ * tree (in the sandbox, each path resolved inside the tree, only regular files, bounded in
+ * size: the tree is untrusted) and hands them over as text; the reader parses them.
+ *
+ *     want(∅) → [the database file, …] ─copy─▶ want(its text) → [each package's license file, …]
+ *       ─copy─▶ want(…) → [] ─▶ read(files, lockedEntries) → InstalledPackage[]
+ */
+export interface PackageDatabase {
+  /** A path (relative to the tree's root) whose presence says the tree holds this database. */
+  readonly marker: string;
+  /**
+   * The paths to copy, given the files copied so far (path → text; absent: not a regular
+   * file in the tree). The core copies those it has not asked for yet and calls again, until
+   * nothing new is asked (at most 4 rounds).
+   */
+  want(files: ReadonlyMap<string, string>): string[];
+  /**
+   * The installed packages, sorted by name then architecture. ENTRIES: the locked entries of
+   * this format's stages in the definition (for each package file's sha256). A message when
+   * the database cannot be read.
+   */
+  read(files: ReadonlyMap<string, string>, entries: readonly unknown[]): { ok: true; value: InstalledPackage[] } | { ok: false; error: string };
+}

@@ -8,7 +8,7 @@
  *                         Only when the entry's layers are exactly the chain this graph
  *                         computes for the stage (its key, its parent's, …): an entry cannot
  *                         fill another node's key. All or nothing.
- *     settle(plan, again) downloads every `remote` node of a plan and plans again (a node whose
+ *     downloadPlanned(plan, again) downloads every `remote` node of a plan and plans again (a node whose
  *                         download failed is then built, and its ancestors looked up anew)
  *     upload(node, tree)  in the background: each layer's blob unless the remote has it
  *                         (HEAD first), then the node's entry
@@ -28,7 +28,6 @@
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import cacache from 'cacache';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
 import type { Event, Logger } from '../event.js';
 import type { CacheKey, NodeId } from '../ids.js';
@@ -40,7 +39,8 @@ import { HttpRemote } from './http.js';
 import { OciRemote } from './oci.js';
 import { dockerCredentials } from './docker-config.js';
 import { parseRemoteUrl, type RemoteUrl } from './url.js';
-import { CACACHE_TMP } from '../store/orphans.js';
+import { inParallel } from '../net/download.js';
+import { ENTRY, readMemo, writeMemo } from '../store/entries.js';
 import { ENTRY_SCHEMA, isBounded, RemoteError, type RemoteEntry, type RemoteLayer, type RemoteStore } from './types.js';
 
 export interface RemoteConfig extends RemoteUrl {
@@ -117,14 +117,14 @@ export class RemoteCache {
     this.logger = logger;
     if (this.down) {
       const ago = Math.round((performance.now() - unusable.get(this.url)!.at) / 1000);
-      this.emit({ type: 'info', message: `imgmake: the remote cache ${this.url} could not be used ${ago} s ago (${this.down}): not asked again before ${ASK_AGAIN_AFTER_MS / 1000} s` });
+      this.emit({ type: 'remote-skipped', url: this.url, agoS: ago, cause: this.down, retryS: ASK_AGAIN_AFTER_MS / 1000 });
     }
   }
 
   /** Which of `keys` the remote holds (and this process has not rejected). */
   async lookup(keys: CacheKey[]): Promise<Set<CacheKey>> {
     const found = new Set<CacheKey>();
-    await pool(keys, CONCURRENCY, async (key) => {
+    await inParallel(keys, CONCURRENCY, async (key) => {
       if (this.rejected.has(key)) return;
       if (await this.entry(key)) found.add(key);
     });
@@ -189,6 +189,10 @@ export class RemoteCache {
     const t0 = performance.now();
     let layers = 0;
     let bytes = 0;
+    const total = entry.layers.reduce((n, l) => n + l.size, 0);
+    const progress = (state: 'running' | 'done'): void =>
+      this.emit({ type: 'progress', task: 'download', subject: node, state, unit: 'bytes', done: bytes, total });
+    progress('running');
     try {
       // Here, it is as new as its download: export copies it out even if an older tree of this key was exported.
       const digests = new Map(entry.layers.flatMap((l) => (l.digest ? [[l.key, l.digest] as const] : [])));
@@ -214,6 +218,7 @@ export class RemoteCache {
           await this.remember(layer, { sha256: blob.sha256, size: blob.size, unpacked: blob.unpacked ?? 0 });
           layers++;
           bytes += blob.size;
+          progress('running');
         },
         { digests },
       );
@@ -221,6 +226,7 @@ export class RemoteCache {
       this.emit({ type: 'download', node, key, layers, bytes, ms: Math.round(performance.now() - t0) });
       return rec;
     } catch (e) {
+      progress('done');
       this.rejected.add(key);
       this.failed(e, `${node}: its tree on the remote was not used (${(e as Error).message}); building it instead`, node);
       return undefined;
@@ -233,11 +239,11 @@ export class RemoteCache {
    * ancestors looked up in turn). Repeats until the plan has no `remote` node left; each round
    * downloads or rejects at least one, so it ends.
    */
-  async settle(p: Plan, again: () => Promise<Plan>): Promise<Plan> {
+  async downloadPlanned(p: Plan, again: () => Promise<Plan>): Promise<Plan> {
     for (;;) {
       const wanted = p.stages.filter((s) => s.status === 'remote');
       if (wanted.length === 0) return p;
-      await pool(wanted, CONCURRENCY, async (s) => {
+      await inParallel(wanted, CONCURRENCY, async (s) => {
         if (!(await this.download(s))) this.rejected.add(s.key);
       });
       p = await again();
@@ -253,7 +259,7 @@ export class RemoteCache {
    */
   seed(found: Map<NodeId, TreeRecord>): void {
     if (this.readOnly || this.down || found.size === 0) return;
-    const p: Promise<void> = pool([...found], CONCURRENCY, async ([node, tree]) => {
+    const p: Promise<void> = inParallel([...found], CONCURRENCY, async ([node, tree]) => {
       if (this.down || this.sent.has(tree.key) || (await this.seen(tree.key))) return;
       const there = await this.entry(tree.key);
       // An entry of an older imgmake (no unpacked sizes) is refused by downloads: replace it.
@@ -267,12 +273,12 @@ export class RemoteCache {
 
   /** True when this cache saw `key` on this remote in the last day. */
   private async seen(key: CacheKey): Promise<boolean> {
-    const info = await cacache.get.info(this.store.root, seenEntry(this.url, key)).catch(() => undefined);
-    return info !== undefined && info !== null && Date.now() - info.time < SEEN_FOR_MS;
+    const memo = await readMemo(this.store.root, ENTRY.remoteSeen(this.url, key));
+    return memo !== undefined && Date.now() - memo.time < SEEN_FOR_MS;
   }
 
   private async markSeen(key: CacheKey): Promise<void> {
-    await cacache.put(this.store.root, seenEntry(this.url, key), '1', CACACHE_TMP).catch(() => undefined);
+    await writeMemo(this.store.root, ENTRY.remoteSeen(this.url, key), {}).catch(() => undefined);
   }
 
   /** Uploads a committed tree in the background (nothing in read-only mode). */
@@ -284,7 +290,10 @@ export class RemoteCache {
       const layers: RemoteLayer[] = [];
       let blobs = 0;
       let bytes = 0;
+      const progress = (state: 'running' | 'done'): void =>
+        this.emit({ type: 'progress', task: 'upload', subject: node, state, unit: 'items', done: layers.length, total: tree.layers.length });
       for (const key of tree.layers) {
+        progress('running');
         const b = await this.layerBlob(key);
         // Its manifest digest, so the downloader's `cache verify` can check each layer.
         const digest = await this.store.layerDigest(key);
@@ -299,7 +308,10 @@ export class RemoteCache {
       await this.markSeen(tree.key);
       this.emit({ type: 'upload', node, key: tree.key, blobs, bytes, ms: Math.round(performance.now() - t0) });
     })()
-      .catch((e: unknown) => void this.failed(e, `${node}: upload to the remote failed: ${(e as Error).message}`, node))
+      .catch((e: unknown) => {
+        this.emit({ type: 'progress', task: 'upload', subject: node, state: 'done' });
+        this.failed(e, `${node}: upload to the remote failed: ${(e as Error).message}`, node);
+      })
       .finally(() => this.uploads.delete(p));
     this.uploads.add(p);
   }
@@ -336,13 +348,11 @@ export class RemoteCache {
   private async ensureBlob(key: CacheKey): Promise<PackedBlob & { sent: number }> {
     const known = await this.known(key);
     if (known && (await this.onRemote(known))) return { ...known, sent: 0 };
-    const mount = this.store.readMount({ key, node: '' as NodeId, layers: [key], createdAt: '', ms: 0, bytes: 0 }, '');
-    if (mount.kind !== 'dir') throw new Error(`Internal error: layer ${key} is not a directory`);
-    // The blob is made in a work dir of the cache: removed with it, or by the next open after a crash.
-    const w = await this.store.begin(undefined);
+    // The blob is made in a scratch folder of the cache: removed with it, or by the next open after a crash.
+    const scratch = await this.store.scratch();
     try {
-      const file = join(w.scratch, 'layer.tar.zst');
-      let blob = await packLayer(mount.path, file);
+      const file = join(scratch.dir, 'layer.tar.zst');
+      let blob = await packLayer(this.store.layerPath(key), file);
       // Its blob is corrupt on the remote, which may keep that one whatever we send: send the same layer under another digest.
       if (this.suspect.has(blob.sha256)) blob = { ...(await reseal(file, `imgmake-reupload ${new Date().toISOString()}`)), unpacked: blob.unpacked };
       await this.remember(key, blob);
@@ -350,7 +360,7 @@ export class RemoteCache {
       await this.transport.putBlob(blob, file);
       return { ...blob, sent: blob.size };
     } finally {
-      await this.store.discard(w);
+      await scratch.release();
     }
   }
 
@@ -358,16 +368,15 @@ export class RemoteCache {
     return !this.suspect.has(blob.sha256) && (await this.transport.hasBlob(blob));
   }
 
-  /** The blob digest of a layer packed or downloaded before (a small cacache entry; one without its unpacked size is packed again). */
+  /** The blob digest of a layer packed or downloaded before (a memo in the cache; one without its unpacked size is packed again). */
   private async known(key: CacheKey): Promise<PackedBlob | undefined> {
-    const info = await cacache.get.info(this.store.root, blobEntry(key)).catch(() => undefined);
-    const d = info?.metadata as Partial<PackedBlob> | undefined;
+    const d = (await readMemo<Partial<PackedBlob>>(this.store.root, ENTRY.remoteBlob(key)))?.value;
     return d?.sha256 && d.size !== undefined && d.unpacked !== undefined ? (d as PackedBlob) : undefined;
   }
 
   private async remember(key: CacheKey, blob: PackedBlob): Promise<void> {
     const d = { sha256: blob.sha256, size: blob.size, unpacked: blob.unpacked };
-    await cacache.put(this.store.root, blobEntry(key), JSON.stringify(d), { metadata: d, ...CACACHE_TMP });
+    await writeMemo(this.store.root, ENTRY.remoteBlob(key), d);
   }
 
   /** Turns a failure into a warning (or, when the remote cannot be used at all, marks it down: one warning in all). */
@@ -403,10 +412,6 @@ const ASK_AGAIN_AFTER_MS = 60_000;
 /** How long a tree seen on a remote is taken to be still there (an expired remote is seeded again after that). */
 const SEEN_FOR_MS = 24 * 3600_000;
 
-function seenEntry(url: string, key: CacheKey): string {
-  return `remote-seen:${url}:${key}`;
-}
-
 /**
  * Why an entry fetched for a stage may not be installed, or undefined when it may: its layers
  * must be exactly the chain this graph computes for the stage (so it cannot fill any other
@@ -423,16 +428,3 @@ function refusal(entry: RemoteEntry, chain: readonly CacheKey[]): string | undef
   return undefined;
 }
 
-/** The cacache key of a layer's blob digest. */
-function blobEntry(key: CacheKey): string {
-  return `remote-blob:${key}`;
-}
-
-/** Runs `fn` over `items`, at most `n` at once. */
-async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  const queue = [...items];
-  const worker = async (): Promise<void> => {
-    for (let x = queue.shift(); x !== undefined; x = queue.shift()) await fn(x);
-  };
-  await Promise.all(Array.from({ length: Math.min(n, queue.length) }, worker));
-}

@@ -29,7 +29,7 @@
  * plain http is asked without them (anonymous pull works on public registries), and every
  * refusal that follows says the credentials were withheld and why.
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from '../hash.js';
 import type { CacheKey } from '../ids.js';
 import type { BlobDigest } from './blob.js';
 import { CREDENTIALS_HINT, download, IDLE_TIMEOUT_MS, readText, request, type Send } from './request.js';
@@ -109,7 +109,7 @@ export class OciRemote implements RemoteStore {
       await expectRegistryOk(res, arm, `GET blob ${config.digest}`);
       return readText(res, arm, config.size);
     });
-    const got = `sha256:${createHash('sha256').update(text).digest('hex')}`;
+    const got = `sha256:${sha256(text)}`;
     if (got !== config.digest) throw new RemoteError(`the entry of ${key} is corrupt: its digest is ${got}, not ${config.digest}`, false);
     let parsed: unknown;
     try {
@@ -123,7 +123,7 @@ export class OciRemote implements RemoteStore {
 
   async putEntry(entry: RemoteEntry): Promise<void> {
     const json = Buffer.from(JSON.stringify(entry));
-    const config = { sha256: createHash('sha256').update(json).digest('hex'), size: json.length };
+    const config = { sha256: sha256(json), size: json.length };
     if (!(await this.hasBlob(config))) await this.upload(config, json);
     const seen = new Set<string>();
     const layers: Descriptor[] = [];

@@ -4,6 +4,7 @@
  */
 import { execa, type Options } from 'execa';
 import { randomBytes } from 'node:crypto';
+import { OWNER } from '../store/orphans.js';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,9 +88,9 @@ async function withStaging<T>(
   spec: SandboxSpec,
   go: (c: { file: string; args: string[]; fds: [args: number, seccomp: number]; marker: string }) => Promise<T>,
 ): Promise<T> {
-  const scope = await (swept ??= sweepStaging());
+  await (swept ??= sweepStaging());
   spec = await filesAsFiles(spec);
-  const staging = await mkdtemp(join(tmpdir(), `${STAGING_PREFIX}${process.pid}-${scope.boot}.${scope.ns}-`));
+  const staging = await mkdtemp(join(tmpdir(), `${STAGING_PREFIX}${OWNER}-`));
   const handles: FileHandle[] = [];
   try {
     const marker = `IMGMAKE_SANDBOX_${randomBytes(8).toString('hex')}`;

@@ -113,12 +113,6 @@ async function dataChunks(path: string): Promise<Set<number> | undefined> {
   return chunks;
 }
 
-/** The plain sha256 of a file, hex (what a `.deb` is named by). */
-export async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  await eachChunk(path, (chunk) => h.update(chunk));
-  return h.digest('hex');
-}
 
 /**
  * Calls `f` with each whole 1 MiB chunk of the file in order (the last one shorter). With

@@ -12,6 +12,8 @@
  *                                       pid is gone (judged like work dirs, local.ts)
  *       gc.lock -> <pid>-<boot>.<pidns>-<rand>
  *                                       a symlink held while a collection removes anything
+ *       gc.op                           which command holds it (cache-gc, cache-verify, …), so
+ *                                       a build that waits can say what for
  *       trash/<rand>/                   a layer on its way out (renamed out of layers/ first)
  *
  * Why a build and a collection never hurt each other: a build writes its lease (renamed into
@@ -28,14 +30,15 @@
  *
  * This module does not load definitions: prune gets the keys and .debs to keep.
  */
+import { artifactOfEntry, ENTRY, entryKind } from './entries.js';
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import cacache, { type EntryInfo } from 'cacache';
 import type { CacheKey } from '../ids.js';
-import { layerManifest, sha256File } from './digest.js';
-import { diskUsage, layerEntry, ownerGone, pidScope, type LayerRecord } from './local.js';
+import { sha256File } from '../hash.js';
+import { layerManifest } from './digest.js';
+import { diskUsage, ownerGone, pidScope, type LayerRecord } from './local.js';
 import { takeLock } from './lock.js';
 import { ownedName } from './orphans.js';
 import { dropSquash, dropSquashes, verifySquashes } from './squash.js';
@@ -59,25 +62,33 @@ export interface Lease {
  * Registers a build's use of the cache, marks everything in it used now, and returns once no
  * collection is removing anything: from then on nothing in `use` is removed until `release`.
  */
-export async function takeLease(root: string, use: LeaseUse): Promise<Lease> {
-  const here = await pidScope();
-  const name = `${process.pid}-${here.boot}.${here.ns}-${randomBytes(6).toString('hex')}`;
+export async function takeLease(root: string, use: LeaseUse, o: { onWait?: (holder: { op: GcOperation; pid: number }) => void } = {}): Promise<Lease> {
+  const name = ownedName();
   const dir = join(root, 'leases');
   await mkdir(dir, { recursive: true });
   const tmp = join(dir, `.${name}`);
   await writeFile(tmp, JSON.stringify({ keys: use.keys, debs: use.debs }));
   await rename(tmp, join(dir, name));
   // Only now: a collection that took the lock before the rename did not see the lease.
-  await waitForCollection(root);
+  await waitForCollection(root, o.onWait);
   await touch(root, [...use.keys, ...use.debs.map(debMarker)]);
   return { use, release: () => rm(join(dir, name), { force: true }), releaseSync: () => rmSync(join(dir, name), { force: true }) };
 }
 
-async function waitForCollection(root: string): Promise<void> {
+/** The commands that take gc.lock: what a waiting build names. */
+export type GcOperation = 'cache-gc' | 'cache-verify' | 'cache-prune' | 'clean';
+
+async function waitForCollection(root: string, onWait?: (holder: { op: GcOperation; pid: number }) => void): Promise<void> {
   const here = await pidScope();
+  let told = false;
   for (;;) {
     const owner = await readlink(join(root, 'gc.lock')).catch(() => undefined);
     if (owner === undefined || ownerGone(owner, here)) return;
+    if (!told && onWait) {
+      told = true;
+      const op = (await readFile(join(root, 'gc.op'), 'utf8').catch(() => 'cache-gc')).trim() as GcOperation;
+      onWait({ op, pid: Number(owner.split('-')[0]) });
+    }
     await sleep(50);
   }
 }
@@ -105,12 +116,14 @@ function debMarker(sha256: string): string {
   return `deb-${sha256}`;
 }
 
-/** Holds gc.lock while `f` runs; waits for another collection to finish first. */
-async function withLock<T>(root: string, f: () => Promise<T>): Promise<T> {
+/** Holds gc.lock while `f` runs (saying which command in gc.op); waits for another collection to finish first. */
+async function withLock<T>(root: string, op: GcOperation, f: () => Promise<T>): Promise<T> {
   const held = (await takeLock(join(root, 'gc.lock')))!;
   try {
+    await writeFile(join(root, 'gc.op'), op).catch(() => undefined);
     return await f();
   } finally {
+    await rm(join(root, 'gc.op'), { force: true });
     await held.release();
   }
 }
@@ -178,11 +191,12 @@ export async function inventory(root: string): Promise<Inventory> {
   const blobs = new Map<string, number>();
   for (const [k, e] of Object.entries(all)) {
     blobs.set(String(e.integrity), e.size);
-    if (k.startsWith('tree:')) {
+    const kind = entryKind(k);
+    if (kind === 'tree') {
       const rec = e.metadata as TreeRecord;
       trees.set(rec.key, { rec, complete: rec.layers.every((l) => onDisk.has(l)), lastUse: used.get(rec.key) ?? Date.parse(rec.createdAt) });
-    } else if (k.startsWith('deb:')) {
-      const sha = k.slice(4);
+    } else if (kind === 'artifact') {
+      const sha = artifactOfEntry(k)!;
       const m = (e.metadata ?? {}) as { name?: string; version?: string };
       debs.set(sha, { sha256: sha, ...(m.name ? { name: m.name } : {}), ...(m.version ? { version: m.version } : {}), bytes: e.size, integrity: String(e.integrity), lastUse: used.get(debMarker(sha)) ?? e.time });
     } else entries.set(k, e);
@@ -254,13 +268,13 @@ class Collector {
         this.removed.push({ kind: 'tree', name: t.rec.node, key: k, bytes: t.rec.bytes });
         continue;
       }
-      await this.dropEntry(`tree:${k}`);
-      await this.dropEntry(`log:${k}`);
+      await this.dropEntry(ENTRY.tree(k));
+      await this.dropEntry(ENTRY.log(k));
       for (const [ik, e] of this.inv.entries) {
         if (ik.startsWith('history:') && (e.metadata as { key?: string } | undefined)?.key === k) await this.dropEntry(ik);
       }
       if (await layerExists(this.root, k)) freed += t.rec.bytes;
-      await this.dropEntry(layerEntry(k));
+      await this.dropEntry(ENTRY.layer(k));
       await this.dropLayer(k);
       await rm(join(this.root, 'used', k), { force: true });
       this.removed.push({ kind: 'tree', name: t.rec.node, key: k, bytes: t.rec.bytes });
@@ -274,7 +288,7 @@ class Collector {
       return 0;
     }
     if (!this.dry) {
-      await cacache.rm.entry(this.root, `deb:${d.sha256}`, { removeFully: true });
+      await cacache.rm.entry(this.root, ENTRY.artifact(d.sha256), { removeFully: true });
       await cacache.rm.content(this.root, d.integrity).catch(() => undefined);
       await rm(join(this.root, 'used', debMarker(d.sha256)), { force: true });
     }
@@ -289,7 +303,7 @@ class Collector {
       if (this.lease.keys.has(l)) continue;
       const bytes = await diskUsage(join(this.root, 'layers', l));
       if (!this.dry) {
-        await this.dropEntry(layerEntry(l));
+        await this.dropEntry(ENTRY.layer(l));
         await this.dropLayer(l);
       }
       this.removed.push({ kind: 'layer', key: l, bytes });
@@ -329,8 +343,8 @@ async function layerExists(root: string, key: string): Promise<boolean> {
   return (await lstat(join(root, 'layers', key)).catch(() => undefined)) !== undefined;
 }
 
-async function collecting(root: string, f: (c: Collector) => Promise<void>, dry = false): Promise<Report> {
-  return withLock(root, async () => {
+async function collecting(root: string, op: GcOperation, f: (c: Collector) => Promise<void>, dry = false): Promise<Report> {
+  return withLock(root, op, async () => {
     const inv = await inventory(root);
     const c = new Collector(root, inv, await leased(root), dry);
     if (dry) {
@@ -360,7 +374,7 @@ async function collecting(root: string, f: (c: Collector) => Promise<void>, dry 
 async function sweepMarkers(root: string): Promise<void> {
   const layers = new Set(await readdir(join(root, 'layers')).catch(() => [] as string[]));
   for (const n of await readdir(join(root, 'used')).catch(() => [] as string[])) {
-    const keep = n.startsWith('deb-') ? await cacache.get.info(root, `deb:${n.slice(4)}`) : layers.has(n);
+    const keep = n.startsWith('deb-') ? await cacache.get.info(root, ENTRY.artifact(n.slice(4))) : layers.has(n);
     if (!keep) await rm(join(root, 'used', n), { force: true });
   }
   // Squashes whose layer is gone (a collection killed between the two).
@@ -378,7 +392,7 @@ async function sweepMarkers(root: string): Promise<void> {
  * Trees used at the same moment go top of the stack first (a tree above before the one below).
  */
 export async function collect(root: string, maxBytes: number, o: { dryRun?: boolean } = {}): Promise<Report> {
-  return collecting(root, async (c) => {
+  return collecting(root, 'cache-gc', async (c) => {
     let total = (await inventory(root)).bytes;
     type Candidate = { at: number; depth: number; go: () => Promise<number> };
     const candidates: Candidate[] = [
@@ -398,8 +412,8 @@ export async function collect(root: string, maxBytes: number, o: { dryRun?: bool
  * cache folder. `busy` counts the live builds that kept it (their trees stay).
  */
 export async function clearCache(root: string): Promise<{ report: Report; busy: number }> {
-  const report = await prune(root, { keys: new Set(), debs: new Set() });
-  const busy = await withLock(root, async () => {
+  const report = await prune(root, { keys: new Set(), debs: new Set() }, 'clean');
+  const busy = await withLock(root, 'clean', async () => {
     const live = await readdir(join(root, 'leases')).catch(() => [] as string[]);
     const here = await pidScope();
     const n = live.filter((name) => !name.startsWith('.') && !ownerGone(name, here)).length;
@@ -420,12 +434,13 @@ export async function removeTree(path: string): Promise<void> {
 }
 
 /** Keeps the trees under `keys` (with all their layers) and the .debs in `debs`; removes the rest. */
-export async function prune(root: string, keep: { keys: Set<string>; debs: Set<string> }): Promise<Report> {
-  return collecting(root, async (c) => {
+export async function prune(root: string, keep: { keys: Set<string>; debs: Set<string> }, op: GcOperation = 'cache-prune'): Promise<Report> {
+  return collecting(root, op, async (c) => {
     for (const t of c.inv.trees.values()) if (!keep.keys.has(t.rec.key)) await c.tree(t.rec.key, keep.keys);
     for (const d of c.inv.debs.values()) if (!keep.debs.has(d.sha256)) await c.deb(d);
     for (const k of [...c.inv.entries.keys()]) {
-      const key = k.startsWith('log:') ? k.slice(4) : k.startsWith('history:') ? (c.inv.entries.get(k)!.metadata as { key?: string })?.key : undefined;
+      const kind = entryKind(k);
+      const key = kind === 'log' ? k.slice(k.indexOf(':') + 1) : kind === 'history' ? (c.inv.entries.get(k)!.metadata as { key?: string })?.key : undefined;
       if (key !== undefined && !keep.keys.has(key)) await c.dropEntry(k);
     }
   });
@@ -458,7 +473,7 @@ export async function verify(root: string): Promise<VerifyReport> {
   const checked = { trees: 0, debs: 0, entries: 0 };
   let unchecked = 0;
   let squashes = 0;
-  const r = await collecting(root, async (c) => {
+  const r = await collecting(root, 'cache-verify', async (c) => {
     for (const t of c.inv.trees.values()) {
       const { key, digest, node } = t.rec;
       if (!t.complete || c.gone.has(key)) continue;
@@ -468,7 +483,7 @@ export async function verify(root: string): Promise<VerifyReport> {
       }
       checked.trees++;
       const now = await layerManifest(join(root, 'layers', key)).catch((e: Error) => ({ digest: `unreadable: ${e.message}` }));
-      const record = await cacache.get(root, `tree:${key}`).then(() => undefined, (e: Error) => e.message);
+      const record = await cacache.get(root, ENTRY.tree(key)).then(() => undefined, (e: Error) => e.message);
       const why = now.digest !== digest ? `layer content does not match its digest` : record ? `tree record: ${record}` : undefined;
       if (why) {
         corrupt.push({ kind: 'tree', name: node, key, why });
@@ -483,7 +498,7 @@ export async function verify(root: string): Promise<VerifyReport> {
     }
     for (const [l, node] of below) {
       if (c.lease.keys.has(l) || ![...c.inv.trees.values()].some((t) => !c.gone.has(t.rec.key) && t.rec.layers.includes(l as CacheKey))) continue;
-      const rec = c.inv.entries.get(layerEntry(l))?.metadata as LayerRecord | undefined;
+      const rec = c.inv.entries.get(ENTRY.layer(l))?.metadata as LayerRecord | undefined;
       let why: string | undefined;
       if (!rec) why = 'a layer below this tree that no record vouches for';
       else if (!rec.digest) {
@@ -503,7 +518,7 @@ export async function verify(root: string): Promise<VerifyReport> {
     for (const x of c.removed) if (x.kind === 'layer') corrupt.push({ kind: 'layer', name: '(none)', key: x.key, why: 'no record vouches for this layer' });
     for (const d of c.inv.debs.values()) {
       checked.debs++;
-      const info = await cacache.get.info(root, `deb:${d.sha256}`);
+      const info = await cacache.get.info(root, ENTRY.artifact(d.sha256));
       const got = info ? await sha256File(info.path).catch(() => 'missing') : 'missing';
       if (got !== d.sha256) {
         corrupt.push({ kind: 'deb', name: d.name ?? d.sha256, key: d.sha256, why: got === 'missing' ? 'content missing' : `sha256 is ${got}` });

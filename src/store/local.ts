@@ -20,15 +20,15 @@
  *
  * This module stores and finds trees; it does not run stages or compute keys.
  */
-import { mkdir, readdir, readFile, readlink, rename, rm, stat, lstat, chmod, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { ENTRY, entryKind } from './entries.js';
+import { mkdir, readdir, readFile, rename, rm, stat, lstat, chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import cacache from 'cacache';
 import type { CacheKey, NodeId } from '../ids.js';
 import type { TreeMount } from '../sandbox/spec.js';
 import { layerManifest } from './digest.js';
 import { clampTimes } from './times.js';
-import { CACACHE_TMP, sweepCache } from './orphans.js';
+import { CACACHE_TMP, ownedName, ownerScope, sweepCache } from './orphans.js';
 import { dropSquashes, ensureMountable, mountLowers } from './squash.js';
 import { SOURCE_DATE_EPOCH } from '../key.js';
 import type { NodeHistory, Store, TreeRecord, WorkTree } from './types.js';
@@ -53,10 +53,9 @@ export async function openLocalStore(root: string): Promise<Store> {
   await chmod(root, 0o700);
   await mkdir(join(root, 'layers'), { recursive: true });
   await mkdir(join(root, 'work'), { recursive: true });
-  const where = await pidScope();
-  await removeOrphans(join(root, 'work'), where);
+  await removeOrphans(join(root, 'work'), ownerScope());
   await sweepCache(root);
-  return new LocalStore(root, where);
+  return new LocalStore(root);
 }
 
 class LocalStore implements Store {
@@ -65,17 +64,14 @@ class LocalStore implements Store {
   /** The same, by the key whose entry each one completes. */
   private readonly digesting = new Map<CacheKey, Promise<void>>();
 
-  constructor(
-    readonly root: string,
-    private readonly where: PidScope,
-  ) {}
+  constructor(readonly root: string) {}
 
   private layer(key: CacheKey): string {
     return join(this.root, 'layers', key);
   }
 
   async get(key: CacheKey): Promise<TreeRecord | undefined> {
-    const info = await cacache.get.info(this.root, `tree:${key}`);
+    const info = await cacache.get.info(this.root, ENTRY.tree(key));
     if (!info) return undefined;
     const rec = info.metadata as TreeRecord;
     // An entry whose layers were removed by hand is not a tree.
@@ -91,7 +87,7 @@ class LocalStore implements Store {
   }
 
   async begin(parent: TreeRecord | undefined): Promise<WorkTree> {
-    const dir = join(this.root, 'work', `${process.pid}-${this.where.boot}.${this.where.ns}-${randomBytes(6).toString('hex')}`);
+    const dir = join(this.root, 'work', ownedName());
     const upper = join(dir, 'upper');
     const scratch = join(dir, 'scratch');
     await mkdir(upper, { recursive: true, mode: 0o755 });
@@ -111,6 +107,16 @@ class LocalStore implements Store {
       parent,
       mount: { kind: 'overlay', layersDir: join(this.root, 'layers'), lowers: mountLowers(parent.layers), upper, work, mountpoint: merged },
     };
+  }
+
+  layerPath(key: CacheKey): string {
+    return this.layer(key);
+  }
+
+  async scratch(): Promise<{ dir: string; release(): Promise<void> }> {
+    // A work dir with no tree in it: swept like any other when its owner is gone.
+    const w = await this.begin(undefined);
+    return { dir: w.scratch, release: () => this.discard(w) };
   }
 
   async commit(w: WorkTree, r: { key: CacheKey; node: NodeId; ms: number; replace?: boolean }): Promise<TreeRecord> {
@@ -173,7 +179,7 @@ class LocalStore implements Store {
       bytes,
     };
     try {
-      await cacache.put(this.root, `tree:${r.key}`, JSON.stringify(rec), { metadata: rec, ...CACACHE_TMP });
+      await cacache.put(this.root, ENTRY.tree(r.key), JSON.stringify(rec), { metadata: rec, ...CACACHE_TMP });
     } catch (e) {
       // No entry (a full disk): the layer must not stay in layers/ without one, or a later
       // commit of this key would adopt it as finished work. It goes with the work dir; a layer
@@ -184,7 +190,7 @@ class LocalStore implements Store {
       throw e;
     }
     // A layer record an import wrote for the layer this commit replaced: its digest is not ours.
-    if (await cacache.get.info(this.root, layerEntry(r.key))) await cacache.rm.entry(this.root, layerEntry(r.key));
+    if (await cacache.get.info(this.root, ENTRY.layer(r.key))) await cacache.rm.entry(this.root, ENTRY.layer(r.key));
     await this.discard(w);
     this.recordDigest(rec);
     await ensureMountable(this.root, rec.layers);
@@ -194,17 +200,17 @@ class LocalStore implements Store {
   /**
    * The layer's manifest digest (what `cache verify` checks), computed after the commit while
    * the build goes on — 1–2 s for a 760 MB layer or a 3 GiB sparse disk, which would otherwise
-   * hold up the next stage — then written into its entry. A process that ends before `settle`
+   * hold up the next stage — then written into its entry. A process that ends before `flush`
    * leaves the tree without a digest: verify says it cannot check it, never that it is good.
    */
   private recordDigest(rec: TreeRecord): void {
     const done: Promise<void> = layerManifest(this.layer(rec.key))
       .then(async (m) => {
-        const now = await cacache.get.info(this.root, `tree:${rec.key}`);
+        const now = await cacache.get.info(this.root, ENTRY.tree(rec.key));
         // Replaced meanwhile (`build --from`): that commit records its own.
         if ((now?.metadata as TreeRecord | undefined)?.createdAt !== rec.createdAt) return;
         const withDigest: TreeRecord = { ...rec, digest: m.digest };
-        await cacache.put(this.root, `tree:${rec.key}`, JSON.stringify(withDigest), { metadata: withDigest, ...CACACHE_TMP });
+        await cacache.put(this.root, ENTRY.tree(rec.key), JSON.stringify(withDigest), { metadata: withDigest, ...CACACHE_TMP });
       })
       .catch(() => undefined)
       .finally(() => {
@@ -220,7 +226,7 @@ class LocalStore implements Store {
     return this.get(key);
   }
 
-  async settle(): Promise<void> {
+  async flush(): Promise<void> {
     while (this.digests.size) await Promise.all([...this.digests]);
   }
 
@@ -274,9 +280,9 @@ class LocalStore implements Store {
         if (!placed.includes(layer)) continue;
         const digest = o.digests?.get(layer);
         const meta: LayerRecord = { key: layer, tree: rec.key, ...(digest ? { digest } : {}) };
-        await cacache.put(this.root, layerEntry(layer), JSON.stringify(meta), { metadata: meta, ...CACACHE_TMP });
+        await cacache.put(this.root, ENTRY.layer(layer), JSON.stringify(meta), { metadata: meta, ...CACACHE_TMP });
       }
-      await cacache.put(this.root, `tree:${rec.key}`, JSON.stringify(rec), { metadata: rec, ...CACACHE_TMP });
+      await cacache.put(this.root, ENTRY.tree(rec.key), JSON.stringify(rec), { metadata: rec, ...CACACHE_TMP });
     } catch (e) {
       // All or nothing: what this import put in place goes (layers that were here stay).
       const w = await this.begin(undefined);
@@ -295,33 +301,33 @@ class LocalStore implements Store {
   /** Whether `layers/<key>` is there and a record of this cache vouches for it (its tree's, or an import's layer record). */
   private async vouched(key: CacheKey): Promise<boolean> {
     if (!(await exists(this.layer(key)))) return false;
-    return (await cacache.get.info(this.root, `tree:${key}`)) !== null || (await cacache.get.info(this.root, layerEntry(key))) !== null;
+    return (await cacache.get.info(this.root, ENTRY.tree(key))) !== null || (await cacache.get.info(this.root, ENTRY.layer(key))) !== null;
   }
 
   async layerDigest(key: CacheKey): Promise<string | undefined> {
     const own = await this.digested(key);
     if (own) return own.digest;
-    const info = await cacache.get.info(this.root, layerEntry(key));
+    const info = await cacache.get.info(this.root, ENTRY.layer(key));
     return (info?.metadata as LayerRecord | undefined)?.digest;
   }
 
   async putLog(key: CacheKey, log: string | Uint8Array): Promise<string> {
-    await cacache.put(this.root, `log:${key}`, typeof log === 'string' ? await readFile(log) : log, CACACHE_TMP);
+    await cacache.put(this.root, ENTRY.log(key), typeof log === 'string' ? await readFile(log) : log, CACACHE_TMP);
     return (await this.logPath(key))!;
   }
 
   async logPath(key: CacheKey): Promise<string | undefined> {
-    const info = await cacache.get.info(this.root, `log:${key}`);
+    const info = await cacache.get.info(this.root, ENTRY.log(key));
     return info?.path;
   }
 
   async getHistory(scope: string, node: NodeId): Promise<NodeHistory | undefined> {
-    const info = await cacache.get.info(this.root, `history:${scope}:${node}`);
+    const info = await cacache.get.info(this.root, ENTRY.history(scope, node));
     return info ? (info.metadata as NodeHistory) : undefined;
   }
 
   async putHistory(scope: string, node: NodeId, h: NodeHistory): Promise<void> {
-    await cacache.put(this.root, `history:${scope}:${node}`, JSON.stringify(h), { metadata: h, ...CACACHE_TMP });
+    await cacache.put(this.root, ENTRY.history(scope, node), JSON.stringify(h), { metadata: h, ...CACACHE_TMP });
   }
 
   async info() {
@@ -329,8 +335,8 @@ class LocalStore implements Store {
     let trees = 0;
     let logs = 0;
     for (const k of Object.keys(entries)) {
-      if (k.startsWith('tree:')) trees++;
-      else if (k.startsWith('log:')) logs++;
+      if (entryKind(k) === 'tree') trees++;
+      else if (entryKind(k) === 'log') logs++;
     }
     return { root: this.root, trees, logs, bytes: await diskUsage(this.root) };
   }
@@ -345,11 +351,6 @@ export interface LayerRecord {
   key: CacheKey;
   tree: CacheKey;
   digest?: string;
-}
-
-/** The index key of a layer record. */
-export function layerEntry(key: string): string {
-  return `layer:${key}`;
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -399,10 +400,9 @@ export interface PidScope {
   ns: string;
 }
 
+/** This process's scope: the one computed for its owner name (orphans.ts, OWNER). */
 export async function pidScope(): Promise<PidScope> {
-  const boot = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => '0')).trim().replace(/-/g, '').slice(0, 8);
-  const ns = /\[(\d+)\]/.exec(await readlink('/proc/self/ns/pid').catch(() => ''))?.[1] ?? '0';
-  return { boot, ns };
+  return ownerScope();
 }
 
 /**
@@ -420,7 +420,7 @@ async function removeOrphans(workDir: string, here: PidScope): Promise<void> {
     for (const note of await readdir(dir).catch(() => [] as string[])) {
       const key = NOTE.exec(note)?.[1];
       if (!key) continue;
-      const vouched = (await cacache.get.info(root, `tree:${key}`)) ?? (await cacache.get.info(root, layerEntry(key as CacheKey)));
+      const vouched = (await cacache.get.info(root, ENTRY.tree(key))) ?? (await cacache.get.info(root, ENTRY.layer(key as CacheKey)));
       if (!vouched) await rename(join(root, 'layers', key), join(dir, `uncommitted-${key}`)).catch(() => undefined);
     }
     await rm(dir, { recursive: true, force: true });

@@ -5,8 +5,8 @@
  * up to `giveUpMs` if given.
  * Used for gc.lock (one collection at a time) and claims/<key> (one build of a node at a time).
  */
-import { randomBytes } from 'node:crypto';
 import { mkdir, readlink, symlink, unlink } from 'node:fs/promises';
+import { ownedName } from './orphans.js';
 import { dirname } from 'node:path';
 import { ownerGone, pidScope } from './local.js';
 
@@ -25,7 +25,7 @@ export async function takeLock(
   o: { signal?: AbortSignal | undefined; onWait?: (holder: string) => void; pollMs?: number; giveUpMs?: number } = {},
 ): Promise<Held | undefined> {
   const here = await pidScope();
-  const me = `${process.pid}-${here.boot}.${here.ns}-${randomBytes(6).toString('hex')}`;
+  const me = ownedName();
   await mkdir(dirname(path), { recursive: true });
   let waited = false;
   const started = Date.now();

@@ -48,6 +48,11 @@ export const OWNER: string = ((): string => {
 
 const HERE: PidScope = { boot: OWNER.split('-')[1]!.split('.')[0]!, ns: OWNER.split('.')[1]! };
 
+/** This process's boot and pid namespace, as its owner name carries them. */
+export function ownerScope(): PidScope {
+  return HERE;
+}
+
 /** A fresh name for a temporary of this process: `PREFIX<pid>-<boot>.<pidns>-<rand>SUFFIX`. */
 export function ownedName(prefix = '', suffix = ''): string {
   return `${prefix}${OWNER}-${randomBytes(4).toString('hex')}${suffix}`;

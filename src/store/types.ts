@@ -71,6 +71,13 @@ export interface Store {
   readMount(rec: TreeRecord, mountpoint: string): TreeMount;
   /** A fresh writable tree on top of `parent` (empty when undefined). */
   begin(parent: TreeRecord | undefined): Promise<WorkTree>;
+  /** The directory of one committed layer (read it only: trees share it). */
+  layerPath(key: CacheKey): string;
+  /**
+   * A private scratch folder inside the cache (on its filesystem: a rename into it is atomic),
+   * removed by `release`, or by the next open of the cache after a crash.
+   */
+  scratch(): Promise<{ dir: string; release(): Promise<void> }>;
   /**
    * Makes the work tree's layer the committed tree `key`. Atomic: either the entry and its
    * layer are there afterwards, or nothing is. If another build committed `key` first, theirs
@@ -113,5 +120,5 @@ export interface Store {
   /** The tree `key` once its layer digest (being computed after its commit) is in its entry. */
   digested(key: CacheKey): Promise<TreeRecord | undefined>;
   /** Waits for what commits left running: the layer digests written into their entries. */
-  settle(): Promise<void>;
+  flush(): Promise<void>;
 }

@@ -7,6 +7,7 @@ import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkedEvent } from './event-schema.js';
 
 export const repoRoot = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..');
 export const bin = join(repoRoot, 'bin', 'imgmake.js');
@@ -15,7 +16,7 @@ export interface CliResult {
   code: number | null;
   stdout: string;
   stderr: string;
-  /** Parsed JSON lines of stdout (when run with --json). */
+  /** Parsed JSON lines of stdout (when run with --json), each checked against the event schema, without `v` and `time`. */
   events: Record<string, any>[];
 }
 
@@ -52,7 +53,7 @@ export function imgmake(args: string[], opts: CliOptions = {}): Promise<CliResul
       const events = stdout
         .split('\n')
         .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, any>);
+        .map(checkedEvent);
       done({ code, stdout, stderr, events });
     });
   });

@@ -3,6 +3,7 @@
  * bounded wait for the next one that matches.
  */
 import type { ChildProcess } from 'node:child_process';
+import { checkedEvent } from './event-schema.js';
 
 /** The JSON events of a running `imgmake --json …`, and a bounded wait for the next one. */
 export function events(child: ChildProcess) {
@@ -16,7 +17,7 @@ export function events(child: ChildProcess) {
     while ((nl = buffer.indexOf('\n')) >= 0) {
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + 1);
-      if (line.startsWith('{')) seen.push(JSON.parse(line));
+      if (line.startsWith('{')) seen.push(checkedEvent(line));
     }
     for (const w of waiters.splice(0)) w();
   });

@@ -8,8 +8,8 @@
  * Trust: the InRelease signatures are checked against the Debian archive keyring when a lock
  * is made; after that the lock's sha256 is the trust, so there is no `verify` hook.
  *
- * This module is the format's whole face to the core (format.ts); lock.ts and sources.ts are
- * its parts.
+ * This module is the format's whole face to the core (format.ts); lock.ts, sources.ts and
+ * database.ts (an image's installed packages, for its SBOM) are its parts.
  */
 import { basename } from 'node:path';
 import { diagnostic, type Diagnostic } from '../../diagnostic.js';
@@ -18,8 +18,9 @@ import { canonicalJson, sha256 } from '../../key.js';
 import { fail, ok, type Result } from '../../result.js';
 import type { HostDefault } from '../../load/vars.js';
 import type { PackageFormat } from '../format.js';
-import { lockJson, lockRequestOf, parseLockEntry, resolvePackages, type DebianVariant, type LockedPackage, type LockRequestMeta } from './lock.js';
+import { lockJson, lockRequestOf, MirrorUnreachable, parseLockEntry, resolvePackages, type DebianVariant, type LockedPackage, type LockRequestMeta } from './lock.js';
 import { hostDebianMirror, type DebianMirror } from './sources.js';
+import { database } from './database.js';
 
 /** The mirror the variables name; a position-less usage error when there is none. */
 export function mirrorOf(vars: Readonly<Record<string, string>>): Result<DebianMirror, Diagnostic> {
@@ -98,6 +99,9 @@ export const apt: PackageFormat<LockRequestMeta, LockedPackage> = {
       );
       return ok(packages);
     } catch (e) {
+      if (e instanceof MirrorUnreachable) {
+        return fail(diagnostic('network', e.message, undefined, 'check the network and the mirror (--var debian_mirror=URL or IMGMAKE_VAR_debian_mirror names another), then lock again; nothing was written'));
+      }
       return fail((e as Error).message);
     }
   },
@@ -135,6 +139,8 @@ export const apt: PackageFormat<LockRequestMeta, LockedPackage> = {
   goneHint: 'a Debian mirror keeps only the current version of each package',
 
   hostVariables,
+
+  database,
 };
 
 /** The format, as formats.ts finds it. */

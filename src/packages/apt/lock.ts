@@ -128,6 +128,12 @@ export async function resolvePackages(req: LockRequest, opts: LockOptions): Prom
   if (r.exitCode !== 0) {
     const log = await readFile(opts.logFile, 'utf8').catch(() => '');
     const lines = log.split('\n').filter((l) => l.trim());
+    // apt's update only warns when a mirror cannot be reached; what then fails is the install
+    // ("unable to locate package"), which would read as the user's mistake. It is not.
+    const unreachable = lines.filter((l) => UNREACHABLE.test(l));
+    if (unreachable.length) {
+      throw new MirrorUnreachable(`the mirror could not be reached while locking ${req.suite}:\n  ${[...new Set(unreachable.map((l) => l.trim()))].slice(-4).join('\n  ')}\n(full log: ${opts.logFile})`);
+    }
     const errors = lines.filter((l) => /^(E|Err):/.test(l));
     const shown = (errors.length ? errors : lines).slice(-8).join('\n  ');
     throw new Error(
@@ -346,6 +352,12 @@ export function installArgs(req: LockRequest): string[] {
   const sel = `?narrow(${n},${terms.length === 1 ? terms[0] : `?or(${terms.join(',')})`})`;
   return [sel, ...(variant === 'essential' ? [] : ['apt']), ...req.packages];
 }
+
+/** apt's words for a mirror it could not reach (its `Err:` lines' second line, and `W:` lines). */
+const UNREACHABLE = /Could not connect to|Could not resolve|Temporary failure resolving|Connection failed|Connection timed out|Unable to connect to|Network is unreachable|No route to host/;
+
+/** Locking failed because the mirror could not be reached: the run's failure, not the request's. */
+export class MirrorUnreachable extends Error {}
 
 /**
  * Runs inside the sandbox: update, simulate, print URIs, then `apt-cache show` for exactly what

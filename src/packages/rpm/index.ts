@@ -22,7 +22,7 @@ import type { SandboxSpec } from '../../sandbox/spec.js';
 import { fail, ok, type Result } from '../../result.js';
 import type { Diagnostic } from '../../diagnostic.js';
 import type { Artifact, Fetched, PackageFormat, VerifyContext } from '../format.js';
-import { artifactOf, lockJson, lockRequestOf, packagesDigest, packageUrl, parseLockEntry, type RpmLockRequest } from './lock.js';
+import { artifactOf, keyOptionsOf, lockJson, lockRequestOf, packagesDigest, packageUrl, parseLockEntry, type RpmLockRequest } from './lock.js';
 import { requestOf, resolve, type RpmStageOptions } from './resolve.js';
 import { verify, type FetchedRpm } from './verify.js';
 import { nevra, type LockedRpm, type RpmRequest } from './types.js';
@@ -32,7 +32,7 @@ export type { RpmLockRequest } from './lock.js';
 export { nevra } from './types.js';
 export { requestOf, resolve, problemOf, RESOLVER_SCRIPT } from './resolve.js';
 export { verify, checksum, type FetchedRpm, type VerifyOptions } from './verify.js';
-export { artifactOf, lockJson, lockRequestOf, packagesDigest, packageUrl, parseLockEntry, evr } from './lock.js';
+export { artifactOf, keyOptionsOf, lockJson, lockRequestOf, packagesDigest, packageUrl, parseLockEntry, evr } from './lock.js';
 
 /** What resolve and verify run with (the contract's ResolveContext, buildroot required in effect). */
 export interface RpmContext {
@@ -59,6 +59,10 @@ export const rpmFormat = {
   /** The part of a request a lock entry is matched by (no URLs). */
   lockRequest(request: RpmRequest): RpmLockRequest {
     return lockRequestOf(request);
+  },
+  /** The stage's options without the repositories' URLs (baseurl, metalink, mirrorlist, gpgkey): a mirror is not an input. */
+  keyOptions(options: Record<string, unknown>): Record<string, unknown> {
+    return keyOptionsOf(options as unknown as RpmStageOptions) as Record<string, unknown>;
   },
   describe(request: RpmRequest): string {
     return `${request.repos.map((r) => r.id).join(',')} ${request.arch} + ${request.packages.join(' ')}`;

@@ -5,6 +5,7 @@
  *     lockJson(lockRequest, packages) → { request, packages } (fixed key order)
  *     parseLockEntry(request, pkgs)   → Result<{ request, packages }, string>
  *     packagesDigest(packages)        → Digest (the package stage's key part)
+ *     keyOptionsOf(options)           → the stage's options as its key holds them (no URL)
  *     artifactOf(p), packageUrl(repos, p)
  *
  * A lock records, per package, the repository id and the location below that repository's
@@ -35,6 +36,16 @@ export function lockRequestOf(req: RpmRequest): RpmLockRequest {
     arch: req.arch,
     releasever: req.releasever,
   };
+}
+
+/**
+ * An rpm.install stage's options as its cache key holds them: each repository without the URLs
+ * that only say where its packages are (`baseurl`, `metalink`, `mirrorlist`, `gpgkey`), the rest
+ * as given. The lock's digest pins what is installed, so the same stage built from another
+ * mirror (a variable changed) is the cached tree; rules/rpm.install reads none of these. Pure.
+ */
+export function keyOptionsOf<O extends { repos: RpmRepo[] }>(options: O): O {
+  return { ...options, repos: options.repos.map(({ baseurl: _b, metalink: _m, mirrorlist: _l, gpgkey: _k, ...rest }) => rest) };
 }
 
 export function lockJson(req: RpmLockRequest, packages: readonly LockedRpm[]): { request: object; packages: object[] } {

@@ -1,0 +1,74 @@
+/**
+ * What `imgmake build --with-sbom` and `--with-manifest` add after a target is exported, composed
+ * here with the real package formats (the SBOM's readers) and imgmake's version; the work is in
+ * src/sbom/ and src/manifest/. The build calls `afterExport` once per exported target.
+ */
+import { join } from 'node:path';
+import type { Logger } from '../event.js';
+import type { TargetDef } from '../definition.js';
+import { FORMATS } from '../packages/formats.js';
+import type { PackageDatabase } from '../packages/input.js';
+import { sbomPath, writeSbom } from '../sbom/index.js';
+import { manifestDir, writeManifest, type LockWriter } from '../manifest/index.js';
+import { locksText } from '../packages/lockfile.js';
+import { rm } from 'node:fs/promises';
+import type { Context } from './context.js';
+
+/** `--with-sbom`, `--with-manifest`. */
+export interface ExportExtras {
+  withSbom?: boolean | undefined;
+  withManifest?: boolean | undefined;
+  /** `imgmake-VERSION`: the SBOM's creator. */
+  tool?: string;
+}
+
+/** imgmake.lock's side of a manifest, from the real formats. */
+const LOCKING: LockWriter = {
+  lockRequest(format, request) {
+    const f = FORMATS.get(format);
+    if (!f) throw new Error(`Internal error: a package input of unknown format ${format}`);
+    return f.lockRequest ? f.lockRequest(request) : request;
+  },
+  text: (locks) => locksText(locks, FORMATS),
+};
+
+/** The formats that can read an image's package database, by name. */
+export function packageDatabases(): Map<string, PackageDatabase> {
+  const m = new Map<string, PackageDatabase>();
+  for (const f of FORMATS.values()) if (f.database) m.set(f.name, f.database);
+  return m;
+}
+
+/**
+ * Writes what EXTRAS ask for beside TARGET's export; false (after saying why) when one failed.
+ * `fresh`: the export wrote a new image. Then an SBOM or manifest not asked for this time is
+ * removed: it described the image before (one of an unchanged image stays: it is still true).
+ */
+export async function afterExport(ctx: Context, target: TargetDef, extras: ExportExtras & { fresh: boolean }, logger: Logger, signal?: AbortSignal): Promise<boolean> {
+  if (extras.fresh && !extras.withSbom) await rm(sbomPath(ctx.outDir, target.name), { force: true });
+  if (extras.fresh && !extras.withManifest) await rm(manifestDir(ctx.outDir, target.name), { recursive: true, force: true });
+  if (extras.withSbom) {
+    // A scratch folder of the store's: removed after, or by the next open after a crash.
+    const held = await ctx.store.scratch();
+    const scratch = join(held.dir, 'sbom');
+    try {
+      const s = await writeSbom(target, { def: ctx.def, graph: ctx.graph, keys: ctx.keys, store: ctx.store, sandbox: ctx.sandbox, outDir: ctx.outDir, scratch, databases: packageDatabases(), tool: extras.tool ?? 'imgmake', signal });
+      if (!s.ok) {
+        logger.log({ type: 'export-failed', target: target.name, message: `the SBOM of ${target.name} failed: ${s.error}` });
+        return false;
+      }
+      logger.log({ type: 'info', message: `imgmake: ${target.name}: SBOM of ${s.value.packages} packages (pipeline ${s.value.pipeline}) in ${s.value.path}` });
+    } finally {
+      await held.release();
+    }
+  }
+  if (extras.withManifest) {
+    const m = await writeManifest(target, { def: ctx.def, outDir: ctx.outDir, locking: LOCKING });
+    if (!m.ok) {
+      logger.log({ type: 'export-failed', target: target.name, message: `the manifest of ${target.name} failed: ${m.error}` });
+      return false;
+    }
+    logger.log({ type: 'info', message: `imgmake: ${target.name}: manifest in ${m.value}` });
+  }
+  return true;
+}

@@ -1,0 +1,114 @@
+/**
+ * The cache's index: every cacache key namespace imgmake writes, named once, and the accessors
+ * for the entries that are not trees (package artifacts, the remote's memos). Only modules in
+ * src/store/ call cacache; the package fetcher and the remote cache go through these functions,
+ * so the layout of the cache is this folder's to change (test/layering.test.ts checks it).
+ *
+ *     tree:KEY                    a committed tree's record (store/local.ts)
+ *     layer:KEY                   a layer kept without its tree (a squash's or a download's)
+ *     log:KEY                     a stage's log
+ *     history:SCOPE:NODE          the newest build of a node, for plan's reasons
+ *     squash:KEY                  a squashed image of a tree (store/squash.ts)
+ *     deb:SHA256                  a package artifact of any format (the name predates formats)
+ *     remote-blob:KEY             the packed blob's digest of a layer (remote/index.ts)
+ *     remote-seen:URL:KEY         when this cache last saw KEY on that remote
+ *
+ * Artifacts are content-addressed by the lock's sha256: an entry's content is verified once on
+ * the way in (cacache checks the integrity) and its size on the way out.
+ */
+import { stat } from 'node:fs/promises';
+import cacache from 'cacache';
+import { CACACHE_TMP } from './orphans.js';
+
+export const ENTRY = {
+  tree: (key: string) => `tree:${key}`,
+  layer: (key: string) => `layer:${key}`,
+  log: (key: string) => `log:${key}`,
+  history: (scope: string, node: string) => `history:${scope}:${node}`,
+  squash: (key: string) => `squash:${key}`,
+  artifact: (sha256: string) => `deb:${sha256}`,
+  remoteBlob: (key: string) => `remote-blob:${key}`,
+  remoteSeen: (url: string, key: string) => `remote-seen:${url}:${key}`,
+} as const;
+
+/** The kind of an index key, by its namespace (what `cache info` and GC count). */
+export function entryKind(k: string): 'tree' | 'layer' | 'log' | 'history' | 'squash' | 'artifact' | 'remote' | 'other' {
+  const ns = k.slice(0, k.indexOf(':'));
+  if (ns === 'tree' || ns === 'layer' || ns === 'log' || ns === 'history' || ns === 'squash') return ns;
+  if (ns === 'deb') return 'artifact';
+  if (ns === 'remote-blob' || ns === 'remote-seen') return 'remote';
+  return 'other';
+}
+
+/** The sha256 of an artifact entry's key (`deb:SHA256`), or undefined for another key. */
+export function artifactOfEntry(k: string): string | undefined {
+  return k.startsWith('deb:') ? k.slice(4) : undefined;
+}
+
+/** What the artifact functions need of one: its digest, length, and what to note beside it. */
+export interface StoredArtifact {
+  sha256: string;
+  size: number;
+  metadata: Record<string, unknown>;
+}
+
+export function integrityOf(sha256hex: string): string {
+  return `sha256-${Buffer.from(sha256hex, 'hex').toString('base64')}`;
+}
+
+/** The content path of a stored artifact of the right length, or undefined. Re-indexes content whose entry was lost. */
+export async function artifactPath(root: string, a: StoredArtifact): Promise<string | undefined> {
+  const info = await cacache.get.info(root, ENTRY.artifact(a.sha256));
+  if (info && (await sizeOf(info.path)) === a.size) return info.path;
+  const integrity = integrityOf(a.sha256);
+  const content = await cacache.get.hasContent(root, integrity).catch(() => false as const);
+  if (content && content.size === a.size) {
+    const entry = await cacache.index.insert(root, ENTRY.artifact(a.sha256), integrity, { size: a.size, metadata: a.metadata });
+    return entry.path;
+  }
+  return undefined;
+}
+
+/**
+ * Content of the wrong length under this digest (damaged on disk) would block a new download:
+ * cacache never overwrites a content file. Removes it.
+ */
+export async function discardWrongSize(root: string, a: StoredArtifact): Promise<void> {
+  const content = await cacache.get.hasContent(root, integrityOf(a.sha256)).catch(() => false as const);
+  if (content && content.size !== a.size) await cacache.rm.content(root, integrityOf(a.sha256));
+}
+
+/**
+ * Stores a verified artifact from a stream of its bytes (cacache checks the integrity and size
+ * once more on the way in) and returns its content path.
+ */
+export async function putArtifact(root: string, a: StoredArtifact, chunks: AsyncIterable<Buffer>): Promise<string> {
+  const sink = cacache.put.stream(root, ENTRY.artifact(a.sha256), { integrity: integrityOf(a.sha256), size: a.size, algorithms: ['sha256'], metadata: a.metadata, ...CACACHE_TMP });
+  const stored = sink.promise();
+  stored.catch(() => undefined); // awaited below, after the bytes are written
+  for await (const chunk of chunks) if (!sink.write(chunk)) await new Promise((resume) => sink.once('drain', resume));
+  sink.end();
+  await stored;
+  const path = (await cacache.get.info(root, ENTRY.artifact(a.sha256)))?.path;
+  if (!path) throw new Error(`Internal error: ${ENTRY.artifact(a.sha256)} was stored but has no index entry`);
+  return path;
+}
+
+/** A small record kept under KEY (its metadata), or undefined; a read error counts as none. */
+export async function readMemo<T>(root: string, key: string): Promise<{ value: T; time: number } | undefined> {
+  const info = await cacache.get.info(root, key).catch(() => undefined);
+  return info ? { value: info.metadata as T, time: info.time } : undefined;
+}
+
+/** Keeps a small record under KEY (a remote's memo: losing it costs a request, nothing more). */
+export async function writeMemo(root: string, key: string, value: Record<string, unknown>): Promise<void> {
+  await cacache.put(root, key, JSON.stringify(value), { metadata: value, ...CACACHE_TMP });
+}
+
+async function sizeOf(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return undefined;
+  }
+}
