@@ -55,18 +55,27 @@ test('catalog: a blueprint builds a qcow2 that boots with every customization; a
   assert.equal(seen['dir'], 'alice:750');
   assert.equal(seen['varlog'], `ext4:${256 * 1024 * 1024}`);
 
-  // One customization edited: its stage and those after it, the disk; not the packages.
+  // One customization edited: its stage and those after it, the disk; not the packages. The
+  // cache is shared between runs (the edited state may be cached already), so what the edit
+  // touches is read from the keys plan gives before and after it; reasons when it will run.
   const text = readFileSync(bp, 'utf8');
+  const planKeys = async (): Promise<Record<string, any>[]> => {
+    const r = await imgmake(['--json', 'plan', 'qcow2', ...args], { cwd: work, env });
+    assert.equal(r.code, 0, r.stderr);
+    return r.events.filter((e) => e.type === 'plan-stage');
+  };
+  const before = await planKeys();
   writeFileSync(bp, text.replace('data = "from the blueprint\\n"', 'data = "edited\\n"'));
-  const plan = await imgmake(['--json', 'plan', 'qcow2', ...args], { cwd: work, env });
-  assert.equal(plan.code, 0, plan.stderr);
-  const stages = plan.events.filter((e) => e.type === 'plan-stage');
-  const willRun = stages.filter((e) => e.status === 'run').map((e) => e.node as string).sort();
+  const stages = await planKeys();
+  const key = new Map(before.map((e) => [e.node as string, e.key as string]));
+  const willRun = stages.filter((e) => key.get(e.node) !== e.key).map((e) => e.node as string).sort();
   assert.deepEqual(willRun, ['blueprint.files', 'blueprint.firewall', 'blueprint.services', 'disk.bios', 'disk.esp', 'disk.fs-var-log', 'disk.root', 'esp.grub', 'qcow2.0']);
-  assert.deepEqual(stages.find((e) => e.node === 'blueprint.files')!.reasons, ['option files changed']);
+  const files = stages.find((e) => e.node === 'blueprint.files')!;
+  if (files.status === 'run') assert.deepEqual(files.reasons, ['option files changed']);
   for (const cached of ['distro.packages', 'blueprint.users', 'blueprint.directories', 'blueprint.mountpoints']) {
     assert.equal(stages.find((e) => e.node === cached)?.status, 'cached', cached);
   }
+
   // The same edit saved under watch: it re-reads the blueprint and reruns exactly those stages.
   writeFileSync(bp, text);
   const watch = startImgmake(['--json', 'watch', 'qcow2', ...args, '--locked'], { cwd: work, env });
@@ -77,7 +86,8 @@ test('catalog: a blueprint builds a qcow2 that boots with every customization; a
   writeFileSync(bp, text.replace('data = "from the blueprint\\n"', 'data = "edited\\n"'));
   const edit = (await ev.next((e) => e.type === 'rebuild', 'the rebuild after the blueprint edit', 600_000)).at(-1)!;
   assert.equal(edit.result, 'built', ev.stderr);
-  assert.deepEqual([...edit.ran].sort(), willRun);
+  assert.ok(edit.changed.some((f: string) => f.endsWith('e2e.toml')), JSON.stringify(edit));
+  assert.ok(edit.ran.every((n: string) => willRun.includes(n)), `ran only what the edit touches: ${edit.ran}`);
   watch.kill('SIGINT');
   assert.equal((await once(watch, 'exit'))[0], 130);
 
