@@ -26,6 +26,7 @@ import { cleanCommand, type CleanOptions } from './cli/clean.js';
 import { completionScript, SHELLS, type Shell } from './cli/completion.js';
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './cli/exit.js';
 import { commandHelpFooter, rootHelpFooter } from './cli/help.js';
+import { listCommand, selectCatalog, type CatalogOptions, type ListOptions } from './cli/catalog.js';
 
 export { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './cli/exit.js';
 
@@ -187,7 +188,7 @@ export function program(run: (code: Promise<number>) => void): Command {
     .version(VERSION, '-V, --version', 'print the version and exit')
     .option('-C, --directory <DIR>', 'change to DIR first (like make -C and git -C): FILE, --cache and --out are then relative to it')
     .option('-f, --file <FILE>', 'the definition (default: the nearest imgmake.yaml in this folder or one above it)')
-    .option('--cache <DIR>', 'the cache directory (default: cache/ beside the definition, or $IMGMAKE_CACHE)')
+    .option('--cache <DIR>', 'the cache directory (default: $IMGMAKE_CACHE, else cache/ beside the definition; a catalog build: ~/.cache/imgmake)')
     .option('--out <DIR>', 'where targets are exported (default: out/ beside the definition)')
     .option('--var <NAME=VALUE>', 'set a variable the definition declares (wins over its vars:); repeatable', collect, [] as string[])
     .option('--allow-path <DIR>', 'let includes and file: inputs read DIR, a folder outside the project; repeatable', collect, [] as string[])
@@ -222,7 +223,11 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--from <PIPELINE.STAGE>', 'run that stage and every stage after it even if cached; their new trees replace the cached ones')
     .option('--with-sbom', 'also write out/TARGET.spdx.json: an SPDX 2.3 list of the packages installed in the image')
     .option('--with-manifest', 'also write out/TARGET.manifest/: the resolved definition as one file, and its lock, that builds the same image')
-    .action((targets: string[], bo: BuildOptions) => run(build(targets, { ...opts(), ...bo })));
+    .option('--blueprint <FILE>', 'build the catalog\'s image TYPE with what this blueprint (TOML, JSON or YAML) asks for (imgmake list shows the types)')
+    .option('--distro <NAME>', 'the catalog\'s distribution (default: the blueprint\'s distro, else debian-12)')
+    .option('--arch <ARCH>', 'the catalog\'s architecture (default: the blueprint\'s, else x86_64)')
+    .option('--output-dir <DIR>', 'where targets are exported (as --out; a catalog build\'s default: ./out)')
+    .action((targets: string[], bo: BuildOptions & CatalogOptions) => run(fromCatalog(targets, bo, opts(), (o) => build(targets, { ...o, ...bo }))));
   p.command('watch')
     .description('build, then rebuild what changed whenever a file the targets depend on changes')
     .argument('[TARGET...]', 'default: the default target')
@@ -230,17 +235,33 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--boot-args <ARGS>', 'options for that imgmake boot: "--bios --memory 2048"')
     .option('--exec <CMD>', 'after each successful rebuild, (re)start sh -c CMD')
     .option('--locked', `fail instead of adding to ${LOCK_FILE}`)
-    .action((targets: string[], wo: WatchOptions) => run(watchCommand(targets, wo, opts())));
+    .option('--blueprint <FILE>', 'build the catalog\'s image TYPE with what this blueprint (TOML, JSON or YAML) asks for (imgmake list shows the types)')
+    .option('--distro <NAME>', 'the catalog\'s distribution (default: the blueprint\'s distro, else debian-12)')
+    .option('--arch <ARCH>', 'the catalog\'s architecture (default: the blueprint\'s, else x86_64)')
+    .option('--output-dir <DIR>', 'where targets are exported (as --out; a catalog build\'s default: ./out)')
+    .action((targets: string[], wo: WatchOptions & CatalogOptions) => run(fromCatalog(targets, wo, opts(), (o) => watchCommand(targets, wo, o))));
   p.command('lock')
     .description(`resolve every package stage's packages against the mirror into ${LOCK_FILE}`)
     .option('--update', 'resolve them all again (newer versions), not only the missing ones')
-    .action((lo: { update?: boolean }) => run(lockCommand({ ...opts(), ...lo })));
+    .option('--blueprint <FILE>', 'build the catalog\'s image TYPE with what this blueprint (TOML, JSON or YAML) asks for (imgmake list shows the types)')
+    .option('--distro <NAME>', 'the catalog\'s distribution (default: the blueprint\'s distro, else debian-12)')
+    .option('--arch <ARCH>', 'the catalog\'s architecture (default: the blueprint\'s, else x86_64)')
+    .option('--output-dir <DIR>', 'where targets are exported (as --out; a catalog build\'s default: ./out)')
+    .action((lo: { update?: boolean } & CatalogOptions) => run(fromCatalog([], lo, opts(), (o) => lockCommand({ ...o, ...lo }))));
   p.command('plan')
     .description('show which stages of the targets are cached and which will run, and why')
     .argument('[TARGET...]', 'default: the default target')
     .option('--until <PIPELINE.STAGE>', 'plan up to and including that stage')
     .option('--from <PIPELINE.STAGE>', 'as build --from: that stage and every stage after it will run')
-    .action((targets: string[], po: Pick<BuildOptions, 'until' | 'from'>) => run(planCommand(targets, { ...opts(), ...po })));
+    .option('--blueprint <FILE>', 'build the catalog\'s image TYPE with what this blueprint (TOML, JSON or YAML) asks for (imgmake list shows the types)')
+    .option('--distro <NAME>', 'the catalog\'s distribution (default: the blueprint\'s distro, else debian-12)')
+    .option('--arch <ARCH>', 'the catalog\'s architecture (default: the blueprint\'s, else x86_64)')
+    .option('--output-dir <DIR>', 'where targets are exported (as --out; a catalog build\'s default: ./out)')
+    .action((targets: string[], po: Pick<BuildOptions, 'until' | 'from'> & CatalogOptions) => run(fromCatalog(targets, po, opts(), (o) => planCommand(targets, { ...o, ...po }))));
+  p.command('list')
+    .description("list the catalog's images: every distro × arch × type, its file, default size and the blueprint options it supports")
+    .option('--filter <KEY:VALUE>', 'only rows whose distro, arch or type matches VALUE, a glob (type:qcow2, distro:debian-*); repeatable', collect, [] as string[])
+    .action((lo: ListOptions) => run(listCommand({ ...opts(), ...lo })));
   p.command('targets')
     .description('list the targets of the definition (the default one marked)')
     .option('--names', 'only their names, one per line (for scripts and shell completion)')
@@ -258,7 +279,11 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--cpus <N>', 'guest CPUs (default 2)')
     .option('--ssh-port <PORT>', "forward 127.0.0.1:PORT to the guest's ssh (default: no network)")
     .option('--image <FILE>', 'which file of out/TARGET/ (default: its .qcow2)')
-    .action((target: string | undefined, bo: BootCommandOptions) => run(bootTarget(target, bo, opts())));
+    .option('--blueprint <FILE>', 'build the catalog\'s image TYPE with what this blueprint (TOML, JSON or YAML) asks for (imgmake list shows the types)')
+    .option('--distro <NAME>', 'the catalog\'s distribution (default: the blueprint\'s distro, else debian-12)')
+    .option('--arch <ARCH>', 'the catalog\'s architecture (default: the blueprint\'s, else x86_64)')
+    .option('--output-dir <DIR>', 'where targets are exported (as --out; a catalog build\'s default: ./out)')
+    .action((target: string | undefined, bo: BootCommandOptions & CatalogOptions) => run(fromCatalog(target === undefined ? [] : [target], bo, opts(), (o) => bootTarget(target, bo, o))));
   p.command('shell')
     .description("a shell in a stage's sandbox, on a throw-away writable view of the tree after it (NODE: PIPELINE.STAGE)")
     .argument('<NODE>')
@@ -332,7 +357,13 @@ async function completion(shell: string, p: Command, o: GlobalOptions): Promise<
 
 
 /** Commands that read only the definition (or nothing): they work as any user. */
-const ANY_USER = new Set(['rules', 'targets', 'completion']);
+const ANY_USER = new Set(['rules', 'targets', 'completion', 'list']);
+
+/** The command's options after the choice between a project and the catalog (src/cli/catalog.ts). */
+async function fromCatalog(types: string[], co: CatalogOptions, o: GlobalOptions, go: (o: GlobalOptions) => Promise<number>): Promise<number> {
+  const selected = await selectCatalog(types, o, co);
+  return selected.ok ? go(selected.value) : reportDiagnostics(selected.error, o);
+}
 
 export function runsAsAnyUser(name: string): boolean {
   return ANY_USER.has(name);

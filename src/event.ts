@@ -132,6 +132,8 @@ export type Event =
   | { type: 'plan-stage'; node: NodeId; pipeline: string; stage: string; rule: string; key: CacheKey; status: 'run' | 'cached' | 'remote' | 'unneeded'; reasons: string[] }
   /** `imgmake targets`. */
   | { type: 'target'; name: string; pipeline: string; export: string[]; default: boolean }
+  /** `imgmake list`: one image of the catalog (distro × arch × type), its file, default size (null: none) and the blueprint options it supports. */
+  | { type: 'image'; distro: string; arch: string; imageType: string; filename: string; size: string | null; options: string[] }
   /** `imgmake rules` (name, summary, digest) and `imgmake rules NAME` (also the rule's schema fields). */
   | { type: 'rule'; name: string; digest: string; summary?: string; [schemaField: string]: unknown }
   /** `imgmake cache info`. `exists`: false when there is no cache folder (nothing was made). */
@@ -224,6 +226,7 @@ export const EVENT_TYPES = Object.keys({
   summary: 1,
   'plan-stage': 1,
   target: 1,
+  image: 1,
   rule: 1,
   'cache-info': 1,
   'cache-tree': 1,

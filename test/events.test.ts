@@ -50,6 +50,7 @@ const EXAMPLES: { [T in Event['type']]: Extract<Event, { type: T }> } = {
   rebuild: { type: 'rebuild', targets: ['hello'], changed: ['imgmake.yaml'], ran: [node], reused: 3, wallMs: 40, result: 'built' },
   summary: { type: 'summary', ran: 1, cached: 2, failed: 0, cancelled: 0, wallMs: 50, ok: true },
   'plan-stage': { type: 'plan-stage', ...base, rule: 'apt.install', status: 'run', reasons: ['options changed'] },
+  image: { type: 'image', distro: 'debian-12', arch: 'x86_64', imageType: 'qcow2', filename: 'disk.qcow2', size: '3G', options: ['packages', 'hostname'] },
   target: { type: 'target', name: 'qcow2', pipeline: 'qcow2', export: ['disk.qcow2'], default: true },
   rule: { type: 'rule', name: 'files.write', digest: 'b'.repeat(64), summary: 'write files', options: { type: 'object' } },
   'cache-info': { type: 'cache-info', root: '/c', trees: 1, logs: 1, bytes: 10, exists: true },

@@ -129,6 +129,20 @@ test('copies of a tree with other host times, inode numbers and creation order g
   });
 });
 
+test('subdir: the filesystem holds one directory of the tree as its root; a subdir that is not a directory fails', T, async () => {
+  await withDir(async (dir) => {
+    makeRootTree(join(dir, 'root'));
+    await withRule('disk.ext4', { partition: 3, uuid: ROOT_UUID, subdir: '/etc' }, tree(join(dir, 'root')), (r) => {
+      assertOk(r);
+      const ls = debugfs(join(r.tree, 'disk.raw'), ROOT_OFFSET, 'ls -l /');
+      assert.match(ls, / hostname\n/);
+      assert.doesNotMatch(ls, / etc\n/);
+    });
+    await withRule('disk.ext4', { partition: 3, uuid: ROOT_UUID, subdir: '/nosuch' }, tree(join(dir, 'root')), (r) => assertFails(r, '/nosuch is not a directory of the tree input'));
+  });
+  assert.ok((await schemaErrors('disk.ext4', { partition: 3, uuid: ROOT_UUID, subdir: '/var/../etc' })).length > 0, 'no .. in subdir');
+});
+
 test('a missing partition, a missing disk and a tree that does not fit fail, saying so', T, async () => {
   await withDir(async (dir) => {
     makeRootTree(join(dir, 'root'));

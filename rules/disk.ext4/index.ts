@@ -10,6 +10,7 @@ interface Options {
   label?: string;
   mtime: 'clamp' | 'keep';
   inode_ratio: number;
+  subdir?: string;
 }
 
 /**
@@ -65,14 +66,14 @@ const TIMES_AWK = `
 
 const ext4: RuleInvoke<Options> = (options, ctx) => {
   const file = q(options.filename);
-  const src = q(ctx.inputs['tree']!.path);
+  const src = q(`${ctx.inputs['tree']!.path}${options.subdir ?? ''}`);
   const extended = [`hash_seed=${options.hash_seed ?? options.uuid}`, 'root_owner=0:0', 'offset=$PART_OFFSET', 'nodiscard', 'lazy_itable_init=1', 'lazy_journal_init=1'];
   const where = `"${options.filename}: partition $PART_NR ($PART_NAME)"`;
   return diskShell(
     ctx,
     [
       `src=${src}`,
-      `[ -d "$src" ] || die 'the tree input is not a directory'`,
+      `[ -d "$src" ] && [ ! -L "$src" ] || die ${q(options.subdir ? `${options.subdir} is not a directory of the tree input` : 'the tree input is not a directory')}`,
       `disk_file ${file}`,
       findPartition(options.filename, options.partition),
       `case $SOURCE_DATE_EPOCH in '' | 0) die 'SOURCE_DATE_EPOCH must be set and not 0 (e2fsprogs reads 0 as unset)' ;; esac`,

@@ -106,7 +106,7 @@ export function renderBlueprintDoc(): string {
   out.push('- Sizes: an integer number of bytes, or a string with a unit: `"512 MiB"`, `"10 GiB"`, `"2 GB"` (B, kB, KiB, MB, MiB,');
   out.push('  GB, GiB, TB, TiB; decimal units are powers of 1000). composer\'s old `size` is read as `minsize`.');
   out.push('- Modes: an octal string, `"0644"` or `"755"`.');
-  out.push('- Passwords: a crypt(3) hash (`$6$…`, `$y$…`) or plain text, which the build hashes reproducibly.');
+  out.push('- Passwords: a crypt(3) hash (`$6$…`, `$y$…`), as `mkpasswd -m sha-512` prints. Plain text is read, but the catalog refuses it at its line until it can hash it reproducibly.');
   out.push('- Firewall ports: `PORT:PROTOCOL`, `LOW-HIGH:PROTOCOL` or `SERVICE:PROTOCOL`, protocol tcp, udp, sctp or dccp.');
   out.push('- Services: systemd unit names; without a suffix, `.service` is meant. A unit is in one state only.');
   out.push('- Repositories (apt): each base URL may be followed by the suite and components, `"https://HOST/debian bookworm main"`.');

@@ -23,7 +23,7 @@ import type { Blueprint, BlueprintFormat } from './types.js';
 import { parseYaml } from './yaml.js';
 
 export type * from './types.js';
-export { checkSupport, IMAGE_TYPES, OPTIONS, SUPPORT, WHY_NOT, optionOf, shortName, type OptionInfo, type SupportOptions } from './support.js';
+export { checkSupport, IMAGE_TYPES, METADATA, OPTIONS, SECTIONS, SUPPORT, WHY_NOT, optionOf, shortName, type OptionInfo, type SupportOptions } from './support.js';
 export { isCryptHash, parsePort } from './check.js';
 export { parseDataSize } from './decode.js';
 export { checkPath, DIRECTORIES_POLICY, FILES_POLICY, MOUNTPOINT_POLICY } from './policy.js';

@@ -25,8 +25,8 @@ export interface OptionInfo {
   summary: string;
   /**
    * false: composer's field with no mapping in imgmake yet (refused by every image type).
-   * true: an image type may list it in SUPPORT, promising the build honours it (the rules that do so are the
-   * next step of issue 14; today blueprints are only read and validated).
+   * true: src/catalog/customize.ts maps it onto the catalog definition's packages, variables or
+   * stages, so an image type may list it in SUPPORT (test/catalog-customize.test.ts shows each).
    */
   mapped: boolean;
 }
@@ -48,7 +48,7 @@ export const OPTIONS: readonly OptionInfo[] = [
   o('customizations', 'the section holding the options below'),
   o('customizations.hostname', '/etc/hostname'),
   o('customizations.kernel', 'the kernel section'),
-  o('customizations.kernel.name', 'the kernel package'),
+  o('customizations.kernel.name', 'the kernel package', false),
   o('customizations.kernel.append', 'arguments appended to the kernel command line (needs a bootloader)'),
   o('customizations.user', 'users: description, password, SSH key, home, shell, groups, uid, gid'),
   o('customizations.user.expiredate', 'account expiry date', false),
@@ -60,12 +60,12 @@ export const OPTIONS: readonly OptionInfo[] = [
   o('customizations.services', 'systemd units enabled, disabled or masked'),
   o('customizations.firewall', 'the firewall section'),
   o('customizations.firewall.ports', 'ports opened in the firewall'),
-  o('customizations.firewall.services', 'firewall services enabled or disabled'),
+  o('customizations.firewall.services', 'firewall services enabled or disabled', false),
   o('customizations.firewall.zones', 'firewalld zones with sources', false),
   o('customizations.filesystem', 'extra filesystems (mountpoint, minsize): partitions, fstab, disk size (needs a disk)'),
   o('customizations.directories', 'directories to create, with owner and mode'),
   o('customizations.files', 'files to write, with owner, mode and contents'),
-  o('customizations.repositories', 'extra package repositories (baseurls, gpgkeys)'),
+  o('customizations.repositories', 'extra package repositories (baseurls, gpgkeys)', false),
   o('customizations.repositories.mirrorlist', 'a dnf mirror list', false),
   o('customizations.repositories.metalink', 'a dnf metalink', false),
   o('customizations.repositories.repo_gpgcheck', 'check the repository metadata signature (dnf)', false),
@@ -74,8 +74,8 @@ export const OPTIONS: readonly OptionInfo[] = [
   o('customizations.repositories.ssl_ca_cert', 'TLS client settings of a repository', false),
   o('customizations.repositories.ssl_client_key', 'TLS client settings of a repository', false),
   o('customizations.repositories.ssl_client_cert', 'TLS client settings of a repository', false),
-  o('customizations.cacerts', 'CA certificates added to the trust store'),
-  o('customizations.firstboot', 'scripts run once at first boot'),
+  o('customizations.cacerts', 'CA certificates added to the trust store', false),
+  o('customizations.firstboot', 'scripts run once at first boot', false),
   o('customizations.firstboot.scripts.command', 'satellite registration (Red Hat)', false),
   o('customizations.firstboot.scripts.job_template_url', 'Ansible Automation Platform callback (Red Hat)', false),
   o('customizations.firstboot.scripts.host_config_key', 'Ansible Automation Platform callback (Red Hat)', false),
@@ -96,8 +96,11 @@ export const OPTIONS: readonly OptionInfo[] = [
   o('customizations.iso', 'installer ISO settings', false),
 ];
 
+/** Rows that only hold other options: a type's list names the options in them, not the section. */
+export const SECTIONS = ['customizations', 'customizations.kernel', 'customizations.firewall'];
+
 /** Fields every type takes that say nothing about the image's contents; left out of hints. */
-const METADATA = ['name', 'description', 'version', 'distro', 'architecture'];
+export const METADATA = ['name', 'description', 'version', 'distro', 'architecture'];
 
 /** The image types this table knows today; the catalog adds more. */
 export const IMAGE_TYPES = ['qcow2', 'raw', 'tar'] as const;
@@ -180,6 +183,6 @@ export function checkSupport(bp: Blueprint, type: string, opts: SupportOptions =
 
 /** The supported options as short names, leaving out the container rows (`customizations`, `kernel`). */
 function summary(options: readonly string[]): string {
-  const shown = options.filter((x) => !METADATA.includes(x) && !options.some((y) => y.startsWith(`${x}.`)));
+  const shown = options.filter((x) => !METADATA.includes(x) && !SECTIONS.includes(x));
   return listOf(shown.map(shortName));
 }

@@ -3,7 +3,7 @@
  * its cache, lock, key (the engine's steps, engine/index.ts, composed for a command line).
  * Failures of the user's input come back as diagnostics (exit 2) before anything runs.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Definition } from '../definition.js';
@@ -17,6 +17,7 @@ import { listOf } from '../load/suggest.js';
 import { remoteConfig } from '../remote/index.js';
 import { fail, ok, type Result } from '../result.js';
 import { absentStore } from './absent-store.js';
+import { userCacheDir } from '../catalog/index.js';
 
 export { hostDefaults } from '../engine/defaults.js';
 export { resolveNode, resolveTargets, selectNodes } from '../engine/select.js';
@@ -38,6 +39,23 @@ export interface GlobalOptions {
   remoteReadOnly?: boolean;
   /** `--allow-path DIR` (repeatable): a folder outside the project the definition may read. */
   allowPath?: string[];
+  /** A build from the built-in catalog (`imgmake build TYPE --blueprint FILE`): see src/cli/catalog.ts. */
+  catalog?: CatalogBuild;
+}
+
+/**
+ * A definition composed from the catalog and a blueprint, written into the cache before each
+ * load (so watch re-reads the blueprint); its folder also holds its imgmake.lock.
+ */
+export interface CatalogBuild {
+  /** The composed root definition (written by `prepare`). */
+  definition: string;
+  /** The catalog's folder: the composed definition includes its parts. */
+  allow: string[];
+  /** The blueprint file, watched with the definition's files. */
+  blueprint?: string;
+  /** Reads the blueprint and writes the definition; blueprint errors come back as diagnostics. */
+  prepare(): Promise<Result<void, Diagnostic[]>>;
 }
 
 /**
@@ -59,6 +77,7 @@ export const DEFINITION_FILE = 'imgmake.yaml';
  * path the "no definition" message names).
  */
 export function definitionPath(o: GlobalOptions): string {
+  if (o.catalog) return o.catalog.definition;
   if (o.file !== undefined) return resolve(o.file);
   return findDefinition(process.cwd()) ?? resolve(DEFINITION_FILE);
 }
@@ -71,8 +90,9 @@ export function findDefinition(from: string): string | undefined {
   }
 }
 
+/** --cache, else IMGMAKE_CACHE, else a catalog build's per-user cache, else cache/ beside the definition. */
 export function cacheDirOf(o: GlobalOptions, defFile: string): string {
-  return resolve(o.cache ?? process.env.IMGMAKE_CACHE ?? resolve(dirname(defFile), 'cache'));
+  return resolve(o.cache ?? process.env.IMGMAKE_CACHE ?? (o.catalog ? userCacheDir() : resolve(dirname(defFile), 'cache')));
 }
 
 /** `IMGMAKE_VAR_NAME=VALUE` in the environment: like `--var NAME=VALUE`, which wins over it. */
@@ -123,16 +143,27 @@ export interface LoadContextOptions {
  */
 export async function loadDefinition(o: GlobalOptions): Promise<Result<Project, Diagnostic[]>> {
   const file = definitionPath(o);
+  if (o.catalog) {
+    const prepared = await o.catalog.prepare();
+    if (!prepared.ok) return prepared;
+  }
   if (!existsSync(file)) {
     return fail([
       o.file !== undefined
         ? diagnostic('usage', `no definition at ${file}`, undefined, 'name an existing file with -f FILE')
-        : diagnostic('usage', `no ${DEFINITION_FILE} in ${process.cwd()} or any folder above it`, undefined, `run imgmake in a project (a folder with an ${DEFINITION_FILE}, or below it), or name one with -f FILE or -C DIR`),
+        : diagnostic('usage', `no ${DEFINITION_FILE} in ${process.cwd()} or any folder above it`, undefined, `run imgmake in a project (a folder with an ${DEFINITION_FILE}, or below it), or name one with -f FILE or -C DIR; or build an image of the catalog: imgmake list, then imgmake build qcow2 --blueprint FILE`),
     ]);
   }
   const vars = parseVars(o.var, process.env);
   if (!vars.ok) return fail([vars.error]);
-  return loadProject({ file, vars: vars.value.vars, varSources: vars.value.sources, allow: (o.allowPath ?? []).map((p) => resolve(p)) });
+  const loaded = await loadProject({ file, vars: vars.value.vars, varSources: vars.value.sources, allow: [...(o.allowPath ?? []), ...(o.catalog?.allow ?? [])].map((p) => resolve(p)) });
+  if (!loaded.ok || !o.catalog) return loaded;
+  // The catalog is the package's, not an --allow-path the user gave: no line about it; the
+  // blueprint is one of the files the definition depends on (watch re-reads it on save).
+  const { allowed, ...def } = loaded.value.def;
+  const own = allowed?.filter((d) => !o.catalog!.allow.some((a) => realpathSync(a) === d));
+  const files = o.catalog.blueprint ? [...def.files, o.catalog.blueprint] : def.files;
+  return ok({ ...loaded.value, def: { ...def, files, ...(own?.length ? { allowed: own } : {}) } });
 }
 
 /**

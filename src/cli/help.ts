@@ -23,7 +23,8 @@ export const ENVIRONMENT: ReadonlyArray<readonly [name: string, meaning: string]
 
 /** One example per command (the key is the command as typed: `cache gc`). */
 export const EXAMPLES: Readonly<Record<string, string>> = {
-  build: 'imgmake build qcow2              # build a target into out/qcow2/ (no target: the default one)',
+  build: 'imgmake build qcow2 --blueprint web.toml   # the catalog\'s qcow2 with what web.toml asks for (in a project: its target qcow2)',
+  list: 'imgmake list --filter type:qcow2  # the catalog\'s images, their files, sizes and blueprint options',
   watch: 'imgmake watch qcow2 --boot       # rebuild and reboot on every edit',
   lock: 'imgmake lock --update            # resolve every package again into imgmake.lock',
   plan: 'imgmake plan qcow2               # what is cached, what will run, and why',

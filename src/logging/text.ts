@@ -130,6 +130,7 @@ export function describe(e: Event, verbose: boolean): string[] {
     // The answers of commands that do not build: those commands print their own text.
     case 'plan-stage':
     case 'target':
+    case 'image':
     case 'rule':
     case 'cache-info':
     case 'cache-tree':

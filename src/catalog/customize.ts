@@ -1,0 +1,300 @@
+/**
+ * A checked blueprint → what the catalog's definition needs to honour it: packages added to the
+ * distro's package stage, variables of the catalog's parts (hostname, timezone), and the stages
+ * of one `blueprint` pipeline on top of the workload, in the order an OS needs them:
+ *
+ *     mountpoints → locale → users (groups, users, ssh keys) → ntp → directories → files → sshd
+ *       → firewall → services
+ *
+ * Directories before files (a file may go into one), users before both (an owner may be one of
+ * them), services last (a unit a file wrote, or the firewall's, can then be enabled). A stage is
+ * made only for a customization the blueprint uses, so editing one reruns its stage and those
+ * after it, never the package stage (unless the packages change).
+ *
+ * Pure: no files, no rules loaded. Values a mapping cannot honour (a plain-text password, an
+ * owner by a name whose id is unknown, a locale that would need generating) come back as
+ * diagnostics at the blueprint's file:line:column; options no image type supports were refused
+ * before (support.ts), so reaching one here is an Internal error.
+ *
+ * This module does not choose an image definition, write files or check support: compose.ts
+ * and src/cli/catalog.ts do.
+ */
+import { createHash } from 'node:crypto';
+import { diagnostic, type Diagnostic, type Loc } from '../diagnostic.js';
+import type { Blueprint, Owner, Pos, User } from '../blueprint/index.js';
+import { isCryptHash, parsePort, sortDiagnostics } from '../blueprint/index.js';
+import { fail, ok, type Result } from '../result.js';
+
+/** One stage of the blueprint's pipeline, as a definition writes it. */
+export interface MappedStage {
+  name: string;
+  rule: string;
+  options: Record<string, unknown>;
+  /** The blueprint section it comes from (a comment in the generated definition). */
+  from: Loc;
+}
+
+export interface Customization {
+  /** Added to the distro's package stage (apt.install), in blueprint order, without duplicates. */
+  packages: string[];
+  /** Values for the catalog parts' variables (`hostname`, `timezone`). */
+  vars: Record<string, string>;
+  /** The `blueprint` pipeline's stages, in the order above; empty when nothing needs one. */
+  stages: MappedStage[];
+  /** Extra filesystems: a partition each, made from that directory of the tree (compose.ts). */
+  filesystems: MappedFilesystem[];
+}
+
+export interface MappedFilesystem {
+  mountpoint: string;
+  /** Bytes, rounded up to a whole MiB. */
+  size: number;
+  /** The GPT partition name (from the mountpoint: /var/log → var-log). */
+  partition: string;
+  /** The filesystem's UUID and the partition's, derived from the mountpoint: the same blueprint, the same disk. */
+  uuid: string;
+  partuuid: string;
+  from: Loc;
+}
+
+/** The firewall's package and unit (Debian's nftables; its unit loads /etc/nftables.conf). */
+export const FIREWALL_PACKAGE = 'nftables';
+
+/** Locales every Debian tree has without generating any. */
+const BUILTIN_LOCALES = ['C', 'C.UTF-8', 'C.utf8', 'POSIX'];
+
+export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]> {
+  const errors: Diagnostic[] = [];
+  const packages: string[] = [];
+  const addPackage = (name: string): void => {
+    if (!packages.includes(name)) packages.push(name);
+  };
+  for (const p of [...bp.packages, ...bp.modules]) {
+    const v = p.version?.value;
+    if (v === undefined || v === '*') addPackage(p.name.value);
+    else if (/[*?[\]]/.test(v)) {
+      errors.push(
+        diagnostic('invalid-value', `version ${JSON.stringify(v)} of package ${p.name.value} is a glob; Debian's package stage installs one exact version`, p.version!.loc, `write an exact version ("${v.replace(/[*?[\]].*$/, '')}…" as the mirror has it), or "*" for the one the lock resolves`),
+      );
+    } else addPackage(`${p.name.value}=${v}`);
+  }
+
+  const c = bp.customizations;
+  const vars: Record<string, string> = {};
+  const stages: MappedStage[] = [];
+  const filesystems: MappedFilesystem[] = [];
+  if (!c) return errors.length ? fail(sortDiagnostics(errors)) : ok({ packages, vars, stages, filesystems });
+
+  if (c.hostname) vars['hostname'] = c.hostname.value;
+  if (c.timezone?.timezone) vars['timezone'] = c.timezone.timezone.value;
+  const append = c.kernel?.append;
+  if (append) {
+    // GRUB's configuration and the shell quote differently: only characters neither changes.
+    if (/^[A-Za-z0-9 ._,:=/+@-]*$/.test(append.value)) vars['kernel_append'] = ` ${append.value.trim()}`;
+    else errors.push(diagnostic('invalid-value', `kernel arguments ${JSON.stringify(append.value)} hold a character the bootloader's configuration would change`, append.loc, 'use letters, digits, spaces and . _ , : = / + @ - only (no quotes)'));
+  }
+
+  if (c.locale && (c.locale.languages.length > 0 || c.locale.keyboard)) {
+    const lang = c.locale.languages[0];
+    for (const l of c.locale.languages) {
+      if (!BUILTIN_LOCALES.includes(l.value)) {
+        errors.push(diagnostic('invalid-value', `locale ${JSON.stringify(l.value)} would need generating, which the catalog's Debian does not do yet`, l.loc, `use "C.UTF-8" (every Debian has it), or leave languages out`));
+      }
+    }
+    stages.push({ name: 'locale', rule: 'system.locale', options: { language: lang?.value ?? 'C.UTF-8', ...(c.locale.keyboard ? { keymap: c.locale.keyboard.value } : {}) }, from: c.locale.loc });
+  }
+
+  // Users: the ids the blueprint gives, so files and directories may name their owners.
+  const uids = new Map<string, number>([['root', 0]]);
+  const gids = new Map<string, number>([['root', 0]]);
+  for (const g of c.group) if (g.gid) gids.set(g.name.value, g.gid.value);
+  for (const u of c.user) {
+    if (u.uid) uids.set(u.name.value, u.uid.value);
+    // A new user's own group gets gid = uid (users.add), unless a gid is given.
+    const gid = u.gid?.value ?? u.uid?.value;
+    if (gid !== undefined && !gids.has(u.name.value)) gids.set(u.name.value, gid);
+  }
+  if (c.user.length > 0 || c.group.length > 0 || c.sshkey.length > 0) {
+    const users = c.user.map((u) => userEntry(u, errors));
+    for (const k of c.sshkey) {
+      const existing = users.find((u) => u['name'] === k.user.value);
+      const keys = keyLines(k.key.value);
+      if (existing) existing['ssh_keys'] = [...((existing['ssh_keys'] as string[] | undefined) ?? []), ...keys];
+      else users.push({ name: k.user.value, ssh_keys: keys });
+    }
+    const groups = c.group.map((g) => ({ name: g.name.value, ...(g.gid ? { gid: g.gid.value } : {}) }));
+    const first = c.group[0]?.loc ?? c.user[0]?.loc ?? c.sshkey[0]!.loc;
+    stages.push({ name: 'users', rule: 'users.add', options: { ...(groups.length ? { groups } : {}), ...(users.length ? { users } : {}) }, from: first });
+  }
+
+  if (c.timezone && c.timezone.ntpservers.length > 0) {
+    stages.push({
+      name: 'ntp',
+      rule: 'files.write',
+      options: { files: [{ path: '/etc/systemd/timesyncd.conf.d/imgmake.conf', content: `[Time]\nNTP=${c.timezone.ntpservers.map((s) => s.value).join(' ')}\n` }] },
+      from: c.timezone.loc,
+    });
+  }
+
+  if (c.directories.length > 0) {
+    const paths = c.directories.map((d) => ({
+      path: d.path.value,
+      ...(d.mode ? { mode: octal(d.mode.value) } : {}),
+      ...(d.user || d.group ? { owner: owner(d.user, d.group, uids, gids, errors) } : {}),
+      parents: d.ensure_parents?.value ?? false,
+    }));
+    stages.push({ name: 'directories', rule: 'files.mkdir', options: { paths }, from: c.directories[0]!.loc });
+  }
+
+  if (c.files.length > 0) {
+    const files = c.files.map((f) => ({
+      path: f.path.value,
+      content: f.data?.value ?? '',
+      ...(f.mode ? { mode: octal(f.mode.value) } : {}),
+      ...(f.user || f.group ? { owner: owner(f.user, f.group, uids, gids, errors) } : {}),
+    }));
+    stages.push({ name: 'files', rule: 'files.write', options: { files }, from: c.files[0]!.loc });
+  }
+
+  if (c.sshd) {
+    const s = c.sshd;
+    const yn = (b: boolean): string => (b ? 'yes' : 'no');
+    const lines = [
+      ...(s.password_authentication ? [`PasswordAuthentication ${yn(s.password_authentication.value)}`] : []),
+      ...(s.challenge_response_authentication ? [`KbdInteractiveAuthentication ${yn(s.challenge_response_authentication.value)}`] : []),
+      ...(s.client_alive_interval ? [`ClientAliveInterval ${s.client_alive_interval.value}`] : []),
+      ...(s.permit_root_login ? [`PermitRootLogin ${typeof s.permit_root_login.value === 'boolean' ? yn(s.permit_root_login.value) : s.permit_root_login.value}`] : []),
+    ];
+    if (lines.length > 0) {
+      stages.push({ name: 'sshd', rule: 'files.write', options: { files: [{ path: '/etc/ssh/sshd_config.d/imgmake.conf', content: `${lines.join('\n')}\n` }] }, from: s.loc });
+    }
+  }
+
+  const enable: string[] = [];
+  if (c.firewall && c.firewall.ports.length > 0) {
+    const rules: string[] = [];
+    for (const p of c.firewall.ports) {
+      const port = parsePort(p.value);
+      if (!port.ok) throw new Error(`Internal error: port ${p.value} passed the blueprint check`);
+      rules.push(`    ${port.protocol} dport ${port.from === port.to ? port.from : `${port.from}-${port.to}`} accept`);
+    }
+    addPackage(FIREWALL_PACKAGE);
+    enable.push('nftables.service');
+    stages.push({ name: 'firewall', rule: 'files.write', options: { files: [{ path: '/etc/nftables.conf', mode: '0755', content: nftables(rules) }] }, from: c.firewall.loc });
+  }
+
+  const unit = (p: Pos<string>): string => (/\.[a-z]+$/.test(p.value) ? p.value : `${p.value}.service`);
+  const svc = c.services;
+  if (enable.length > 0 || (svc && svc.enabled.length + svc.disabled.length + svc.masked.length > 0)) {
+    const en = [...(svc?.enabled.map(unit) ?? []), ...enable];
+    stages.push({
+      name: 'services',
+      rule: 'systemd.units',
+      options: {
+        ...(en.length ? { enable: [...new Set(en)] } : {}),
+        ...(svc?.disabled.length ? { disable: [...new Set(svc.disabled.map(unit))] } : {}),
+        ...(svc?.masked.length ? { mask: [...new Set(svc.masked.map(unit))] } : {}),
+      },
+      from: svc?.loc ?? c.firewall!.loc,
+    });
+  }
+  for (const f of c.filesystem) {
+    const m = f.mountpoint.value.replace(/\/+$/, '') || '/';
+    if (m === '/') {
+      errors.push(diagnostic('invalid-value', 'the root filesystem fills the rest of the disk; its size is not set here', f.mountpoint.loc, 'leave / out: list the other mountpoints'));
+      continue;
+    }
+    const MiB = 1024 * 1024;
+    filesystems.push({
+      mountpoint: m,
+      size: Math.ceil(f.minsize.value / MiB) * MiB,
+      partition: m.slice(1).replace(/[^A-Za-z0-9._+-]+/g, '-').slice(0, 36),
+      uuid: uuidOf(`filesystem:${m}`),
+      partuuid: uuidOf(`partition:${m}`),
+      from: f.loc,
+    });
+  }
+  if (filesystems.length > 0) {
+    // Mountpoints exist in the root filesystem, before anything else is written (it may go into them).
+    stages.unshift({ name: 'mountpoints', rule: 'files.mkdir', options: { paths: filesystems.map((f) => ({ path: f.mountpoint })) }, from: c.filesystem[0]!.loc });
+  }
+  return errors.length ? fail(sortDiagnostics(errors)) : ok({ packages, vars, stages, filesystems });
+}
+
+/** A fixed UUID from a name (the shape of a version-4 UUID; never random). */
+export function uuidOf(name: string): string {
+  const h = createHash('sha256').update(`imgmake:${name}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${'89ab'[parseInt(h[16]!, 16) % 4]}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+function userEntry(u: User, errors: Diagnostic[]): Record<string, unknown> {
+  if (u.password && !isCryptHash(u.password.value)) {
+    errors.push(diagnostic('invalid-value', `the password of user ${u.name.value} is plain text; the catalog takes a crypt(3) hash`, u.password.loc, 'write a hash: mkpasswd -m sha-512 (or yescrypt), and paste what it prints'));
+  }
+  return {
+    name: u.name.value,
+    ...(u.description ? { gecos: u.description.value } : {}),
+    ...(u.password && isCryptHash(u.password.value) ? { password_hash: u.password.value } : {}),
+    ...(u.key ? { ssh_keys: keyLines(u.key.value) } : {}),
+    ...(u.home ? { home: u.home.value } : {}),
+    ...(u.shell ? { shell: u.shell.value } : {}),
+    ...(u.groups.length ? { groups: [...new Set(u.groups.map((g) => g.value))] } : {}),
+    ...(u.uid ? { uid: u.uid.value } : {}),
+    ...(u.gid ? { gid: u.gid.value } : {}),
+  };
+}
+
+const keyLines = (text: string): string[] =>
+  text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+
+const octal = (mode: number): string => `0${mode.toString(8).padStart(3, '0')}`;
+
+/**
+ * `UID:GID` for files.write and files.mkdir, which take numbers: a name must be root or a user
+ * (group) the blueprint gives an id. An owner without a group takes the user's own group.
+ */
+function owner(user: Pos<Owner> | undefined, group: Pos<Owner> | undefined, uids: Map<string, number>, gids: Map<string, number>, errors: Diagnostic[]): string {
+  const id = (p: Pos<Owner> | undefined, ids: Map<string, number>, what: string, fallback: number): number => {
+    if (!p) return fallback;
+    if (typeof p.value === 'number') return p.value;
+    const n = ids.get(p.value);
+    if (n !== undefined) return n;
+    errors.push(
+      diagnostic('invalid-value', `${what} ${JSON.stringify(p.value)} has no id the blueprint gives`, p.loc, `write a number, or give the ${what} one in the blueprint (${what === 'user' ? 'uid in [[customizations.user]]' : 'gid in [[customizations.group]]'})`),
+    );
+    return 0;
+  };
+  const u = id(user, uids, 'user', 0);
+  const userName = user && typeof user.value === 'string' ? user.value : undefined;
+  const g = id(group, gids, 'group', userName !== undefined ? (gids.get(userName) ?? u) : typeof user?.value === 'number' ? u : 0);
+  return `${u}:${g}`;
+}
+
+/** The whole ruleset: drop what comes in, except replies, loopback, ICMP, DHCP, ssh and the ports asked for. */
+function nftables(rules: string[]): string {
+  return `#!/usr/sbin/nft -f
+# Written by imgmake from the blueprint's firewall ports.
+flush ruleset
+
+table inet filter {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iif lo accept
+    meta l4proto { icmp, ipv6-icmp } accept
+    udp dport { 68, 546 } accept
+    tcp dport 22 accept
+${rules.join('\n')}
+  }
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+  }
+  chain output {
+    type filter hook output priority filter; policy accept;
+  }
+}
+`;
+}

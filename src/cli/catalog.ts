@@ -1,0 +1,145 @@
+/**
+ * The catalog on the command line: `imgmake list`, and the choice `build`, `plan`, `boot`,
+ * `watch` and `lock` make between a project's imgmake.yaml and the catalog.
+ *
+ * The choice (docs/catalog.md):
+ *   1. `--blueprint`, `--distro` or `--arch` given: the catalog (with `-f`: a usage error).
+ *   2. else `-f FILE`, or an imgmake.yaml here or in a folder above: that project, exactly as
+ *      without the catalog.
+ *   3. else a TYPE named (`imgmake build qcow2`): the catalog's definition of TYPE.
+ *   4. else: the "no imgmake.yaml" usage error, which now names `imgmake list`.
+ *
+ * A catalog build composes its definition (src/catalog/compose.ts) into
+ * CACHE/catalog/DISTRO-ARCH-ID/ (ID: a digest of the blueprint's absolute path), where its
+ * imgmake.lock lives too; the cache is the per-user one unless --cache or IMGMAKE_CACHE.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { checkSupport, readBlueprint, sortDiagnostics } from '../blueprint/index.js';
+import { CATALOG_DIR, listRows, parseFilter, pickImage, readCatalog, type CatalogImage, type Filter } from '../catalog/index.js';
+import { compose, writeComposed } from '../catalog/compose.js';
+import { mapBlueprint } from '../catalog/customize.js';
+import { diagnostic, type Diagnostic } from '../diagnostic.js';
+import { fail, ok, type Result } from '../result.js';
+import { cacheDirOf, findDefinition, type CatalogBuild, type GlobalOptions } from './context.js';
+import { EXIT_OK } from './exit.js';
+import { out, reportDiagnostics } from './output.js';
+import { jsonLine } from '../logging/index.js';
+
+/** The options build, plan, boot, watch and lock take to build from the catalog. */
+export interface CatalogOptions {
+  blueprint?: string;
+  distro?: string;
+  arch?: string;
+  /** `--output-dir DIR`: where targets are exported (as --out). */
+  outputDir?: string;
+}
+
+/**
+ * GlobalOptions for the command: unchanged for a project, with `catalog` (and the output folder)
+ * for a catalog build. `types`: the TARGET arguments (a catalog build takes at most one).
+ */
+export async function selectCatalog(types: string[], o: GlobalOptions, co: CatalogOptions): Promise<Result<GlobalOptions, Diagnostic[]>> {
+  const asked = co.blueprint !== undefined || co.distro !== undefined || co.arch !== undefined;
+  const withOut = (x: GlobalOptions): GlobalOptions => (co.outputDir !== undefined ? { ...x, out: co.outputDir } : x);
+  if (asked && o.file !== undefined) {
+    return fail([diagnostic('usage', '--blueprint, --distro and --arch build from the catalog, and -f names a project definition', undefined, 'give one or the other: a project builds its own definition')]);
+  }
+  if (!asked && (o.file !== undefined || findDefinition(process.cwd()) || types.length === 0)) return ok(withOut(o));
+  if (types.length > 1) {
+    return fail([diagnostic('usage', `a catalog build makes one image type, not ${types.join(', ')}`, undefined, 'name one: imgmake build qcow2 --blueprint FILE; imgmake list shows them')]);
+  }
+  const images = await readCatalog();
+  // The blueprint's own distro and architecture, unless the command line names them.
+  let distro = co.distro;
+  let arch = co.arch;
+  const bpFile = co.blueprint !== undefined ? resolve(co.blueprint) : undefined;
+  let fromBlueprint: Diagnostic['loc'];
+  if (bpFile) {
+    const bp = await readBlueprint(bpFile);
+    if (bp.ok) {
+      const d = distro === undefined ? bp.value.distro : undefined;
+      const a = arch === undefined ? bp.value.architecture : undefined;
+      distro ??= d?.value;
+      arch ??= a?.value;
+      // An unknown name the blueprint gave is an error at its line.
+      if (d && !images.some((i) => i.distro === d.value)) fromBlueprint = d.loc;
+      else if (a && !images.some((i) => i.distro === distro && i.arch === a.value)) fromBlueprint = a.loc;
+    }
+  }
+  const type = types[0] ?? 'qcow2';
+  const picked = pickImage(images, { type, distro, arch });
+  if (!picked.ok) return fail([fromBlueprint ? { ...picked.error, loc: fromBlueprint } : picked.error]);
+  const { image } = picked.value;
+  const id = createHash('sha256').update(bpFile ?? '').digest('hex').slice(0, 12);
+  const dir = join(cacheDirOf({ ...o, catalog: {} as CatalogBuild }, ''), 'catalog', `${image.distro}-${image.arch}-${bpFile ? id : 'plain'}`);
+  const catalog: CatalogBuild = {
+    definition: join(dir, 'imgmake.yaml'),
+    allow: [CATALOG_DIR],
+    ...(bpFile ? { blueprint: bpFile } : {}),
+    prepare: () => prepare(image, type, bpFile, dir, co),
+  };
+  return ok({ ...o, catalog, out: co.outputDir ?? o.out ?? resolve('out') });
+}
+
+/** Reads the blueprint (again: watch calls this on every change), checks it for `type`, writes the definition. */
+async function prepare(image: CatalogImage, type: string, bpFile: string | undefined, dir: string, co: CatalogOptions): Promise<Result<void, Diagnostic[]>> {
+  let custom: Parameters<typeof compose>[0]['custom'] = { packages: [], vars: {}, stages: [], filesystems: [] };
+  if (bpFile) {
+    const bp = await readBlueprint(bpFile);
+    if (!bp.ok) return bp;
+    const errors = [...checkSupport(bp.value, type), ...mismatch(bp.value.distro, co.distro, image.distro, 'distro'), ...mismatch(bp.value.architecture, co.arch, image.arch, 'architecture')];
+    const mapped = mapBlueprint(bp.value);
+    if (!mapped.ok) errors.push(...mapped.error);
+    if (errors.length) return fail(sortDiagnostics(errors));
+    if (mapped.ok) custom = mapped.value;
+  }
+  const parts: Record<string, string> = {};
+  for (const part of [image.packages.part, image.disk.part, image.fstab.part]) parts[part] = await readFile(part, 'utf8');
+  const size = image.types.find((t) => t.name === type)?.size;
+  const composed = compose({
+    image,
+    rootText: await readFile(image.definition, 'utf8'),
+    parts,
+    custom,
+    ...(size ? { diskSize: size } : {}),
+    ...(bpFile ? { blueprintFile: bpFile } : {}),
+  });
+  await writeComposed(dir, composed);
+  return ok(undefined);
+}
+
+/** The blueprint's `distro = "…"` against a different `--distro`: an error at the blueprint's line. */
+function mismatch(field: { value: string; loc: Diagnostic['loc'] } | undefined, given: string | undefined, used: string, what: string): Diagnostic[] {
+  if (!field || given === undefined || field.value === used) return [];
+  return [diagnostic('usage', `the blueprint asks for ${what} ${JSON.stringify(field.value)}, and the command line for ${JSON.stringify(used)}`, field.loc, `remove one of them, or make them agree`)];
+}
+
+export interface ListOptions {
+  filter?: string[];
+  json?: boolean;
+}
+
+/** `imgmake list`: one line per distro × arch × type (a JSON object with --json). */
+export async function listCommand(o: GlobalOptions & ListOptions): Promise<number> {
+  const filters: Filter[] = [];
+  for (const f of o.filter ?? []) {
+    const parsed = parseFilter(f);
+    if (!parsed.ok) return reportDiagnostics([parsed.error], o);
+    filters.push(parsed.value);
+  }
+  const rows = listRows(await readCatalog(), filters);
+  if (o.json) {
+    for (const r of rows) out(jsonLine({ type: 'image', distro: r.distro, arch: r.arch, imageType: r.type, filename: r.filename, size: r.size ?? null, options: r.options }));
+    return EXIT_OK;
+  }
+  if (rows.length === 0) {
+    process.stderr.write('imgmake list: no image matches the filters (imgmake list without --filter shows them all)\n');
+    return EXIT_OK;
+  }
+  const table = [['DISTRO', 'ARCH', 'TYPE', 'FILENAME', 'SIZE', 'BLUEPRINT OPTIONS'], ...rows.map((r) => [r.distro, r.arch, r.type, r.filename, r.size ?? '-', r.options.join(', ')])];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  for (const row of table) out(row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
+  return EXIT_OK;
+}
