@@ -35,7 +35,7 @@ export interface MappedStage {
 }
 
 export interface Customization {
-  /** Added to the distro's package stage (apt.install), in blueprint order, without duplicates. */
+  /** Added to the distro's package stage (its rule's `packages` option), in blueprint order, without duplicates. */
   packages: string[];
   /** Values for the catalog parts' variables (`hostname`, `timezone`). */
   vars: Record<string, string>;
