@@ -16,6 +16,7 @@ import { bwrapSandbox } from '../src/sandbox/run.js';
 import { rpmWorld } from './helpers/rpm-repo.js';
 import { rpmBuildroot } from './helpers/rpm-buildroot.js';
 import { runRule } from './helpers/rule-harness.js';
+import { freePort } from './helpers/nginx.js';
 import { assertOk } from './helpers/rule-harness.js';
 
 after(async () => (await rpmWorld()).nginx.stop());
@@ -32,7 +33,7 @@ test('rpm format: resolve → locate and download → verify → rpm.install', {
   const ctx = { sandbox: bwrapSandbox, workDir: join(work, 'scratch'), logFile, buildroot: { kind: 'tree' as const, mount: { kind: 'dir' as const, path: br.dir } } };
 
   const locked = await rpmFormat.resolve(request, ctx);
-  assert.ok(locked.ok, !locked.ok ? locked.error : '');
+  assert.ok(locked.ok, !locked.ok ? JSON.stringify(locked.error) : '');
   // The lock entry as imgmake.lock would hold it, and back.
   const json = JSON.parse(JSON.stringify(rpmFormat.lock.json(rpmFormat.lockRequest(request), locked.value)));
   const parsed = rpmFormat.lock.parse(json.request, json.packages);
@@ -69,4 +70,20 @@ test('rpm format: resolve → locate and download → verify → rpm.install', {
   assert.ok(!bad.ok);
   assert.match(bad.error[0]!, /^imgtest-lib-1\.2-1\.noarch: .* the lock says [0-9a-f]{64}/);
   assert.equal(readFileSync(logFile, 'utf8').includes('Traceback'), false);
+});
+
+test('rpm format: a repository that cannot be reached while locking is a network diagnostic (exit 1), not a bad request', { timeout: 600_000 }, async (t) => {
+  const br = await rpmBuildroot();
+  const work = mkdtempSync(join(tmpdir(), 'imgmake-rpm-unreachable-'));
+  t.after(() => rmSync(work, { recursive: true, force: true }));
+  const port = await freePort();
+  const request = rpmFormat.request({ repos: [{ id: 'gone', baseurl: `http://127.0.0.1:${port}/os/`, gpgcheck: false }], packages: ['imgtest-app'] });
+  const logFile = join(work, 'log');
+  writeFileSync(logFile, '');
+  const r = await rpmFormat.resolve(request, { sandbox: bwrapSandbox, workDir: join(work, 'scratch'), logFile, buildroot: { kind: 'tree' as const, mount: { kind: 'dir' as const, path: br.dir } } });
+  assert.ok(!r.ok);
+  assert.equal(typeof r.error, 'object', `a diagnostic, not a message: ${String(r.error)}`);
+  const d = r.error as Exclude<typeof r.error, string>;
+  assert.equal(d.reason, 'network');
+  assert.match(d.message, new RegExp(`could not be reached while locking: .*127\\.0\\.0\\.1`));
 });

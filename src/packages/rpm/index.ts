@@ -20,11 +20,14 @@ import { fileURLToPath } from 'node:url';
 import type { Sandbox } from '../../sandbox/run.js';
 import type { SandboxSpec } from '../../sandbox/spec.js';
 import { fail, ok, type Result } from '../../result.js';
-import type { Diagnostic } from '../../diagnostic.js';
+import { diagnostic, type Diagnostic } from '../../diagnostic.js';
 import type { Artifact, Fetched, PackageFormat, VerifyContext } from '../format.js';
 import { artifactOf, keyOptionsOf, lockJson, lockRequestOf, packagesDigest, packageUrl, parseLockEntry, type RpmLockRequest } from './lock.js';
 import { requestOf, resolve, type RpmStageOptions } from './resolve.js';
 import { verify, type FetchedRpm } from './verify.js';
+
+/** dnf's (librepo's, curl's) words for a repository it could not reach. */
+const UNREACHABLE = /Couldn't connect|Could not resolve host|Failed to connect|Connection refused|Timeout was reached|Network is unreachable|No route to host/;
 import { nevra, type LockedRpm, type RpmRequest } from './types.js';
 
 export type { LockedRpm, RpmRepo, RpmRequest, RpmResolveError, RpmVerifyError } from './types.js';
@@ -68,10 +71,17 @@ export const rpmFormat = {
     return `${request.repos.map((r) => r.id).join(',')} ${request.arch} + ${request.packages.join(' ')}`;
   },
 
-  async resolve(request: RpmRequest, ctx: RpmContext): Promise<Result<LockedRpm[], string>> {
+  async resolve(request: RpmRequest, ctx: RpmContext): Promise<Result<LockedRpm[], Diagnostic | string>> {
     if (!ctx.buildroot || ctx.buildroot.kind !== 'tree') return fail(NEEDS_BUILDROOT);
     const r = await resolve(request, { sandbox: ctx.sandbox, buildroot: ctx.buildroot.mount, workDir: ctx.workDir, logFile: ctx.logFile, ...(ctx.signal ? { signal: ctx.signal } : {}) });
-    return r.ok ? r : fail(r.error.message);
+    if (r.ok) return r;
+    // A repository dnf could not reach is the run's failure (exit 1), not the request's. dnf
+    // often says only "All mirrors were tried": the repositories are asked once more from here.
+    const gone = r.error.reason === 'rpm-repo-failed' ? (UNREACHABLE.test(r.error.message) ? r.error.message : await unreachable(request)) : undefined;
+    if (gone !== undefined) {
+      return fail(diagnostic('network', `a repository could not be reached while locking: ${gone}`, undefined, 'check the network and the repositories\' baseurl (or metalink, mirrorlist), then lock again; nothing was written'));
+    }
+    return fail(r.error.message);
   },
 
   lock: {
@@ -110,6 +120,26 @@ export const rpmFormat = {
 };
 
 /** The rpm format, as the package layer finds it (src/packages/formats.ts). */
+/**
+ * The first repository whose URL does not answer at all (refused, unresolvable, timed out), as
+ * `ID (URL): why`; undefined when every one answers (any HTTP status: a 404 is the request's
+ * problem, which dnf's own message says).
+ */
+async function unreachable(request: RpmRequest): Promise<string | undefined> {
+  for (const repo of request.repos) {
+    const url = repo.baseurl ?? repo.metalink ?? repo.mirrorlist;
+    if (!url) continue;
+    try {
+      const res = await fetch(url, { method: 'HEAD', signal: AbortSignal.timeout(5000) });
+      await res.body?.cancel();
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      return `${repo.id} (${url}): ${cause?.code ?? cause?.message ?? (e as Error).message}`;
+    }
+  }
+  return undefined;
+}
+
 export const format = rpmFormat as unknown as PackageFormat;
 
 /**
