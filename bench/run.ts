@@ -172,8 +172,9 @@ function imgmake(project: string, args: string[]): Build {
   const r = spawnSync(process.execPath, [bin, '--json', '-f', join(project, 'imgmake.yaml'), ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
   const summary = r.stdout
     .split('\n')
-    .filter((l) => l.startsWith('{"type":"summary"'))
-    .map((l) => JSON.parse(l) as { wallMs: number; ran: number; ok: boolean })[0];
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { type: string; wallMs: number; ran: number; ok: boolean })
+    .find((e) => e.type === 'summary');
   if (process.env.BENCH_LOGS) appendFileSync(join(process.env.BENCH_LOGS, 'imgmake.jsonl'), `{"bench":${JSON.stringify(args)}}\n${r.stdout}`);
   if (r.status !== 0 || !summary?.ok) throw new Error(`imgmake ${args.join(' ')} failed (exit ${r.status}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
   return { wallMs: summary.wallMs, ran: summary.ran, processMs: performance.now() - t0 };
