@@ -22,7 +22,7 @@ import { spdxConsistency, spdxValidator } from './helpers/spdx.js';
 const STATUS = `Package: hello
 Status: install ok installed
 Priority: optional
-Maintainer: Santiago Vila <sanvila@debian.org>
+Maintainer: Santiago Vila <sanvila@debian.invalid>
 Architecture: amd64
 Version: 2.10-3
 Description: example package based on GNU hello
@@ -35,18 +35,18 @@ Version: 1.0-1
 
 Package: base-passwd
 Status: install ok installed
-Maintainer: Colin Watson <cjwatson@debian.org>
+Maintainer: Colin Watson <cjwatson@debian.invalid>
 Architecture: amd64
 Version: 1:3.6.1
 
 Package: zlib1g
 Status: install ok installed
-Maintainer: Mark Brown <broonie@debian.org>
+Maintainer: Mark Brown <broonie@debian.invalid>
 Architecture: amd64
 Version: 1:1.2.13.dfsg-1
 `;
 
-const DEP5 = `Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+const DEP5 = `Format: https://copyright-format.invalid/1.0/
 Upstream-Name: hello
 
 Files: *
@@ -64,7 +64,7 @@ License: GPL-3+
 test('apt database: installed packages only, sorted; suppliers; purls with epochs encoded', () => {
   const got = installedOf(STATUS);
   assert.deepEqual(got.map((p) => `${p.name} ${p.version} ${p.architecture}`), ['base-passwd 1:3.6.1 amd64', 'hello 2.10-3 amd64', 'zlib1g 1:1.2.13.dfsg-1 amd64']);
-  assert.equal(supplierOf('Santiago Vila <sanvila@debian.org>'), 'Organization: Santiago Vila (sanvila@debian.org)');
+  assert.equal(supplierOf('Santiago Vila <sanvila@debian.invalid>'), 'Organization: Santiago Vila (sanvila@debian.invalid)');
   assert.equal(purlOf('base-passwd', '1:3.6.1', 'amd64', { id: 'debian', versionId: '12' }), 'pkg:deb/debian/base-passwd@1%3A3.6.1?arch=amd64&distro=debian-12');
   assert.equal(purlOf('libstdc++6', '12.2.0-14', 'amd64', { id: 'debian' }), 'pkg:deb/debian/libstdc%2B%2B6@12.2.0-14?arch=amd64');
 });
@@ -105,7 +105,7 @@ test('apt database: want asks for the status, then each installed package copyri
 });
 
 const PACKAGES: InstalledPackage[] = [
-  { name: 'hello', version: '2.10-3', architecture: 'amd64', supplier: 'Organization: Santiago Vila (sanvila@debian.org)', license: 'GPL-3.0-or-later AND LicenseRef-public-domain', licenseRefs: [{ id: 'LicenseRef-public-domain', name: 'public-domain', text: 'x' }], sha256: 'b'.repeat(64), fileName: 'hello_2.10-3_amd64.deb', purl: 'pkg:deb/debian/hello@2.10-3?arch=amd64' },
+  { name: 'hello', version: '2.10-3', architecture: 'amd64', supplier: 'Organization: Santiago Vila (sanvila@debian.invalid)', license: 'GPL-3.0-or-later AND LicenseRef-public-domain', licenseRefs: [{ id: 'LicenseRef-public-domain', name: 'public-domain', text: 'x' }], sha256: 'b'.repeat(64), fileName: 'hello_2.10-3_amd64.deb', purl: 'pkg:deb/debian/hello@2.10-3?arch=amd64' },
   { name: 'libstdc++6', version: '12.2.0-14', architecture: 'amd64', purl: 'pkg:deb/debian/libstdc%2B%2B6@12.2.0-14?arch=amd64' },
 ];
 const IMAGE = { target: 'qcow2', key: 'c'.repeat(64), files: [{ name: 'disk.qcow2', sha256: 'd'.repeat(64) }], pipeline: 'os', tool: 'imgmake-0.1.0', created: '1980-01-01T00:00:00Z' };
@@ -167,7 +167,7 @@ pipelines:
                 Version: 2.0
             - path: /usr/share/doc/bash/copyright
               content: |
-                Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+                Format: https://copyright-format.invalid/1.0/
 
                 Files: *
                 License: Expat

@@ -59,7 +59,7 @@ export interface PackageInput {
  * One package installed in a tree, as a format's package database says (`PackageDatabase.read`),
  * in the format-neutral terms an SBOM needs (src/sbom/ writes it as an SPDX package). Example
  * (Debian's): `{ name: 'hello', version: '2.10-3', architecture: 'amd64',
- *   supplier: 'Organization: Santiago Vila (sanvila@debian.org)', license: 'GPL-3.0-or-later',
+ *   supplier: 'Organization: Santiago Vila (sanvila@debian.invalid)', license: 'GPL-3.0-or-later',
  *   sha256: '…', fileName: 'hello_2.10-3_amd64.deb', purl: 'pkg:deb/debian/hello@2.10-3?arch=amd64&distro=debian-12' }`.
  */
 export interface InstalledPackage {
