@@ -164,7 +164,8 @@ test('a 60-stage tree through a remote cache: the runner that downloads it makes
     t.after(p.cleanup);
     const r = await imgmake(['--json', '-f', p.file, '--remote', url, 'build', 'deep']);
     assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
-    assert.equal(ran(r).length, who === 'a' ? 60 : 0, `runner ${who}`);
+    // The warnings say why a tree was not taken from the remote (a flake seen once: runner b ran one stage).
+    assert.equal(ran(r).length, who === 'a' ? 60 : 0, `runner ${who} ran ${ran(r).join(', ')}; warnings: ${JSON.stringify(r.events.filter((e) => e.type === 'warning'))}`);
     assert.deepEqual(readdirSync(join(p.dir, 'cache', 'squash')).length, 1, `runner ${who} has the squash at 48`);
     trees.push(describeTree(join(p.dir, 'out', 'deep')));
   }
