@@ -135,3 +135,30 @@ targets:
   assert.equal(r.code, 2, r.stderr + r.stdout);
   assert.match(r.stderr, /imgmake\.yaml:7:19: error: inline file: "base64" must be base64 text/);
 });
+
+test('a hostile inline folder cannot write through one of its own links onto the host: exit 2, nothing written', async (t) => {
+  const victim = await mkdtemp(join(tmpdir(), 'imgmake-inline-victim-'));
+  t.after(() => rm(victim, { recursive: true, force: true }));
+  const p = await projectWith(`version: 1
+pipelines:
+  a:
+    stages:
+      - rule: files.copy
+        inputs:
+          site:
+            inline:
+              type: dir
+              mode: "0755"
+              entries:
+                - { path: out, type: link, target: ${victim} }
+                - { path: out/planted, type: file, mode: "0644", base64: "aGk=" }
+        options: { items: [{ from: site, to: /srv/site }] }
+targets:
+  a: { pipeline: a }
+`);
+  t.after(p.cleanup);
+  const r = await imgmake(['-f', p.file, 'plan']);
+  assert.equal(r.code, 2, r.stderr + r.stdout);
+  assert.match(r.stderr, /imgmake\.yaml:\d+:\d+: error: .*"out\/planted" is inside "out", which is not a folder/);
+  assert.deepEqual(await readdir(victim), [], 'nothing was written through the link');
+});

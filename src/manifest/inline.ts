@@ -87,6 +87,9 @@ export function parseInline(v: unknown): Result<Inline, string> {
   if (bad) return fail(bad);
   if (!Array.isArray(o.entries)) return fail('inline folder: "entries" must be a list');
   const seen = new Set<string>();
+  // Entries may only go into folders declared before them: never through a link (a link named
+  // like a folder would carry the write out of the copy, onto the host).
+  const dirs = new Set<string>();
   for (const [i, e] of (o.entries as unknown[]).entries()) {
     const x = e as Record<string, unknown>;
     const what = `inline folder, entries[${i}]`;
@@ -96,7 +99,9 @@ export function parseInline(v: unknown): Result<Inline, string> {
     if (seen.has(p)) return fail(`${what}: "${p}" twice`);
     const parent = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : undefined;
     if (parent !== undefined && !seen.has(parent)) return fail(`${what}: "${p}" comes before its folder "${parent}"`);
+    if (parent !== undefined && !dirs.has(parent)) return fail(`${what}: "${p}" is inside "${parent}", which is not a folder (type dir)`);
     seen.add(p);
+    if (x.type === 'dir') dirs.add(p);
     const err =
       x.type === 'file'
         ? (only(x, ['path', 'type', 'mode', 'base64'], what) ?? mode(x.mode, what) ?? data(x.base64, what))

@@ -19,10 +19,9 @@
  * It does not build anything: the trees it reads are the ones the build just used or found in
  * the cache; one that is missing (collected, or only on a remote) is a failure that says so.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, rename, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { sha256File } from '../hash.js';
 import type { Definition, TargetDef } from '../definition.js';
 import type { BuildGraph } from '../graph.js';
 import type { PipelineName } from '../ids.js';
@@ -162,14 +161,4 @@ async function exportedFiles(dir: string, target: TargetDef): Promise<{ name: st
     out.push(st?.isFile() ? { name, sha256: await sha256File(join(dir, name)) } : { name });
   }
   return out;
-}
-
-function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (c) => h.update(c))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
 }
