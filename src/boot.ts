@@ -24,6 +24,8 @@ export type Accel = 'kvm' | 'tcg';
 export interface QemuSpec {
   /** The disk QEMU writes to: a throw-away overlay over the exported image (none: firmware only). */
   disk?: string;
+  /** An ISO image in a read-only CD-ROM drive (a live ISO boots from it, with or without a disk). */
+  cdrom?: string;
   firmware: 'uefi' | 'bios';
   accel: Accel;
   memoryMiB: number;
@@ -47,6 +49,7 @@ export function qemuArgs(s: QemuSpec): string[] {
     a.push('-drive', `if=pflash,format=raw,unit=1,file=${s.varsFile}`);
   }
   if (s.disk !== undefined) a.push('-drive', `if=virtio,format=qcow2,file=${s.disk}`);
+  if (s.cdrom !== undefined) a.push('-drive', `media=cdrom,readonly=on,format=raw,file=${s.cdrom}`);
   if (s.sshPort !== undefined) a.push('-nic', `user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${s.sshPort}-:22`);
   else a.push('-nic', 'none');
   return a;
@@ -97,7 +100,8 @@ export async function chooseAccel(want: Accel | 'auto'): Promise<{ accel: Accel;
 
 export interface BootOptions {
   image: string;
-  format: 'qcow2' | 'raw';
+  /** iso: the image goes into a CD-ROM drive as it is (read-only, no overlay) and there is no disk. */
+  format: 'qcow2' | 'raw' | 'iso';
   firmware: 'uefi' | 'bios';
   accel: Accel;
   memoryMiB: number;
@@ -111,14 +115,17 @@ export interface BootOptions {
 export async function boot(o: BootOptions): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'imgmake-boot-'));
   try {
-    const disk = join(dir, 'disk.qcow2');
-    await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', o.format, '-b', o.image, disk]);
+    let disk: string | undefined;
+    if (o.format !== 'iso') {
+      disk = join(dir, 'disk.qcow2');
+      await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', o.format, '-b', o.image, disk]);
+    }
     let varsFile: string | undefined;
     if (o.firmware === 'uefi') {
       varsFile = join(dir, 'OVMF_VARS.fd');
       await copyFile(OVMF_VARS, varsFile);
     }
-    const args = qemuArgs({ disk, firmware: o.firmware, accel: o.accel, memoryMiB: o.memoryMiB, cpus: o.cpus, interactive: o.interactive,
+    const args = qemuArgs({ ...(disk !== undefined ? { disk } : { cdrom: o.image }), firmware: o.firmware, accel: o.accel, memoryMiB: o.memoryMiB, cpus: o.cpus, interactive: o.interactive,
       ...(varsFile ? { varsFile } : {}), ...(o.sshPort !== undefined ? { sshPort: o.sshPort } : {}) });
     const r = await execa('qemu-system-x86_64', args, {
       stdio: 'inherit',

@@ -271,7 +271,7 @@ export function program(run: (code: Promise<number>) => void): Command {
     .argument('[NAME]')
     .action((name: string | undefined) => run(rulesCommand(name, opts())));
   p.command('boot')
-    .description('boot the disk image a target exported (out/TARGET/) in QEMU, its serial console here')
+    .description('boot the disk image (or live ISO, in a CD-ROM drive) a target exported (out/TARGET/) in QEMU, its serial console here')
     .argument('[TARGET]', 'default: the default target')
     .option('--bios', 'boot with SeaBIOS instead of UEFI (OVMF)')
     .option('--accel <auto|kvm|tcg>', 'KVM or software emulation (default: KVM when a probe runs under it)')

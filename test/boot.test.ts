@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { diskProject } from './helpers/boot-disk.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,6 +61,17 @@ test('findImage: the .qcow2 of the target, a named file, or a message that says 
   const wrong = await findImage(dir, 'x', 'other.img');
   assert.ok(!wrong.ok);
   assert.match(wrong.error.hint!, /disk\.qcow2, disk\.raw/);
+  // A live ISO is booted as it is, from a CD-ROM drive.
+  const iso = join(dir, 'iso');
+  await mkdir(iso);
+  await writeFile(join(iso, 'live.iso'), '');
+  assert.deepEqual(await findImage(iso, 'iso'), { ok: true, value: { path: join(iso, 'live.iso'), format: 'iso' } });
+});
+
+test('qemuArgs: an ISO goes into a read-only CD-ROM drive, with no disk', () => {
+  const a = qemuArgs({ cdrom: '/t/live.iso', firmware: 'bios', accel: 'tcg', memoryMiB: 1024, cpus: 2, interactive: false });
+  assert.ok(a.join(' ').includes('-drive media=cdrom,readonly=on,format=raw,file=/t/live.iso'));
+  assert.ok(!a.join(' ').includes('if=virtio'), a.join(' '));
 });
 
 

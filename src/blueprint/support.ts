@@ -114,6 +114,8 @@ export const SUPPORT: Readonly<Record<string, readonly string[]>> = {
   qcow2: mapped,
   raw: mapped,
   tar: mapped.filter((x) => !DISK_ONLY.includes(x)),
+  // A live ISO has a bootloader (kernel.append goes to its GRUB) but no disk to partition.
+  iso: mapped.filter((x) => x !== 'customizations.filesystem'),
 };
 
 /** Why an image type lacks an option, where there is a reason worth telling. */
@@ -121,6 +123,9 @@ export const WHY_NOT: Readonly<Record<string, Readonly<Record<string, string>>>>
   tar: {
     'customizations.filesystem': 'a tar archive has no disk, so no partitions or sizes',
     'customizations.kernel.append': 'a tar archive has no bootloader, so no kernel command line',
+  },
+  iso: {
+    'customizations.filesystem': 'a live ISO has no disk: its root is a squashfs under a tmpfs overlay, so no partitions or sizes',
   },
 };
 

@@ -17,10 +17,10 @@ export interface BootCommandOptions {
   image?: string;
 }
 
-const IMAGE = /\.(qcow2|raw|img)$/;
+const IMAGE = /\.(qcow2|raw|img|iso)$/;
 
-/** The image to boot in `dir`: `name` when given, else the one qcow2 (or raw) file there. */
-export async function findImage(dir: string, target: string, name?: string): Promise<Result<{ path: string; format: 'qcow2' | 'raw' }, Diagnostic>> {
+/** The image to boot in `dir`: `name` when given, else the one qcow2 (or raw, or ISO) file there. */
+export async function findImage(dir: string, target: string, name?: string): Promise<Result<{ path: string; format: 'qcow2' | 'raw' | 'iso' }, Diagnostic>> {
   let files: string[];
   try {
     files = (await readdir(dir)).sort();
@@ -30,10 +30,10 @@ export async function findImage(dir: string, target: string, name?: string): Pro
   const images = files.filter((f) => IMAGE.test(f));
   const pick = name ?? images.find((f) => f.endsWith('.qcow2')) ?? images[0];
   if (!pick || !files.includes(pick)) {
-    const what = name ? `no ${name} in ${dir}` : `no disk image (.qcow2, .raw, .img) in ${dir}`;
+    const what = name ? `no ${name} in ${dir}` : `no disk image (.qcow2, .raw, .img) or ISO (.iso) in ${dir}`;
     return fail(diagnostic('usage', what, undefined, images.length ? `it holds ${images.join(', ')}: name one with --image` : `export a disk image from target ${target}`));
   }
-  return ok({ path: join(dir, pick), format: pick.endsWith('.qcow2') ? 'qcow2' : 'raw' });
+  return ok({ path: join(dir, pick), format: pick.endsWith('.qcow2') ? 'qcow2' : pick.endsWith('.iso') ? 'iso' : 'raw' });
 }
 
 function positive(flag: string, v: string | undefined, dflt: number): number | Diagnostic {
