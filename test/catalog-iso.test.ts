@@ -82,7 +82,10 @@ test('catalog: the live ISO boots from a CD-ROM with no disk to a login prompt, 
   assert.deepEqual(ran(again).sort(), ['iso.0', 'live-squashfs.0', 'live.fstab', 'live.initramfs']);
   assert.equal(await sha256(iso), first, 'the rebuilt ISO differs');
 
-  // Another type of the same tree needs no package stage.
+  // Another type of the same tree needs no package stage (its disk tools locked first, if this
+  // cache has never built a disk without a blueprint).
+  const lock = await imgmake(['lock'], { cwd: work, env });
+  assert.equal(lock.code, 0, lock.stderr);
   const plan = await imgmake(['--json', 'plan', 'qcow2', '--locked'], { cwd: work, env });
   assert.equal(plan.code, 0, plan.stderr);
   const stages = plan.events.filter((e) => e.type === 'plan-stage');

@@ -64,7 +64,7 @@ function usersAndAfter(g: BuildGraph, rules: string[]): NodeId[] {
   return [...descendants(g, g.order.filter((id) => rules.includes(g.stage(id).rule.name)))].sort();
 }
 
-const DISK_RULES = ['disk.partition', 'disk.ext4', 'disk.vfat', 'disk.convert', 'grub.efi', 'grub.bios'];
+const DISK_RULES = ['disk.partition', 'disk.ext4', 'disk.vfat', 'disk.convert', 'grub.efi', 'grub.bios', 'disk.iso'];
 
 test('the built-in rules: disk rules carry rules/_lib/disk.sh, the others only what they use, no test and no TypeScript', async () => {
   const rules = await loadRules();
