@@ -3,7 +3,7 @@
  * distro's package stage, variables of the catalog's parts (hostname, timezone), and the stages
  * of one `blueprint` pipeline on top of the workload, in the order an OS needs them:
  *
- *     mountpoints → locale → users (groups, users, ssh keys) → ntp → directories → files → sshd
+ *     mountpoints → locale-gen → locale → users (groups, users, ssh keys) → ntp → directories → files → sshd
  *       → firewall → services
  *
  * Directories before files (a file may go into one), users before both (an owner may be one of
@@ -11,8 +11,8 @@
  * made only for a customization the blueprint uses, so editing one reruns its stage and those
  * after it, never the package stage (unless the packages change).
  *
- * Pure: no files, no rules loaded. Values a mapping cannot honour (a plain-text password, an
- * owner by a name whose id is unknown, a locale that would need generating) come back as
+ * Pure: no files, no rules loaded. Values a mapping cannot honour (an owner by a name whose id is
+ * unknown, a package version glob) come back as
  * diagnostics at the blueprint's file:line:column; options no image type supports were refused
  * before (support.ts), so reaching one here is an Internal error.
  *
@@ -24,6 +24,9 @@ import { diagnostic, type Diagnostic, type Loc } from '../diagnostic.js';
 import type { Blueprint, Owner, Pos, User } from '../blueprint/index.js';
 import { isCryptHash, parsePort, sortDiagnostics } from '../blueprint/index.js';
 import { fail, ok, type Result } from '../result.js';
+import { listOf } from '../load/suggest.js';
+import { hashPassword } from './crypt.js';
+import { nftablesConf, SERVICES, type PortRule } from './firewall.js';
 
 /** One stage of the blueprint's pipeline, as a definition writes it. */
 export interface MappedStage {
@@ -43,6 +46,8 @@ export interface Customization {
   stages: MappedStage[];
   /** Extra filesystems: a partition each, made from that directory of the tree (compose.ts). */
   filesystems: MappedFilesystem[];
+  /** kernel.name: the package that replaces the catalog's kernel package in the package stage (compose.ts). */
+  kernel?: { package: string; from: Loc };
 }
 
 export interface MappedFilesystem {
@@ -59,6 +64,9 @@ export interface MappedFilesystem {
 
 /** The firewall's package and unit (Debian's nftables; its unit loads /etc/nftables.conf). */
 export const FIREWALL_PACKAGE = 'nftables';
+
+/** The package that brings locale-gen and the locale sources, added when a blueprint asks for a locale to generate. */
+export const LOCALES_PACKAGE = 'locales';
 
 /** Locales every Debian tree has without generating any. */
 const BUILTIN_LOCALES = ['C', 'C.UTF-8', 'C.utf8', 'POSIX'];
@@ -83,9 +91,15 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
   const vars: Record<string, string> = {};
   const stages: MappedStage[] = [];
   const filesystems: MappedFilesystem[] = [];
+  let kernel: Customization['kernel'];
   if (!c) return errors.length ? fail(sortDiagnostics(errors)) : ok({ packages, vars, stages, filesystems });
 
   if (c.hostname) vars['hostname'] = c.hostname.value;
+  const kernelName = c.kernel?.name;
+  if (kernelName) {
+    if (/^linux-image-/.test(kernelName.value)) kernel = { package: kernelName.value, from: kernelName.loc };
+    else errors.push(diagnostic('invalid-value', `kernel ${JSON.stringify(kernelName.value)} is not a Debian kernel package`, kernelName.loc, 'name a linux-image-* package, such as "linux-image-cloud-amd64" or "linux-image-rt-amd64"'));
+  }
   if (c.timezone?.timezone) vars['timezone'] = c.timezone.timezone.value;
   const append = c.kernel?.append;
   if (append) {
@@ -96,10 +110,12 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
 
   if (c.locale && (c.locale.languages.length > 0 || c.locale.keyboard)) {
     const lang = c.locale.languages[0];
-    for (const l of c.locale.languages) {
-      if (!BUILTIN_LOCALES.includes(l.value)) {
-        errors.push(diagnostic('invalid-value', `locale ${JSON.stringify(l.value)} would need generating, which the catalog's Debian does not do yet`, l.loc, `use "C.UTF-8" (every Debian has it), or leave languages out`));
-      }
+    // Every language but the built-in ones is generated in the tree, by the tree's own
+    // locale-gen, which the locales package brings (the distro part does not install it).
+    const generate = [...new Set(c.locale.languages.map((l) => l.value).filter((l) => !BUILTIN_LOCALES.includes(l)))];
+    if (generate.length > 0) {
+      addPackage(LOCALES_PACKAGE);
+      stages.push({ name: 'locale-gen', rule: 'system.locale-gen', options: { locales: generate }, from: c.locale.loc });
     }
     stages.push({ name: 'locale', rule: 'system.locale', options: { language: lang?.value ?? 'C.UTF-8', ...(c.locale.keyboard ? { keymap: c.locale.keyboard.value } : {}) }, from: c.locale.loc });
   }
@@ -115,7 +131,7 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
     if (gid !== undefined && !gids.has(u.name.value)) gids.set(u.name.value, gid);
   }
   if (c.user.length > 0 || c.group.length > 0 || c.sshkey.length > 0) {
-    const users = c.user.map((u) => userEntry(u, errors));
+    const users = c.user.map((u) => userEntry(u, bp.name.value));
     for (const k of c.sshkey) {
       const existing = users.find((u) => u['name'] === k.user.value);
       const keys = keyLines(k.key.value);
@@ -171,16 +187,23 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
   }
 
   const enable: string[] = [];
-  if (c.firewall && c.firewall.ports.length > 0) {
-    const rules: string[] = [];
-    for (const p of c.firewall.ports) {
+  const fw = c.firewall;
+  const fwServices = { enabled: fw?.services?.enabled ?? [], disabled: fw?.services?.disabled ?? [] };
+  if (fw && fw.ports.length + fwServices.enabled.length + fwServices.disabled.length > 0) {
+    const ports: PortRule[] = fw.ports.map((p) => {
       const port = parsePort(p.value);
       if (!port.ok) throw new Error(`Internal error: port ${p.value} passed the blueprint check`);
-      rules.push(`    ${port.protocol} dport ${port.from === port.to ? port.from : `${port.from}-${port.to}`} accept`);
+      return { protocol: port.protocol as PortRule['protocol'], port: port.from === port.to ? String(port.from) : `${port.from}-${port.to}` };
+    });
+    for (const s of [...fwServices.enabled, ...fwServices.disabled]) {
+      if (!SERVICES[s.value]) {
+        errors.push(diagnostic('invalid-value', `firewall service ${JSON.stringify(s.value)} is not one imgmake knows the ports of`, s.loc, `write its ports under ports instead ("8080:tcp"), or use one of ${listOf(Object.keys(SERVICES))}`));
+      }
     }
     addPackage(FIREWALL_PACKAGE);
     enable.push('nftables.service');
-    stages.push({ name: 'firewall', rule: 'files.write', options: { files: [{ path: '/etc/nftables.conf', mode: '0755', content: nftables(rules) }] }, from: c.firewall.loc });
+    const content = nftablesConf({ ports, enabled: fwServices.enabled.map((s) => s.value), disabled: fwServices.disabled.map((s) => s.value) });
+    stages.push({ name: 'firewall', rule: 'files.write', options: { files: [{ path: '/etc/nftables.conf', mode: '0755', content }] }, from: fw.loc });
   }
 
   const unit = (p: Pos<string>): string => (/\.[a-z]+$/.test(p.value) ? p.value : `${p.value}.service`);
@@ -218,7 +241,7 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
     // Mountpoints exist in the root filesystem, before anything else is written (it may go into them).
     stages.unshift({ name: 'mountpoints', rule: 'files.mkdir', options: { paths: filesystems.map((f) => ({ path: f.mountpoint })) }, from: c.filesystem[0]!.loc });
   }
-  return errors.length ? fail(sortDiagnostics(errors)) : ok({ packages, vars, stages, filesystems });
+  return errors.length ? fail(sortDiagnostics(errors)) : ok({ packages, vars, stages, filesystems, ...(kernel ? { kernel } : {}) });
 }
 
 /** A fixed UUID from a name (the shape of a version-4 UUID; never random). */
@@ -227,14 +250,17 @@ export function uuidOf(name: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${'89ab'[parseInt(h[16]!, 16) % 4]}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-function userEntry(u: User, errors: Diagnostic[]): Record<string, unknown> {
-  if (u.password && !isCryptHash(u.password.value)) {
-    errors.push(diagnostic('invalid-value', `the password of user ${u.name.value} is plain text; the catalog takes a crypt(3) hash`, u.password.loc, 'write a hash: mkpasswd -m sha-512 (or yescrypt), and paste what it prints'));
-  }
+/**
+ * users.add's entry for a blueprint user. A password that is not already a crypt(3) hash is
+ * hashed here (crypt.ts: SHA-512-crypt, salt derived from the blueprint's and the user's names),
+ * so the plain text never reaches the composed definition, the manifest or a cache key.
+ */
+function userEntry(u: User, blueprint: string): Record<string, unknown> {
+  const password = u.password && (isCryptHash(u.password.value) ? u.password.value : hashPassword(u.password.value, blueprint, u.name.value));
   return {
     name: u.name.value,
     ...(u.description ? { gecos: u.description.value } : {}),
-    ...(u.password && isCryptHash(u.password.value) ? { password_hash: u.password.value } : {}),
+    ...(password ? { password_hash: password } : {}),
     ...(u.key ? { ssh_keys: keyLines(u.key.value) } : {}),
     ...(u.home ? { home: u.home.value } : {}),
     ...(u.shell ? { shell: u.shell.value } : {}),
@@ -271,30 +297,4 @@ function owner(user: Pos<Owner> | undefined, group: Pos<Owner> | undefined, uids
   const userName = user && typeof user.value === 'string' ? user.value : undefined;
   const g = id(group, gids, 'group', userName !== undefined ? (gids.get(userName) ?? u) : typeof user?.value === 'number' ? u : 0);
   return `${u}:${g}`;
-}
-
-/** The whole ruleset: drop what comes in, except replies, loopback, ICMP, DHCP, ssh and the ports asked for. */
-function nftables(rules: string[]): string {
-  return `#!/usr/sbin/nft -f
-# Written by imgmake from the blueprint's firewall ports.
-flush ruleset
-
-table inet filter {
-  chain input {
-    type filter hook input priority filter; policy drop;
-    ct state established,related accept
-    iif lo accept
-    meta l4proto { icmp, ipv6-icmp } accept
-    udp dport { 68, 546 } accept
-    tcp dport 22 accept
-${rules.join('\n')}
-  }
-  chain forward {
-    type filter hook forward priority filter; policy drop;
-  }
-  chain output {
-    type filter hook output priority filter; policy accept;
-  }
-}
-`;
 }
