@@ -13,6 +13,9 @@ import { after, test } from 'node:test';
 import { parseBlueprint, type Blueprint } from '../src/blueprint/index.js';
 import { compose } from '../src/catalog/compose.js';
 import { mapBlueprint, type Customization } from '../src/catalog/customize.js';
+import { passwordSalt, sha512Crypt } from '../src/catalog/crypt.js';
+import { SERVICES } from '../src/catalog/firewall.js';
+import { execFileSync } from 'node:child_process';
 import { CATALOG_DIR, globMatch, listRows, parseFilter, pickImage, readCatalog, userCacheDir } from '../src/catalog/index.js';
 import { hostDefaults } from '../src/cli/context.js';
 import { load } from '../src/load/index.js';
@@ -62,9 +65,9 @@ test('list rows: every distro × arch × type, filtered by globs on distro, arch
   assert.deepEqual(all.map((r) => r.type), ['qcow2', 'raw', 'tar']);
   assert.deepEqual(all.find((r) => r.type === 'qcow2'), {
     distro: 'debian-12', arch: 'x86_64', type: 'qcow2', filename: 'disk.qcow2', size: '3G',
-    options: ['packages', 'modules', 'hostname', 'kernel.append', 'user', 'sshkey', 'group', 'timezone', 'locale', 'services', 'firewall.ports', 'filesystem', 'directories', 'files', 'sshd'],
+    options: ['packages', 'modules', 'hostname', 'kernel.name', 'kernel.append', 'user', 'sshkey', 'group', 'timezone', 'locale', 'services', 'firewall.ports', 'firewall.services', 'filesystem', 'directories', 'files', 'cacerts', 'firstboot', 'sshd'],
   });
-  assert.deepEqual(all.find((r) => r.type === 'tar')!.options, ['packages', 'modules', 'hostname', 'user', 'sshkey', 'group', 'timezone', 'locale', 'services', 'firewall.ports', 'directories', 'files', 'sshd'], 'no disk, no bootloader');
+  assert.deepEqual(all.find((r) => r.type === 'tar')!.options, ['packages', 'modules', 'hostname', 'kernel.name', 'user', 'sshkey', 'group', 'timezone', 'locale', 'services', 'firewall.ports', 'firewall.services', 'directories', 'files', 'cacerts', 'firstboot', 'sshd'], 'no disk, no bootloader');
   const f = (...xs: string[]) => xs.map((x) => { const p = parseFilter(x); assert.ok(p.ok); return p.value; });
   assert.deepEqual(listRows(images, f('type:q*')).map((r) => r.type), ['qcow2']);
   assert.deepEqual(listRows(images, f('type:tar', 'type:raw')).map((r) => r.type), ['raw', 'tar'], 'two filters on one key: either');
@@ -80,13 +83,13 @@ test('imgmake list: a table, --json, --filter; a bad filter is exit 2', async ()
   const table = await imgmake(['list']);
   assert.equal(table.code, 0, table.stderr);
   assert.match(table.stdout, /^DISTRO +ARCH +TYPE +FILENAME +SIZE +BLUEPRINT OPTIONS\n/);
-  assert.match(table.stdout, /\ndebian-12 +x86_64 +qcow2 +disk\.qcow2 +3G +packages, modules, hostname, kernel\.append, user,/);
+  assert.match(table.stdout, /\ndebian-12 +x86_64 +qcow2 +disk\.qcow2 +3G +packages, modules, hostname, kernel\.name, kernel\.append, user,/);
   assert.match(table.stdout, /\ndebian-12 +x86_64 +tar +rootfs\.tar\.zst +- +packages/);
   const json = await imgmake(['list', '--json', '--filter', 'type:raw']);
   assert.equal(json.code, 0, json.stderr);
   assert.equal(json.events.length, 1);
   assert.deepEqual({ ...json.events[0], options: undefined }, { type: 'image', distro: 'debian-12', arch: 'x86_64', imageType: 'raw', filename: 'disk.raw', size: '3G', options: undefined });
-  assert.ok(json.events[0]!['options'].includes('filesystem') && !json.events[0]!['options'].includes('cacerts'), 'the support table, as mapped');
+  assert.ok(json.events[0]!['options'].includes('filesystem') && !json.events[0]!['options'].includes('repositories'), 'the support table, as mapped');
   const bad = await imgmake(['list', '--filter', 'colour:red']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--filter colour:red: not KEY:VALUE/);
@@ -185,24 +188,115 @@ test('mapBlueprint: values it cannot honour are refused at their file:line:colum
   const r = mapBlueprint(
     bp(`name = "x"
 packages = [{ name = "nginx", version = "1.22.*" }]
-[[customizations.user]]
-name = "bob"
-password = "secret"
-[customizations.locale]
-languages = ["en_US.UTF-8"]
+[customizations.kernel]
+name = "kernel"
+[customizations.firewall.services]
+enabled = ["http", "samba"]
 [[customizations.files]]
 path = "/etc/x"
 user = "carol"
+[[customizations.firstboot.scripts]]
+type = "satellite"
 `),
   );
   assert.ok(!r.ok);
   assert.deepEqual(r.error.map((d) => `${d.loc!.line}:${d.loc!.col} ${d.message}`), [
     '2:41 version "1.22.*" of package nginx is a glob; Debian\'s package stage installs one exact version',
-    '5:12 the password of user bob is plain text; the catalog takes a crypt(3) hash',
-    '7:14 locale "en_US.UTF-8" would need generating, which the catalog\'s Debian does not do yet',
-    '10:8 user "carol" has no id the blueprint gives',
+    '4:8 kernel "kernel" is not a Debian kernel package',
+    '6:20 firewall service "samba" is not one imgmake knows the ports of',
+    '9:8 user "carol" has no id the blueprint gives',
+    '11:8 firstboot script type "satellite" registers with a Red Hat service (Satellite), which imgmake\'s images do not have',
   ]);
   assert.ok(r.error.every((d) => d.hint));
+  assert.match(r.error[2]!.hint!, /ports instead \("8080:tcp"\), or use one of ssh, http, https/);
+});
+
+test('mapBlueprint: a plain-text password is hashed reproducibly with SHA-512-crypt; a hash is kept as written', () => {
+  const text = (bpName: string, pw: string) => `name = "${bpName}"\n[[customizations.user]]\nname = "bob"\npassword = "${pw}"\n[[customizations.user]]\nname = "eve"\npassword = "${pw}"\n`;
+  const hashes = (t: string) => (mapped(t).stages[0]!.options['users'] as { password_hash: string }[]).map((u) => u.password_hash);
+  const [bob, eve] = hashes(text('web', 'correct horse'));
+  assert.match(bob!, /^\$6\$rounds=50000\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}$/);
+  assert.deepEqual(hashes(text('web', 'correct horse')), [bob, eve], 'the same blueprint, the same hashes');
+  assert.notEqual(bob!.split('$')[3], eve!.split('$')[3], 'another user, another salt');
+  assert.notEqual(hashes(text('db', 'correct horse'))[0]!.split('$')[3], bob!.split('$')[3], 'another blueprint, another salt');
+  assert.notEqual(hashes(text('web', 'battery staple'))[0], bob, 'another password, another hash');
+  // The hash is a real crypt(3) hash: the host's libcrypt (through python3's crypt) agrees.
+  const check = execFileSync('python3', ['-W', 'ignore', '-c', 'import crypt,sys; h=sys.argv[1]; print(crypt.crypt(sys.argv[2], h) == h, crypt.crypt("wrong", h) == h)', bob!, 'correct horse'], { encoding: 'utf8' });
+  assert.equal(check.trim(), 'True False');
+  assert.equal(sha512Crypt('pw', 'abc'), execFileSync('openssl', ['passwd', '-6', '-salt', 'abc', 'pw'], { encoding: 'utf8' }).trim(), 'openssl agrees at crypt\'s default rounds');
+  assert.equal(passwordSalt('web', 'bob'), bob!.split('$')[3]);
+  // Plain text never reaches the composed definition.
+  assert.doesNotMatch(JSON.stringify(mapped(text('web', 'correct horse'))), /correct horse/);
+  assert.deepEqual(hashes(text('web', '$y$j9T$abc$def')), ['$y$j9T$abc$def', '$y$j9T$abc$def'], 'a crypt hash is used as written');
+});
+
+test('mapBlueprint: locales to generate add the locales package and a locale-gen stage before the locale', () => {
+  const c = mapped('name = "x"\n[customizations.locale]\nlanguages = ["de_DE.UTF-8", "C.UTF-8", "en_US.UTF-8"]\nkeyboard = "de"\n');
+  assert.deepEqual(c.packages, ['locales']);
+  assert.deepEqual(c.stages.map((s) => [s.name, s.rule, s.options]), [
+    ['locale-gen', 'system.locale-gen', { locales: ['de_DE.UTF-8', 'en_US.UTF-8'] }],
+    ['locale', 'system.locale', { language: 'de_DE.UTF-8', keymap: 'de' }],
+  ]);
+  assert.deepEqual(mapped('name = "x"\n[customizations.locale]\nlanguages = ["C.UTF-8"]\n').packages, [], 'C.UTF-8 needs no generating');
+});
+
+test('mapBlueprint: firewall services open their ports; disabling ssh closes the base rule; services alone make the firewall', () => {
+  const c = mapped('name = "x"\n[customizations.firewall]\nports = ["8080:tcp"]\n[customizations.firewall.services]\nenabled = ["https", "dns", "http"]\ndisabled = ["ssh", "telnet-unknown-but-closed"]\n'.replace(', "telnet-unknown-but-closed"', ''));
+  const nft = (c.stages.find((s) => s.name === 'firewall')!.options['files'] as { content: string }[])[0]!.content;
+  assert.match(nft, /udp dport \{ 68, 546 \} accept\n {4}tcp dport 8080 accept\n {4}tcp dport 443 accept\n {4}tcp dport 53 accept\n {4}udp dport 53 accept\n {4}tcp dport 80 accept\n {2}\}/);
+  assert.doesNotMatch(nft, /dport 22 /, 'ssh disabled');
+  const only = mapped('name = "x"\n[customizations.firewall.services]\nenabled = ["http"]\n');
+  assert.deepEqual(only.packages, ['nftables']);
+  assert.deepEqual(only.stages.map((s) => s.name), ['firewall', 'services']);
+  assert.deepEqual(only.stages[1]!.options, { enable: ['nftables.service'] });
+  for (const [name, ports] of Object.entries(SERVICES)) assert.ok(ports.length > 0 && ports.every((p) => /^\d+(-\d+)?$/.test(p.port)), name);
+});
+
+test('mapBlueprint: kernel.name, CA certificates and first-boot scripts', () => {
+  const pem = 'MIIBszCCAVmgAwIBAgIUX'.repeat(5);
+  const c = mapped(`name = "x"
+[customizations.kernel]
+name = "linux-image-cloud-amd64"
+[customizations.cacerts]
+pem_certs = ["""
+  -----BEGIN CERTIFICATE-----\r
+  ${pem.slice(0, 50)}\r
+  ${pem.slice(50)}\r
+  -----END CERTIFICATE-----
+-----BEGIN CERTIFICATE-----
+QUJD
+-----END CERTIFICATE-----
+"""]
+[[customizations.firstboot.scripts]]
+type = "custom"
+name = "hello"
+contents = "echo hi > /var/tmp/hi"
+after = ["network-online.target"]
+before = ["getty.target"]
+ignore_failure = true
+[[customizations.firstboot.scripts]]
+type = "custom"
+contents = "#!/usr/bin/python3\\nprint(1)\\n"
+`);
+  assert.deepEqual(c.kernel, { package: 'linux-image-cloud-amd64', from: c.kernel!.from });
+  assert.equal(c.kernel!.from.line, 3);
+  assert.deepEqual(c.packages, ['ca-certificates']);
+  assert.deepEqual(c.stages.map((s) => `${s.name}:${s.rule}`), ['cacerts:system.ca-certificates', 'firstboot:files.write', 'services:systemd.units']);
+  assert.deepEqual(c.stages[0]!.options, { certs: [`-----BEGIN CERTIFICATE-----\n${pem.slice(0, 64)}\n${pem.slice(64)}\n-----END CERTIFICATE-----\n`, '-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n'] });
+  const files = c.stages[1]!.options['files'] as { path: string; content: string; mode?: string }[];
+  assert.deepEqual(files.map((f) => `${f.path} ${f.mode ?? ''}`), [
+    '/usr/local/libexec/imgmake/firstboot/hello 0755',
+    '/etc/systemd/system/imgmake-firstboot-hello.service ',
+    '/usr/local/libexec/imgmake/firstboot/2 0755',
+    '/etc/systemd/system/imgmake-firstboot-2.service ',
+  ]);
+  assert.equal(files[0]!.content, '#!/bin/sh\necho hi > /var/tmp/hi\n');
+  assert.equal(files[2]!.content, '#!/usr/bin/python3\nprint(1)\n');
+  const unit = files[1]!.content;
+  assert.match(unit, /\nConditionPathExists=!\/var\/lib\/imgmake\/firstboot\/hello\.done\nAfter=network-online\.target\nWants=network-online\.target\nBefore=getty\.target\n/);
+  assert.match(unit, /\nExecStart=-\/usr\/local\/libexec\/imgmake\/firstboot\/hello\nExecStartPost=\/bin\/sh -c 'mkdir -p \/var\/lib\/imgmake\/firstboot && touch \/var\/lib\/imgmake\/firstboot\/hello\.done'\n/);
+  assert.match(files[3]!.content, /\nExecStart=\/usr\/local\/libexec\/imgmake\/firstboot\/2\n/, 'a failure counts: no "-"');
+  assert.deepEqual(c.stages[2]!.options, { enable: ['imgmake-firstboot-hello.service', 'imgmake-firstboot-2.service'] });
 });
 
 test('compose: the catalog root with the blueprint pipeline and packages loads with the ordinary loader', async () => {
@@ -297,16 +391,16 @@ test('build, plan and lock: a project wins unless the catalog is asked for; bad 
   // An option the type does not support: exit 2 at the blueprint's line, before anything is made.
   const dir = tmp();
   const file = join(dir, 'bad.toml');
-  writeFileSync(file, 'name = "bad"\n\n[[customizations.filesystem]]\nmountpoint = "/var/log"\nminsize = "1 GiB"\n[customizations.cacerts]\npem_certs = []\n');
+  writeFileSync(file, 'name = "bad"\n\n[[customizations.filesystem]]\nmountpoint = "/var/log"\nminsize = "1 GiB"\n[customizations.openscap]\nprofile_id = "x"\n');
   const unsupported = await imgmake(['plan', 'tar', '--blueprint', file], { cwd: dir, env: { IMGMAKE_CACHE: cache } });
   assert.equal(unsupported.code, 2, unsupported.stderr);
   assert.match(unsupported.stderr, /(^|\n)bad\.toml:3:18: error: image type "tar" does not support "filesystem": a tar archive has no disk/);
   assert.match(unsupported.stderr, /\nhint: remove it, or build another image type\. It is supported by qcow2 and raw\./);
-  assert.match(unsupported.stderr, /\nbad\.toml:6:17: error: "cacerts" has no mapping in imgmake yet/);
-  writeFileSync(file, 'name = "bad"\n[customizations.locale]\nlanguages = ["de_DE.UTF-8"]\n');
+  assert.match(unsupported.stderr, /\nbad\.toml:6:17: error: "openscap" has no mapping in imgmake yet/);
+  writeFileSync(file, 'name = "bad"\n[customizations.firewall.services]\nenabled = ["nosuch"]\n');
   const value = await imgmake(['build', 'tar', '--blueprint', file], { cwd: dir, env: { IMGMAKE_CACHE: cache } });
   assert.equal(value.code, 2);
-  assert.match(value.stderr, /(^|\n)bad\.toml:3:14: error: locale "de_DE.UTF-8" would need generating/);
+  assert.match(value.stderr, /(^|\n)bad\.toml:3:12: error: firewall service "nosuch" is not one imgmake knows the ports of/);
   writeFileSync(file, 'name = "bad"\ndistro = "debian-12"\n');
   const distro = await imgmake(['plan', 'qcow2', '--blueprint', file, '--distro', 'debian-13'], { cwd: dir, env: { IMGMAKE_CACHE: cache } });
   assert.equal(distro.code, 2);

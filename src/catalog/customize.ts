@@ -3,11 +3,12 @@
  * distro's package stage, variables of the catalog's parts (hostname, timezone), and the stages
  * of one `blueprint` pipeline on top of the workload, in the order an OS needs them:
  *
- *     mountpoints → locale-gen → locale → users (groups, users, ssh keys) → ntp → directories → files → sshd
- *       → firewall → services
+ *     mountpoints → locale-gen → locale → users (groups, users, ssh keys) → ntp → cacerts
+ *       → directories → files → sshd → firewall → firstboot → services
  *
  * Directories before files (a file may go into one), users before both (an owner may be one of
- * them), services last (a unit a file wrote, or the firewall's, can then be enabled). A stage is
+ * them), services last (a unit a file wrote, the firewall's or a first-boot script's, can then be
+ * enabled). A stage is
  * made only for a customization the blueprint uses, so editing one reruns its stage and those
  * after it, never the package stage (unless the packages change).
  *
@@ -21,7 +22,7 @@
  */
 import { createHash } from 'node:crypto';
 import { diagnostic, type Diagnostic, type Loc } from '../diagnostic.js';
-import type { Blueprint, Owner, Pos, User } from '../blueprint/index.js';
+import type { Blueprint, FirstbootScript, Owner, Pos, User } from '../blueprint/index.js';
 import { isCryptHash, parsePort, sortDiagnostics } from '../blueprint/index.js';
 import { fail, ok, type Result } from '../result.js';
 import { listOf } from '../load/suggest.js';
@@ -64,6 +65,9 @@ export interface MappedFilesystem {
 
 /** The firewall's package and unit (Debian's nftables; its unit loads /etc/nftables.conf). */
 export const FIREWALL_PACKAGE = 'nftables';
+
+/** The package that brings update-ca-certificates, added when a blueprint has cacerts. */
+export const CA_PACKAGE = 'ca-certificates';
 
 /** The package that brings locale-gen and the locale sources, added when a blueprint asks for a locale to generate. */
 export const LOCALES_PACKAGE = 'locales';
@@ -152,6 +156,12 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
     });
   }
 
+  if (c.cacerts && c.cacerts.pem_certs.length > 0) {
+    const certs = c.cacerts.pem_certs.flatMap((p) => pemCerts(p.value));
+    addPackage(CA_PACKAGE);
+    stages.push({ name: 'cacerts', rule: 'system.ca-certificates', options: { certs: [...new Set(certs)] }, from: c.cacerts.loc });
+  }
+
   if (c.directories.length > 0) {
     const paths = c.directories.map((d) => ({
       path: d.path.value,
@@ -206,6 +216,12 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
     stages.push({ name: 'firewall', rule: 'files.write', options: { files: [{ path: '/etc/nftables.conf', mode: '0755', content }] }, from: fw.loc });
   }
 
+  const firstboot = firstbootUnits(c.firstboot?.scripts ?? [], errors);
+  if (firstboot.length > 0) {
+    stages.push({ name: 'firstboot', rule: 'files.write', options: { files: firstboot.flatMap((f) => f.files) }, from: c.firstboot!.loc });
+    enable.push(...firstboot.map((f) => f.unit));
+  }
+
   const unit = (p: Pos<string>): string => (/\.[a-z]+$/.test(p.value) ? p.value : `${p.value}.service`);
   const svc = c.services;
   if (enable.length > 0 || (svc && svc.enabled.length + svc.disabled.length + svc.masked.length > 0)) {
@@ -218,7 +234,7 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
         ...(svc?.disabled.length ? { disable: [...new Set(svc.disabled.map(unit))] } : {}),
         ...(svc?.masked.length ? { mask: [...new Set(svc.masked.map(unit))] } : {}),
       },
-      from: svc?.loc ?? c.firewall!.loc,
+      from: svc?.loc ?? c.firewall?.loc ?? c.firstboot!.loc,
     });
   }
   for (const f of c.filesystem) {
@@ -297,4 +313,71 @@ function owner(user: Pos<Owner> | undefined, group: Pos<Owner> | undefined, uids
   const userName = user && typeof user.value === 'string' ? user.value : undefined;
   const g = id(group, gids, 'group', userName !== undefined ? (gids.get(userName) ?? u) : typeof user?.value === 'number' ? u : 0);
   return `${u}:${g}`;
+}
+
+/**
+ * Each certificate of a PEM bundle as one normalized PEM (its base64 re-wrapped at 64
+ * characters, LF line ends), so the same certificates give the same files whatever the
+ * blueprint's line ends or indentation.
+ */
+export function pemCerts(pem: string): string[] {
+  const out: string[] = [];
+  for (const m of pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)) {
+    const b64 = m[1]!.replace(/\s+/g, '');
+    out.push(`-----BEGIN CERTIFICATE-----\n${b64.match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`);
+  }
+  return out;
+}
+
+/** Where first-boot scripts and their stamps live in the image. */
+export const FIRSTBOOT_DIR = '/usr/local/libexec/imgmake/firstboot';
+export const FIRSTBOOT_STAMPS = '/var/lib/imgmake/firstboot';
+
+/**
+ * composer's custom first-boot scripts → a script file each and a oneshot unit that runs it
+ * once: the unit is skipped when its stamp exists and writes the stamp after the script (with
+ * ignore_failure, whether it failed or not; without, a failed script runs again at the next boot).
+ * `satellite` and `aap` scripts register with Red Hat services and are refused.
+ */
+function firstbootUnits(scripts: FirstbootScript[], errors: Diagnostic[]): { unit: string; files: Record<string, unknown>[] }[] {
+  const out: { unit: string; files: Record<string, unknown>[] }[] = [];
+  scripts.forEach((s, i) => {
+    if (s.type.value !== 'custom') {
+      errors.push(diagnostic('invalid-value', `firstboot script type ${JSON.stringify(s.type.value)} registers with a Red Hat service (${s.type.value === 'aap' ? 'Ansible Automation Platform' : 'Satellite'}), which imgmake's images do not have`, s.type.loc, 'use type = "custom" with the commands to run in contents'));
+      return;
+    }
+    const name = s.name?.value ?? String(i + 1);
+    const unit = `imgmake-firstboot-${name}.service`;
+    const script = `${FIRSTBOOT_DIR}/${name}`;
+    const stamp = `${FIRSTBOOT_STAMPS}/${name}.done`;
+    const body = s.contents?.value ?? '';
+    const after = s.after.map((u) => u.value);
+    const lines = [
+      '[Unit]',
+      `Description=imgmake first-boot script ${name} (runs once)`,
+      `ConditionPathExists=!${stamp}`,
+      ...(after.length ? [`After=${after.join(' ')}`] : []),
+      // After= alone orders without starting: a script that waits for the network also pulls it in.
+      ...(after.includes('network-online.target') ? ['Wants=network-online.target'] : []),
+      ...(s.before.length ? [`Before=${s.before.map((u) => u.value).join(' ')}`] : []),
+      '',
+      '[Service]',
+      'Type=oneshot',
+      'RemainAfterExit=yes',
+      `ExecStart=${s.ignore_failure?.value ? '-' : ''}${script}`,
+      `ExecStartPost=/bin/sh -c 'mkdir -p ${FIRSTBOOT_STAMPS} && touch ${stamp}'`,
+      '',
+      '[Install]',
+      'WantedBy=multi-user.target',
+      '',
+    ];
+    out.push({
+      unit,
+      files: [
+        { path: script, mode: '0755', content: `${body.startsWith('#!') ? '' : '#!/bin/sh\n'}${body}${body.endsWith('\n') ? '' : '\n'}` },
+        { path: `/etc/systemd/system/${unit}`, content: lines.join('\n') },
+      ],
+    });
+  });
+  return out;
 }
