@@ -299,6 +299,14 @@ contents = "#!/usr/bin/python3\\nprint(1)\\n"
   assert.deepEqual(c.stages[2]!.options, { enable: ['imgmake-firstboot-hello.service', 'imgmake-firstboot-2.service'] });
 });
 
+test('the example blueprints map without an error', async () => {
+  for (const name of ['web.toml', 'dev.toml']) {
+    const file = join(repoRoot, 'examples', 'blueprints', name);
+    const r = mapBlueprint(bp(readFileSync(file, 'utf8'), file));
+    assert.ok(r.ok, `${name}: ${!r.ok && r.error.map((d) => `${d.loc?.line}:${d.loc?.col} ${d.message}`).join('\n')}`);
+  }
+});
+
 test('compose: the catalog root with the blueprint pipeline and packages loads with the ordinary loader', async () => {
   const images = await readCatalog();
   const image = images[0]!;
