@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { parseBlueprint, type Blueprint } from '../src/blueprint/index.js';
 import { compose } from '../src/catalog/compose.js';
-import { mapBlueprint, type Customization } from '../src/catalog/customize.js';
+import { mapBlueprint, xkbOf, type Customization } from '../src/catalog/customize.js';
 import { passwordSalt, sha512Crypt } from '../src/catalog/crypt.js';
 import { SERVICES } from '../src/catalog/firewall.js';
 import { execFileSync } from 'node:child_process';
@@ -154,11 +154,12 @@ ensure_parents = true
 password_authentication = false
 permit_root_login = "prohibit-password"
 `);
-  assert.deepEqual(c.packages, ['hello', 'curl', 'jq=1.6-2.1', 'nftables']);
+  assert.deepEqual(c.packages, ['hello', 'curl', 'jq=1.6-2.1', 'console-setup', 'nftables']);
   assert.deepEqual(c.vars, { hostname: 'web', timezone: 'Europe/Berlin' });
-  assert.deepEqual(c.stages.map((s) => `${s.name}:${s.rule}`), ['locale:system.locale', 'users:users.add', 'ntp:files.write', 'directories:files.mkdir', 'files:files.write', 'sshd:files.write', 'firewall:files.write', 'services:systemd.units']);
+  assert.deepEqual(c.stages.map((s) => `${s.name}:${s.rule}`), ['locale:system.locale', 'keyboard:system.keyboard', 'users:users.add', 'ntp:files.write', 'directories:files.mkdir', 'files:files.write', 'sshd:files.write', 'firewall:files.write', 'services:systemd.units']);
   const opt = (name: string) => c.stages.find((s) => s.name === name)!.options as Record<string, any>;
   assert.deepEqual(opt('locale'), { language: 'C.UTF-8', keymap: 'de' });
+  assert.deepEqual(opt('keyboard'), { layout: 'de' });
   assert.deepEqual(opt('users'), {
     groups: [{ name: 'ops', gid: 2000 }],
     users: [
@@ -230,13 +231,21 @@ test('mapBlueprint: a plain-text password is hashed reproducibly with SHA-512-cr
   assert.deepEqual(hashes(text('web', '$y$j9T$abc$def')), ['$y$j9T$abc$def', '$y$j9T$abc$def'], 'a crypt hash is used as written');
 });
 
-test('mapBlueprint: locales to generate add the locales package and a locale-gen stage before the locale', () => {
+test('mapBlueprint: locales to generate add the locales package and a locale-gen stage before the locale; a keyboard adds console-setup', () => {
   const c = mapped('name = "x"\n[customizations.locale]\nlanguages = ["de_DE.UTF-8", "C.UTF-8", "en_US.UTF-8"]\nkeyboard = "de"\n');
-  assert.deepEqual(c.packages, ['locales']);
+  assert.deepEqual(c.packages, ['locales', 'console-setup']);
   assert.deepEqual(c.stages.map((s) => [s.name, s.rule, s.options]), [
     ['locale-gen', 'system.locale-gen', { locales: ['de_DE.UTF-8', 'en_US.UTF-8'] }],
     ['locale', 'system.locale', { language: 'de_DE.UTF-8', keymap: 'de' }],
+    ['keyboard', 'system.keyboard', { layout: 'de' }],
   ]);
+  // composer's keymap names (kbd's) as XKB layouts and variants for console-setup.
+  assert.deepEqual(xkbOf('de-nodeadkeys'), { layout: 'de', variant: 'nodeadkeys' });
+  assert.deepEqual(xkbOf('uk'), { layout: 'gb' });
+  assert.deepEqual(xkbOf('de-latin1'), { layout: 'de' });
+  assert.deepEqual(xkbOf('us'), { layout: 'us' });
+  const bad = mapBlueprint(bp('name = "x"\n[customizations.locale]\nkeyboard = "de.x"\n'));
+  assert.ok(!bad.ok && bad.error[0]!.message === 'keyboard "de.x" is not a layout name Debian\'s console-setup knows' && bad.error[0]!.loc!.line === 3);
   assert.deepEqual(mapped('name = "x"\n[customizations.locale]\nlanguages = ["C.UTF-8"]\n').packages, [], 'C.UTF-8 needs no generating');
 });
 

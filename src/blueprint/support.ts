@@ -56,7 +56,7 @@ export const OPTIONS: readonly OptionInfo[] = [
   o('customizations.sshkey', 'an SSH key for an existing user'),
   o('customizations.group', 'groups, with an optional gid'),
   o('customizations.timezone', 'time zone and NTP servers'),
-  o('customizations.locale', 'system locale (the first language), every language generated (adds the locales package), console keymap'),
+  o('customizations.locale', 'system locale (the first language), every language generated (adds the locales package), keyboard layout (adds console-setup)'),
   o('customizations.services', 'systemd units enabled, disabled or masked'),
   o('customizations.firewall', 'the firewall section'),
   o('customizations.firewall.ports', 'ports opened in the firewall'),

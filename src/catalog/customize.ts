@@ -3,7 +3,7 @@
  * distro's package stage, variables of the catalog's parts (hostname, timezone), and the stages
  * of one `blueprint` pipeline on top of the workload, in the order an OS needs them:
  *
- *     mountpoints → locale-gen → locale → users (groups, users, ssh keys) → ntp → cacerts
+ *     mountpoints → locale-gen → locale → keyboard → users (groups, users, ssh keys) → ntp → cacerts
  *       → directories → files → sshd → firewall → firstboot → services
  *
  * Directories before files (a file may go into one), users before both (an owner may be one of
@@ -69,6 +69,22 @@ export const FIREWALL_PACKAGE = 'nftables';
 /** The package that brings update-ca-certificates, added when a blueprint has cacerts. */
 export const CA_PACKAGE = 'ca-certificates';
 
+/** The package that applies /etc/default/keyboard to the console at boot (with keyboard-configuration, kbd, xkb-data). */
+export const KEYBOARD_PACKAGE = 'console-setup';
+
+/**
+ * A console keymap name as composer takes it (kbd's: `us`, `de-nodeadkeys`, `uk`) → XKB's layout
+ * and variant (`de` + `nodeadkeys`, `gb`). kbd's `-latin1`/`-latin0`/`-latin9` name the charset of
+ * a legacy map, not a variant: the plain layout is meant. system.keyboard checks the result
+ * against the image's XKB data.
+ */
+export function xkbOf(keymap: string): { layout: string; variant?: string } {
+  const [head, ...rest] = keymap.toLowerCase().split('-');
+  const layout = head === 'uk' ? 'gb' : head!;
+  const variant = rest.join('-');
+  return variant && !/^latin\d$/.test(variant) ? { layout, variant } : { layout };
+}
+
 /** The package that brings locale-gen and the locale sources, added when a blueprint asks for a locale to generate. */
 export const LOCALES_PACKAGE = 'locales';
 
@@ -122,6 +138,17 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
       stages.push({ name: 'locale-gen', rule: 'system.locale-gen', options: { locales: generate }, from: c.locale.loc });
     }
     stages.push({ name: 'locale', rule: 'system.locale', options: { language: lang?.value ?? 'C.UTF-8', ...(c.locale.keyboard ? { keymap: c.locale.keyboard.value } : {}) }, from: c.locale.loc });
+    if (c.locale.keyboard) {
+      // Debian applies a console layout through console-setup (/etc/default/keyboard, XKB names);
+      // /etc/vconsole.conf alone does nothing without kbd's keymaps, which Debian does not ship.
+      const xkb = xkbOf(c.locale.keyboard.value);
+      if (/^[a-z][a-z0-9_]*$/.test(xkb.layout) && /^([a-z0-9][a-z0-9_-]*)?$/.test(xkb.variant ?? '')) {
+        addPackage(KEYBOARD_PACKAGE);
+        stages.push({ name: 'keyboard', rule: 'system.keyboard', options: xkb, from: c.locale.keyboard.loc });
+      } else {
+        errors.push(diagnostic('invalid-value', `keyboard ${JSON.stringify(c.locale.keyboard.value)} is not a layout name Debian's console-setup knows`, c.locale.keyboard.loc, 'write a layout such as "us", "de" or "fr", optionally with a variant: "de-nodeadkeys"'));
+      }
+    }
   }
 
   // Users: the ids the blueprint gives, so files and directories may name their owners.
