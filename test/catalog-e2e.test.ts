@@ -50,7 +50,8 @@ test('catalog: a blueprint builds a qcow2 that boots with every customization; a
   assert.equal(seen['hostname'], 'bp-e2e');
   assert.deepEqual(seen['groups']!.split(',').sort(), ['adm', 'alice', 'sudo']);
   assert.equal(seen['key'], 'alice@example');
-  assert.match(line, /hello=Hello, world!/, 'the package the distro part does not install');
+  // hello speaks the system's locale (LANG=de_DE.UTF-8, generated in the image).
+  assert.match(line, /hello=Hallo, Welt!/, 'the package the distro part does not install, in the blueprint\'s locale');
   assert.equal(seen['timer'], 'disabled');
   assert.equal(seen['nft'], '1', 'the firewall accepts the port');
   assert.equal(seen['file'], 'from_the_blueprint');

@@ -354,6 +354,31 @@ data = "a \${b} c"
   assert.ok(plain.files['imgmake.yaml']!.includes(image.packages.part));
 });
 
+test('compose: kernel.name takes the place of the catalog\'s kernel package, alone or with other packages', async () => {
+  const image = (await readCatalog())[0]!;
+  assert.equal(image.packages.kernel, 'linux-image-amd64');
+  const parts = { [image.packages.part]: readFileSync(image.packages.part, 'utf8') };
+  const before = (await loadComposed(compose({ image, rootText: readFileSync(image.definition, 'utf8'), parts, custom: mapped('name = "x"\npackages = [{ name = "hello" }]\n') })));
+  const custom = mapped('name = "x"\n[customizations.kernel]\nname = "linux-image-cloud-amd64"\n');
+  const c = compose({ image, rootText: readFileSync(image.definition, 'utf8'), parts, custom });
+  assert.deepEqual(Object.keys(c.files).sort(), ['distro.yaml', 'imgmake.yaml'], 'a kernel alone edits the distro part');
+  assert.match(c.files['distro.yaml']!, /- linux-image-cloud-amd64 # kernel\.name, from \/bp\/b\.toml:3:8/);
+  const after = await loadComposed(c);
+  const i = before.indexOf('linux-image-amd64');
+  assert.ok(i >= 0 && !after.includes('linux-image-amd64'));
+  assert.equal(after[i], 'linux-image-cloud-amd64', 'in the same place');
+  assert.deepEqual(after.filter((p) => p !== 'linux-image-cloud-amd64'), before.filter((p) => p !== 'linux-image-amd64' && p !== 'hello'));
+});
+
+/** The distro package stage's packages of a composed definition, read with the ordinary loader. */
+async function loadComposed(c: { files: Record<string, string> }): Promise<string[]> {
+  const dir = tmp();
+  for (const [n, t] of Object.entries(c.files)) writeFileSync(join(dir, n), t);
+  const def = await load({ file: join(dir, 'imgmake.yaml'), rules: await loadRules(), hostDefaults: await hostDefaults(), allow: [CATALOG_DIR] });
+  assert.ok(def.ok, def.ok ? '' : def.error.map((d) => `${d.loc?.file}:${d.loc?.line} ${d.message}`).join('\n'));
+  return def.value.pipelines.get('distro' as never)!.stages[0]!.options['packages'] as string[];
+}
+
 test('filesystems and kernel arguments: partitions before the root, a filesystem each from its directory, fstab entries, a bigger disk', async () => {
   const image = (await readCatalog())[0]!;
   const custom = mapped(`name = "x"
