@@ -6,16 +6,16 @@
  * stage runs here (test/catalog-e2e.test.ts builds and boots).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { parseBlueprint, type Blueprint } from '../src/blueprint/index.js';
 import { compose } from '../src/catalog/compose.js';
 import { mapBlueprint, xkbOf, type Customization } from '../src/catalog/customize.js';
 import { passwordSalt, sha512Crypt } from '../src/catalog/crypt.js';
 import { SERVICES } from '../src/catalog/firewall.js';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { CATALOG_DIR, globMatch, listRows, parseFilter, pickImage, readCatalog, userCacheDir } from '../src/catalog/index.js';
 import { hostDefaults } from '../src/cli/context.js';
 import { load } from '../src/load/index.js';
@@ -65,9 +65,9 @@ test('list rows: every distro × arch × type, filtered by globs on distro, arch
   assert.deepEqual(all.map((r) => r.type), ['qcow2', 'raw', 'tar']);
   assert.deepEqual(all.find((r) => r.type === 'qcow2'), {
     distro: 'debian-12', arch: 'x86_64', type: 'qcow2', filename: 'disk.qcow2', size: '3G',
-    options: ['packages', 'modules', 'hostname', 'kernel.name', 'kernel.append', 'user', 'sshkey', 'group', 'timezone', 'locale', 'services', 'firewall.ports', 'firewall.services', 'filesystem', 'directories', 'files', 'cacerts', 'firstboot', 'sshd'],
+    options: ['packages', 'modules', 'hostname', 'kernel.name', 'kernel.append', 'user', 'sshkey', 'group', 'timezone', 'locale', 'services', 'firewall.ports', 'firewall.services', 'filesystem', 'directories', 'files', 'repositories', 'cacerts', 'firstboot', 'sshd'],
   });
-  assert.deepEqual(all.find((r) => r.type === 'tar')!.options, ['packages', 'modules', 'hostname', 'kernel.name', 'user', 'sshkey', 'group', 'timezone', 'locale', 'services', 'firewall.ports', 'firewall.services', 'directories', 'files', 'cacerts', 'firstboot', 'sshd'], 'no disk, no bootloader');
+  assert.deepEqual(all.find((r) => r.type === 'tar')!.options, ['packages', 'modules', 'hostname', 'kernel.name', 'user', 'sshkey', 'group', 'timezone', 'locale', 'services', 'firewall.ports', 'firewall.services', 'directories', 'files', 'repositories', 'cacerts', 'firstboot', 'sshd'], 'no disk, no bootloader');
   const f = (...xs: string[]) => xs.map((x) => { const p = parseFilter(x); assert.ok(p.ok); return p.value; });
   assert.deepEqual(listRows(images, f('type:q*')).map((r) => r.type), ['qcow2']);
   assert.deepEqual(listRows(images, f('type:tar', 'type:raw')).map((r) => r.type), ['raw', 'tar'], 'two filters on one key: either');
@@ -89,7 +89,7 @@ test('imgmake list: a table, --json, --filter; a bad filter is exit 2', async ()
   assert.equal(json.code, 0, json.stderr);
   assert.equal(json.events.length, 1);
   assert.deepEqual({ ...json.events[0], options: undefined }, { type: 'image', distro: 'debian-12', arch: 'x86_64', imageType: 'raw', filename: 'disk.raw', size: '3G', options: undefined });
-  assert.ok(json.events[0]!['options'].includes('filesystem') && !json.events[0]!['options'].includes('repositories'), 'the support table, as mapped');
+  assert.ok(json.events[0]!['options'].includes('filesystem') && !json.events[0]!['options'].includes('openscap'), 'the support table, as mapped');
   const bad = await imgmake(['list', '--filter', 'colour:red']);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--filter colour:red: not KEY:VALUE/);
@@ -306,6 +306,66 @@ contents = "#!/usr/bin/python3\\nprint(1)\\n"
   assert.match(unit, /\nExecStart=-\/usr\/local\/libexec\/imgmake\/firstboot\/hello\nExecStartPost=\/bin\/sh -c 'mkdir -p \/var\/lib\/imgmake\/firstboot && touch \/var\/lib\/imgmake\/firstboot\/hello\.done'\n/);
   assert.match(files[3]!.content, /\nExecStart=\/usr\/local\/libexec\/imgmake\/firstboot\/2\n/, 'a failure counts: no "-"');
   assert.deepEqual(c.stages[2]!.options, { enable: ['imgmake-firstboot-hello.service', 'imgmake-firstboot-2.service'] });
+});
+
+test('mapBlueprint: repositories become deb822 sources and keyrings in the image, which apt reads; what apt has no field for is refused', () => {
+  const gnupg = tmp();
+  const gpg = (...a: string[]) => execFileSync('gpg', ['--homedir', gnupg, '--batch', '--quiet', ...a], { encoding: 'utf8' });
+  gpg('--passphrase', '', '--quick-gen-key', 'imgmake test repo <repo@example.invalid>', 'ed25519', 'sign', 'never');
+  const key = gpg('--armor', '--export');
+  execFileSync('gpgconf', ['--homedir', gnupg, '--kill', 'gpg-agent']);
+  const c = mapped(`name = "x"
+[[customizations.repositories]]
+id = "extra"
+name = "Extra packages"
+baseurls = ["https://repo.example.invalid/debian bookworm main contrib"]
+gpgkeys = ["""${key}"""]
+[[customizations.repositories]]
+id = "local"
+filename = "local-flat.sources"
+baseurls = ["http://flat.example.invalid/ ./"]
+gpgcheck = false
+enabled = false
+`);
+  assert.deepEqual(c.packages, []);
+  assert.deepEqual(c.stages.map((s) => `${s.name}:${s.rule}`), ['repositories:files.write']);
+  const files = c.stages[0]!.options['files'] as { path: string; content: string }[];
+  assert.deepEqual(files.map((f) => f.path), ['/etc/apt/keyrings/imgmake-extra-1.asc', '/etc/apt/sources.list.d/extra.sources', '/etc/apt/sources.list.d/local-flat.sources']);
+  assert.equal(files[0]!.content, `${key.trim()}\n`);
+  assert.equal(files[1]!.content, '# Written by imgmake from the blueprint\'s repository "extra".\nX-Repolib-Name: Extra packages\nTypes: deb\nURIs: https://repo.example.invalid/debian\nSuites: bookworm\nComponents: main contrib\nSigned-By: /etc/apt/keyrings/imgmake-extra-1.asc\n');
+  assert.match(files[2]!.content, /\nSuites: \.\/\nEnabled: no\nTrusted: yes\n$/);
+  // The host's apt parses what the image's apt will read (a malformed stanza is an "E:" line and exit 100).
+  const etc = join(tmp(), 'etc/apt');
+  for (const f of files) {
+    const path = join(etc, f.path.replace('/etc/apt/', ''));
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, f.content);
+  }
+  writeFileSync(join(etc, 'sources.list'), '');
+  const state = tmp();
+  mkdirSync(join(state, 'lists/partial'), { recursive: true });
+  const apt = spawnSync('apt-get', ['-o', `Dir::Etc=${etc}`, '-o', `Dir::State=${state}`, '-o', `Dir::Cache=${state}`, 'indextargets'], { encoding: 'utf8' });
+  assert.equal(apt.status, 0, apt.stderr);
+  assert.doesNotMatch(apt.stdout + apt.stderr, /^E:/m);
+
+  const r = mapBlueprint(
+    bp(`name = "x"
+[[customizations.repositories]]
+id = "bad"
+baseurls = ["https://repo.example.invalid/debian", "https://repo.example.invalid/debian bookworm"]
+gpgkeys = ["https://repo.example.invalid/key.asc"]
+priority = 10
+sslverify = false
+`),
+  );
+  assert.ok(!r.ok);
+  assert.deepEqual(r.error.map((d) => `${d.loc!.line}:${d.loc!.col} ${d.message}`), [
+    '4:13 repository "bad": base URL "https://repo.example.invalid/debian" has no suite',
+    '4:52 repository "bad": base URL "https://repo.example.invalid/debian bookworm" has no components',
+    '5:12 repository "bad": a key by URL would be fetched at build time, unchecked',
+    '6:12 repository "bad": priority is dnf\'s; apt orders sources by pin priority instead',
+    '7:13 repository "bad": apt has no per-source switch to skip TLS verification',
+  ]);
 });
 
 test('the example blueprints map without an error', async () => {

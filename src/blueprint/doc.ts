@@ -110,7 +110,8 @@ export function renderBlueprintDoc(): string {
   out.push('- Passwords: a crypt(3) hash (`$6$…`, `$y$…`), as `mkpasswd` prints, used as written; or plain text, hashed reproducibly (below).');
   out.push('- Firewall ports: `PORT:PROTOCOL`, `LOW-HIGH:PROTOCOL` or `SERVICE:PROTOCOL`, protocol tcp, udp, sctp or dccp.');
   out.push('- Services: systemd unit names; without a suffix, `.service` is meant. A unit is in one state only.');
-  out.push('- Repositories (apt): each base URL may be followed by the suite and components, `"https://HOST/debian bookworm main"`.');
+  out.push('- Repositories (apt): each base URL is followed by the suite and components, `"https://HOST/debian bookworm main"` (a flat');
+  out.push('  repository: the suite ending in `/` alone); keys are pasted armoured (`-----BEGIN PGP PUBLIC KEY BLOCK-----`).');
   out.push('- TOML dates and times are refused: no field takes one.');
   out.push('');
   out.push('## Passwords');

@@ -4,7 +4,7 @@
  * of one `blueprint` pipeline on top of the workload, in the order an OS needs them:
  *
  *     mountpoints → locale-gen → locale → keyboard → users (groups, users, ssh keys) → ntp → cacerts
- *       → directories → files → sshd → firewall → firstboot → services
+ *       → repositories → directories → files → sshd → firewall → firstboot → services
  *
  * Directories before files (a file may go into one), users before both (an owner may be one of
  * them), services last (a unit a file wrote, the firewall's or a first-boot script's, can then be
@@ -28,6 +28,7 @@ import { fail, ok, type Result } from '../result.js';
 import { listOf } from '../load/suggest.js';
 import { hashPassword } from './crypt.js';
 import { nftablesConf, SERVICES, type PortRule } from './firewall.js';
+import { repositoryFiles } from './repositories.js';
 
 /** One stage of the blueprint's pipeline, as a definition writes it. */
 export interface MappedStage {
@@ -187,6 +188,10 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
     const certs = c.cacerts.pem_certs.flatMap((p) => pemCerts(p.value));
     addPackage(CA_PACKAGE);
     stages.push({ name: 'cacerts', rule: 'system.ca-certificates', options: { certs: [...new Set(certs)] }, from: c.cacerts.loc });
+  }
+
+  if (c.repositories.length > 0) {
+    stages.push({ name: 'repositories', rule: 'files.write', options: { files: repositoryFiles(c.repositories, errors) }, from: c.repositories[0]!.loc });
   }
 
   if (c.directories.length > 0) {
