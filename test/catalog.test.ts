@@ -247,6 +247,7 @@ test('mapBlueprint: locales to generate add the locales package and a locale-gen
   const bad = mapBlueprint(bp('name = "x"\n[customizations.locale]\nkeyboard = "de.x"\n'));
   assert.ok(!bad.ok && bad.error[0]!.message === 'keyboard "de.x" is not a layout name Debian\'s console-setup knows' && bad.error[0]!.loc!.line === 3);
   assert.deepEqual(mapped('name = "x"\n[customizations.locale]\nlanguages = ["C.UTF-8"]\n').packages, [], 'C.UTF-8 needs no generating');
+  assert.deepEqual(mapped('name = "x"\n[customizations.locale]\nlanguages = ["en_US.utf8", "sr_RS.utf8@latin"]\n').stages[0]!.options, { locales: ['en_US.UTF-8', 'sr_RS.UTF-8@latin'] }, 'as SUPPORTED writes them');
 });
 
 test('mapBlueprint: firewall services open their ports; disabling ssh closes the base rule; services alone make the firewall', () => {

@@ -8,13 +8,11 @@
  *
  * Directories before files (a file may go into one), users before both (an owner may be one of
  * them), services last (a unit a file wrote, the firewall's or a first-boot script's, can then be
- * enabled). A stage is
- * made only for a customization the blueprint uses, so editing one reruns its stage and those
- * after it, never the package stage (unless the packages change).
+ * enabled). A stage is made only for a customization the blueprint uses, so editing one reruns
+ * its stage and those after it, never the package stage (unless the packages change).
  *
  * Pure: no files, no rules loaded. Values a mapping cannot honour (an owner by a name whose id is
- * unknown, a package version glob) come back as
- * diagnostics at the blueprint's file:line:column; options no image type supports were refused
+ * unknown, a package version glob) come back as diagnostics at the blueprint's file:line:column; options no image type supports were refused
  * before (support.ts), so reaching one here is an Internal error.
  *
  * This module does not choose an image definition, write files or check support: compose.ts
@@ -69,6 +67,8 @@ export const FIREWALL_PACKAGE = 'nftables';
 
 /** The package that brings update-ca-certificates, added when a blueprint has cacerts. */
 export const CA_PACKAGE = 'ca-certificates';
+/** system.ca-certificates' bound (its files are numbered 01 … 99). */
+const MAX_CERTS = 99;
 
 /** The package that applies /etc/default/keyboard to the console at boot (with keyboard-configuration, kbd, xkb-data). */
 export const KEYBOARD_PACKAGE = 'console-setup';
@@ -133,7 +133,8 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
     const lang = c.locale.languages[0];
     // Every language but the built-in ones is generated in the tree, by the tree's own
     // locale-gen, which the locales package brings (the distro part does not install it).
-    const generate = [...new Set(c.locale.languages.map((l) => l.value).filter((l) => !BUILTIN_LOCALES.includes(l)))];
+    // SUPPORTED writes UTF-8 codesets as `.UTF-8`; glibc reads `.utf8` as the same locale.
+    const generate = [...new Set(c.locale.languages.map((l) => l.value).filter((l) => !BUILTIN_LOCALES.includes(l)).map((l) => l.replace(/\.utf-?8(?=@|$)/i, '.UTF-8')))];
     if (generate.length > 0) {
       addPackage(LOCALES_PACKAGE);
       stages.push({ name: 'locale-gen', rule: 'system.locale-gen', options: { locales: generate }, from: c.locale.loc });
@@ -185,9 +186,10 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
   }
 
   if (c.cacerts && c.cacerts.pem_certs.length > 0) {
-    const certs = c.cacerts.pem_certs.flatMap((p) => pemCerts(p.value));
+    const certs = [...new Set(c.cacerts.pem_certs.flatMap((p) => pemCerts(p.value)))];
+    if (certs.length > MAX_CERTS) errors.push(diagnostic('invalid-value', `${certs.length} CA certificates: at most ${MAX_CERTS} are taken`, c.cacerts.loc, 'add the rest with a package or a file under /usr/local/share/ca-certificates'));
     addPackage(CA_PACKAGE);
-    stages.push({ name: 'cacerts', rule: 'system.ca-certificates', options: { certs: [...new Set(certs)] }, from: c.cacerts.loc });
+    stages.push({ name: 'cacerts', rule: 'system.ca-certificates', options: { certs }, from: c.cacerts.loc });
   }
 
   if (c.repositories.length > 0) {
