@@ -7,7 +7,8 @@
  * package stage would take minutes. The host is Debian 12 (scripts/setup.sh installs locales,
  * ca-certificates and openssl, which these tests need).
  *
- * Nothing of /etc that could hold a secret is copied: no shadow, ssh host keys or private keys.
+ * Nothing of /etc that could hold a secret is copied: no shadow, ssh host keys or private keys;
+ * nor /etc/ca-certificates/update.d (the host's hooks, such as Java's keystore, are not the image's).
  * Not for concurrent use of one tree; `cleanup` unmounts before it removes anything.
  */
 import { execFileSync } from 'node:child_process';
@@ -15,7 +16,7 @@ import { cpSync, existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './sandbox-fixtures.js';
 
-const ETC = ['ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'passwd', 'group', 'nsswitch.conf', 'ca-certificates.conf', 'ca-certificates', 'ssl/certs', 'ssl/openssl.cnf', 'locale.alias'];
+const ETC = ['ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'passwd', 'group', 'nsswitch.conf', 'ca-certificates.conf', 'ssl/certs', 'ssl/openssl.cnf', 'locale.alias'];
 
 export function hostRoot(): { tree: string; cleanup: () => void } {
   const t = tempDir('imgmake-host-root-');
