@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 packages=(bubblewrap util-linux mount tar gzip zstd coreutils findutils attr libcap2-bin debian-archive-keyring qemu-utils qemu-system-x86 ovmf
   fdisk e2fsprogs dosfstools mtools grub-efi-amd64-bin grub-pc-bin file
   mmdebstrap apt-utils nginx docker-registry openssl
-  rpm createrepo-c gnupg busybox-static) # disk.*, grub.*; apt.install; nginx and a registry for the fetch and remote tests; the RPM test world (rpmbuild, rpmsign, createrepo_c, a static busybox)
+  rpm createrepo-c gnupg busybox-static
+  locales ca-certificates xkb-data python3) # disk.*, grub.*; apt.install; nginx and a registry for the fetch and remote tests; the RPM test world (rpmbuild, rpmsign, createrepo_c, a static busybox); the host root that system.locale-gen, system.ca-certificates and system.keyboard tests chroot into; python3 (crypt) checks the password hashes
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
