@@ -47,6 +47,14 @@ export interface Scenario {
   missing?: string;
   /** imgmake scenarios: the whole command's milliseconds, Node's start-up included, one per run. */
   processMs?: number[];
+  /** imgmake scenarios: where the time went (the `timing` event and each ran stage), medians over the runs. */
+  breakdown?: Breakdown;
+}
+
+/** Medians, in milliseconds, of each phase (src/timing.ts) and of each ran stage's set-up, run and commit. */
+export interface Breakdown {
+  phases: Record<string, number>;
+  stages: { node: string; setup: number; run: number; commit: number }[];
 }
 
 export interface SizeFigure {
@@ -119,7 +127,26 @@ export function markdown(r: Report): string {
       `| ${z.label} | ${fmtBytes(z.bytes)} | ${z.baseline ?? ''} | ${ratio !== undefined ? `${ratio.toFixed(2)}×` : ''} | ${z.target ? `≤ ${z.target.ratio}×` : ''} | ${met === undefined ? '' : met ? 'yes' : '**no**'} |`,
     );
   }
+  for (const s of r.scenarios.filter((x) => x.breakdown && ['noop', 'late'].includes(x.name))) lines.push('', ...breakdownLines(s));
   return `${lines.join('\n')}\n`;
+}
+
+/** Where one scenario's time went: its phases (whole process), then each stage that ran. */
+export function breakdownLines(s: Scenario): string[] {
+  const b = s.breakdown!;
+  const phases = Object.entries(b.phases);
+  const out = [
+    `Where the time of "${s.label}" went (medians; the phases add up to the whole process, src/timing.ts says what each covers):`,
+    '',
+    `| ${phases.map(([k]) => k).join(' | ')} |`,
+    `|${phases.map(() => '---').join('|')}|`,
+    `| ${phases.map(([, v]) => fmtMs(v)).join(' | ')} |`,
+  ];
+  if (b.stages.length) {
+    out.push('', '| stage | set-up | run | commit |', '|---|---|---|---|');
+    for (const st of b.stages) out.push(`| ${st.node} | ${fmtMs(st.setup)} | ${fmtMs(st.run)} | ${fmtMs(st.commit)} |`);
+  }
+  return out;
 }
 
 function targetText(s: Scenario): string {
@@ -165,25 +192,43 @@ interface Build {
   wallMs: number;
   ran: number;
   processMs: number;
+  phases: Record<string, number>;
+  stages: Breakdown['stages'];
 }
 
 function imgmake(project: string, args: string[]): Build {
   const t0 = performance.now();
   const r = spawnSync(process.execPath, [bin, '--json', '-f', join(project, 'imgmake.yaml'), ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
-  const summary = r.stdout
+  const events = r.stdout
     .split('\n')
     .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { type: string; wallMs: number; ran: number; ok: boolean })
-    .find((e) => e.type === 'summary');
+    .map((l) => JSON.parse(l) as Record<string, any>);
+  const summary = events.find((e) => e.type === 'summary') as { wallMs: number; ran: number; ok: boolean } | undefined;
+  const phases = (events.find((e) => e.type === 'timing')?.phases ?? {}) as Record<string, number>;
+  const stages = events
+    .filter((e) => e.type === 'stage' && e.status === 'ran')
+    .map((e) => ({ node: String(e.node), setup: Number(e.setupMs ?? 0), run: Number(e.ms), commit: Number(e.commitMs ?? 0) }));
   if (process.env.BENCH_LOGS) appendFileSync(join(process.env.BENCH_LOGS, 'imgmake.jsonl'), `{"bench":${JSON.stringify(args)}}\n${r.stdout}`);
   if (r.status !== 0 || !summary?.ok) throw new Error(`imgmake ${args.join(' ')} failed (exit ${r.status}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
-  return { wallMs: summary.wallMs, ran: summary.ran, processMs: performance.now() - t0 };
+  return { wallMs: summary.wallMs, ran: summary.ran, processMs: performance.now() - t0, phases, stages };
 }
 
 /** n builds: their own wallMs as the samples, and their whole processes' times. */
-function builds(n: number, f: (i: number) => Build): Pick<Scenario, 'samples' | 'processMs'> {
+function builds(n: number, f: (i: number) => Build): Pick<Scenario, 'samples' | 'processMs' | 'breakdown'> {
   const all = Array.from({ length: n }, (_, i) => f(i));
-  return { samples: all.map((b) => b.wallMs), processMs: all.map((b) => b.processMs) };
+  return { samples: all.map((b) => b.wallMs), processMs: all.map((b) => b.processMs), breakdown: breakdownOf(all) };
+}
+
+/** Each phase's and each stage's median over the builds (a stage that ran in only some of them: over those). */
+export function breakdownOf(all: Pick<Build, 'phases' | 'stages'>[]): Breakdown {
+  const phases: Record<string, number> = {};
+  for (const name of new Set(all.flatMap((b) => Object.keys(b.phases)))) phases[name] = median(all.map((b) => b.phases[name] ?? 0));
+  const nodes = [...new Set(all.flatMap((b) => b.stages.map((s) => s.node)))];
+  const stages = nodes.map((node) => {
+    const of = all.flatMap((b) => b.stages.filter((s) => s.node === node));
+    return { node, setup: median(of.map((s) => s.setup)), run: median(of.map((s) => s.run)), commit: median(of.map((s) => s.commit)) };
+  });
+  return { phases, stages };
 }
 
 function timed(cmd: string, args: string[], env: Record<string, string> = {}): number {
@@ -226,11 +271,11 @@ async function quick(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>>
       return imgmake(project, ['build', 'hello']).wallMs;
     });
     scenarios.push({ name: 'cold', label: 'imgmake cold: empty cache', samples: cold, baseline: 'floor-cold', target: { ratio: 1.15 } });
-    scenarios.push({ name: 'noop', label: 'imgmake no-op: nothing changed', samples: times(runs, () => imgmake(project, ['build', 'hello']).wallMs), target: { ms: 300 } });
+    scenarios.push({ name: 'noop', label: 'imgmake no-op: nothing changed', ...builds(runs, () => imgmake(project, ['build', 'hello'])), target: { ms: 300 } });
     scenarios.push({
       name: 'late',
       label: 'imgmake late edit: hostname changed (7 stages)',
-      samples: times(runs, (i) => imgmake(project, ['--var', `hostname=late-${i}`, 'build', 'hello']).wallMs),
+      ...builds(runs, (i) => imgmake(project, ['--var', `hostname=late-${i}`, 'build', 'hello'])),
       baseline: 'floor-late',
       target: { ratio: 1.3 },
     });

@@ -9,7 +9,8 @@ packages=(bubblewrap util-linux mount tar gzip zstd coreutils findutils attr lib
   fdisk e2fsprogs dosfstools mtools grub-efi-amd64-bin grub-pc-bin file
   mmdebstrap apt-utils nginx docker-registry openssl
   rpm createrepo-c gnupg busybox-static
-  squashfs-tools xorriso) # disk.*, grub.*; apt.install; nginx and a registry for the fetch and remote tests; the RPM test world (rpmbuild, rpmsign, createrepo_c, a static busybox); archive.squashfs and disk.iso's tests
+  locales ca-certificates xkb-data python3
+  squashfs-tools xorriso) # disk.*, grub.*; apt.install; nginx and a registry for the fetch and remote tests; the RPM test world (rpmbuild, rpmsign, createrepo_c, a static busybox); the host root that system.locale-gen, system.ca-certificates and system.keyboard tests chroot into; python3 (crypt) checks the password hashes; archive.squashfs and disk.iso's tests
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -27,6 +27,7 @@ import { completionScript, SHELLS, type Shell } from './cli/completion.js';
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './cli/exit.js';
 import { commandHelpFooter, rootHelpFooter } from './cli/help.js';
 import { listCommand, selectCatalog, type CatalogOptions, type ListOptions } from './cli/catalog.js';
+import { PhaseClock } from './timing.js';
 
 export { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './cli/exit.js';
 
@@ -43,13 +44,16 @@ export interface BuildOptions {
 
 async function build(targets: string[], o: GlobalOptions & BuildOptions): Promise<number> {
   const started = performance.now();
+  // From the process's origin: the first phase, `start`, is Node's start-up and imgmake's modules.
+  const clock = new PhaseClock(0);
+  clock.lap('start');
   const jobs = jobsOf(o);
   if (typeof jobs !== 'number') return reportDiagnostics([jobs], o);
   const maxCacheBytes = maxCacheSize(o);
   if (typeof maxCacheBytes === 'object') return reportDiagnostics([maxCacheBytes], o);
   // Made before loading: locking may build a buildroot first (engine/lock.ts), reported here.
   const logger = pickLogger(o);
-  const loaded = await loadContext(o, { lock: o.locked ? 'read' : 'resolve', logger, jobs });
+  const loaded = await loadContext(o, { lock: o.locked ? 'read' : 'resolve', logger, jobs, clock });
   const selected = loaded.ok ? selectNodes(loaded.value, (targets = targetsOrDefault(loaded.value.def, targets)), o) : loaded;
   if (!loaded.ok || !selected.ok) {
     logger.close?.();
@@ -73,7 +77,7 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
       ctx,
       ctx,
       { targets, selection: selected.value, outDir: ctx.outDir, maxCacheBytes, afterExport: (t, x) => afterExport(ctx, t, { ...extras, fresh: x.fresh }, logger, abort.signal) },
-      { logger, jobs, signal: abort.signal, started, onCollected: collectedLine },
+      { logger, jobs, signal: abort.signal, started, clock, onCollected: collectedLine },
     );
     if (interrupted) return EXIT_INTERRUPTED;
     return r.ok ? EXIT_OK : EXIT_FAILED;

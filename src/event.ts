@@ -53,6 +53,12 @@ export type Event =
       rule: string;
       status: StageStatus;
       ms: number;
+      /**
+       * Ran: the time before its command started (the work dir, the inputs, the sandbox's
+       * set-up) and after it ended (its log and tree stored, its history written).
+       */
+      setupMs?: number;
+      commitMs?: number;
       /** Ran or failed, when its log was stored: the command that prints it (`imgmake log NODE`). */
       log?: string;
       /**
@@ -126,6 +132,11 @@ export type Event =
       wallMs: number;
       result: 'built' | 'failed' | 'invalid' | 'cancelled';
     }
+  /**
+   * Where the build's time went, phase by phase (src/timing.ts names them), in milliseconds;
+   * just before `summary`. From the CLI the first phase, `start`, is Node's start-up.
+   */
+  | { type: 'timing'; phases: Record<string, number> }
   | { type: 'summary'; ran: number; cached: number; failed: number; cancelled: number; wallMs: number; ok: boolean }
   // ── answers of commands that do not build ───────────────────────────────────────────────────
   /** `imgmake plan`: one stage, what the build would do with it and why. */
@@ -223,6 +234,7 @@ export const EVENT_TYPES = Object.keys({
   info: 1,
   watch: 1,
   rebuild: 1,
+  timing: 1,
   summary: 1,
   'plan-stage': 1,
   target: 1,

@@ -177,6 +177,7 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
   const key = keys.get(id)!.key;
   const base = { node: id, pipeline: stage.pipeline, stage: stage.id, key, rule: rule.name };
   logger.log({ type: 'stage-start', ...base });
+  const t0 = performance.now();
 
   const treeOf = (kind: 'parent' | 'buildroot' | 'input', name?: string): TreeRecord | undefined => {
     for (const e of g.graph.inEdges(id)) {
@@ -225,6 +226,7 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
   try {
     await writeFile(logFile, '');
     const spec = await stageSpec({ stage, rule, store, work: w, treeOf, artifacts: opts.artifacts });
+    const setupMs = Math.round(performance.now() - t0);
     const stopFollowing = followLastLine(logFile, OUTPUT_EVERY_MS, (line) => logger.log({ type: 'stage-output', node: id, line }));
     const r = await sandbox.run(spec, { logFile, ...(opts.signal ? { signal: opts.signal } : {}) }).finally(stopFollowing);
     if (r.cancelled || opts.signal?.aborted) {
@@ -237,11 +239,13 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
     }
     doing = 'committing';
     ranMs = r.ms;
+    const t1 = performance.now();
     // The log lives in the work directory, which commit removes: store it first.
     await store.putLog(key, logFile);
     const tree = await store.commit(w, { key, node: id, ms: r.ms, replace: opts.replace?.has(id) ?? false });
     await store.putHistory(opts.scope, id, { key, fields: keys.get(id)!.fields, at: tree.createdAt });
-    logger.log({ type: 'stage', ...base, status: 'ran', ms: r.ms, log: logCommandOf(id) });
+    const commitMs = Math.round(performance.now() - t1);
+    logger.log({ type: 'stage', ...base, status: 'ran', ms: r.ms, setupMs, commitMs, log: logCommandOf(id) });
     return { state: 'committed', tree };
   } catch (e) {
     if (doing === 'committing') {

@@ -8,7 +8,7 @@ import { link, lstat, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { markdown, median, uniqueBytes, verdict, type Report, type Scenario } from '../bench/run.js';
+import { breakdownOf, markdown, median, uniqueBytes, verdict, type Report, type Scenario } from '../bench/run.js';
 import { repoRoot } from './helpers/cli.js';
 
 test('median, ratio to the baseline, and whether the target is met', () => {
@@ -29,6 +29,23 @@ test('median, ratio to the baseline, and whether the target is met', () => {
   assert.match(md, /\| cold \| 110 ms \| 100 ms–120 ms \| floor \| 1\.10× \| ≤ 1\.15× floor \| yes \|/);
   assert.match(md, /\| slow \| 300 ms .* \| \*\*no\*\* \|/);
   assert.match(md, /\| m \| — \| — \| floor \| — \| {2}\| not measured: not here \|/);
+});
+
+test('the breakdown: each phase\'s and stage\'s median, a stage over the runs it ran in, then the table', () => {
+  const b = breakdownOf([
+    { phases: { start: 100, load: 50, stages: 900 }, stages: [{ node: 'os.a', setup: 10, run: 500, commit: 30 }] },
+    { phases: { start: 140, load: 70, stages: 700, export: 20 }, stages: [{ node: 'os.a', setup: 20, run: 300, commit: 50 }, { node: 'os.b', setup: 1, run: 2, commit: 3 }] },
+  ]);
+  assert.deepEqual(b.phases, { start: 120, load: 60, stages: 800, export: 10 });
+  assert.deepEqual(b.stages, [
+    { node: 'os.a', setup: 15, run: 400, commit: 40 },
+    { node: 'os.b', setup: 1, run: 2, commit: 3 },
+  ]);
+  const late: Scenario = { name: 'late', label: 'late edit', samples: [1000], breakdown: b };
+  const md = markdown({ date: '2026-12-05T00:00:00Z', mode: 'quick', machine: { cpus: 2, model: 'x', memoryGiB: 24, kernel: 'k' }, runs: 2, scenarios: [late], sizes: [] });
+  assert.match(md, /Where the time of "late edit" went/);
+  assert.match(md, /\| start \| load \| stages \| export \|\n\|---\|---\|---\|---\|\n\| 120 ms \| 60 ms \| 800 ms \| 10 ms \|/);
+  assert.match(md, /\| os\.a \| 15 ms \| 400 ms \| 40 ms \|/);
 });
 
 test('unique bytes: each content once, hardlinks once, allocated bytes', async (t) => {
@@ -59,5 +76,8 @@ test('npm run bench -- --quick: every scenario measured, the three reports writt
   }
   for (const z of report.sizes) assert.ok(z.bytes > 0, z.name);
   assert.match(await readFile(join(out, 'latest.md'), 'utf8'), /\| imgmake no-op: nothing changed \| \d+ ms \|/);
+  // The late edit's breakdown: the phases of a real build, the stages that ran.
+  const late = report.scenarios.find((s) => s.name === 'late')!;
+  assert.ok(late.breakdown && late.breakdown.phases['stages']! > 0 && late.breakdown.stages.length > 0, JSON.stringify(late.breakdown));
   assert.match(await readFile(join(out, 'latest.svg'), 'utf8'), /^<svg [^>]*>[\s\S]*<rect [\s\S]*<\/svg>\n$/);
 });

@@ -3,8 +3,10 @@
  * imgmake.yaml, then one boot in QEMU (software emulation unless KVM probes fine) where a unit
  * the blueprint wrote and enabled prints, on the serial console, each customization as the
  * booted system sees it: hostname, a user's groups and key, a package the distro part does not
- * install, an enabled and a disabled service, a firewall port, a file, a directory and a
- * /var/log filesystem of the asked size. Then `plan` shows what one edited customization
+ * install, an enabled and a disabled service, a firewall port and service, a file, a directory,
+ * a /var/log filesystem of the asked size, another kernel package, a plain-text password that
+ * pam_unix accepts, a generated locale, a CA certificate in the bundle and a first-boot script
+ * that ran once. Then `plan` shows what one edited customization
  * reruns (its stage and what follows it, never the package stage), `watch` reruns exactly that
  * when the blueprint is saved, and a new package needs the package stage locked again.
  *
@@ -48,12 +50,20 @@ test('catalog: a blueprint builds a qcow2 that boots with every customization; a
   assert.equal(seen['hostname'], 'bp-e2e');
   assert.deepEqual(seen['groups']!.split(',').sort(), ['adm', 'alice', 'sudo']);
   assert.equal(seen['key'], 'alice@example');
-  assert.match(line, /hello=Hello, world!/, 'the package the distro part does not install');
+  // hello speaks the system's locale (LANG=de_DE.UTF-8, generated in the image).
+  assert.match(line, /hello=Hallo, Welt!/, 'the package the distro part does not install, in the blueprint\'s locale');
   assert.equal(seen['timer'], 'disabled');
   assert.equal(seen['nft'], '1', 'the firewall accepts the port');
   assert.equal(seen['file'], 'from_the_blueprint');
   assert.equal(seen['dir'], 'alice:750');
   assert.equal(seen['varlog'], `ext4:${256 * 1024 * 1024}`);
+  assert.match(seen['kernel']!, /-cloud-amd64$/, 'kernel.name: the cloud kernel in place of the default one');
+  assert.equal(seen['pw'], 'ok', 'pam_unix accepts the password imgmake hashed from plain text');
+  assert.equal(seen['firstboot'], 'e2e.done', 'the first-boot script ran and left its stamp');
+  assert.equal(seen['lang'], 'de_DE.UTF-8');
+  assert.equal(seen['day'], 'Donnerstag', 'the generated locale works');
+  assert.equal(seen['ca'], '1', 'the CA certificate is in the bundle');
+  assert.equal(seen['http'], '1', 'the firewall service http opens port 80');
 
   // One customization edited: its stage and those after it, the disk; not the packages. The
   // cache is shared between runs (the edited state may be cached already), so what the edit
@@ -69,10 +79,10 @@ test('catalog: a blueprint builds a qcow2 that boots with every customization; a
   const stages = await planKeys();
   const key = new Map(before.map((e) => [e.node as string, e.key as string]));
   const willRun = stages.filter((e) => key.get(e.node) !== e.key).map((e) => e.node as string).sort();
-  assert.deepEqual(willRun, ['blueprint.files', 'blueprint.firewall', 'blueprint.services', 'disk.bios', 'disk.esp', 'disk.fs-var-log', 'disk.root', 'esp.grub', 'qcow2.0']);
+  assert.deepEqual(willRun, ['blueprint.files', 'blueprint.firewall', 'blueprint.firstboot', 'blueprint.services', 'disk.bios', 'disk.esp', 'disk.fs-var-log', 'disk.root', 'esp.grub', 'qcow2.0']);
   const files = stages.find((e) => e.node === 'blueprint.files')!;
   if (files.status === 'run') assert.deepEqual(files.reasons, ['option files changed']);
-  for (const cached of ['distro.packages', 'blueprint.users', 'blueprint.directories', 'blueprint.mountpoints']) {
+  for (const cached of ['distro.packages', 'blueprint.locale-gen', 'blueprint.users', 'blueprint.cacerts', 'blueprint.directories', 'blueprint.mountpoints']) {
     assert.equal(stages.find((e) => e.node === cached)?.status, 'cached', cached);
   }
 

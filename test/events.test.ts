@@ -48,6 +48,7 @@ const EXAMPLES: { [T in Event['type']]: Extract<Event, { type: T }> } = {
   info: { type: 'info', message: 'a note' },
   watch: { type: 'watch', state: 'idle', files: 12 },
   rebuild: { type: 'rebuild', targets: ['hello'], changed: ['imgmake.yaml'], ran: [node], reused: 3, wallMs: 40, result: 'built' },
+  timing: { type: 'timing', phases: { start: 120, load: 80, stages: 900, export: 40 } },
   summary: { type: 'summary', ran: 1, cached: 2, failed: 0, cancelled: 0, wallMs: 50, ok: true },
   'plan-stage': { type: 'plan-stage', ...base, rule: 'apt.install', status: 'run', reasons: ['options changed'] },
   image: { type: 'image', distro: 'debian-12', arch: 'x86_64', imageType: 'qcow2', filename: 'disk.qcow2', size: '3G', options: ['packages', 'hostname'] },

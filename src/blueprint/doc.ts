@@ -7,6 +7,7 @@
 import { DIRECTORIES_POLICY, FILES_POLICY, MOUNTPOINT_POLICY, type Policy } from './policy.js';
 import { TOP, type Field, type Fields } from './schema.js';
 import { OPTIONS, shortName, SUPPORT, WHY_NOT } from './support.js';
+import { ROUNDS } from '../catalog/crypt.js';
 
 function fieldAt(path: string): Field | undefined {
   let fields: Fields | undefined = TOP;
@@ -71,9 +72,9 @@ export function renderBlueprintDoc(): string {
   out.push('"did you mean"), a value of the wrong type, a bad name (user, group, unit, hostname, port), a path outside');
   out.push("composer's path policy, a name given twice, and an option the image type does not support (the table below).");
   out.push('');
-  out.push('**Status.** Blueprints are read and validated today (src/blueprint/); mapping the options onto rules, the');
-  out.push('catalog of image definitions, `imgmake list` and `build --blueprint` are the next steps of issue 14. "yes" below');
-  out.push('means the image type accepts the option and the build will honour it; an option no type accepts is an error.');
+  out.push('`imgmake build TYPE --blueprint FILE` builds the catalog\'s definition of TYPE with the blueprint on top');
+  out.push('([catalog.md](catalog.md) says which stage each option becomes). "yes" below means the image type accepts the');
+  out.push('option and the build honours it; an option no type accepts is an error.');
   out.push('');
   out.push('## Options and the image types that support them');
   out.push('');
@@ -106,11 +107,28 @@ export function renderBlueprintDoc(): string {
   out.push('- Sizes: an integer number of bytes, or a string with a unit: `"512 MiB"`, `"10 GiB"`, `"2 GB"` (B, kB, KiB, MB, MiB,');
   out.push('  GB, GiB, TB, TiB; decimal units are powers of 1000). composer\'s old `size` is read as `minsize`.');
   out.push('- Modes: an octal string, `"0644"` or `"755"`.');
-  out.push('- Passwords: a crypt(3) hash (`$6$…`, `$y$…`), as `mkpasswd -m sha-512` prints. Plain text is read, but the catalog refuses it at its line until it can hash it reproducibly.');
+  out.push('- Passwords: a crypt(3) hash (`$6$…`, `$y$…`), as `mkpasswd` prints, used as written; or plain text, hashed reproducibly (below).');
   out.push('- Firewall ports: `PORT:PROTOCOL`, `LOW-HIGH:PROTOCOL` or `SERVICE:PROTOCOL`, protocol tcp, udp, sctp or dccp.');
   out.push('- Services: systemd unit names; without a suffix, `.service` is meant. A unit is in one state only.');
-  out.push('- Repositories (apt): each base URL may be followed by the suite and components, `"https://HOST/debian bookworm main"`.');
+  out.push('- Repositories (apt): each base URL is followed by the suite and components, `"https://HOST/debian bookworm main"` (a flat');
+  out.push('  repository: the suite ending in `/` alone); keys are pasted armoured (`-----BEGIN PGP PUBLIC KEY BLOCK-----`).');
   out.push('- TOML dates and times are refused: no field takes one.');
+  out.push('');
+  out.push('## Passwords');
+  out.push('');
+  out.push('A `password` that is not a crypt(3) hash is plain text, and imgmake hashes it before anything else sees it:');
+  out.push('the composed definition, `--with-manifest`, the cache keys and the image hold only the hash. The hash is');
+  out.push(`SHA-512-crypt with ${ROUNDS} rounds (\`$6$rounds=${ROUNDS}$SALT$…\`, which libcrypt and so pam_unix check), and`);
+  out.push('its 16-character **salt is derived, not random**: SHA-256 of a fixed label, the blueprint\'s `name` and the user\'s');
+  out.push('name (src/catalog/crypt.ts). So the same blueprint gives the same hash, the same stage key and the same image');
+  out.push('bytes on every build and every machine, and editing anything else reruns nothing of the users stage.');
+  out.push('');
+  out.push('The trade-off: the salt is known to whoever has the blueprint. An attacker who has it can begin a dictionary');
+  out.push('attack on that one account before the image exists, and every image built from the blueprint carries the same');
+  out.push('hash. Different users and different blueprints still get different salts, so no precomputed table serves');
+  out.push('many accounts, and the raised rounds slow each guess. Plain text also sits in the blueprint file itself. For an');
+  out.push('image that leaves your hands, write the hash yourself (`mkpasswd -m yescrypt`, random salt), log in with');
+  out.push('`key`, or set the password at first boot.');
   out.push('');
   return `${out.join('\n')}`;
 }

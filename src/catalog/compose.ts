@@ -5,8 +5,9 @@
  *     DIR/imgmake.yaml   the catalog's root definition, its includes made absolute, with
  *                        vars: the blueprint's (hostname, timezone) and `os: blueprint`
  *                        pipelines: blueprint: { base: workload, stages: [the mapped stages] }
- *     DIR/distro.yaml    only when the blueprint adds packages: the catalog's distro part, the
- *                        blueprint's packages appended to its package stage
+ *     DIR/distro.yaml    only when the blueprint adds packages or names a kernel: the catalog's
+ *                        distro part, the blueprint's packages appended to its package stage and
+ *                        its kernel package in place of the catalog's
  *     DIR/platform.yaml  only for filesystems: a partition and a disk.ext4 stage each
  *     DIR/workload.yaml  only for filesystems: their fstab entries
  *
@@ -71,10 +72,18 @@ export function compose(i: ComposeInput): Composed {
   const vars: Record<string, string> = {};
   for (const [k, v] of Object.entries(custom.vars)) vars[k] = escape(v);
 
-  if (custom.packages.length > 0) {
+  if (custom.packages.length > 0 || custom.kernel) {
     const doc = edit(image.packages.part, 'distro.yaml');
     const list = stageOf(doc, image.packages.pipeline, image.packages.stage, image.packages.part).getIn(['options', 'packages']);
     if (!isSeq(list)) throw new Error(`Internal error: ${image.packages.part}: ${image.packages.pipeline}.${image.packages.stage} has no options.packages list`);
+    if (custom.kernel) {
+      // The blueprint's kernel takes the catalog kernel's place in the list (and its position).
+      const at = list.items.findIndex((x) => String((x as { value?: unknown }).value) === image.packages.kernel);
+      if (!image.packages.kernel || at < 0) throw new Error(`Internal error: ${image.packages.part}: no kernel package ${image.packages.kernel ?? '(the index names none)'} to replace`);
+      const node = doc.createNode(custom.kernel.package);
+      node.comment = ` kernel.name, from ${where(custom.kernel.from)}`;
+      list.items[at] = node;
+    }
     const have = new Set(list.items.map((x) => String((x as { value?: unknown }).value)));
     for (const p of custom.packages) if (!have.has(p)) list.items.push(doc.createNode(p));
   }

@@ -3,17 +3,16 @@
  * distro's package stage, variables of the catalog's parts (hostname, timezone), and the stages
  * of one `blueprint` pipeline on top of the workload, in the order an OS needs them:
  *
- *     mountpoints → locale → users (groups, users, ssh keys) → ntp → directories → files → sshd
- *       → firewall → services
+ *     mountpoints → locale-gen → locale → keyboard → users (groups, users, ssh keys) → ntp → cacerts
+ *       → repositories → directories → files → sshd → firewall → firstboot → services
  *
  * Directories before files (a file may go into one), users before both (an owner may be one of
- * them), services last (a unit a file wrote, or the firewall's, can then be enabled). A stage is
- * made only for a customization the blueprint uses, so editing one reruns its stage and those
- * after it, never the package stage (unless the packages change).
+ * them), services last (a unit a file wrote, the firewall's or a first-boot script's, can then be
+ * enabled). A stage is made only for a customization the blueprint uses, so editing one reruns
+ * its stage and those after it, never the package stage (unless the packages change).
  *
- * Pure: no files, no rules loaded. Values a mapping cannot honour (a plain-text password, an
- * owner by a name whose id is unknown, a locale that would need generating) come back as
- * diagnostics at the blueprint's file:line:column; options no image type supports were refused
+ * Pure: no files, no rules loaded. Values a mapping cannot honour (an owner by a name whose id is
+ * unknown, a package version glob) come back as diagnostics at the blueprint's file:line:column; options no image type supports were refused
  * before (support.ts), so reaching one here is an Internal error.
  *
  * This module does not choose an image definition, write files or check support: compose.ts
@@ -21,9 +20,13 @@
  */
 import { createHash } from 'node:crypto';
 import { diagnostic, type Diagnostic, type Loc } from '../diagnostic.js';
-import type { Blueprint, Owner, Pos, User } from '../blueprint/index.js';
+import type { Blueprint, FirstbootScript, Owner, Pos, User } from '../blueprint/index.js';
 import { isCryptHash, parsePort, sortDiagnostics } from '../blueprint/index.js';
 import { fail, ok, type Result } from '../result.js';
+import { listOf } from '../load/suggest.js';
+import { hashPassword } from './crypt.js';
+import { nftablesConf, SERVICES, type PortRule } from './firewall.js';
+import { repositoryFiles } from './repositories.js';
 
 /** One stage of the blueprint's pipeline, as a definition writes it. */
 export interface MappedStage {
@@ -43,6 +46,8 @@ export interface Customization {
   stages: MappedStage[];
   /** Extra filesystems: a partition each, made from that directory of the tree (compose.ts). */
   filesystems: MappedFilesystem[];
+  /** kernel.name: the package that replaces the catalog's kernel package in the package stage (compose.ts). */
+  kernel?: { package: string; from: Loc };
 }
 
 export interface MappedFilesystem {
@@ -59,6 +64,30 @@ export interface MappedFilesystem {
 
 /** The firewall's package and unit (Debian's nftables; its unit loads /etc/nftables.conf). */
 export const FIREWALL_PACKAGE = 'nftables';
+
+/** The package that brings update-ca-certificates, added when a blueprint has cacerts. */
+export const CA_PACKAGE = 'ca-certificates';
+/** system.ca-certificates' bound (its files are numbered 01 … 99). */
+const MAX_CERTS = 99;
+
+/** The package that applies /etc/default/keyboard to the console at boot (with keyboard-configuration, kbd, xkb-data). */
+export const KEYBOARD_PACKAGE = 'console-setup';
+
+/**
+ * A console keymap name as composer takes it (kbd's: `us`, `de-nodeadkeys`, `uk`) → XKB's layout
+ * and variant (`de` + `nodeadkeys`, `gb`). kbd's `-latin1`/`-latin0`/`-latin9` name the charset of
+ * a legacy map, not a variant: the plain layout is meant. system.keyboard checks the result
+ * against the image's XKB data.
+ */
+export function xkbOf(keymap: string): { layout: string; variant?: string } {
+  const [head, ...rest] = keymap.toLowerCase().split('-');
+  const layout = head === 'uk' ? 'gb' : head!;
+  const variant = rest.join('-');
+  return variant && !/^latin\d$/.test(variant) ? { layout, variant } : { layout };
+}
+
+/** The package that brings locale-gen and the locale sources, added when a blueprint asks for a locale to generate. */
+export const LOCALES_PACKAGE = 'locales';
 
 /** Locales every Debian tree has without generating any. */
 const BUILTIN_LOCALES = ['C', 'C.UTF-8', 'C.utf8', 'POSIX'];
@@ -83,9 +112,15 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
   const vars: Record<string, string> = {};
   const stages: MappedStage[] = [];
   const filesystems: MappedFilesystem[] = [];
+  let kernel: Customization['kernel'];
   if (!c) return errors.length ? fail(sortDiagnostics(errors)) : ok({ packages, vars, stages, filesystems });
 
   if (c.hostname) vars['hostname'] = c.hostname.value;
+  const kernelName = c.kernel?.name;
+  if (kernelName) {
+    if (/^linux-image-/.test(kernelName.value)) kernel = { package: kernelName.value, from: kernelName.loc };
+    else errors.push(diagnostic('invalid-value', `kernel ${JSON.stringify(kernelName.value)} is not a Debian kernel package`, kernelName.loc, 'name a linux-image-* package, such as "linux-image-cloud-amd64" or "linux-image-rt-amd64"'));
+  }
   if (c.timezone?.timezone) vars['timezone'] = c.timezone.timezone.value;
   const append = c.kernel?.append;
   if (append) {
@@ -96,12 +131,26 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
 
   if (c.locale && (c.locale.languages.length > 0 || c.locale.keyboard)) {
     const lang = c.locale.languages[0];
-    for (const l of c.locale.languages) {
-      if (!BUILTIN_LOCALES.includes(l.value)) {
-        errors.push(diagnostic('invalid-value', `locale ${JSON.stringify(l.value)} would need generating, which the catalog's Debian does not do yet`, l.loc, `use "C.UTF-8" (every Debian has it), or leave languages out`));
-      }
+    // Every language but the built-in ones is generated in the tree, by the tree's own
+    // locale-gen, which the locales package brings (the distro part does not install it).
+    // SUPPORTED writes UTF-8 codesets as `.UTF-8`; glibc reads `.utf8` as the same locale.
+    const generate = [...new Set(c.locale.languages.map((l) => l.value).filter((l) => !BUILTIN_LOCALES.includes(l)).map((l) => l.replace(/\.utf-?8(?=@|$)/i, '.UTF-8')))];
+    if (generate.length > 0) {
+      addPackage(LOCALES_PACKAGE);
+      stages.push({ name: 'locale-gen', rule: 'system.locale-gen', options: { locales: generate }, from: c.locale.loc });
     }
     stages.push({ name: 'locale', rule: 'system.locale', options: { language: lang?.value ?? 'C.UTF-8', ...(c.locale.keyboard ? { keymap: c.locale.keyboard.value } : {}) }, from: c.locale.loc });
+    if (c.locale.keyboard) {
+      // Debian applies a console layout through console-setup (/etc/default/keyboard, XKB names);
+      // /etc/vconsole.conf alone does nothing without kbd's keymaps, which Debian does not ship.
+      const xkb = xkbOf(c.locale.keyboard.value);
+      if (/^[a-z][a-z0-9_]*$/.test(xkb.layout) && /^([a-z0-9][a-z0-9_-]*)?$/.test(xkb.variant ?? '')) {
+        addPackage(KEYBOARD_PACKAGE);
+        stages.push({ name: 'keyboard', rule: 'system.keyboard', options: xkb, from: c.locale.keyboard.loc });
+      } else {
+        errors.push(diagnostic('invalid-value', `keyboard ${JSON.stringify(c.locale.keyboard.value)} is not a layout name Debian's console-setup knows`, c.locale.keyboard.loc, 'write a layout such as "us", "de" or "fr", optionally with a variant: "de-nodeadkeys"'));
+      }
+    }
   }
 
   // Users: the ids the blueprint gives, so files and directories may name their owners.
@@ -115,7 +164,7 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
     if (gid !== undefined && !gids.has(u.name.value)) gids.set(u.name.value, gid);
   }
   if (c.user.length > 0 || c.group.length > 0 || c.sshkey.length > 0) {
-    const users = c.user.map((u) => userEntry(u, errors));
+    const users = c.user.map((u) => userEntry(u, bp.name.value));
     for (const k of c.sshkey) {
       const existing = users.find((u) => u['name'] === k.user.value);
       const keys = keyLines(k.key.value);
@@ -134,6 +183,17 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
       options: { files: [{ path: '/etc/systemd/timesyncd.conf.d/imgmake.conf', content: `[Time]\nNTP=${c.timezone.ntpservers.map((s) => s.value).join(' ')}\n` }] },
       from: c.timezone.loc,
     });
+  }
+
+  if (c.cacerts && c.cacerts.pem_certs.length > 0) {
+    const certs = [...new Set(c.cacerts.pem_certs.flatMap((p) => pemCerts(p.value)))];
+    if (certs.length > MAX_CERTS) errors.push(diagnostic('invalid-value', `${certs.length} CA certificates: at most ${MAX_CERTS} are taken`, c.cacerts.loc, 'add the rest with a package or a file under /usr/local/share/ca-certificates'));
+    addPackage(CA_PACKAGE);
+    stages.push({ name: 'cacerts', rule: 'system.ca-certificates', options: { certs }, from: c.cacerts.loc });
+  }
+
+  if (c.repositories.length > 0) {
+    stages.push({ name: 'repositories', rule: 'files.write', options: { files: repositoryFiles(c.repositories, errors) }, from: c.repositories[0]!.loc });
   }
 
   if (c.directories.length > 0) {
@@ -171,16 +231,29 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
   }
 
   const enable: string[] = [];
-  if (c.firewall && c.firewall.ports.length > 0) {
-    const rules: string[] = [];
-    for (const p of c.firewall.ports) {
+  const fw = c.firewall;
+  const fwServices = { enabled: fw?.services?.enabled ?? [], disabled: fw?.services?.disabled ?? [] };
+  if (fw && fw.ports.length + fwServices.enabled.length + fwServices.disabled.length > 0) {
+    const ports: PortRule[] = fw.ports.map((p) => {
       const port = parsePort(p.value);
       if (!port.ok) throw new Error(`Internal error: port ${p.value} passed the blueprint check`);
-      rules.push(`    ${port.protocol} dport ${port.from === port.to ? port.from : `${port.from}-${port.to}`} accept`);
+      return { protocol: port.protocol as PortRule['protocol'], port: port.from === port.to ? String(port.from) : `${port.from}-${port.to}` };
+    });
+    for (const s of [...fwServices.enabled, ...fwServices.disabled]) {
+      if (!SERVICES[s.value]) {
+        errors.push(diagnostic('invalid-value', `firewall service ${JSON.stringify(s.value)} is not one imgmake knows the ports of`, s.loc, `write its ports under ports instead ("8080:tcp"), or use one of ${listOf(Object.keys(SERVICES))}`));
+      }
     }
     addPackage(FIREWALL_PACKAGE);
     enable.push('nftables.service');
-    stages.push({ name: 'firewall', rule: 'files.write', options: { files: [{ path: '/etc/nftables.conf', mode: '0755', content: nftables(rules) }] }, from: c.firewall.loc });
+    const content = nftablesConf({ ports, enabled: fwServices.enabled.map((s) => s.value), disabled: fwServices.disabled.map((s) => s.value) });
+    stages.push({ name: 'firewall', rule: 'files.write', options: { files: [{ path: '/etc/nftables.conf', mode: '0755', content }] }, from: fw.loc });
+  }
+
+  const firstboot = firstbootUnits(c.firstboot?.scripts ?? [], errors);
+  if (firstboot.length > 0) {
+    stages.push({ name: 'firstboot', rule: 'files.write', options: { files: firstboot.flatMap((f) => f.files) }, from: c.firstboot!.loc });
+    enable.push(...firstboot.map((f) => f.unit));
   }
 
   const unit = (p: Pos<string>): string => (/\.[a-z]+$/.test(p.value) ? p.value : `${p.value}.service`);
@@ -195,7 +268,7 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
         ...(svc?.disabled.length ? { disable: [...new Set(svc.disabled.map(unit))] } : {}),
         ...(svc?.masked.length ? { mask: [...new Set(svc.masked.map(unit))] } : {}),
       },
-      from: svc?.loc ?? c.firewall!.loc,
+      from: svc?.loc ?? c.firewall?.loc ?? c.firstboot!.loc,
     });
   }
   for (const f of c.filesystem) {
@@ -218,7 +291,7 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
     // Mountpoints exist in the root filesystem, before anything else is written (it may go into them).
     stages.unshift({ name: 'mountpoints', rule: 'files.mkdir', options: { paths: filesystems.map((f) => ({ path: f.mountpoint })) }, from: c.filesystem[0]!.loc });
   }
-  return errors.length ? fail(sortDiagnostics(errors)) : ok({ packages, vars, stages, filesystems });
+  return errors.length ? fail(sortDiagnostics(errors)) : ok({ packages, vars, stages, filesystems, ...(kernel ? { kernel } : {}) });
 }
 
 /** A fixed UUID from a name (the shape of a version-4 UUID; never random). */
@@ -227,14 +300,17 @@ export function uuidOf(name: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${'89ab'[parseInt(h[16]!, 16) % 4]}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-function userEntry(u: User, errors: Diagnostic[]): Record<string, unknown> {
-  if (u.password && !isCryptHash(u.password.value)) {
-    errors.push(diagnostic('invalid-value', `the password of user ${u.name.value} is plain text; the catalog takes a crypt(3) hash`, u.password.loc, 'write a hash: mkpasswd -m sha-512 (or yescrypt), and paste what it prints'));
-  }
+/**
+ * users.add's entry for a blueprint user. A password that is not already a crypt(3) hash is
+ * hashed here (crypt.ts: SHA-512-crypt, salt derived from the blueprint's and the user's names),
+ * so the plain text never reaches the composed definition, the manifest or a cache key.
+ */
+function userEntry(u: User, blueprint: string): Record<string, unknown> {
+  const password = u.password && (isCryptHash(u.password.value) ? u.password.value : hashPassword(u.password.value, blueprint, u.name.value));
   return {
     name: u.name.value,
     ...(u.description ? { gecos: u.description.value } : {}),
-    ...(u.password && isCryptHash(u.password.value) ? { password_hash: u.password.value } : {}),
+    ...(password ? { password_hash: password } : {}),
     ...(u.key ? { ssh_keys: keyLines(u.key.value) } : {}),
     ...(u.home ? { home: u.home.value } : {}),
     ...(u.shell ? { shell: u.shell.value } : {}),
@@ -273,28 +349,69 @@ function owner(user: Pos<Owner> | undefined, group: Pos<Owner> | undefined, uids
   return `${u}:${g}`;
 }
 
-/** The whole ruleset: drop what comes in, except replies, loopback, ICMP, DHCP, ssh and the ports asked for. */
-function nftables(rules: string[]): string {
-  return `#!/usr/sbin/nft -f
-# Written by imgmake from the blueprint's firewall ports.
-flush ruleset
-
-table inet filter {
-  chain input {
-    type filter hook input priority filter; policy drop;
-    ct state established,related accept
-    iif lo accept
-    meta l4proto { icmp, ipv6-icmp } accept
-    udp dport { 68, 546 } accept
-    tcp dport 22 accept
-${rules.join('\n')}
+/**
+ * Each certificate of a PEM bundle as one normalized PEM (its base64 re-wrapped at 64
+ * characters, LF line ends), so the same certificates give the same files whatever the
+ * blueprint's line ends or indentation.
+ */
+export function pemCerts(pem: string): string[] {
+  const out: string[] = [];
+  for (const m of pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)) {
+    const b64 = m[1]!.replace(/\s+/g, '');
+    out.push(`-----BEGIN CERTIFICATE-----\n${b64.match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`);
   }
-  chain forward {
-    type filter hook forward priority filter; policy drop;
-  }
-  chain output {
-    type filter hook output priority filter; policy accept;
-  }
+  return out;
 }
-`;
+
+/** Where first-boot scripts and their stamps live in the image. */
+export const FIRSTBOOT_DIR = '/usr/local/libexec/imgmake/firstboot';
+export const FIRSTBOOT_STAMPS = '/var/lib/imgmake/firstboot';
+
+/**
+ * composer's custom first-boot scripts → a script file each and a oneshot unit that runs it
+ * once: the unit is skipped when its stamp exists and writes the stamp after the script (with
+ * ignore_failure, whether it failed or not; without, a failed script runs again at the next boot).
+ * `satellite` and `aap` scripts register with Red Hat services and are refused.
+ */
+function firstbootUnits(scripts: FirstbootScript[], errors: Diagnostic[]): { unit: string; files: Record<string, unknown>[] }[] {
+  const out: { unit: string; files: Record<string, unknown>[] }[] = [];
+  scripts.forEach((s, i) => {
+    if (s.type.value !== 'custom') {
+      errors.push(diagnostic('invalid-value', `firstboot script type ${JSON.stringify(s.type.value)} registers with a Red Hat service (${s.type.value === 'aap' ? 'Ansible Automation Platform' : 'Satellite'}), which imgmake's images do not have`, s.type.loc, 'use type = "custom" with the commands to run in contents'));
+      return;
+    }
+    const name = s.name?.value ?? String(i + 1);
+    const unit = `imgmake-firstboot-${name}.service`;
+    const script = `${FIRSTBOOT_DIR}/${name}`;
+    const stamp = `${FIRSTBOOT_STAMPS}/${name}.done`;
+    const body = s.contents?.value ?? '';
+    const after = s.after.map((u) => u.value);
+    const lines = [
+      '[Unit]',
+      `Description=imgmake first-boot script ${name} (runs once)`,
+      `ConditionPathExists=!${stamp}`,
+      ...(after.length ? [`After=${after.join(' ')}`] : []),
+      // After= alone orders without starting: a script that waits for the network also pulls it in.
+      ...(after.includes('network-online.target') ? ['Wants=network-online.target'] : []),
+      ...(s.before.length ? [`Before=${s.before.map((u) => u.value).join(' ')}`] : []),
+      '',
+      '[Service]',
+      'Type=oneshot',
+      'RemainAfterExit=yes',
+      `ExecStart=${s.ignore_failure?.value ? '-' : ''}${script}`,
+      `ExecStartPost=/bin/sh -c 'mkdir -p ${FIRSTBOOT_STAMPS} && touch ${stamp}'`,
+      '',
+      '[Install]',
+      'WantedBy=multi-user.target',
+      '',
+    ];
+    out.push({
+      unit,
+      files: [
+        { path: script, mode: '0755', content: `${body.startsWith('#!') ? '' : '#!/bin/sh\n'}${body}${body.endsWith('\n') ? '' : '\n'}` },
+        { path: `/etc/systemd/system/${unit}`, content: lines.join('\n') },
+      ],
+    });
+  });
+  return out;
 }

@@ -18,6 +18,7 @@ import { remoteConfig } from '../remote/index.js';
 import { fail, ok, type Result } from '../result.js';
 import { absentStore } from './absent-store.js';
 import { userCacheDir } from '../catalog/index.js';
+import type { PhaseClock } from '../timing.js';
 
 export { hostDefaults } from '../engine/defaults.js';
 export { resolveNode, resolveTargets, selectNodes } from '../engine/select.js';
@@ -135,6 +136,8 @@ export interface LoadContextOptions {
   /** Stages run at once while building such a buildroot (default: the machine's cores). */
   jobs?: number;
   signal?: AbortSignal;
+  /** Charged with `load`, `lock` and `keys` (src/timing.ts). */
+  clock?: PhaseClock;
 }
 
 /**
@@ -181,6 +184,7 @@ export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {})
   const cacheDir = cacheDirOf(o, file);
   const cacheMissing = lo.readOnly === true && !existsSync(cacheDir);
   const engine = await openEngine({ cacheDir, remote: remote.value, ...(cacheMissing ? { store: absentStore(cacheDir) } : {}) });
+  lo.clock?.lap('load');
   const mode = lo.lock ?? 'read';
   const locked = await lockPackages(engine, project, mode, {
     logger: lo.logger ?? { log: () => undefined },
@@ -188,8 +192,10 @@ export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {})
     signal: lo.signal,
     say: (line) => process.stderr.write(`${line}\n`),
   });
+  lo.clock?.lap('lock');
   if (!locked.ok) return locked;
   const keyed = await keyProject(project);
+  lo.clock?.lap('keys');
   return ok({
     ...engine,
     ...keyed,

@@ -30,6 +30,7 @@ import type { TargetDef } from '../definition.js';
 import { definitionPath, loadContext, loadDefinition, selectNodes, targetsOrDefault, type Context, type GlobalOptions } from './context.js';
 import { jobsOf, pickLogger, reportDiagnostics } from './output.js';
 import { EXIT_INTERRUPTED } from './exit.js';
+import { PhaseClock } from '../timing.js';
 
 export interface WatchOptions {
   /** (Re)start `imgmake boot TARGET` after each successful rebuild. */
@@ -76,11 +77,12 @@ export async function watchCommand(targets: string[], wo: WatchOptions, o: Globa
 
   const build = async (changed: string[], signal: AbortSignal): Promise<void> => {
     const started = performance.now();
+    const clock = new PhaseClock(started);
     const rel = changed.map((p) => relative(base, p).split(sep).join('/') || '.');
     const report = (e: Omit<Extract<Event, { type: 'rebuild' }>, 'type' | 'targets' | 'changed' | 'wallMs'>): void =>
       logger.log({ type: 'rebuild', targets, changed: rel, wallMs: Math.round(performance.now() - started), ...e });
     // A remote cache is only read: an edit loop's trees are drafts, not worth a disk image's upload per save.
-    const loaded = await loadContext({ ...o, remoteReadOnly: true }, { lock: wo.locked ? 'read' : 'resolve', logger, jobs, signal });
+    const loaded = await loadContext({ ...o, remoteReadOnly: true }, { lock: wo.locked ? 'read' : 'resolve', logger, jobs, signal, clock });
     if (!loaded.ok) {
       // Any next event rebuilds, even one that restores what the last good load read.
       files.forget();
@@ -108,7 +110,7 @@ export async function watchCommand(targets: string[], wo: WatchOptions, o: Globa
     };
     // No SBOM or manifest in an edit loop; one an earlier build wrote goes when its image changes.
     const after = (t: TargetDef, x: { fresh: boolean }) => afterExport(ctx, t, { fresh: x.fresh }, counting, signal);
-    const r = await buildEngine(ctx, ctx, { targets, selection: selected.value, outDir: ctx.outDir, maxCacheBytes, afterExport: after }, { logger: counting, jobs, signal, started, onCollected: collectedLine });
+    const r = await buildEngine(ctx, ctx, { targets, selection: selected.value, outDir: ctx.outDir, maxCacheBytes, afterExport: after }, { logger: counting, jobs, signal, started, clock, onCollected: collectedLine });
     reused = r.cached;
     const result = signal.aborted ? 'cancelled' : r.ok ? 'built' : 'failed';
     report({ ran: ran.sort(), reused, result });

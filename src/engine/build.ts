@@ -66,6 +66,7 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
   const started = o.started ?? performance.now();
   const summary = (r: Omit<BuildRun, 'wallMs'>): BuildRun => {
     const run = { ...r, wallMs: Math.round(performance.now() - started) };
+    if (o.clock) logger.log({ type: 'timing', phases: o.clock.phases() });
     logger.log({ type: 'summary', ...run });
     return run;
   };
@@ -94,13 +95,16 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
       const tree = r.trees.get(p.graph.final(t.pipeline))!;
       logger.log({ type: 'progress', task: 'export', subject: name, state: 'running' });
       const x = await exportTarget({ target: t, tree, outDir: req.outDir, store: e.store, sandbox: e.sandbox, ...(signal ? { signal } : {}) });
+      o.clock?.lap('export');
       if (!x.ok) {
         logger.log({ type: 'export-failed', target: name, message: x.message });
         good = false;
         break;
       }
       logger.log({ type: 'export', target: name, path: x.path, ms: x.ms });
-      if (req.afterExport && !(await req.afterExport(t, { path: x.path, fresh: !x.skipped }))) {
+      const extras = req.afterExport ? await req.afterExport(t, { path: x.path, fresh: !x.skipped }) : true;
+      o.clock?.lap('extras');
+      if (!extras) {
         good = false;
         break;
       }
@@ -109,5 +113,6 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
   await e.remote?.drain();
   // The layer digests commits left running (store/local.ts): part of the build's time.
   await e.store.flush();
+  o.clock?.lap('flush');
   return summary({ ok: good, ran: r.ran, cached: r.cached, failed: r.failed, cancelled: r.cancelled });
 }

@@ -105,7 +105,7 @@ export function buildroots(e: Engine, p: Project | KeyedProject, o: RunOptions):
       if (planned.stages.some((s) => s.status === 'run')) o.logger.log({ type: 'buildroot', pipeline });
     };
     // Its trees go to the remote like a build's (it is one); the build proper then finds them.
-    const spine = await runSpine(e, keyed, { goals: [goal], force: new Set() }, { ...o, onPlan, buildrootOf: of });
+    const spine = await runSpine(e, keyed, { goals: [goal], force: new Set() }, { ...o, clock: undefined, onPlan, buildrootOf: of });
     if (!spine.ok) throw new Error(`building the buildroot pipeline ${pipeline} failed: ${spine.fetch}`);
     const tree = spine.schedule.trees.get(goal);
     if (!spine.schedule.ok || !tree) throw new Error(`building the buildroot pipeline ${pipeline} failed (its stage's failure is above)`);

@@ -40,8 +40,10 @@ export async function runSpine(e: Engine, p: KeyedProject, sel: Selection, o: Sp
   // Trees the remote has are downloaded first (one that fails to download is built instead).
   if (e.remote) planned = await e.remote.downloadPlanned(planned, () => plan(planOpts));
   o.onPlan?.(planned);
+  o.clock?.lap('plan');
   const running = planned.stages.filter((s) => s.status === 'run').map((s) => p.graph.stage(s.id).stage);
   const artifacts = await fetchPackages(e, p, running, o);
+  o.clock?.lap('fetch');
   if (!artifacts.ok) return { ok: false, plan: planned, fetch: artifacts.error };
   // Trees found here that the remote lacks go up too, while the build runs.
   e.remote?.seed(planned.found);
@@ -59,6 +61,7 @@ export async function runSpine(e: Engine, p: KeyedProject, sel: Selection, o: Sp
     ...(o.signal ? { signal: o.signal } : {}),
     ...(e.remote ? { onCommit: (id: NodeId, tree: TreeRecord) => e.remote!.upload(id, tree) } : {}),
   });
+  o.clock?.lap('stages');
   return { ok: true, plan: planned, schedule: r };
 }
 

@@ -15,6 +15,7 @@ import type { RemoteCache } from '../remote/index.js';
 import type { RuleRegistry } from '../rule.js';
 import type { Sandbox } from '../sandbox/run.js';
 import type { Store } from '../store/types.js';
+import type { PhaseClock } from '../timing.js';
 
 export interface Engine {
   store: Store;
@@ -46,6 +47,8 @@ export interface RunOptions {
   logger: Logger;
   jobs: number;
   signal?: AbortSignal | undefined;
+  /** Charged with each phase of the run (src/timing.ts); a build reports it in its `timing` event. */
+  clock?: PhaseClock | undefined;
 }
 
 /** What a build aims at: the targets' final nodes, cut short by `--until`, rerun from `--from`. */

@@ -57,7 +57,7 @@ export function describe(e: Event, verbose: boolean): string[] {
         case 'cached':
           return verbose ? [`  cached ${e.node}`] : [];
         case 'ran':
-          return [`  ran    ${e.node} (${e.rule}) ${seconds(e.ms)}`];
+          return [`  ran    ${e.node} (${e.rule}) ${seconds(e.ms)}${verbose && e.setupMs !== undefined ? ` (set-up ${seconds(e.setupMs)}, commit ${seconds(e.commitMs ?? 0)})` : ''}`];
         case 'failed':
           return [
             `  FAILED ${e.node} (${e.rule})${e.exitCode !== undefined && e.exitCode !== null ? ` exit ${e.exitCode}` : ''} after ${seconds(e.ms)}`,
@@ -123,6 +123,9 @@ export function describe(e: Event, verbose: boolean): string[] {
           return unreachable(e.result);
       }
     }
+    case 'timing':
+      // --verbose: where the time went (src/timing.ts names the phases).
+      return verbose ? [`  time   ${Object.entries(e.phases).map(([k, v]) => `${k} ${seconds(v)}`).join(', ')}`] : [];
     case 'summary':
       return [
         `${e.ok ? 'ok' : 'FAILED'}: ran ${e.ran}, cached ${e.cached}, failed ${e.failed}${e.cancelled ? `, cancelled ${e.cancelled}` : ''} in ${seconds(e.wallMs)}${e.ok && e.ran === 0 ? ' (nothing to do)' : ''}`,
