@@ -95,9 +95,12 @@ export async function chooseAccel(want: Accel | 'auto'): Promise<{ accel: Accel;
   return kvm.ok ? { accel: 'kvm', why: kvm.why } : { accel: 'tcg', why: `software emulation: ${kvm.why}` };
 }
 
+/** The disk formats boot reads (QEMU's names): the exported image is the overlay's backing file. */
+export type DiskFormat = 'qcow2' | 'raw' | 'vmdk' | 'vpc';
+
 export interface BootOptions {
   image: string;
-  format: 'qcow2' | 'raw';
+  format: DiskFormat;
   firmware: 'uefi' | 'bios';
   accel: Accel;
   memoryMiB: number;
