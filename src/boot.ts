@@ -98,10 +98,13 @@ export async function chooseAccel(want: Accel | 'auto'): Promise<{ accel: Accel;
   return kvm.ok ? { accel: 'kvm', why: kvm.why } : { accel: 'tcg', why: `software emulation: ${kvm.why}` };
 }
 
+/** The disk formats boot reads (QEMU's names): the exported image is the overlay's backing file. */
+export type DiskFormat = 'qcow2' | 'raw' | 'vmdk' | 'vpc';
+
 export interface BootOptions {
   image: string;
   /** iso: the image goes into a CD-ROM drive as it is (read-only, no overlay) and there is no disk. */
-  format: 'qcow2' | 'raw' | 'iso';
+  format: DiskFormat | 'iso';
   firmware: 'uefi' | 'bios';
   accel: Accel;
   memoryMiB: number;

@@ -23,6 +23,7 @@ import { bootCommand, type BootCommandOptions } from './cli/boot.js';
 import { exportCommand, logCommand, shellCommand, type ShellOptions } from './cli/checkpoint.js';
 import { LOCK_FILE } from './packages/index.js';
 import { cleanCommand, type CleanOptions } from './cli/clean.js';
+import { pushCommand } from './cli/push.js';
 import { completionScript, SHELLS, type Shell } from './cli/completion.js';
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './cli/exit.js';
 import { commandHelpFooter, rootHelpFooter } from './cli/help.js';
@@ -299,6 +300,11 @@ export function program(run: (code: Promise<number>) => void): Command {
     .argument('<NODE>')
     .argument('<DIR>')
     .action((node: string, dir: string) => run(exportCommand(node, dir, opts()).then((r) => (r.ok ? r.value : reportDiagnostics(r.error, opts())))));
+  p.command('push')
+    .description('send an OCI image archive (the oci image type\'s export) to a registry: REF is oci://HOST[:PORT]/REPOSITORY[:TAG]')
+    .argument('<ARCHIVE>')
+    .argument('<REF>')
+    .action((archive: string, ref: string) => run(pushCommand(archive, ref).then((r) => (r.ok ? r.value : reportDiagnostics(r.error, opts())))));
   p.command('log')
     .description("print the stored log of a stage's last run with its current definition (NODE: PIPELINE.STAGE)")
     .argument('<NODE>')

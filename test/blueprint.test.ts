@@ -463,7 +463,7 @@ test('support: tar refuses filesystem and kernel append, at the field, naming th
   assert.deepEqual(ds.map((d) => `${d.reason}@${d.loc?.line}:${d.loc?.col}`), ['unsupported-option@4:1', 'unsupported-option@5:18']);
   assert.match(ds[0]!.message, /image type "tar" does not support "kernel.append": a tar archive has no bootloader/);
   assert.match(ds[1]!.message, /image type "tar" does not support "filesystem": a tar archive has no disk/);
-  assert.match(ds[1]!.hint!, /supported by qcow2 and raw/);
+  assert.match(ds[1]!.hint!, /supported by qcow2, raw, vmdk, vhd, gce, raw\.xz and raw\.zst/);
   assert.match(ds[1]!.hint!, /"tar" supports: .*hostname, kernel\.name, user/);
   assert.doesNotMatch(ds[1]!.hint!, /filesystem/);
 });

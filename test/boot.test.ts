@@ -61,6 +61,13 @@ test('findImage: the .qcow2 of the target, a named file, or a message that says 
   const wrong = await findImage(dir, 'x', 'other.img');
   assert.ok(!wrong.ok);
   assert.match(wrong.error.hint!, /disk\.qcow2, disk\.raw/);
+  // The image formats the catalog exports: QEMU's format names, a fixed VHD's told (no header).
+  const other = await mkdtemp(join(tmpdir(), 'imgmake-boot-'));
+  t.after(() => rm(other, { recursive: true, force: true }));
+  await writeFile(join(other, 'disk.vmdk'), '');
+  assert.deepEqual(await findImage(other, 'vmdk'), { ok: true, value: { path: join(other, 'disk.vmdk'), format: 'vmdk' } });
+  await writeFile(join(other, 'disk.vhd'), '');
+  assert.deepEqual(await findImage(other, 'vhd', 'disk.vhd'), { ok: true, value: { path: join(other, 'disk.vhd'), format: 'vpc' } });
   // A live ISO is booted as it is, from a CD-ROM drive.
   const iso = join(dir, 'iso');
   await mkdir(iso);
@@ -101,7 +108,7 @@ test('imgmake boot: a target without a disk image, and bad flags, are usage erro
   assert.equal((await imgmake(['-f', p.file, 'build', 'hello'])).code, 0);
   const noDisk = await imgmake(['-f', p.file, 'boot', 'hello']);
   assert.equal(noDisk.code, 2);
-  assert.match(noDisk.stderr, /no disk image \(\.qcow2, \.raw, \.img\)/);
+  assert.match(noDisk.stderr, /no disk image \(\.qcow2, \.raw, \.img, \.vmdk, \.vhd\)/);
   const badAccel = await imgmake(['-f', p.file, 'boot', 'hello', '--accel', 'xen']);
   assert.equal(badAccel.code, 2);
   assert.match(badAccel.stderr, /--accel xen: not auto, kvm or tcg/);

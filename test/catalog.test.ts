@@ -62,13 +62,14 @@ test('the index agrees with each definition it names: its targets, their files, 
 test('list rows: every distro × arch × type, filtered by globs on distro, arch and type', async () => {
   const images = await readCatalog();
   const all = listRows(images);
-  // The index's order; other image types may follow.
-  assert.deepEqual(all.map((r) => r.type).slice(0, 3), ['qcow2', 'raw', 'tar']);
+  assert.deepEqual(all.map((r) => r.type), ['qcow2', 'raw', 'tar', 'iso', 'vmdk', 'vhd', 'gce', 'raw.xz', 'raw.zst', 'oci']);
   assert.deepEqual(all.find((r) => r.type === 'iso'), {
     distro: 'debian-12', arch: 'x86_64', type: 'iso', filename: 'live.iso',
     options: all.find((r) => r.type === 'qcow2')!.options.filter((o) => o !== 'filesystem'),
   }, 'a bootloader (kernel.append), no disk (filesystem)');
   assert.ok(all.find((r) => r.type === 'iso')!.options.includes('kernel.append'));
+  assert.deepEqual(all.find((r) => r.type === 'oci')!.options, all.find((r) => r.type === 'tar')!.options, 'a container: no disk, no bootloader');
+  for (const t of ['vmdk', 'vhd', 'gce', 'raw.xz', 'raw.zst']) assert.deepEqual(all.find((r) => r.type === t)!.options, all.find((r) => r.type === 'raw')!.options, t);
   assert.deepEqual(all.find((r) => r.type === 'qcow2'), {
     distro: 'debian-12', arch: 'x86_64', type: 'qcow2', filename: 'disk.qcow2', size: '3G',
     options: ['packages', 'modules', 'hostname', 'kernel.name', 'kernel.append', 'user', 'sshkey', 'group', 'timezone', 'locale', 'services', 'firewall.ports', 'firewall.services', 'filesystem', 'directories', 'files', 'repositories', 'cacerts', 'firstboot', 'sshd'],
@@ -77,6 +78,7 @@ test('list rows: every distro × arch × type, filtered by globs on distro, arch
   const f = (...xs: string[]) => xs.map((x) => { const p = parseFilter(x); assert.ok(p.ok); return p.value; });
   assert.deepEqual(listRows(images, f('type:q*')).map((r) => r.type), ['qcow2']);
   assert.deepEqual(listRows(images, f('type:tar', 'type:raw')).map((r) => r.type), ['raw', 'tar'], 'two filters on one key: either');
+  assert.deepEqual(listRows(images, f('type:raw.*')).map((r) => r.type), ['raw.xz', 'raw.zst']);
   assert.deepEqual(listRows(images, f('distro:debian-*', 'arch:x86_64', 'type:ra?')).map((r) => r.type), ['raw']);
   assert.deepEqual(listRows(images, f('distro:fedora-*')), []);
   assert.ok(globMatch('debian-1?', 'debian-12') && !globMatch('debian', 'debian-12') && globMatch('a.b', 'a.b') && !globMatch('a.b', 'axb'));
@@ -504,7 +506,7 @@ test('build, plan and lock: a project wins unless the catalog is asked for; bad 
   const unsupported = await imgmake(['plan', 'tar', '--blueprint', file], { cwd: dir, env: { IMGMAKE_CACHE: cache } });
   assert.equal(unsupported.code, 2, unsupported.stderr);
   assert.match(unsupported.stderr, /(^|\n)bad\.toml:3:18: error: image type "tar" does not support "filesystem": a tar archive has no disk/);
-  assert.match(unsupported.stderr, /\nhint: remove it, or build another image type\. It is supported by qcow2 and raw\./);
+  assert.match(unsupported.stderr, /\nhint: remove it, or build another image type\. It is supported by qcow2, raw, vmdk, vhd, gce, raw\.xz and raw\.zst\./);
   assert.match(unsupported.stderr, /\nbad\.toml:6:17: error: "openscap" has no mapping in imgmake yet/);
   writeFileSync(file, 'name = "bad"\n[customizations.firewall.services]\nenabled = ["nosuch"]\n');
   const value = await imgmake(['build', 'tar', '--blueprint', file], { cwd: dir, env: { IMGMAKE_CACHE: cache } });

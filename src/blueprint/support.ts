@@ -103,7 +103,9 @@ export const SECTIONS = ['customizations', 'customizations.kernel', 'customizati
 export const METADATA = ['name', 'description', 'version', 'distro', 'architecture'];
 
 /** The image types this table knows today; the catalog adds more. */
-export const IMAGE_TYPES = ['qcow2', 'raw', 'tar'] as const;
+export const IMAGE_TYPES = ['qcow2', 'raw', 'tar',
+  // Image formats (catalog/debian-12/formats.yaml): disks, and the tree as a container.
+  'vmdk', 'vhd', 'gce', 'raw.xz', 'raw.zst', 'oci'] as const;
 
 const mapped = OPTIONS.filter((x) => x.mapped).map((x) => x.option);
 /** Options that need a disk (partitions) or a bootloader: not for an archive of the tree. */
@@ -116,6 +118,13 @@ export const SUPPORT: Readonly<Record<string, readonly string[]>> = {
   tar: mapped.filter((x) => !DISK_ONLY.includes(x)),
   // A live ISO has a bootloader (kernel.append goes to its GRUB) but no disk to partition.
   iso: mapped.filter((x) => x !== 'customizations.filesystem'),
+  // Image formats: a disk converted supports what the disk does; a container what the tree does.
+  vmdk: mapped,
+  vhd: mapped,
+  gce: mapped,
+  'raw.xz': mapped,
+  'raw.zst': mapped,
+  oci: mapped.filter((x) => !DISK_ONLY.includes(x)),
 };
 
 /** Why an image type lacks an option, where there is a reason worth telling. */
@@ -126,6 +135,10 @@ export const WHY_NOT: Readonly<Record<string, Readonly<Record<string, string>>>>
   },
   iso: {
     'customizations.filesystem': 'a live ISO has no disk: its root is a squashfs under a tmpfs overlay, so no partitions or sizes',
+  },
+  oci: {
+    'customizations.filesystem': 'a container image has no disk, so no partitions or sizes',
+    'customizations.kernel.append': 'a container image has no kernel or bootloader, so no kernel command line',
   },
 };
 

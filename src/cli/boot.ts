@@ -4,7 +4,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { boot, chooseAccel, type Accel } from '../boot.js';
+import { boot, chooseAccel, type Accel, type DiskFormat } from '../boot.js';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
 import { fail, ok, type Result } from '../result.js';
 
@@ -17,10 +17,19 @@ export interface BootCommandOptions {
   image?: string;
 }
 
-const IMAGE = /\.(qcow2|raw|img|iso)$/;
+const IMAGE = /\.(qcow2|raw|img|vmdk|vhd|iso)$/;
 
-/** The image to boot in `dir`: `name` when given, else the one qcow2 (or raw, or ISO) file there. */
-export async function findImage(dir: string, target: string, name?: string): Promise<Result<{ path: string; format: 'qcow2' | 'raw' | 'iso' }, Diagnostic>> {
+/** QEMU's name of an image's format, from its file name (a fixed VHD has no header to probe). */
+export function imageFormat(name: string): DiskFormat | 'iso' {
+  if (name.endsWith('.iso')) return 'iso';
+  if (name.endsWith('.qcow2')) return 'qcow2';
+  if (name.endsWith('.vmdk')) return 'vmdk';
+  if (name.endsWith('.vhd')) return 'vpc';
+  return 'raw';
+}
+
+/** The image to boot in `dir`: `name` when given, else the one qcow2 (or raw, vmdk, vhd, or ISO) file there. */
+export async function findImage(dir: string, target: string, name?: string): Promise<Result<{ path: string; format: DiskFormat | 'iso' }, Diagnostic>> {
   let files: string[];
   try {
     files = (await readdir(dir)).sort();
@@ -30,10 +39,10 @@ export async function findImage(dir: string, target: string, name?: string): Pro
   const images = files.filter((f) => IMAGE.test(f));
   const pick = name ?? images.find((f) => f.endsWith('.qcow2')) ?? images[0];
   if (!pick || !files.includes(pick)) {
-    const what = name ? `no ${name} in ${dir}` : `no disk image (.qcow2, .raw, .img) or ISO (.iso) in ${dir}`;
+    const what = name ? `no ${name} in ${dir}` : `no disk image (.qcow2, .raw, .img, .vmdk, .vhd) or ISO (.iso) in ${dir}`;
     return fail(diagnostic('usage', what, undefined, images.length ? `it holds ${images.join(', ')}: name one with --image` : `export a disk image from target ${target}`));
   }
-  return ok({ path: join(dir, pick), format: pick.endsWith('.qcow2') ? 'qcow2' : pick.endsWith('.iso') ? 'iso' : 'raw' });
+  return ok({ path: join(dir, pick), format: imageFormat(pick) });
 }
 
 function positive(flag: string, v: string | undefined, dflt: number): number | Diagnostic {

@@ -34,6 +34,7 @@ export const EXAMPLES: Readonly<Record<string, string>> = {
   shell: 'imgmake shell os.packages -- ls /etc   # run a command in the tree after that stage',
   export: 'imgmake export os.packages /tmp/tree   # copy the tree after that stage out',
   log: 'imgmake log os.packages          # the log of that stage\'s last run',
+  push: 'imgmake push out/oci/image.oci.tar oci://127.0.0.1:5000/debian:12   # send the oci image to a registry',
   clean: 'imgmake clean --cache --yes      # remove out/ and the cache',
   completion: 'imgmake completion bash > /etc/bash_completion.d/imgmake',
   cache: 'imgmake cache ls                 # what the cache holds (cache --help lists its commands)',

@@ -166,6 +166,14 @@ export class OciRemote implements RemoteStore {
     return this.upload(blob, file);
   }
 
+  /** Writes a manifest (any media type: `imgmake push` sends a container image's) under a tag. */
+  async putManifest(reference: string, body: Buffer, mediaType: string): Promise<void> {
+    await this.call('PUT', `${this.v2}/manifests/${reference}`, (res, arm) => expectRegistryOk(res, arm, `PUT manifest ${reference}`), {
+      body,
+      headers: { 'content-type': mediaType },
+    });
+  }
+
   /** A monolithic upload: open a session, then PUT every byte to it with the digest. */
   private async upload(blob: BlobDigest, body: Buffer | string): Promise<void> {
     const location = await this.call('POST', `${this.v2}/blobs/uploads/`, async (res, arm) => {
