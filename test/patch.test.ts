@@ -22,6 +22,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { imgmake, startImgmake } from './helpers/cli.js';
+import { events } from './helpers/events.js';
+import { once } from 'node:events';
 import { patchDisk, type PatchDiskOptions } from './helpers/patch-disk.js';
 import { partitionOffset, walkExt4 } from './helpers/ext4-walk.js';
 import { patchCommands, type NewEntry } from '../src/patch/debugfs.js';
@@ -198,6 +200,29 @@ test('the patched image boots and shows the edited file on the console', { timeo
   while (!console.includes('PATCH-BOOT-END') && Date.now() - started < 300_000 && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
   t.diagnostic(`boot: ${Date.now() - started} ms`);
   assert.match(console, /PATCH-BOOT-BEGIN\s+PATCHED-MESSAGE\s+PATCH-BOOT-END/, console);
+});
+
+test('watch --patch: a save of the OS tree patches the previous image; the rebuild says so', T, async (t) => {
+  const p = await project();
+  t.after(p.cleanup);
+  await p.write({ message: 'watched-one' });
+  const child = startImgmake(['--json', '-f', p.file, '--cache', join(p.dir, 'cache'), 'watch', 'raw', '--patch']);
+  t.after(() => child.kill('SIGKILL'));
+  const ev = events(child);
+  const rebuilt = (e: Record<string, any>) => e['type'] === 'rebuild';
+  const first = await ev.next(rebuilt, 'first build', 300_000);
+  assert.deepEqual(first.filter((e) => e['type'] === 'patch').map((e) => e['reason']), ['no-record']);
+  await ev.next((e) => e['type'] === 'watch' && e['state'] === 'idle', 'idle');
+  await p.write({ message: 'watched-two' });
+  const second = await ev.next(rebuilt, 'rebuild', 300_000);
+  assert.deepEqual(second.filter((e) => e['type'] === 'patch').map((e) => e['result']), ['patched']);
+  assert.equal(second.at(-1)!['result'], 'built');
+  t.diagnostic(`watch --patch: save → patched image ${second.at(-1)!['wallMs']} ms; ${JSON.stringify(second.find((e) => e['type'] === 'timing')?.['phases'])}`);
+  const image = join(p.dir, 'out', 'raw', 'disk.raw');
+  assert.equal(execFileSync('debugfs', ['-R', 'cat /etc/message', `${image}?offset=${partitionOffset(image, 'root')}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }), 'watched-two\n');
+  child.kill('SIGINT');
+  const [code] = await once(child, 'exit');
+  assert.equal(code, 130);
 });
 
 test('the commands for a small diff: a file rewritten, a tree removed deepest first, a kept directory re-owned', () => {
