@@ -22,7 +22,7 @@
  * The partition table, the ESP and everything outside the ext4 partition are the previous
  * image's bytes.
  */
-import { chmod, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { lstatSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -134,7 +134,7 @@ export async function applyPatch(o: ApplyOptions): Promise<Result<Applied, Refus
     } catch (e) {
       return fail({ reason: 'unsupported', message: (e as Error).message });
     }
-    const room = await freeSpace(dev);
+    const room = freeSpace(image.stats);
     if (!room.ok) return fail({ reason: 'patch-failed', message: room.error });
     if (plan.needBlocks > room.value.blocks || plan.needInodes > room.value.inodes) {
       return fail({
@@ -286,29 +286,44 @@ function unescape(s: string): string {
   return Buffer.from(s.replace(/\\([0-7]{3})|\\\\/g, (m, o: string | undefined) => (o ? String.fromCharCode(parseInt(o, 8)) : '\\')), 'latin1').toString('utf8');
 }
 
-/** The byte offset of the partition (number or GPT name) in a raw disk image (partx). */
-async function partitionOffset(raw: string, ref: number | string): Promise<Result<number, string>> {
-  const r = await execa('partx', ['-g', '-b', '-P', '-o', 'NR,START,NAME', raw], { reject: false, all: true });
-  if (r.exitCode !== 0) return fail(`${raw}: no partition table (${r.all})`);
-  for (const line of r.stdout.split('\n')) {
-    const f = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
-    if ((typeof ref === 'number' && Number(f['NR']) === ref) || (typeof ref === 'string' && f['NAME'] === ref)) return ok(Number(f['START']) * 512);
+/**
+ * The byte offset of the partition (number or GPT name) in a raw disk image, read from its
+ * primary GPT (disk.partition writes one): the header at LBA 1, then its entries.
+ */
+export async function partitionOffset(raw: string, ref: number | string): Promise<Result<number, string>> {
+  const fh = await open(raw, 'r');
+  try {
+    const header = Buffer.alloc(92);
+    await fh.read(header, 0, 92, 512);
+    if (header.toString('latin1', 0, 8) !== 'EFI PART') return fail(`${raw}: no GPT partition table`);
+    const entriesAt = Number(header.readBigUInt64LE(72)) * 512;
+    const count = header.readUInt32LE(80);
+    const size = header.readUInt32LE(84);
+    if (size < 128 || count > 1024) return fail(`${raw}: a GPT header this reader does not know`);
+    const entries = Buffer.alloc(count * size);
+    await fh.read(entries, 0, entries.length, entriesAt);
+    for (let i = 0; i < count; i++) {
+      const e = entries.subarray(i * size, (i + 1) * size);
+      if (e.subarray(0, 16).every((b) => b === 0)) continue;
+      const name = e.subarray(56, 128).toString('utf16le').replace(/\0[\s\S]*$/, '');
+      if ((typeof ref === 'number' && ref === i + 1) || (typeof ref === 'string' && name === ref)) return ok(Number(e.readBigUInt64LE(32)) * 512);
+    }
+    return fail(`the previous image has no partition ${JSON.stringify(ref)}`);
+  } finally {
+    await fh.close();
   }
-  return fail(`the previous image has no partition ${JSON.stringify(ref)}`);
 }
 
-/** Free blocks (less the reserved ones) and inodes of the filesystem at `dev`. */
-async function freeSpace(dev: string): Promise<Result<{ blocks: number; inodes: number }, string>> {
-  const r = await execa('dumpe2fs', ['-h', dev], { reject: false, all: true });
+/** Free blocks (less the reserved ones) and inodes, from debugfs's `stats`. */
+function freeSpace(stats: string): Result<{ blocks: number; inodes: number }, string> {
   const num = (name: string): number | undefined => {
-    const m = new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(r.stdout);
+    const m = new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(stats);
     return m ? Number(m[1]) : undefined;
   };
   const free = num('Free blocks');
-  const reserved = num('Reserved block count') ?? 0;
   const inodes = num('Free inodes');
-  if (r.exitCode !== 0 || free === undefined || inodes === undefined) return fail(`dumpe2fs cannot read the previous image's root filesystem: ${r.all}`);
-  return ok({ blocks: free - reserved, inodes });
+  if (free === undefined || inodes === undefined) return fail(`debugfs cannot read the previous image's root filesystem: ${stats.trim().split('\n').slice(0, 3).join(' ')}`);
+  return ok({ blocks: free - (num('Reserved block count') ?? 0), inodes });
 }
 
 /**
@@ -316,7 +331,13 @@ async function freeSpace(dev: string): Promise<Result<{ blocks: number; inodes: 
  * names of directories kept in place: `ls -p` of the touched paths' parents, then of each
  * directory to remove, level by level, and `ea_list` of the kept ones (read-only debugfs runs).
  */
-async function probeImage(dev: string, scratch: string, paths: readonly string[], next: ReadonlyMap<string, NewEntry>, opaque: ReadonlySet<string>): Promise<{ entries: Map<string, ImageEntry>; xattrs: Map<string, string[]> }> {
+async function probeImage(
+  dev: string,
+  scratch: string,
+  paths: readonly string[],
+  next: ReadonlyMap<string, NewEntry>,
+  opaque: ReadonlySet<string>,
+): Promise<{ entries: Map<string, ImageEntry>; xattrs: Map<string, string[]>; stats: string }> {
   const entries = new Map<string, ImageEntry>();
   const file = join(scratch, 'probe.cmds');
   const run = async (cmds: string[]): Promise<string[]> => {
@@ -324,9 +345,13 @@ async function probeImage(dev: string, scratch: string, paths: readonly string[]
     const r = await execa('debugfs', ['-f', file, dev], { reject: false, all: true });
     return sections(r.all ?? '');
   };
-  const list = async (dirs: string[]): Promise<string[]> => {
+  // One run does the most: the parents' listings, the xattrs of every directory the new tree
+  // keeps (if the image has it as a directory too, they are what `ea_rm` removes) and the
+  // filesystem's counts; a second only when directories go (their contents, level by level).
+  const keptDirs = paths.filter((p) => next.get(p)?.type === 'dir');
+  const list = async (dirs: string[], more: string[] = []): Promise<{ found: string[]; rest: string[] }> => {
     const found: string[] = [];
-    const out = await run(dirs.map((d) => `ls -p ${dq('/' + d)}`));
+    const out = await run([...dirs.map((d) => `ls -p ${dq('/' + d)}`), ...more]);
     dirs.forEach((d, i) => {
       for (const [name, e] of parseLs(out[i] ?? '') ?? []) {
         const p = d ? `${d}/${name}` : name;
@@ -334,10 +359,12 @@ async function probeImage(dev: string, scratch: string, paths: readonly string[]
         if (e.type === 'dir') found.push(p);
       }
     });
-    return found;
+    return { found, rest: out.slice(dirs.length) };
   };
   const parent = (p: string): string => (p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '');
-  await list([...new Set(paths.map(parent))].sort());
+  const parents = [...new Set(paths.map(parent))].sort();
+  const { rest } = await list(parents, ['stats', ...keptDirs.map((d) => `ea_list ${dq('/' + d)}`)]);
+  const stats = rest[0] ?? '';
   // Directories whose contents go: replaced by another type or gone, or children of a
   // replaced (opaque) directory the new tree lacks.
   let queue = paths.filter((p) => {
@@ -349,13 +376,11 @@ async function probeImage(dev: string, scratch: string, paths: readonly string[]
     queue = queue.filter((d) => !listed.has(d));
     for (const d of queue) listed.add(d);
     if (!queue.length) break;
-    queue = await list(queue);
+    queue = (await list(queue)).found;
   }
-  const kept = paths.filter((p) => entries.get(p)?.type === 'dir' && next.get(p)?.type === 'dir');
   const xattrs = new Map<string, string[]>();
-  if (kept.length) {
-    const out = await run(kept.map((d) => `ea_list ${dq('/' + d)}`));
-    kept.forEach((d, i) => xattrs.set(d, parseEaList(out[i] ?? '')));
-  }
-  return { entries, xattrs };
+  keptDirs.forEach((d, i) => {
+    if (entries.get(d)?.type === 'dir') xattrs.set(d, parseEaList(rest[i + 1] ?? ''));
+  });
+  return { entries, xattrs, stats };
 }
