@@ -271,6 +271,8 @@ test('the commands for a small diff: a file rewritten, a tree removed deepest fi
   assert.equal(bootConflict(['usr', 'usr/lib', 'usr/lib/grub/i386-pc/x.mod'], [], ['usr/lib/grub']), '/usr/lib/grub/i386-pc/x.mod');
   assert.equal(bootConflict(['usr', 'usr/lib'], ['usr/lib'], ['usr/lib/grub']), '/usr/lib', 'a replaced parent replaces it');
   assert.equal(bootConflict(['vmlinuz'], [], []), '/vmlinuz');
+  assert.equal(bootConflict(['boot', 'boot/efi'], [], ['boot'], ['boot', 'boot/efi']), undefined, 'a mountpoint made under /boot');
+  assert.equal(bootConflict(['boot', 'boot/vmlinuz-6.1'], [], ['boot'], ['boot']), '/boot/vmlinuz-6.1');
 });
 
 test('a patched qcow2 is made with disk.convert\'s own options', () => {

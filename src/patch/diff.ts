@@ -24,6 +24,11 @@ export interface TreeDiff {
   paths: string[];
   /** Directories replaced whole (opaque in a differing layer), relative. */
   opaque: string[];
+  /**
+   * Paths every differing layer that holds them holds as a directory: copied up because
+   * something under them changed, or made new; their contents are the other paths.
+   */
+  dirs: string[];
   /** How many layers differ (old's and new's). */
   layers: number;
 }
@@ -41,22 +46,25 @@ export function differingLayers(older: readonly CacheKey[], newer: readonly Cach
  */
 export async function layerDiff(keys: readonly CacheKey[], layerPath: (k: CacheKey) => string): Promise<Result<TreeDiff, string>> {
   const paths = new Set<string>();
+  const notDir = new Set<string>();
   const dirs = keys.map(layerPath);
   for (const dir of dirs) {
-    const bad = walk(dir, '', paths);
+    const bad = walk(dir, '', paths, notDir);
     if (bad !== undefined) return fail(`a file name holds a newline, which debugfs cannot name: ${JSON.stringify(bad)}`);
   }
   const opaque = dirs.length ? await opaqueDirs(dirs) : [];
-  return ok({ paths: [...paths].sort(), opaque: [...new Set(opaque)].sort(), layers: keys.length });
+  const sorted = [...paths].sort();
+  return ok({ paths: sorted, opaque: [...new Set(opaque)].sort(), dirs: sorted.filter((p) => !notDir.has(p)), layers: keys.length });
 }
 
-function walk(root: string, rel: string, into: Set<string>): string | undefined {
+function walk(root: string, rel: string, into: Set<string>, notDir: Set<string>): string | undefined {
   for (const e of readdirSync(join(root, rel), { withFileTypes: true })) {
     const p = rel ? `${rel}/${e.name}` : e.name;
     if (p.includes('\n')) return p;
     into.add(p);
+    if (!e.isDirectory()) notDir.add(p);
     if (e.isDirectory()) {
-      const bad = walk(root, p, into);
+      const bad = walk(root, p, into, notDir);
       if (bad !== undefined) return bad;
     }
   }

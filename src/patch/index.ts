@@ -103,7 +103,7 @@ export async function applyPatch(o: ApplyOptions): Promise<Result<Applied, Refus
   const layers = differingLayers(oldTree.layers, o.newTree.layers);
   const diff = await layerDiff(layers, (k) => o.store.layerPath(k));
   if (!diff.ok) return fail({ reason: 'unsupported', message: diff.error });
-  const boot = bootConflict(diff.value.paths, diff.value.opaque, shape.bootPaths);
+  const boot = bootConflict(diff.value.paths, diff.value.opaque, shape.bootPaths, diff.value.dirs);
   if (boot) return fail({ reason: 'boot-files', message: `the edit changes ${boot}, which the disk's boot stages read (GRUB, the kernel): the disk is made again` });
   const scratch = await o.store.scratch();
   let tmp: string | undefined;
@@ -172,10 +172,17 @@ export async function applyPatch(o: ApplyOptions): Promise<Result<Applied, Refus
   }
 }
 
-/** The first touched path that is, is under, or replaces a path the boot stages read. */
-export function bootConflict(paths: readonly string[], opaque: readonly string[], bootPaths: readonly string[]): string | undefined {
+/**
+ * The first touched path that is, is under, or replaces a path the boot stages read. A
+ * directory a layer holds only because something under it changed (or that was made new) is
+ * not a change of what they read: `/boot` copied up for a new `/boot/efi` mountpoint leaves
+ * the kernel and GRUB's files as they were. Files, links, whiteouts and replaced directories are.
+ */
+export function bootConflict(paths: readonly string[], opaque: readonly string[], bootPaths: readonly string[], dirs: readonly string[] = []): string | undefined {
   const isOpaque = new Set(opaque);
+  const plainDir = new Set(dirs);
   for (const p of paths) {
+    if (plainDir.has(p) && !isOpaque.has(p)) continue;
     if (!p.includes('/') && BOOT_LINKS.test(p)) return `/${p}`;
     for (const b of bootPaths) {
       if (p === b || p.startsWith(b + '/')) return `/${p}`;
