@@ -134,7 +134,7 @@ export async function applyPatch(o: ApplyOptions): Promise<Result<Applied, Refus
     } catch (e) {
       return fail({ reason: 'unsupported', message: (e as Error).message });
     }
-    const room = freeSpace(image.stats);
+    const room = await freeSpace(raw, offset.value);
     if (!room.ok) return fail({ reason: 'patch-failed', message: room.error });
     if (plan.needBlocks > room.value.blocks || plan.needInodes > room.value.inodes) {
       return fail({
@@ -321,16 +321,24 @@ export async function partitionOffset(raw: string, ref: number | string): Promis
   }
 }
 
-/** Free blocks (less the reserved ones) and inodes, from debugfs's `stats`. */
-function freeSpace(stats: string): Result<{ blocks: number; inodes: number }, string> {
-  const num = (name: string): number | undefined => {
-    const m = new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(stats);
-    return m ? Number(m[1]) : undefined;
-  };
-  const free = num('Free blocks');
-  const inodes = num('Free inodes');
-  if (free === undefined || inodes === undefined) return fail(`debugfs cannot read the previous image's root filesystem: ${stats.trim().split('\n').slice(0, 3).join(' ')}`);
-  return ok({ blocks: free - (num('Reserved block count') ?? 0), inodes });
+/**
+ * Free blocks (less the reserved ones) and inodes of the ext4 filesystem at byte `offset` of
+ * `raw`, from its superblock (1024 bytes in). The counts are exact in a filesystem only
+ * mke2fs and debugfs ever wrote (the library writes them on close; a mounted one would be
+ * updated lazily). debugfs's `stats` says the same but reads every group: 0.5 s on 3 GiB.
+ */
+async function freeSpace(raw: string, offset: number): Promise<Result<{ blocks: number; inodes: number }, string>> {
+  const fh = await open(raw, 'r');
+  try {
+    const sb = Buffer.alloc(1024);
+    await fh.read(sb, 0, 1024, offset + 1024);
+    if (sb.readUInt16LE(0x38) !== 0xef53) return fail(`${raw}: no ext4 superblock at the root partition`);
+    const wide = (sb.readUInt32LE(0x60) & 0x80) !== 0; // INCOMPAT_64BIT: the counts' high halves
+    const n = (lo: number, hi: number): number => sb.readUInt32LE(lo) + (wide ? sb.readUInt32LE(hi) * 2 ** 32 : 0);
+    return ok({ blocks: n(0x0c, 0x158) - n(0x08, 0x154), inodes: sb.readUInt32LE(0x10) });
+  } finally {
+    await fh.close();
+  }
 }
 
 /**
@@ -344,7 +352,7 @@ async function probeImage(
   paths: readonly string[],
   next: ReadonlyMap<string, NewEntry>,
   opaque: ReadonlySet<string>,
-): Promise<{ entries: Map<string, ImageEntry>; xattrs: Map<string, string[]>; stats: string }> {
+): Promise<{ entries: Map<string, ImageEntry>; xattrs: Map<string, string[]> }> {
   const entries = new Map<string, ImageEntry>();
   const file = join(scratch, 'probe.cmds');
   const run = async (cmds: string[]): Promise<string[]> => {
@@ -352,9 +360,9 @@ async function probeImage(
     const r = await execa('debugfs', ['-f', file, dev], { reject: false, all: true });
     return sections(r.all ?? '');
   };
-  // One run does the most: the parents' listings, the xattrs of every directory the new tree
-  // keeps (if the image has it as a directory too, they are what `ea_rm` removes) and the
-  // filesystem's counts; a second only when directories go (their contents, level by level).
+  // One run does the most: the parents' listings and the xattrs of every directory the new
+  // tree keeps (if the image has it as a directory too, they are what `ea_rm` removes); more
+  // only when directories go (their contents, level by level).
   const keptDirs = paths.filter((p) => next.get(p)?.type === 'dir');
   const list = async (dirs: string[], more: string[] = []): Promise<{ found: string[]; rest: string[] }> => {
     const found: string[] = [];
@@ -370,8 +378,7 @@ async function probeImage(
   };
   const parent = (p: string): string => (p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '');
   const parents = [...new Set(paths.map(parent))].sort();
-  const { rest } = await list(parents, ['stats', ...keptDirs.map((d) => `ea_list ${dq('/' + d)}`)]);
-  const stats = rest[0] ?? '';
+  const { rest } = await list(parents, keptDirs.map((d) => `ea_list ${dq('/' + d)}`));
   // Directories whose contents go: replaced by another type or gone, or children of a
   // replaced (opaque) directory the new tree lacks.
   let queue = paths.filter((p) => {
@@ -387,7 +394,7 @@ async function probeImage(
   }
   const xattrs = new Map<string, string[]>();
   keptDirs.forEach((d, i) => {
-    if (entries.get(d)?.type === 'dir') xattrs.set(d, parseEaList(rest[i + 1] ?? ''));
+    if (entries.get(d)?.type === 'dir') xattrs.set(d, parseEaList(rest[i] ?? ''));
   });
-  return { entries, xattrs, stats };
+  return { entries, xattrs };
 }
