@@ -41,6 +41,7 @@ export interface BuildOptions {
   withManifest?: boolean;
   until?: string;
   from?: string;
+  patch?: boolean;
 }
 
 async function build(targets: string[], o: GlobalOptions & BuildOptions): Promise<number> {
@@ -63,6 +64,10 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
     return reportDiagnostics(ds, o);
   }
   const ctx = loaded.value;
+  if (o.patch && (o.until !== undefined || o.from !== undefined)) {
+    logger.close?.();
+    return reportDiagnostics([{ reason: 'usage', message: `--patch cannot be used with ${o.until !== undefined ? '--until' : '--from'}`, hint: '--patch updates a finished image; build the stages you want without it' }], o);
+  }
   const abort = new AbortController();
   let interrupted = false;
   const onSignal = (): void => {
@@ -77,7 +82,7 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
     const r = await buildEngine(
       ctx,
       ctx,
-      { targets, selection: selected.value, outDir: ctx.outDir, maxCacheBytes, afterExport: (t, x) => afterExport(ctx, t, { ...extras, fresh: x.fresh }, logger, abort.signal) },
+      { targets, selection: selected.value, outDir: ctx.outDir, maxCacheBytes, patch: o.patch === true, afterExport: (t, x) => afterExport(ctx, t, { ...extras, fresh: x.fresh }, logger, abort.signal) },
       { logger, jobs, signal: abort.signal, started, clock, onCollected: collectedLine },
     );
     if (interrupted) return EXIT_INTERRUPTED;
@@ -226,6 +231,7 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--locked', `fail instead of adding to ${LOCK_FILE} (for CI)`)
     .option('--until <PIPELINE.STAGE>', 'build up to and including that stage, then stop (nothing is exported)')
     .option('--from <PIPELINE.STAGE>', 'run that stage and every stage after it even if cached; their new trees replace the cached ones')
+    .option('--patch', 'when only files of the OS tree changed, update a copy of the previous image in out/ instead of making the disk again (functionally equal, not byte-equal; docs/patch.md)')
     .option('--with-sbom', 'also write out/TARGET.spdx.json: an SPDX 2.3 list of the packages installed in the image')
     .option('--with-manifest', 'also write out/TARGET.manifest/: the resolved definition as one file, and its lock, that builds the same image')
     .option('--blueprint <FILE>', 'build the catalog\'s image TYPE with what this blueprint (TOML, JSON or YAML) asks for (imgmake list shows the types)')
@@ -239,6 +245,7 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--boot', 'after each successful rebuild, (re)start imgmake boot on the target')
     .option('--boot-args <ARGS>', 'options for that imgmake boot: "--bios --memory 2048"')
     .option('--exec <CMD>', 'after each successful rebuild, (re)start sh -c CMD')
+    .option('--patch', 'when only files of the OS tree changed, update the previous image instead of making the disk again (docs/patch.md)')
     .option('--locked', `fail instead of adding to ${LOCK_FILE}`)
     .option('--blueprint <FILE>', 'build the catalog\'s image TYPE with what this blueprint (TOML, JSON or YAML) asks for (imgmake list shows the types)')
     .option('--distro <NAME>', 'the catalog\'s distribution (default: the blueprint\'s distro, else debian-12)')

@@ -26,7 +26,19 @@ export type StageStatus = 'cached' | 'ran' | 'failed';
 export type StageFailure = 'rule-exit-non-zero' | 'rule-killed' | 'rule-error' | 'commit-failed' | 'no-space';
 
 /** Work that takes a while and has no stage of its own (the live lines of a terminal). */
-export type ProgressTask = 'fetch' | 'verify' | 'download' | 'upload' | 'export';
+/** Why `--patch` did not patch a target (docs/patch.md explains each); it is then built in full. */
+export type PatchRefusal =
+  | 'not-a-disk'
+  | 'no-record'
+  | 'image-changed'
+  | 'old-tree-gone'
+  | 'disk-changed'
+  | 'boot-files'
+  | 'no-space'
+  | 'unsupported'
+  | 'patch-failed';
+
+export type ProgressTask = 'fetch' | 'verify' | 'download' | 'upload' | 'export' | 'patch';
 
 /** What a build waits for: another build making the same stage, or a cache command holding gc.lock. */
 export type WaitFor = 'stage' | 'cache-gc' | 'cache-verify' | 'cache-prune' | 'clean';
@@ -101,7 +113,28 @@ export type Event =
   | { type: 'buildroot'; pipeline: string }
   /** `--until`: the build stopped after that stage, as asked; nothing was exported. */
   | { type: 'until'; node: NodeId }
-  | { type: 'export'; target: string; path: string; ms: number }
+  /**
+   * A target was exported. `mode` (with `--patch` only): `full`, the target's tree copied out
+   * (bit-reproducible); `patched`, the previous image updated in place of a full build
+   * (functionally equal, not byte-equal: docs/patch.md).
+   */
+  | { type: 'export'; target: string; path: string; ms: number; mode?: 'full' | 'patched' }
+  /**
+   * `--patch`: what became of a target's patch. `patched`: out/TARGET's image was updated
+   * (`written` entries written, `removed` removed, from `layers` differing layers); `current`:
+   * it already held this OS tree; `refused`: the target is built in full, `reason` says why.
+   */
+  | {
+      type: 'patch';
+      target: string;
+      result: 'patched' | 'current' | 'refused';
+      reason?: PatchRefusal;
+      message?: string;
+      written?: number;
+      removed?: number;
+      layers?: number;
+      ms: number;
+    }
   /** Exporting a target failed (a full disk, a path the target names is missing): the build fails. */
   | { type: 'export-failed'; target: string; message: string }
   /** A node's tree came from the remote cache: `layers` blobs downloaded (`bytes`, compressed). */
@@ -225,6 +258,7 @@ export const EVENT_TYPES = Object.keys({
   buildroot: 1,
   until: 1,
   export: 1,
+  patch: 1,
   'export-failed': 1,
   download: 1,
   upload: 1,

@@ -182,7 +182,7 @@ function lastLine(text: string): string {
  * same target at the same moment can put its own output in between: then try again (the last
  * one wins, each output complete).
  */
-async function swapIn(tmp: string, dest: string): Promise<void> {
+export async function swapIn(tmp: string, dest: string): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     const old = join(dirname(dest), ownedName(`.${basename(dest)}.old-`));
     await rename(dest, old).catch((e: NodeJS.ErrnoException) => {

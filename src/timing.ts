@@ -18,7 +18,9 @@
  *     plan    what is cached, what runs (and the remote's trees, downloaded)
  *     fetch   the packages of the stages that will run, fetched and verified
  *     stages  the stages run (each `stage` event also says its set-up, run and commit)
+ *     patch   --patch: out/'s records read, the previous images updated (src/patch/)
  *     export  the targets written to the output folder
+ *     record  --patch: the record of each image written (its digest)
  *     extras  what is written beside them (SBOM, manifest)
  *     flush   the layer digests commits left running, the remote's uploads
  */

@@ -40,6 +40,8 @@ export interface WatchOptions {
   /** (Re)start `sh -c CMD` after each successful rebuild. */
   exec?: string;
   locked?: boolean;
+  /** Update the previous image when only the OS tree changed (src/patch/, docs/patch.md). */
+  patch?: boolean;
 }
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'imgmake.js');
@@ -110,7 +112,7 @@ export async function watchCommand(targets: string[], wo: WatchOptions, o: Globa
     };
     // No SBOM or manifest in an edit loop; one an earlier build wrote goes when its image changes.
     const after = (t: TargetDef, x: { fresh: boolean }) => afterExport(ctx, t, { fresh: x.fresh }, counting, signal);
-    const r = await buildEngine(ctx, ctx, { targets, selection: selected.value, outDir: ctx.outDir, maxCacheBytes, afterExport: after }, { logger: counting, jobs, signal, started, clock, onCollected: collectedLine });
+    const r = await buildEngine(ctx, ctx, { targets, selection: selected.value, outDir: ctx.outDir, maxCacheBytes, patch: wo.patch === true, afterExport: after }, { logger: counting, jobs, signal, started, clock, onCollected: collectedLine });
     reused = r.cached;
     const result = signal.aborted ? 'cancelled' : r.ok ? 'built' : 'failed';
     report({ ran: ran.sort(), reused, result });

@@ -7,12 +7,15 @@
  */
 import type { TargetDef } from '../definition.js';
 import { exportTarget } from '../export.js';
+import type { NodeId } from '../ids.js';
+import { applyPatch, diskShape, dropRecord, preparePatch, writeRecord, type Prepared } from '../patch/index.js';
 import type { Plan } from '../plan.js';
 import { collect, type Report } from '../store/gc.js';
 import { leaseGoals } from './lease.js';
 import { buildroots } from './lock.js';
 import { runSpine } from './run.js';
 import type { Engine, KeyedProject, RunOptions, Selection } from './types.js';
+import type { TreeRecord } from '../store/types.js';
 
 export interface BuildRequest {
   /** The targets by name (for the events), and what to build for them (engine/select.ts). */
@@ -28,6 +31,12 @@ export interface BuildRequest {
    * fails the build; the hook has said why.
    */
   afterExport?: (target: TargetDef, exported: { path: string; fresh: boolean }) => Promise<boolean>;
+  /**
+   * `--patch` (src/patch/): a disk target whose OS tree alone changed is made by updating a copy
+   * of its previous image in `outDir` instead of building the disk; every target's image gets
+   * a record beside it saying which OS tree it holds. Not with `until` or `force`.
+   */
+  patch?: boolean;
 }
 
 export interface BuildOptions extends RunOptions {
@@ -80,29 +89,80 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
       toRun: planned.stages.filter((s) => s.status === 'run').length,
       cached: planned.stages.filter((s) => s.status === 'cached').length,
     });
-  const spine = await runSpine(e, p, req.selection, { ...o, onPlan, buildrootOf: roots.of }).finally(() => roots.release());
+  // --patch: the targets that can be patched are built only up to their OS tree (patch/).
+  const patching = new Map<string, Prepared>();
+  if (req.patch && !req.selection.until && req.selection.force.size === 0) {
+    for (const name of req.targets) {
+      const ready = await preparePatch(p, e.store, req.outDir, p.def.targets.get(name)!);
+      if (ready.ok) patching.set(name, ready.value);
+      else logger.log({ type: 'patch', target: name, result: 'refused', reason: ready.error.reason, message: ready.error.message, ms: 0 });
+    }
+    o.clock?.lap('patch');
+  }
+  const goalsFor = (names: string[]): NodeId[] => [...new Set(names.map((n) => patching.get(n)?.shape.osNode ?? p.graph.final(p.def.targets.get(n)!.pipeline)))];
+  const selection = patching.size ? { ...req.selection, goals: goalsFor(req.targets) } : req.selection;
+  const spine = await runSpine(e, p, selection, { ...o, onPlan, buildrootOf: roots.of }).finally(() => roots.release());
   if (!spine.ok) {
     logger.log({ type: 'fetch-failed', message: spine.fetch });
     return summary({ ok: false, ran: 0, cached: 0, failed: 0, cancelled: 0 });
   }
   const r = spine.schedule;
+  const counts = { ran: r.ran, cached: r.cached, failed: r.failed, cancelled: r.cancelled };
   const { until } = req.selection;
   let good = r.ok && !signal?.aborted;
   if (good && until) logger.log({ type: 'until', node: until });
+  const exportOne = async (name: string, trees: Map<NodeId, TreeRecord>): Promise<boolean> => {
+    const t = p.def.targets.get(name)!;
+    const tree = trees.get(p.graph.final(t.pipeline))!;
+    logger.log({ type: 'progress', task: 'export', subject: name, state: 'running' });
+    const x = await exportTarget({ target: t, tree, outDir: req.outDir, store: e.store, sandbox: e.sandbox, ...(signal ? { signal } : {}) });
+    o.clock?.lap('export');
+    if (!x.ok) {
+      logger.log({ type: 'export-failed', target: name, message: x.message });
+      return false;
+    }
+    logger.log({ type: 'export', target: name, path: x.path, ms: x.ms, ...(req.patch ? { mode: 'full' as const } : {}) });
+    if (req.patch) {
+      // What the next --patch build compares with: the OS tree this image holds.
+      const shape = diskShape(p.graph, p.keys, t);
+      if (shape.ok) await writeRecord(req.outDir, { target: name, file: shape.value.file, os: shape.value.osKey, shape: shape.value.shapeKey, mode: 'full' });
+      else await dropRecord(req.outDir, name);
+      o.clock?.lap('record');
+    }
+    const extras = req.afterExport ? await req.afterExport(t, { path: x.path, fresh: !x.skipped }) : true;
+    o.clock?.lap('extras');
+    return extras;
+  };
+  const fallback: string[] = [];
   if (good && !until) {
     for (const name of req.targets) {
-      const t = p.def.targets.get(name)!;
-      const tree = r.trees.get(p.graph.final(t.pipeline))!;
-      logger.log({ type: 'progress', task: 'export', subject: name, state: 'running' });
-      const x = await exportTarget({ target: t, tree, outDir: req.outDir, store: e.store, sandbox: e.sandbox, ...(signal ? { signal } : {}) });
-      o.clock?.lap('export');
-      if (!x.ok) {
-        logger.log({ type: 'export-failed', target: name, message: x.message });
-        good = false;
-        break;
+      const ready = patching.get(name);
+      if (!ready) {
+        if (!(await exportOne(name, r.trees))) {
+          good = false;
+          break;
+        }
+        continue;
       }
-      logger.log({ type: 'export', target: name, path: x.path, ms: x.ms });
-      const extras = req.afterExport ? await req.afterExport(t, { path: x.path, fresh: !x.skipped }) : true;
+      const t = p.def.targets.get(name)!;
+      const began = performance.now();
+      logger.log({ type: 'progress', task: 'patch', subject: name, state: 'running' });
+      const applied = await applyPatch({ prepared: ready, newTree: r.trees.get(ready.shape.osNode)!, store: e.store, sandbox: e.sandbox, outDir: req.outDir, signal });
+      o.clock?.lap('patch');
+      const ms = Math.round(performance.now() - began);
+      if (!applied.ok) {
+        logger.log({ type: 'patch', target: name, result: 'refused', reason: applied.error.reason, message: applied.error.message, ms });
+        fallback.push(name);
+        continue;
+      }
+      const a = applied.value;
+      logger.log({ type: 'patch', target: name, result: a.current ? 'current' : 'patched', written: a.written, removed: a.removed, layers: a.layers, ms });
+      logger.log({ type: 'export', target: name, path: a.path, ms, mode: a.current ? ready.record.mode : 'patched' });
+      if (!a.current) {
+        await writeRecord(req.outDir, { target: name, file: ready.shape.file, os: ready.shape.osKey, shape: ready.shape.shapeKey, mode: 'patched' });
+        o.clock?.lap('record');
+      }
+      const extras = req.afterExport ? await req.afterExport(t, { path: a.path, fresh: !a.current }) : true;
       o.clock?.lap('extras');
       if (!extras) {
         good = false;
@@ -110,9 +170,27 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
       }
     }
   }
+  // A refused patch is a full build of that target: the rest of its graph runs now.
+  if (good && fallback.length) {
+    const again = await runSpine(e, p, { ...req.selection, goals: fallback.map((n) => p.graph.final(p.def.targets.get(n)!.pipeline)) }, o);
+    if (!again.ok) {
+      logger.log({ type: 'fetch-failed', message: again.fetch });
+      good = false;
+    } else {
+      const s2 = again.schedule;
+      counts.ran += s2.ran;
+      counts.failed += s2.failed;
+      counts.cancelled += s2.cancelled;
+      good = s2.ok && !signal?.aborted;
+      for (const name of fallback) {
+        if (!good) break;
+        good = await exportOne(name, s2.trees);
+      }
+    }
+  }
   await e.remote?.drain();
   // The layer digests commits left running (store/local.ts): part of the build's time.
   await e.store.flush();
   o.clock?.lap('flush');
-  return summary({ ok: good, ran: r.ran, cached: r.cached, failed: r.failed, cancelled: r.cancelled });
+  return summary({ ok: good, ...counts });
 }

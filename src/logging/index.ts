@@ -148,6 +148,10 @@ export function prettyLogger(out: NodeJS.WriteStream = process.stderr, o: Pretty
         case 'export':
         case 'export-failed':
           tasks.delete(`export ${e.target}`);
+          tasks.delete(`patch ${e.target}`);
+          break;
+        case 'patch':
+          tasks.delete(`patch ${e.target}`);
           break;
         case 'fetch-failed':
         case 'fetched':

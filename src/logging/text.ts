@@ -33,6 +33,8 @@ export function progressText(e: Extract<Event, { type: 'progress' }>): string {
       return `uploading ${e.subject} to the remote cache${amount}`;
     case 'export':
       return `exporting ${e.subject}`;
+    case 'patch':
+      return `patching ${e.subject}'s previous image`;
     default:
       return unreachable(e.task);
   }
@@ -93,7 +95,11 @@ export function describe(e: Event, verbose: boolean): string[] {
     case 'remote-skipped':
       return [`imgmake: the remote cache ${e.url} could not be used ${e.agoS} s ago (${e.cause}): not asked again before ${e.retryS} s`];
     case 'export':
-      return [`  export ${e.target} → ${e.path}${e.ms ? ` (${seconds(e.ms)})` : ''}`];
+      return [`  export ${e.target} → ${e.path}${e.mode === 'patched' ? ' (patched)' : ''}${e.ms ? ` (${seconds(e.ms)})` : ''}`];
+    case 'patch':
+      if (e.result === 'refused') return [`imgmake: ${e.target}: not patched (${e.reason}): ${e.message}; building it in full`];
+      if (e.result === 'current') return verbose ? [`  patch  ${e.target}: the image already holds this OS tree`] : [];
+      return [`  patch  ${e.target}: ${e.written} entr${e.written === 1 ? 'y' : 'ies'} written, ${e.removed} removed (${e.layers} layers compared) in ${seconds(e.ms)}`];
     case 'download':
       return [`  remote ${e.node}: ${e.layers} layer${e.layers === 1 ? '' : 's'} downloaded (${formatSize(e.bytes)}) in ${seconds(e.ms)}`];
     case 'upload':
@@ -110,7 +116,8 @@ export function describe(e: Event, verbose: boolean): string[] {
       return [];
     case 'rebuild': {
       const why = e.changed.length ? `${e.changed.join(', ')} changed` : 'first build';
-      switch (e.result) {
+      const result = e.result;
+      switch (result) {
         case 'built':
           return [`imgmake: rebuilt ${e.targets.join(', ')} in ${seconds(e.wallMs)} — ${why}; ran ${e.ran.length}${e.ran.length ? ` (${e.ran.join(', ')})` : ''}, reused ${e.reused}`];
         case 'failed':
@@ -120,7 +127,7 @@ export function describe(e: Event, verbose: boolean): string[] {
         case 'cancelled':
           return [`imgmake: rebuild cancelled after ${seconds(e.wallMs)} (ran ${e.ran.length} stages first)`];
         default:
-          return unreachable(e.result);
+          return unreachable(result);
       }
     }
     case 'timing':
