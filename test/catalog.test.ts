@@ -13,6 +13,10 @@ import { after, test } from 'node:test';
 import { parseBlueprint, type Blueprint } from '../src/blueprint/index.js';
 import { compose } from '../src/catalog/compose.js';
 import { mapBlueprint, xkbOf, type Customization } from '../src/catalog/customize.js';
+import { repositoryFiles } from '../src/packages/apt/repositories.js';
+
+/** The catalog's mapping as the CLI composes it for a Debian image (apt sources for repositories). */
+const mapDebian = (b: Parameters<typeof mapBlueprint>[0]) => mapBlueprint(b, { repositories: repositoryFiles });
 import { passwordSalt, sha512Crypt } from '../src/catalog/crypt.js';
 import { SERVICES } from '../src/catalog/firewall.js';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -37,7 +41,7 @@ function bp(text: string, file = '/bp/b.toml'): Blueprint {
 }
 
 function mapped(text: string): Customization {
-  const r = mapBlueprint(bp(text));
+  const r = mapDebian(bp(text));
   if (!r.ok) assert.fail(r.error.map((d) => `${d.loc?.line}:${d.loc?.col} ${d.message}`).join('\n'));
   return r.value;
 }
@@ -194,7 +198,7 @@ test('mapBlueprint: only what the blueprint uses makes a stage; nothing at all m
 });
 
 test('mapBlueprint: values it cannot honour are refused at their file:line:column', () => {
-  const r = mapBlueprint(
+  const r = mapDebian(
     bp(`name = "x"
 packages = [{ name = "nginx", version = "1.22.*" }]
 [customizations.kernel]
@@ -252,7 +256,7 @@ test('mapBlueprint: locales to generate add the locales package and a locale-gen
   assert.deepEqual(xkbOf('uk'), { layout: 'gb' });
   assert.deepEqual(xkbOf('de-latin1'), { layout: 'de' });
   assert.deepEqual(xkbOf('us'), { layout: 'us' });
-  const bad = mapBlueprint(bp('name = "x"\n[customizations.locale]\nkeyboard = "de.x"\n'));
+  const bad = mapDebian(bp('name = "x"\n[customizations.locale]\nkeyboard = "de.x"\n'));
   assert.ok(!bad.ok && bad.error[0]!.message === 'keyboard "de.x" is not a layout name Debian\'s console-setup knows' && bad.error[0]!.loc!.line === 3);
   assert.deepEqual(mapped('name = "x"\n[customizations.locale]\nlanguages = ["C.UTF-8"]\n').packages, [], 'C.UTF-8 needs no generating');
   assert.deepEqual(mapped('name = "x"\n[customizations.locale]\nlanguages = ["en_US.utf8", "sr_RS.utf8@latin"]\n').stages[0]!.options, { locales: ['en_US.UTF-8', 'sr_RS.UTF-8@latin'] }, 'as SUPPORTED writes them');
@@ -357,7 +361,12 @@ enabled = false
   assert.equal(apt.status, 0, apt.stderr);
   assert.doesNotMatch(apt.stdout + apt.stderr, /^E:/m);
 
-  const r = mapBlueprint(
+  // A catalog image whose package format writes no repository files refuses them at their line.
+  const none = mapBlueprint(bp('name = "x"\n[[customizations.repositories]]\nid = "r"\nbaseurls = ["http://r.example.invalid/ ./"]\n'));
+  assert.ok(!none.ok);
+  assert.deepEqual(none.error.map((d) => `${d.loc?.line}:${d.loc?.col} ${d.message}`), ['2:1 this catalog image\'s package format writes no repository files']);
+
+  const r = mapDebian(
     bp(`name = "x"
 [[customizations.repositories]]
 id = "bad"
@@ -380,7 +389,7 @@ sslverify = false
 test('the example blueprints map without an error', async () => {
   for (const name of ['web.toml', 'dev.toml']) {
     const file = join(repoRoot, 'examples', 'blueprints', name);
-    const r = mapBlueprint(bp(readFileSync(file, 'utf8'), file));
+    const r = mapDebian(bp(readFileSync(file, 'utf8'), file));
     assert.ok(r.ok, `${name}: ${!r.ok && r.error.map((d) => `${d.loc?.line}:${d.loc?.col} ${d.message}`).join('\n')}`);
   }
 });
@@ -482,7 +491,7 @@ minsize = 1073741824
   assert.deepEqual(fstab.map((f) => f.path), ['/', '/boot/efi', '/var/log', '/srv/data']);
   assert.equal(fstab[2]!.spec, `UUID=${custom.filesystems[0]!.uuid}`);
   assert.equal(def.value.pipelines.get('esp' as never)!.stages[0]!.options['cmdline'], 'ro console=ttyS0,115200 quiet loglevel=3');
-  const bad = mapBlueprint(bp('name = "x"\n[customizations.kernel]\nappend = "init=\'/bin/sh\'"\n[[customizations.filesystem]]\nmountpoint = "/"\nminsize = 1\n'));
+  const bad = mapDebian(bp('name = "x"\n[customizations.kernel]\nappend = "init=\'/bin/sh\'"\n[[customizations.filesystem]]\nmountpoint = "/"\nminsize = 1\n'));
   assert.ok(!bad.ok);
   assert.deepEqual(bad.error.map((d) => `${d.loc!.line}:${d.loc!.col}`), ['3:10', '5:14']);
 });

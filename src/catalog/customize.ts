@@ -21,12 +21,12 @@
 import { createHash } from 'node:crypto';
 import { diagnostic, type Diagnostic, type Loc } from '../diagnostic.js';
 import type { Blueprint, FirstbootScript, Owner, Pos, User } from '../blueprint/index.js';
+import type { RepositoryWriter } from '../packages/input.js';
 import { isCryptHash, parsePort, sortDiagnostics } from '../blueprint/index.js';
 import { fail, ok, type Result } from '../result.js';
 import { listOf } from '../load/suggest.js';
 import { hashPassword } from './crypt.js';
 import { nftablesConf, SERVICES, type PortRule } from './firewall.js';
-import { repositoryFiles } from './repositories.js';
 
 /** One stage of the blueprint's pipeline, as a definition writes it. */
 export interface MappedStage {
@@ -92,7 +92,16 @@ export const LOCALES_PACKAGE = 'locales';
 /** Locales every Debian tree has without generating any. */
 const BUILTIN_LOCALES = ['C', 'C.UTF-8', 'C.utf8', 'POSIX'];
 
-export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]> {
+export interface MapOptions {
+  /**
+   * The catalog image's package format's writer of repository files (format.ts), handed in by
+   * composition (cli/catalog.ts): this mapping names no format. Without it, a blueprint's
+   * repositories are refused at their line.
+   */
+  repositories?: RepositoryWriter | undefined;
+}
+
+export function mapBlueprint(bp: Blueprint, o: MapOptions = {}): Result<Customization, Diagnostic[]> {
   const errors: Diagnostic[] = [];
   const packages: string[] = [];
   const addPackage = (name: string): void => {
@@ -192,8 +201,10 @@ export function mapBlueprint(bp: Blueprint): Result<Customization, Diagnostic[]>
     stages.push({ name: 'cacerts', rule: 'system.ca-certificates', options: { certs }, from: c.cacerts.loc });
   }
 
-  if (c.repositories.length > 0) {
-    stages.push({ name: 'repositories', rule: 'files.write', options: { files: repositoryFiles(c.repositories, errors) }, from: c.repositories[0]!.loc });
+  if (c.repositories.length > 0 && !o.repositories) {
+    errors.push(diagnostic('unsupported-option', 'this catalog image\'s package format writes no repository files', c.repositories[0]!.loc, 'remove repositories, or add the sources with customizations.files'));
+  } else if (c.repositories.length > 0) {
+    stages.push({ name: 'repositories', rule: 'files.write', options: { files: o.repositories!(c.repositories, errors) }, from: c.repositories[0]!.loc });
   }
 
   if (c.directories.length > 0) {

@@ -51,7 +51,8 @@ export interface CatalogImage {
    * Where a blueprint's packages go: the part (absolute) that defines the package stage, and
    * the kernel package in it, which a blueprint's kernel.name replaces (absent: no kernel.name).
    */
-  packages: { part: string; pipeline: string; stage: string; kernel?: string };
+  /** `format`: the package format of that stage (a folder of src/packages/): how its repositories are written. */
+  packages: { part: string; pipeline: string; stage: string; format: string; kernel?: string };
   /** Where a blueprint's filesystems go: the disk pipeline's partition stage and root filesystem stage. */
   disk: { part: string; pipeline: string; partitions: string; root: string };
   /** The stage writing /etc/fstab, which gets their entries. */
@@ -81,7 +82,7 @@ export function parseCatalog(text: string, dir: string): CatalogImage[] {
       distro: str(e['distro'], 'distro'),
       arch: str(e['arch'], 'arch'),
       definition: join(dir, str(e['definition'], 'definition')),
-      packages: { part: join(dir, str(p['part'], 'packages.part')), pipeline: str(p['pipeline'], 'packages.pipeline'), stage: str(p['stage'], 'packages.stage'), ...(p['kernel'] !== undefined ? { kernel: str(p['kernel'], 'packages.kernel') } : {}) },
+      packages: { part: join(dir, str(p['part'], 'packages.part')), pipeline: str(p['pipeline'], 'packages.pipeline'), stage: str(p['stage'], 'packages.stage'), format: str(p['format'], 'packages.format'), ...(p['kernel'] !== undefined ? { kernel: str(p['kernel'], 'packages.kernel') } : {}) },
       disk: { part: join(dir, str(dk['part'], 'disk.part')), pipeline: str(dk['pipeline'], 'disk.pipeline'), partitions: str(dk['partitions'], 'disk.partitions'), root: str(dk['root'], 'disk.root') },
       fstab: { part: join(dir, str(fs['part'], 'fstab.part')), pipeline: str(fs['pipeline'], 'fstab.pipeline'), stage: str(fs['stage'], 'fstab.stage') },
       types: Object.entries(types!).map(([name, t]) => ({

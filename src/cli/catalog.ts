@@ -26,6 +26,7 @@ import { cacheDirOf, findDefinition, type CatalogBuild, type GlobalOptions } fro
 import { EXIT_OK } from './exit.js';
 import { out, reportDiagnostics } from './output.js';
 import { jsonLine } from '../logging/index.js';
+import { FORMATS } from '../packages/formats.js';
 
 /** The options build, plan, boot, watch and lock take to build from the catalog. */
 export interface CatalogOptions {
@@ -90,7 +91,8 @@ async function prepare(image: CatalogImage, type: string, bpFile: string | undef
     const bp = await readBlueprint(bpFile);
     if (!bp.ok) return bp;
     const errors = [...checkSupport(bp.value, type), ...mismatch(bp.value.distro, co.distro, image.distro, 'distro'), ...mismatch(bp.value.architecture, co.arch, image.arch, 'architecture')];
-    const mapped = mapBlueprint(bp.value);
+    // The repositories are written the way the image's own package format reads them.
+    const mapped = mapBlueprint(bp.value, { repositories: FORMATS.get(image.packages.format)?.repositoryFiles });
     if (!mapped.ok) errors.push(...mapped.error);
     if (errors.length) return fail(sortDiagnostics(errors));
     if (mapped.ok) custom = mapped.value;

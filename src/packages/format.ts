@@ -44,7 +44,7 @@ import type { Result } from '../result.js';
 import type { Sandbox } from '../sandbox/run.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import type { HostDefault } from '../load/vars.js';
-import type { Artifact, PackageDatabase } from './input.js';
+import type { Artifact, PackageDatabase, RepositoryWriter } from './input.js';
 
 export type { Artifact, InstalledPackage, PackageDatabase, PackageInput } from './input.js';
 
@@ -178,6 +178,12 @@ export interface PackageFormat<REQ = unknown, ENTRY = unknown, LREQ = REQ> {
    * format's images get no SBOM (the build says so).
    */
   readonly database?: PackageDatabase;
+  /**
+   * The files that make a blueprint's extra repositories known to the image's own package
+   * manager (its sources and keys), errors pushed at the blueprint's lines. Pure. Absent: the
+   * format's catalog images refuse `customizations.repositories`.
+   */
+  readonly repositoryFiles?: RepositoryWriter;
 }
 
 /** The formats this imgmake knows, by name (formats.ts finds them; tests may hand in their own). */

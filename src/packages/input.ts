@@ -5,6 +5,8 @@
  * type imports, runs through the package layer. What a format supplies is in format.ts.
  */
 import type { Digest } from '../ids.js';
+import type { Repository } from '../blueprint/index.js';
+import type { Diagnostic } from '../diagnostic.js';
 
 /**
  * One file a package input binds: what the core fetches, verifies and links. Example (Debian's):
@@ -107,3 +109,10 @@ export interface PackageDatabase {
    */
   read(files: ReadonlyMap<string, string>, entries: readonly unknown[]): { ok: true; value: InstalledPackage[] } | { ok: false; error: string };
 }
+
+/**
+ * A blueprint's repositories → the files that make them known to the image's own package
+ * manager (a format's `repositoryFiles`, format.ts); errors pushed at the blueprint's lines.
+ * src/catalog/customize.ts writes what it returns into the image.
+ */
+export type RepositoryWriter = (repos: readonly Repository[], errors: Diagnostic[]) => { path: string; content: string; mode?: string }[];

@@ -21,6 +21,7 @@ import type { PackageFormat } from '../format.js';
 import { lockJson, lockRequestOf, MirrorUnreachable, parseLockEntry, resolvePackages, type DebianVariant, type LockedPackage, type LockRequestMeta } from './lock.js';
 import { hostDebianMirror, type DebianMirror } from './sources.js';
 import { database } from './database.js';
+import { repositoryFiles } from './repositories.js';
 
 /** The mirror the variables name; a position-less usage error when there is none. */
 export function mirrorOf(vars: Readonly<Record<string, string>>): Result<DebianMirror, Diagnostic> {
@@ -141,6 +142,8 @@ export const apt: PackageFormat<LockRequestMeta, LockedPackage> = {
   hostVariables,
 
   database,
+
+  repositoryFiles,
 };
 
 /** The format, as formats.ts finds it. */

@@ -9,10 +9,11 @@
  * `priority` (dnf's 1–99, not an apt pin), `sslverify = false`, a key by URL (it would be
  * fetched at build time without a digest: paste the armoured key), a base URL without a suite.
  *
- * Pure.
+ * Pure. The catalog's mapping (src/catalog/customize.ts) is handed it by composition
+ * (cli/catalog.ts): it names no package format itself.
  */
-import { diagnostic, type Diagnostic } from '../diagnostic.js';
-import type { Repository } from '../blueprint/index.js';
+import { diagnostic, type Diagnostic } from '../../diagnostic.js';
+import type { Repository } from '../../blueprint/index.js';
 
 export interface RepoFile {
   path: string;
