@@ -14,7 +14,8 @@ const T = { timeout: 60_000 };
 
 /** A tree shaped like an installed Debian: /etc, /var with dpkg's state, /root, /usr/local, /home. */
 function osTree(tree: string): void {
-  for (const d of ['usr/bin', 'usr/lib/tmpfiles.d', 'usr/local/bin', 'etc/default', 'home/alice', 'root', 'var/lib/dpkg', 'var/cache/man', 'var/log', 'var/tmp', 'tmp', 'opt', 'boot']) {
+  // Debian's base-files makes both /opt and /var/opt.
+  for (const d of ['usr/bin', 'usr/lib/tmpfiles.d', 'usr/local/bin', 'etc/default', 'home/alice', 'root', 'var/lib/dpkg', 'var/cache/man', 'var/log', 'var/tmp', 'var/opt/old', 'tmp', 'opt/app', 'boot']) {
     mkdirSync(join(tree, d), { recursive: true });
   }
   writeFileSync(join(tree, 'etc/hostname'), 'debian\n');
@@ -49,6 +50,7 @@ test('/etc → /usr/etc, /var into the factory with tmpfiles.d lines, state dire
     const factory = join(t, 'usr/share/factory/var');
     assert.equal(readFileSync(join(factory, 'lib/dpkg/status'), 'utf8'), 'Package: base-files\n');
     assert.equal(readFileSync(join(factory, 'usrlocal/bin/tool'), 'utf8'), '#!/bin/sh\n');
+    assert.deepEqual(readdirSync(join(factory, 'opt')).sort(), ['app', 'old'], '/opt joined /var/opt');
     assert.equal(lstatSync(join(factory, 'home/alice')).uid, 1000);
     assert.equal(perms(lstatSync(join(factory, 'roothome')).mode), 0o700, "/root's mode moved with it");
     const lines = readFileSync(join(t, 'usr/lib/tmpfiles.d/imgmake-ostree.conf'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
@@ -91,6 +93,7 @@ test('a tree without the state directories gets them empty in /var (root\'s 0700
 test('trees it cannot prepare fail, saying why', T, async () => {
   await withRule('ostree.layout', {}, { tree: (t) => mkdirSync(join(t, 'etc')) }, (r) => assertFails(r, 'the tree has no /usr directory'));
   await withRule('ostree.layout', {}, { tree: (t) => { osTree(t); mkdirSync(join(t, 'usr/etc')); } }, (r) => assertFails(r, '/usr/etc exists already'));
+  await withRule('ostree.layout', {}, { tree: (t) => { osTree(t); mkdirSync(join(t, 'var/opt/app')); } }, (r) => assertFails(r, '/opt/app and /var/opt/app both exist'));
   await withRule('ostree.layout', {}, { tree: (t) => { osTree(t); writeFileSync(join(t, 'var/lib/with space'), ''); } }, (r) =>
     assertFails(r, '/var/lib/with space: whitespace, a backslash or %'),
   );

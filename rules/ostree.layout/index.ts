@@ -56,8 +56,16 @@ const layout: RuleInvoke<Options> = (options, ctx) => {
     // 1. State directories into /var, each replaced by a link; their own mode and owner kept.
     ...STATE_LINKS.flatMap(([path, name, target]) => [
       `p=.${path}; v=./var/${name}`,
-      `if [ -d "$p" ] && [ ! -L "$p" ]; then`,
-      `  [ ! -e "$v" ] || die ${q(`/var/${name} exists already; ${path} cannot move there`)}`,
+      `if [ -d "$p" ] && [ ! -L "$p" ] && [ -d "$v" ] && [ ! -L "$v" ]; then`,
+      // Both there (Debian's base-files makes /var/opt and /opt): the entries join /var's.
+      `  for e in "$p"/* "$p"/.[!.]* "$p"/..?*; do`,
+      `    [ -e "$e" ] || [ -L "$e" ] || continue`,
+      `    [ ! -e "$v/\${e##*/}" ] && [ ! -L "$v/\${e##*/}" ] || die "${path}/\${e##*/} and /var/${name}/\${e##*/} both exist"`,
+      `    mv "$e" "$v/"`,
+      `  done`,
+      `  rmdir "$p"`,
+      `elif [ -d "$p" ] && [ ! -L "$p" ]; then`,
+      `  [ ! -e "$v" ] && [ ! -L "$v" ] || die ${q(`/var/${name} exists and is not a directory; ${path} cannot move there`)}`,
       `  mv -T "$p" "$v"`,
       `elif [ -e "$p" ] || [ -L "$p" ]; then`,
       `  rm -f "$p"`,
