@@ -113,7 +113,7 @@ test('options: command line, kernel paths, directory, title, timeout, no serial,
   });
 });
 
-test('syslinux_config: grub.cfg reads the entries of a syslinux config on the root (ostree\'s), with syslinuxcfg built in; no kernel is checked', TG, async () => {
+test('syslinux_config: grub.cfg boots the DEFAULT of a syslinux config on the root (ostree\'s), with syslinuxcfg built in; no kernel is checked', TG, async () => {
   let plain = 0;
   await withRule('grub.efi', { root_uuid: ROOT_UUID }, withRoot(), (r) => {
     assertOk(r);
@@ -122,7 +122,7 @@ test('syslinux_config: grub.cfg reads the entries of a syslinux config on the ro
   await withRule('grub.efi', { root_uuid: ROOT_UUID, syslinux_config: '/boot/syslinux/syslinux.cfg', kernel: '/nosuch' }, withRoot(), (r) => {
     assertOk(r);
     const cfg = readFileSync(join(r.tree, 'EFI/BOOT/grub.cfg'), 'utf8');
-    assert.match(cfg, new RegExp(`search --no-floppy --fs-uuid --set=root ${ROOT_UUID}\nsyslinux_source /boot/syslinux/syslinux.cfg\n$`));
+    assert.match(cfg, new RegExp(`search --no-floppy --fs-uuid --set=root ${ROOT_UUID}\nsyslinux_source /boot/syslinux/syslinux.cfg\nboot\n$`));
     assert.doesNotMatch(cfg, /menuentry/);
     assert.ok(lstatSync(join(r.tree, 'EFI/BOOT/BOOTX64.EFI')).size > plain, 'syslinuxcfg is built in');
   });

@@ -23,10 +23,10 @@ export function grubCfg(o: Options): string {
     'set default=0',
     ...(o.serial ? ['serial --unit=0 --speed=115200', 'terminal_input serial console', 'terminal_output serial console'] : []),
     `search --no-floppy --fs-uuid --set=root ${uuid}`,
-    // The entries of a syslinux config on the root filesystem (ostree's), read in this context
-    // so that the timeout above holds; its DEFAULT is the default entry.
+    // A syslinux config with a DEFAULT and no menu (ostree's) becomes, in GRUB's translation,
+    // the default entry's linux and initrd commands run in place: they load it, `boot` boots it.
     ...(o.syslinux_config
-      ? [`syslinux_source ${o.syslinux_config}`]
+      ? [`syslinux_source ${o.syslinux_config}`, 'boot']
       : [
           `menuentry '${o.title}' {`,
           `\tlinux ${o.kernel} root=UUID=${uuid}${o.cmdline.trim() ? ` ${o.cmdline.trim()}` : ''}`,
