@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 packages=(bubblewrap util-linux mount tar gzip zstd coreutils findutils attr libcap2-bin debian-archive-keyring qemu-utils qemu-system-x86 ovmf
   fdisk e2fsprogs dosfstools mtools grub-efi-amd64-bin grub-pc-bin file
   mmdebstrap apt-utils nginx docker-registry openssl
-  rpm createrepo-c gnupg busybox-static) # disk.*, grub.*; apt.install; nginx and a registry for the fetch and remote tests; the RPM test world (rpmbuild, rpmsign, createrepo_c, a static busybox)
+  rpm createrepo-c gnupg busybox-static # disk.*, grub.*; apt.install; nginx and a registry for the fetch and remote tests; the RPM test world (rpmbuild, rpmsign, createrepo_c, a static busybox)
+  ostree) # the ostree.* rule tests and the ostree tests read repositories with it (never dracut or ostree-boot on the host: dracut replaces initramfs-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
