@@ -24,7 +24,7 @@ interface Options {
 }
 
 /** The environment variable imgmake sets to a pipeline input's cache key (src/sandbox/stage.ts). */
-export const INPUT_KEY_ENV = 'IMGMAKE_INPUT_KEY_tree';
+export const INPUT_KEY_ENV = 'INPUT_KEY_tree';
 
 const commit: RuleInvoke<Options> = (options, ctx) => {
   const tree = ctx.inputs['tree'];

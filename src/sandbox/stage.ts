@@ -86,12 +86,12 @@ export async function stageSpec(o: StageSpecOptions): Promise<SandboxSpec> {
 }
 
 /**
- * The variable holding a pipeline input's cache key: `IMGMAKE_INPUT_KEY_tree`. A rule may record
+ * The variable holding a pipeline input's cache key: `INPUT_KEY_tree`. A rule may record
  * it (ostree.commit puts it in the commit's metadata); it adds nothing to the key, which already
  * holds each input's key.
  */
 export function inputKeyEnv(name: string): string {
-  return `IMGMAKE_INPUT_KEY_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
+  return `INPUT_KEY_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
 }
 
 /**
