@@ -7,8 +7,10 @@
  *           /etc writable; commit 2 (another hostname, commit 1 as its parent) arrives on a
  *           second disk (a small ext4 image holding its repository): `ostree pull-local` from
  *           it, `ostree admin upgrade`, reboot
- *   boot 2  commit 2 booted: its hostname, two deployments; `ostree admin rollback`, reboot
- *   boot 3  commit 1 booted again (its hostname), two deployments; power off
+ *   boot 2  commit 2 booted: its hostname, two deployments; the rollback: ostree 2022.7 has no
+ *           `admin rollback` (that is rpm-ostree's), so the previous commit is deployed again
+ *           (`ostree admin deploy CHECKSUM`, kernel arguments carried over), reboot
+ *   boot 3  commit 1 booted again (its hostname), two deployments (it and commit 2); power off
  *
  * QEMU runs with -no-reboot, so each boot is one QEMU run on the same throw-away overlay.
  * The cache is the ostree test's ($IMGMAKE_OSTREE_TEST_CACHE, else /var/tmp/imgmake-ostree-test):
@@ -43,7 +45,9 @@ if [ "$n" = 1 ] && [ -b /dev/vdb ]; then
     ostree pull-local --repo=/ostree/repo /run/update/repo debian/12/x86_64/edge &&
     ostree admin upgrade && echo "OSTREE-CHECK-UPGRADED" && exec systemctl reboot
 elif [ "$n" = 2 ]; then
-  ostree admin rollback && echo "OSTREE-CHECK-ROLLED-BACK" && exec systemctl reboot
+  # ostree 2022.7 has no rollback command (rpm-ostree's): deploy the previous commit again.
+  previous=$(printf '%s\\n' "$status" | sed -n 's/^  debian \\([0-9a-f]*\\)\\..*/\\1/p')
+  ostree admin deploy --os=debian "$previous" && echo "OSTREE-CHECK-ROLLED-BACK to $previous" && exec systemctl reboot
 fi
 exec systemctl poweroff
 `;
