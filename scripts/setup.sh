@@ -11,7 +11,7 @@ packages=(bubblewrap util-linux mount tar gzip zstd coreutils findutils attr lib
   rpm createrepo-c gnupg busybox-static
   locales ca-certificates xkb-data python3
   squashfs-tools xorriso
-  xz-utils skopeo umoci podman) # disk.*, grub.*; apt.install; nginx and a registry for the fetch and remote tests; the RPM test world (rpmbuild, rpmsign, createrepo_c, a static busybox); the host root that system.locale-gen, system.ca-certificates and system.keyboard tests chroot into; python3 (crypt) checks the password hashes; archive.squashfs and disk.iso's tests; image types: raw.xz, the oci type's tests (skopeo inspect, umoci unpack, podman run where it can)
+  xz-utils skopeo umoci podman ostree) # disk.*, grub.*; apt.install; nginx and a registry for the fetch and remote tests; the RPM test world (rpmbuild, rpmsign, createrepo_c, a static busybox); the host root that system.locale-gen, system.ca-certificates and system.keyboard tests chroot into; python3 (crypt) checks the password hashes; archive.squashfs and disk.iso's tests; image types: raw.xz, the oci type's tests (skopeo inspect, umoci unpack, podman run where it can); the ostree.* rule tests and the ostree tests read repositories with it (never dracut or ostree-boot on the host: dracut replaces initramfs-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

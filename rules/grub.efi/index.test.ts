@@ -113,6 +113,21 @@ test('options: command line, kernel paths, directory, title, timeout, no serial,
   });
 });
 
+test('syslinux_config: grub.cfg boots the DEFAULT of a syslinux config on the root (ostree\'s), with syslinuxcfg built in; no kernel is checked', TG, async () => {
+  let plain = 0;
+  await withRule('grub.efi', { root_uuid: ROOT_UUID }, withRoot(), (r) => {
+    assertOk(r);
+    plain = lstatSync(join(r.tree, 'EFI/BOOT/BOOTX64.EFI')).size;
+  });
+  await withRule('grub.efi', { root_uuid: ROOT_UUID, syslinux_config: '/boot/syslinux/syslinux.cfg', kernel: '/nosuch' }, withRoot(), (r) => {
+    assertOk(r);
+    const cfg = readFileSync(join(r.tree, 'EFI/BOOT/grub.cfg'), 'utf8');
+    assert.match(cfg, new RegExp(`search --no-floppy --fs-uuid --set=root ${ROOT_UUID}\nsyslinux_source /boot/syslinux/syslinux.cfg\nboot\n$`));
+    assert.doesNotMatch(cfg, /menuentry/);
+    assert.ok(lstatSync(join(r.tree, 'EFI/BOOT/BOOTX64.EFI')).size > plain, 'syslinuxcfg is built in');
+  });
+});
+
 test('a kernel or initrd missing from the input, or an input without GRUB modules, fails saying so', TG, async () => {
   await withRule('grub.efi', { root_uuid: ROOT_UUID, kernel: '/boot/vmlinuz-7' }, withRoot(), (r) => {
     assertFails(r, 'the tree input has no kernel at /boot/vmlinuz-7');

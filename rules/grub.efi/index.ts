@@ -12,6 +12,7 @@ interface Options {
   timeout: number;
   serial: boolean;
   modules: string[];
+  syslinux_config?: string;
 }
 
 /** grub.cfg: the same file serves GRUB for UEFI and, through grub.bios, for BIOS. */
@@ -22,10 +23,16 @@ export function grubCfg(o: Options): string {
     'set default=0',
     ...(o.serial ? ['serial --unit=0 --speed=115200', 'terminal_input serial console', 'terminal_output serial console'] : []),
     `search --no-floppy --fs-uuid --set=root ${uuid}`,
-    `menuentry '${o.title}' {`,
-    `\tlinux ${o.kernel} root=UUID=${uuid}${o.cmdline.trim() ? ` ${o.cmdline.trim()}` : ''}`,
-    `\tinitrd ${o.initrd}`,
-    '}',
+    // A syslinux config with a DEFAULT and no menu (ostree's) becomes, in GRUB's translation,
+    // the default entry's linux and initrd commands run in place: they load it, `boot` boots it.
+    ...(o.syslinux_config
+      ? [`syslinux_source ${o.syslinux_config}`, 'boot']
+      : [
+          `menuentry '${o.title}' {`,
+          `\tlinux ${o.kernel} root=UUID=${uuid}${o.cmdline.trim() ? ` ${o.cmdline.trim()}` : ''}`,
+          `\tinitrd ${o.initrd}`,
+          '}',
+        ]),
     '',
   ].join('\n');
 }
@@ -41,9 +48,9 @@ const grubEfi: RuleInvoke<Options> = (options, ctx) => {
     ctx,
     [
       ...grubModulesDir(ctx, 'x86_64-efi', 'grub-efi-amd64-bin'),
-      ...(input ? [`in=${q(input.path)}`, ...check('kernel', options.kernel), ...check('initrd', options.initrd)] : []),
+      ...(input && !options.syslinux_config ? [`in=${q(input.path)}`, ...check('kernel', options.kernel), ...check('initrd', options.initrd)] : []),
       // -p without a device: GRUB takes the device it was loaded from (the ESP).
-      `grub-mkimage -O x86_64-efi -d "$grubdir" -p ${q(dir)} -o /tmp/BOOTX64.EFI ${[...GRUB_MODULES, 'efi_gop', ...options.modules].join(' ')} || die 'grub-mkimage failed'`,
+      `grub-mkimage -O x86_64-efi -d "$grubdir" -p ${q(dir)} -o /tmp/BOOTX64.EFI ${[...GRUB_MODULES, 'efi_gop', ...(options.syslinux_config ? ['syslinuxcfg'] : []), ...options.modules].join(' ')} || die 'grub-mkimage failed'`,
       `put /tmp/BOOTX64.EFI ${q(`${dir}/BOOTX64.EFI`)} 0644 0:0`,
       `put ${q(`${ctx.run}/grub.cfg`)} ${q(`${dir}/grub.cfg`)} 0644 0:0`,
       `touch -d "@$SOURCE_DATE_EPOCH" "$(in_tree ${q(`${dir}/BOOTX64.EFI`)})" "$(in_tree ${q(`${dir}/grub.cfg`)})"`,

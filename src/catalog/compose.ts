@@ -50,6 +50,8 @@ export interface ComposeInput {
   diskSize?: string;
   /** Named in the header and in each stage's comment. */
   blueprintFile?: string;
+  /** `--ostree-parent`: the previous build's repository (a tarball or folder), absolute. */
+  ostreeParent?: string;
 }
 
 export function compose(i: ComposeInput): Composed {
@@ -113,6 +115,12 @@ export function compose(i: ComposeInput): Composed {
     const list = stageOf(fstab, image.fstab.pipeline, image.fstab.stage, image.fstab.part).getIn(['options', 'filesystems']);
     if (!isSeq(list)) throw new Error(`Internal error: ${image.fstab.part}: no filesystems list`);
     for (const f of custom.filesystems) list.items.push(fstab.createNode({ spec: `UUID=${f.uuid}`, path: f.mountpoint, type: 'ext4', options: 'defaults' }));
+  }
+
+  if (i.ostreeParent !== undefined) {
+    if (!image.ostree) throw new Error(`Internal error: ${image.definition} has no ostree commit stage`);
+    const doc = edit(image.ostree.part, 'ostree.yaml');
+    stageOf(doc, image.ostree.pipeline, image.ostree.stage, image.ostree.part).setIn(['inputs', 'parent'], doc.createNode({ file: escape(i.ostreeParent) }));
   }
 
   const files: Record<string, string> = {};

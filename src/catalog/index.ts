@@ -57,6 +57,8 @@ export interface CatalogImage {
   disk: { part: string; pipeline: string; partitions: string; root: string };
   /** The stage writing /etc/fstab, which gets their entries. */
   fstab: { part: string; pipeline: string; stage: string };
+  /** The ostree commit stage, which `--ostree-parent` gives a parent input (absent: no ostree types). */
+  ostree?: { part: string; pipeline: string; stage: string };
   types: CatalogType[];
 }
 
@@ -78,6 +80,7 @@ export function parseCatalog(text: string, dir: string): CatalogImage[] {
     const p = (e['packages'] ?? {}) as Record<string, unknown>;
     const dk = (e['disk'] ?? {}) as Record<string, unknown>;
     const fs = (e['fstab'] ?? {}) as Record<string, unknown>;
+    const os = e['ostree'] as Record<string, unknown> | undefined;
     return {
       distro: str(e['distro'], 'distro'),
       arch: str(e['arch'], 'arch'),
@@ -85,6 +88,7 @@ export function parseCatalog(text: string, dir: string): CatalogImage[] {
       packages: { part: join(dir, str(p['part'], 'packages.part')), pipeline: str(p['pipeline'], 'packages.pipeline'), stage: str(p['stage'], 'packages.stage'), format: str(p['format'], 'packages.format'), ...(p['kernel'] !== undefined ? { kernel: str(p['kernel'], 'packages.kernel') } : {}) },
       disk: { part: join(dir, str(dk['part'], 'disk.part')), pipeline: str(dk['pipeline'], 'disk.pipeline'), partitions: str(dk['partitions'], 'disk.partitions'), root: str(dk['root'], 'disk.root') },
       fstab: { part: join(dir, str(fs['part'], 'fstab.part')), pipeline: str(fs['pipeline'], 'fstab.pipeline'), stage: str(fs['stage'], 'fstab.stage') },
+      ...(os ? { ostree: { part: join(dir, str(os['part'], 'ostree.part')), pipeline: str(os['pipeline'], 'ostree.pipeline'), stage: str(os['stage'], 'ostree.stage') } } : {}),
       types: Object.entries(types!).map(([name, t]) => ({
         name,
         filename: str(t.filename, `types.${name}.filename`),

@@ -22,6 +22,9 @@ export const TYPE_NOTES: Readonly<Record<string, string>> = {
   'raw.zst': 'downloads: the raw disk, zstd multi-threaded',
   oci: 'podman, docker, a registry: the OS tree without kernel, bootloader or disk, as an OCI archive (`imgmake push`)',
   iso: 'a live ISO: squashfs root, GRUB for UEFI and BIOS, boots without a disk',
+  'ostree-commit': 'an edge device\'s update: the tree prepared for ostree, committed to a ref in an archive repository (tarball; `--ostree-parent` for history) ([ostree.md](docs/ostree.md))',
+  'ostree-raw': 'an ostree device: the commit deployed on the GPT disk (`/usr` read-only, upgrade and rollback), raw',
+  'ostree-qcow2': 'the same ostree disk as qcow2 (`imgmake boot` boots it)',
 };
 
 /** The markdown table, one row per image type of each distro × arch, in index order. */

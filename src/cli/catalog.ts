@@ -15,7 +15,8 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { realpathSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { checkSupport, readBlueprint, sortDiagnostics } from '../blueprint/index.js';
 import { CATALOG_DIR, listRows, parseFilter, pickImage, readCatalog, type CatalogImage, type Filter } from '../catalog/index.js';
 import { compose, writeComposed } from '../catalog/compose.js';
@@ -35,6 +36,8 @@ export interface CatalogOptions {
   arch?: string;
   /** `--output-dir DIR`: where targets are exported (as --out). */
   outputDir?: string;
+  /** `--ostree-parent PATH`: the previous build's ostree repository (a tarball or folder) for an ostree type. */
+  ostreeParent?: string;
 }
 
 /**
@@ -42,7 +45,7 @@ export interface CatalogOptions {
  * for a catalog build. `types`: the TARGET arguments (a catalog build takes at most one).
  */
 export async function selectCatalog(types: string[], o: GlobalOptions, co: CatalogOptions): Promise<Result<GlobalOptions, Diagnostic[]>> {
-  const asked = co.blueprint !== undefined || co.distro !== undefined || co.arch !== undefined;
+  const asked = co.blueprint !== undefined || co.distro !== undefined || co.arch !== undefined || co.ostreeParent !== undefined;
   const withOut = (x: GlobalOptions): GlobalOptions => (co.outputDir !== undefined ? { ...x, out: co.outputDir } : x);
   if (asked && o.file !== undefined) {
     return fail([diagnostic('usage', '--blueprint, --distro and --arch build from the catalog, and -f names a project definition', undefined, 'give one or the other: a project builds its own definition')]);
@@ -73,13 +76,16 @@ export async function selectCatalog(types: string[], o: GlobalOptions, co: Catal
   const picked = pickImage(images, { type, distro, arch });
   if (!picked.ok) return fail([fromBlueprint ? { ...picked.error, loc: fromBlueprint } : picked.error]);
   const { image } = picked.value;
+  const parent = co.ostreeParent !== undefined ? ostreeParent(co.ostreeParent, image, type) : undefined;
+  if (parent && !parent.ok) return fail([parent.error]);
   const id = createHash('sha256').update(bpFile ?? '').digest('hex').slice(0, 12);
   const dir = join(cacheDirOf({ ...o, catalog: {} as CatalogBuild }, ''), 'catalog', `${image.distro}-${image.arch}-${bpFile ? id : 'plain'}`);
   const catalog: CatalogBuild = {
     definition: join(dir, 'imgmake.yaml'),
-    allow: [CATALOG_DIR],
+    // A parent outside the project is read through its folder, as --allow-path would.
+    allow: [CATALOG_DIR, ...(parent?.ok ? [dirname(parent.value)] : [])],
     ...(bpFile ? { blueprint: bpFile } : {}),
-    prepare: () => prepare(image, type, bpFile, dir, co),
+    prepare: () => prepare(image, type, bpFile, dir, { ...co, ...(parent?.ok ? { ostreeParent: parent.value } : {}) }),
   };
   return ok({ ...o, catalog, out: co.outputDir ?? o.out ?? resolve('out') });
 }
@@ -98,7 +104,7 @@ async function prepare(image: CatalogImage, type: string, bpFile: string | undef
     if (mapped.ok) custom = mapped.value;
   }
   const parts: Record<string, string> = {};
-  for (const part of [image.packages.part, image.disk.part, image.fstab.part]) parts[part] = await readFile(part, 'utf8');
+  for (const part of [image.packages.part, image.disk.part, image.fstab.part, ...(image.ostree ? [image.ostree.part] : [])]) parts[part] = await readFile(part, 'utf8');
   const size = image.types.find((t) => t.name === type)?.size;
   const composed = compose({
     image,
@@ -107,9 +113,33 @@ async function prepare(image: CatalogImage, type: string, bpFile: string | undef
     custom,
     ...(size ? { diskSize: size } : {}),
     ...(bpFile ? { blueprintFile: bpFile } : {}),
+    ...(co.ostreeParent !== undefined ? { ostreeParent: co.ostreeParent } : {}),
   });
   await writeComposed(dir, composed);
   return ok(undefined);
+}
+
+/**
+ * `--ostree-parent PATH` checked: a tarball or folder of this host (absolute, no symlink), for a
+ * type built from the ostree commit. An HTTP repository is refused: stages never reach the
+ * network, and a download needs a digest the user cannot know yet.
+ */
+function ostreeParent(given: string, image: CatalogImage, type: string): Result<string, Diagnostic> {
+  if (!image.ostree || !type.startsWith('ostree-')) {
+    return fail(diagnostic('usage', `--ostree-parent is for the ostree image types, not ${type}`, undefined, `build ${image.ostree ? 'ostree-commit' : 'an ostree type of another image'} with it, or leave it out`));
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(given)) {
+    return fail(diagnostic('usage', `--ostree-parent ${given}: a URL; imgmake reads the parent from this host`, undefined, `fetch it first (ostree pull, or curl the tarball), then give its path`));
+  }
+  let path: string;
+  try {
+    path = realpathSync(resolve(given));
+    const st = statSync(path);
+    if (!st.isFile() && !st.isDirectory()) throw new Error('not a file or folder');
+  } catch {
+    return fail(diagnostic('usage', `--ostree-parent ${given}: no such file or folder`, undefined, 'give the ostree-repo.tar (or the repository folder) an earlier build of ostree-commit wrote'));
+  }
+  return ok(path);
 }
 
 /** The blueprint's `distro = "…"` against a different `--distro`: an error at the blueprint's line. */

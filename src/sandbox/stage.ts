@@ -35,6 +35,7 @@ export async function stageSpec(o: StageSpecOptions): Promise<SandboxSpec> {
   const { stage, store, work: w } = o;
   const inputs: SandboxSpec['inputs'] = [];
   const ctxInputs: RuleContext['inputs'] = {};
+  const inputKeys: Record<string, string> = {};
   for (const input of stage.inputs) {
     let mount: TreeMount;
     let kind: 'tree' | 'file' | 'dir';
@@ -44,6 +45,7 @@ export async function stageSpec(o: StageSpecOptions): Promise<SandboxSpec> {
       await mkdir(mp, { recursive: true });
       mount = store.readMount(t, mp);
       kind = 'tree';
+      inputKeys[inputKeyEnv(input.name)] = t.key;
     } else if (input.kind === 'packages') {
       mount = { kind: 'dir', path: await linkArtifacts(join(w.scratch, 'inputs', input.name), input, o.artifacts) };
       kind = 'dir';
@@ -79,8 +81,17 @@ export async function stageSpec(o: StageSpecOptions): Promise<SandboxSpec> {
     inputs,
     runDir,
     argv: invocation.argv,
-    env: { SOURCE_DATE_EPOCH, TREE: SANDBOX_TREE, INPUTS: SANDBOX_INPUTS },
+    env: { SOURCE_DATE_EPOCH, TREE: SANDBOX_TREE, INPUTS: SANDBOX_INPUTS, ...inputKeys },
   };
+}
+
+/**
+ * The variable holding a pipeline input's cache key: `INPUT_KEY_tree`. A rule may record
+ * it (ostree.commit puts it in the commit's metadata); it adds nothing to the key, which already
+ * holds each input's key.
+ */
+export function inputKeyEnv(name: string): string {
+  return `INPUT_KEY_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
 }
 
 /**
