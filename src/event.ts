@@ -137,6 +137,11 @@ export type Event =
     }
   /** Exporting a target failed (a full disk, a path the target names is missing): the build fails. */
   | { type: 'export-failed'; target: string; message: string }
+  /**
+   * An exported target holds an ostree commit (its `ostree-commit.json`, rules/ostree.commit):
+   * the commit's checksum on `ref`, and its parent's (null: the first of its history).
+   */
+  | { type: 'ostree-commit'; target: string; ref: string; commit: string; parent: string | null }
   /** A node's tree came from the remote cache: `layers` blobs downloaded (`bytes`, compressed). */
   | { type: 'download'; node: NodeId; key: CacheKey; layers: number; bytes: number; ms: number }
   /** A node's tree went to the remote cache: `blobs` layer blobs sent (`bytes`), then its entry. */
@@ -260,6 +265,7 @@ export const EVENT_TYPES = Object.keys({
   export: 1,
   patch: 1,
   'export-failed': 1,
+  'ostree-commit': 1,
   download: 1,
   upload: 1,
   'remote-skipped': 1,

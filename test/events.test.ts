@@ -41,6 +41,7 @@ const EXAMPLES: { [T in Event['type']]: Extract<Event, { type: T }> } = {
   export: { type: 'export', target: 'qcow2', path: '/p/out/qcow2', ms: 20, mode: 'patched' },
   patch: { type: 'patch', target: 'qcow2', result: 'refused', reason: 'boot-files', message: 'the edit changes /boot/vmlinuz', written: 0, removed: 0, layers: 2, ms: 5 },
   'export-failed': { type: 'export-failed', target: 'qcow2', message: 'exporting qcow2 to /p/out/qcow2 failed: no space' },
+  'ostree-commit': { type: 'ostree-commit', target: 'ostree-commit', ref: 'debian/12/x86_64/edge', commit: 'c'.repeat(64), parent: null },
   download: { type: 'download', node, key, layers: 2, bytes: 10, ms: 3 },
   upload: { type: 'upload', node, key, blobs: 1, bytes: 10, ms: 3 },
   'remote-skipped': { type: 'remote-skipped', url: 'http://127.0.0.1:1/cache', agoS: 3, cause: 'connection refused', retryS: 60 },

@@ -51,6 +51,8 @@ test('ostree-commit: a reproducible commit of the prepared tree, then a child co
   const c1 = JSON.parse(readFileSync(join(out, 'ostree-commit.json'), 'utf8'));
   assert.equal(c1.ref, REF);
   assert.equal(c1.parent, null);
+  // The build says the commit in its events, as the exported file does.
+  assert.deepEqual(one.events.filter((e) => e.type === 'ostree-commit'), [{ type: 'ostree-commit', target: 'ostree-commit', ref: REF, commit: c1.commit, parent: null }]);
   copyFileSync(join(out, 'ostree-repo.tar'), join(scratch, 'commit1.tar'));
   const repo1 = unpack(join(out, 'ostree-repo.tar'), scratch, 'repo1');
   assert.match(readFileSync(join(repo1, 'config'), 'utf8'), /mode=archive/);
@@ -82,6 +84,7 @@ test('ostree-commit: a reproducible commit of the prepared tree, then a child co
   assert.ok(ran(two).includes('ostree-commit.commit'));
   const c2 = JSON.parse(readFileSync(join(out, 'ostree-commit.json'), 'utf8'));
   assert.equal(c2.parent, c1.commit);
+  assert.deepEqual(two.events.filter((e) => e.type === 'ostree-commit').map((e) => [e.commit, e.parent]), [[c2.commit, c1.commit]]);
   const repo2 = unpack(join(out, 'ostree-repo.tar'), scratch, 'repo2');
   const log = ostree(repo2, 'log', REF);
   assert.match(log, new RegExp(`^commit ${c2.commit}\\n[\\s\\S]*^commit ${c1.commit}\\n`, 'm'), log);

@@ -11,7 +11,8 @@ import type { PackageDatabase } from '../packages/input.js';
 import { sbomPath, writeSbom } from '../sbom/index.js';
 import { manifestDir, writeManifest, type LockWriter } from '../manifest/index.js';
 import { locksText } from '../packages/lockfile.js';
-import { rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { fail, ok, type Result } from '../result.js';
 import type { Context } from './context.js';
 
 /** `--with-sbom`, `--with-manifest`. */
@@ -70,5 +71,34 @@ export async function afterExport(ctx: Context, target: TargetDef, extras: Expor
     }
     logger.log({ type: 'info', message: `imgmake: ${target.name}: manifest in ${m.value}` });
   }
+  if (target.export.includes(OSTREE_COMMIT)) {
+    const c = await ostreeCommitOf(join(ctx.outDir, target.name, OSTREE_COMMIT));
+    if (!c.ok) {
+      logger.log({ type: 'export-failed', target: target.name, message: c.error });
+      return false;
+    }
+    logger.log({ type: 'ostree-commit', target: target.name, ...c.value });
+    // The manifest names the commit it makes: a rebuild from it can be checked against it.
+    if (extras.withManifest) await writeFile(join(manifestDir(ctx.outDir, target.name), OSTREE_COMMIT), `${JSON.stringify(c.value)}\n`);
+  }
   return true;
+}
+
+/** What the ostree.commit rule exports beside its repository: the commit it made. */
+const OSTREE_COMMIT = 'ostree-commit.json';
+
+type OstreeCommit = { ref: string; commit: string; parent: string | null };
+
+/** The commit of an exported `ostree-commit.json`, checked: a sha256 checksum, a ref, a parent or null. */
+export async function ostreeCommitOf(path: string): Promise<Result<OstreeCommit, string>> {
+  const bad = (why: string) => fail(`${path}: ${why}; it is written by the ostree.commit rule (rebuild the target)`);
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    return bad(`cannot be read as JSON (${(e as Error).message})`);
+  }
+  const hex = (x: unknown): x is string => typeof x === 'string' && /^[0-9a-f]{64}$/.test(x);
+  if (typeof j['ref'] !== 'string' || !j['ref'] || !hex(j['commit']) || !(j['parent'] === null || hex(j['parent']))) return bad('has no ref, commit checksum and parent (checksum or null)');
+  return ok({ ref: j['ref'], commit: j['commit'], parent: j['parent'] });
 }

@@ -94,6 +94,8 @@ export function describe(e: Event, verbose: boolean): string[] {
       return [`imgmake: ${e.message}`];
     case 'remote-skipped':
       return [`imgmake: the remote cache ${e.url} could not be used ${e.agoS} s ago (${e.cause}): not asked again before ${e.retryS} s`];
+    case 'ostree-commit':
+      return [`  ostree ${e.target}: commit ${e.commit} on ${e.ref}${e.parent ? `, parent ${e.parent}` : ' (no parent)'}`];
     case 'export':
       return [`  export ${e.target} → ${e.path}${e.mode === 'patched' ? ' (patched)' : ''}${e.ms ? ` (${seconds(e.ms)})` : ''}`];
     case 'patch':
