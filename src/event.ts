@@ -41,7 +41,7 @@ export type PatchRefusal =
 export type ProgressTask = 'fetch' | 'verify' | 'download' | 'upload' | 'export' | 'patch';
 
 /** What a build waits for: another build making the same stage, or a cache command holding gc.lock. */
-export type WaitFor = 'stage' | 'cache-gc' | 'cache-verify' | 'cache-prune' | 'clean';
+export type WaitFor = 'stage' | 'locking' | 'verifying' | 'cache-gc' | 'cache-verify' | 'cache-prune' | 'clean';
 
 export type Event =
   // ── a build ─────────────────────────────────────────────────────────────────────────────────

@@ -26,6 +26,7 @@ import type { Lease } from '../store/gc.js';
 import type { TreeRecord } from '../store/types.js';
 import { leaseGoals } from './lease.js';
 import { keyProject } from './project.js';
+import { exclusively } from './exclusive.js';
 import { runSpine, type BuildrootOf } from './run.js';
 import type { Engine, KeyedProject, Project, RunOptions } from './types.js';
 
@@ -44,8 +45,8 @@ export interface LockStepOptions extends RunOptions {
  */
 export async function lockPackages(e: Engine, p: Project, mode: LockMode, o: LockStepOptions): Promise<Result<Locked, Diagnostic[]>> {
   const roots = mode === 'resolve' || mode === 'update' ? buildroots(e, p, o) : undefined;
-  try {
-    return await attachLocks(p.def, p.rules, {
+  const attach = () =>
+    attachLocks(p.def, p.rules, {
       ...e.formats,
       mode,
       sandbox: e.sandbox,
@@ -54,6 +55,9 @@ export async function lockPackages(e: Engine, p: Project, mode: LockMode, o: Loc
       ...(roots ? { buildrootOf: roots.of } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     });
+  try {
+    // Resolving writes in CACHE/lock: one build at a time (reading imgmake.lock writes nothing).
+    return await (roots ? exclusively(e, 'locking', o, attach) : attach());
   } finally {
     await roots?.release();
     // A buildroot built here went to the remote like any build's trees: let the uploads finish.

@@ -16,6 +16,7 @@ import type { Result } from '../result.js';
 import { schedule, type ScheduleResult } from '../schedule.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import type { TreeRecord } from '../store/types.js';
+import { exclusively } from './exclusive.js';
 import type { Engine, KeyedProject, RunOptions, Selection } from './types.js';
 
 /** A package stage's buildroot, or none (the package layer's hook: format.ts, ResolveContext). */
@@ -70,7 +71,7 @@ export async function runSpine(e: Engine, p: KeyedProject, sel: Selection, o: Sp
  * sha256 → content path, or a message naming what failed and what to do.
  */
 export async function fetchPackages(e: Engine, p: KeyedProject, stages: StageDef[], o: SpineOptions): Promise<Result<Map<string, string>, string>> {
-  return fetchPackageInputs(stages, {
+  const fetch = () => fetchPackageInputs(stages, {
     formats: e.formats.formats,
     vars: p.def.vars,
     cacheDir: e.cacheDir,
@@ -80,4 +81,6 @@ export async function fetchPackages(e: Engine, p: KeyedProject, stages: StageDef
     ...(o.signal ? { signal: o.signal } : {}),
     logger: o.logger,
   });
+  // Verifying writes in CACHE/verify: one build at a time, and only when there is something to verify.
+  return stages.some((s) => s.inputs.some((i) => i.kind === 'packages')) ? exclusively(e, 'verifying', o, fetch) : fetch();
 }

@@ -41,6 +41,8 @@ export function progressText(e: Extract<Event, { type: 'progress' }>): string {
 }
 
 const WAITED_FOR: Record<Exclude<WaitFor, 'stage'>, string> = {
+  locking: 'another build locking packages',
+  verifying: 'another build verifying packages',
   'cache-gc': 'cache gc',
   'cache-verify': 'cache verify',
   'cache-prune': 'cache prune',
