@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sections } from '../../src/patch/debugfs.js';
 
 export interface Ext4Entry {
   mode: string;
@@ -30,16 +31,7 @@ function debugfs(dev: string, cmds: string[], dir: string): string[] {
   const f = join(dir, 'cmds');
   writeFileSync(f, cmds.join('\n') + '\n');
   const out = execFileSync('debugfs', ['-f', f, dev], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28 });
-  const sections: string[] = [];
-  let cur: string[] | undefined;
-  for (const line of out.split('\n')) {
-    if (line.startsWith('debugfs: ')) {
-      if (cur) sections.push(cur.join('\n'));
-      cur = [];
-    } else cur?.push(line);
-  }
-  if (cur) sections.push(cur.join('\n'));
-  return sections;
+  return sections(out);
 }
 
 const q = (p: string): string => `"${p.replaceAll('"', '""')}"`;
