@@ -32,6 +32,26 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
+// The heavy end-to-end tests keep their caches between runs of this machine (under /var/tmp,
+// or where their variables say), so a second run reuses the Debian and Fedora package stages.
+// Every change to a rule's code makes new keys, so those caches only grow: before the tests,
+// each is collected to a bound with the tool's own `cache gc` (least recently used first) when
+// the whole suite runs.
+const kept = [
+  [process.env['IMGMAKE_CATALOG_TEST_CACHE'] ?? '/var/tmp/imgmake-catalog-test', '12G'],
+  [process.env['IMGMAKE_OSTREE_TEST_CACHE'] ?? '/var/tmp/imgmake-ostree-test', '10G'],
+  [join(process.env['IMGMAKE_RPM_TEST_CACHE'] ?? '/var/tmp/imgmake-rpm-test', 'cache'), '6G'],
+];
+for (const [cache, size] of filters.length === 0 ? kept : []) {
+  if (!existsSync(join(cache, 'trees')) && !existsSync(join(cache, 'layers'))) continue;
+  const gc = spawnSync(process.execPath, [join(root, 'bin', 'imgmake.js'), 'cache', 'gc', '--max-size', size], {
+    env: { ...process.env, IMGMAKE_CACHE: cache },
+    encoding: 'utf8',
+  });
+  const last = `${gc.stdout}${gc.stderr}`.trim().split('\n').pop();
+  console.log(`test/run.js: ${cache} kept within ${size}: ${last}`);
+}
+
 const r = spawnSync(process.execPath, [
   '--test',
   '--test-concurrency=2',
