@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { assertFails, assertOk, perms, schemaErrors, tempDir, withRule } from '../../test/helpers/rule-harness.js';
 import { SOURCE_DATE_EPOCH } from '../../src/key.js';
 import { makeDisk, sha256File, T } from '../../test/helpers/disk-fixtures.js';
+import { SET_CID } from './index.js';
 
 function info(path: string): Record<string, any> {
   return JSON.parse(execFileSync('qemu-img', ['info', '--output=json', path], { encoding: 'utf8' })) as Record<string, any>;
@@ -100,4 +101,26 @@ test('a missing raw image fails with what to do; bad options are refused by the 
   }
   assert.notDeepEqual(await schemaErrors('disk.vmdk', { filename: 'out/disk.vmdk' }), []);
   assert.notDeepEqual(await schemaErrors('disk.vmdk', { adapter_type: 'scsi' }), []);
+});
+
+test('the CID is set in a rewritten descriptor, whatever length qemu-img wrote (it drops leading zeros): 3 digits become 8', T, () => {
+  const t = tempDir('imgmake-vmdk-cid-');
+  try {
+    makeData(join(t.dir, 'disk.raw'));
+    const vmdk = join(t.dir, 'disk.vmdk');
+    execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=streamOptimized', join(t.dir, 'disk.raw'), vmdk]);
+    const run = (cid: string) => execFileSync('bash', ['-c', `set -e; die() { echo "$*" >&2; exit 1; }\n${SET_CID}\ncid_of "$1" "$2"`, 'cid', vmdk, cid], { encoding: 'utf8' });
+    run('abc'); // what qemu-img writes for a random CID of 0x00000abc
+    assert.match(readFileSync(vmdk).subarray(512, 2048).toString('latin1'), /\nCID=abc\nparentCID=/);
+    assert.equal(info(vmdk)['format-specific'].data.cid, 0xabc);
+    run('0123abcd');
+    const desc = readFileSync(vmdk).subarray(512, 512 * 21).toString('latin1');
+    assert.match(desc, /\nCID=0123abcd\nparentCID=/);
+    assert.match(desc, /\n\0+$/, 'zeros after the text, to the end of its sectors');
+    assert.equal(info(vmdk)['format-specific'].data.cid, 0x0123abcd);
+    const cmp = spawnSync('qemu-img', ['compare', '-f', 'raw', '-F', 'vmdk', join(t.dir, 'disk.raw'), vmdk], { encoding: 'utf8' });
+    assert.equal(cmp.status, 0, cmp.stdout + cmp.stderr);
+  } finally {
+    t.cleanup();
+  }
 });
