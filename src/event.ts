@@ -123,6 +123,7 @@ export type Event =
    * `--patch`: what became of a target's patch. `patched`: out/TARGET's image was updated
    * (`written` entries written, `removed` removed, from `layers` differing layers); `current`:
    * it already held this OS tree; `refused`: the target is built in full, `reason` says why.
+   * `standby` (patched): written into the standby image rather than a copy of out/'s.
    */
   | {
       type: 'patch';
@@ -133,6 +134,7 @@ export type Event =
       written?: number;
       removed?: number;
       layers?: number;
+      standby?: boolean;
       ms: number;
     }
   /** Exporting a target failed (a full disk, a path the target names is missing): the build fails. */

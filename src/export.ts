@@ -182,14 +182,20 @@ function lastLine(text: string): string {
  * same target at the same moment can put its own output in between: then try again (the last
  * one wins, each output complete).
  */
-export async function swapIn(tmp: string, dest: string): Promise<void> {
+export async function swapIn(tmp: string, dest: string, keep?: (old: string) => Promise<void>): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     const old = join(dirname(dest), ownedName(`.${basename(dest)}.old-`));
-    await rename(dest, old).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ENOENT') throw e;
-    });
+    const had = await rename(dest, old).then(
+      () => true,
+      (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+        return false;
+      },
+    );
     try {
       await rename(tmp, dest);
+      // What the caller takes out of the folder replaced before it goes (a patch's standby).
+      if (had && keep) await keep(old).catch(() => undefined);
       await rm(old, { recursive: true, force: true });
       return;
     } catch (e) {

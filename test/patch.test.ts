@@ -17,7 +17,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, openSync, readSync, statSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync, utimesSync, writeSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -200,6 +200,57 @@ test('the patched image boots and shows the edited file on the console', { timeo
   while (!console.includes('PATCH-BOOT-END') && Date.now() - started < 300_000 && child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
   t.diagnostic(`boot: ${Date.now() - started} ms`);
   assert.match(console, /PATCH-BOOT-BEGIN\s+PATCHED-MESSAGE\s+PATCH-BOOT-END/, console);
+});
+
+/** Asserts that each image's root filesystem is a full build's of the same definition (into `into`). */
+async function sameAsFull(p: { file: string; dir: string }, images: [string, string][], into: string): Promise<void> {
+  await build(p, ['raw'], ['--out', into]);
+  const fullRaw = join(into, 'raw', 'disk.raw');
+  const root = partitionOffset(fullRaw, 'root');
+  const want = walkExt4(fullRaw, root);
+  for (const [name, image] of images) {
+    const got = walkExt4(image, root);
+    assert.deepEqual([...got.keys()], [...want.keys()], `${name}: the same paths`);
+    for (const [path, e] of want) assert.deepEqual(got.get(path), e, `${name}: ${path}`);
+  }
+}
+
+test('the standby image: later patches write into it, never a copy; a chain of patches (an edit, its undoing, again) stays a full build\'s filesystem', T, async (t) => {
+  const p = await project();
+  t.after(p.cleanup);
+  const out = join(p.dir, 'out');
+  const standby = (target: string) => join(out, '.imgmake', `${target}.standby`, 'disk.raw');
+  const step = async (message: string, extra: string, standbyUsed: boolean[]) => {
+    await p.write({ message, extra });
+    const r = await build(p, ['raw', 'qcow2'], ['--patch']);
+    assert.deepEqual(r.patch.map((e) => [e['target'], e['result'], e['standby']]), [['raw', 'patched', standbyUsed[0]], ['qcow2', 'patched', standbyUsed[1]]], JSON.stringify(r.patch));
+    t.diagnostic(`${message}: patch ${JSON.stringify(r.patch.map((e) => e['ms']))} ms, timing ${JSON.stringify(r.timing)}`);
+    const qcowRaw = join(p.dir, `${message}.raw`);
+    qcowToRaw(join(out, 'qcow2', 'disk.qcow2'), qcowRaw);
+    await sameAsFull(p, [['raw', join(out, 'raw', 'disk.raw')], ['qcow2', qcowRaw], ['qcow2 standby', standby('qcow2')]], join(p.dir, `full-${message}`));
+    // Each patched image's record gets its digest before the build ends (record.ts).
+    for (const target of ['raw', 'qcow2']) assert.match(JSON.parse(readFileSync(join(out, '.imgmake', `${target}.patch.json`), 'utf8')).digest, /^[0-9a-f]{64}$/);
+  };
+  await p.write({ message: 'first' });
+  await build(p, ['raw', 'qcow2'], ['--patch']);
+  // The first patch copies out/'s images; the raw image it replaces becomes the raw standby,
+  // the qcow2's raw scratch the qcow2 standby.
+  await step('second', EDIT, [false, false]);
+  // The raw standby holds 'first', the new tree is 'third' (the edit undone); the qcow2 standby
+  // holds 'second': each patch writes the diff from the standby's own tree.
+  await step('third', '', [true, true]);
+  await step('fourth', EDIT, [true, true]);
+  // A process holding the standby open (a VM started on the image before the last swap) keeps
+  // it from being written: the patch copies out/'s image instead, and is still right.
+  const held = openSync(standby('raw'), 'r');
+  try {
+    await step('fifth', '', [false, true]);
+  } finally {
+    closeSync(held);
+  }
+  // Touched behind imgmake's back: the standby is not trusted (ctime), the patch copies.
+  utimesSync(standby('qcow2'), new Date(), new Date());
+  await step('sixth', EDIT, [true, false]);
 });
 
 test('watch --patch: a save of the OS tree patches the previous image; the rebuild says so', T, async (t) => {

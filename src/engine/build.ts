@@ -8,7 +8,7 @@
 import type { TargetDef } from '../definition.js';
 import { exportTarget } from '../export.js';
 import type { NodeId } from '../ids.js';
-import { applyPatch, diskShape, dropRecord, preparePatch, writeRecord, type Prepared } from '../patch/index.js';
+import { applyPatch, completeRecord, diskShape, dropRecord, preparePatch, writeRecord, type Prepared } from '../patch/index.js';
 import type { Plan } from '../plan.js';
 import { collect, type Report } from '../store/gc.js';
 import { leaseGoals } from './lease.js';
@@ -134,6 +134,7 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
     return extras;
   };
   const fallback: string[] = [];
+  const digesting: string[] = [];
   if (good && !until) {
     for (const name of req.targets) {
       const ready = patching.get(name);
@@ -156,10 +157,12 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
         continue;
       }
       const a = applied.value;
-      logger.log({ type: 'patch', target: name, result: a.current ? 'current' : 'patched', written: a.written, removed: a.removed, layers: a.layers, ms });
+      logger.log({ type: 'patch', target: name, result: a.current ? 'current' : 'patched', written: a.written, removed: a.removed, layers: a.layers, ms, ...(a.current ? {} : { standby: a.standby === true }) });
       logger.log({ type: 'export', target: name, path: a.path, ms, mode: a.current ? ready.record.mode : 'patched' });
       if (!a.current) {
-        await writeRecord(req.outDir, { target: name, file: ready.shape.file, os: ready.shape.osKey, shape: ready.shape.shapeKey, mode: 'patched' });
+        // The image's digest is taken after the build's other work (record.ts): off the edit's path.
+        await writeRecord(req.outDir, { target: name, file: ready.shape.file, os: ready.shape.osKey, shape: ready.shape.shapeKey, mode: 'patched' }, { digest: false });
+        digesting.push(name);
         o.clock?.lap('record');
       }
       const extras = req.afterExport ? await req.afterExport(t, { path: a.path, fresh: !a.current }) : true;
@@ -189,8 +192,8 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
     }
   }
   await e.remote?.drain();
-  // The layer digests commits left running (store/local.ts): part of the build's time.
-  await e.store.flush();
+  // The layer digests commits left running (store/local.ts) and patched images' digests: part of the build's time.
+  await Promise.all([e.store.flush(), ...digesting.map((name) => completeRecord(req.outDir, name))]);
   o.clock?.lap('flush');
   return summary({ ok: good, ...counts });
 }

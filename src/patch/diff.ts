@@ -8,7 +8,10 @@
  * Every path any differing layer holds (a file, a directory copied up, a whiteout) is
  * *touched*: its state in the new tree must be written over the old. A directory marked opaque
  * in a differing layer (removed and made again by a stage) is *replaced*: everything under it
- * is rewritten. What the new tree holds at those paths is read through its merged view (the
+ * is rewritten. So is a directory of the new tree where a differing layer holds anything but a
+ * directory (a whiteout, a file, a link): that layer's side deleted or replaced the directory,
+ * so the other side's whole subtree differs, though no differing layer names what is under it
+ * (an edit undone: the old tree's layer deleted `/opt/x`, the new tree's lower layer has it). What the new tree holds at those paths is read through its merged view (the
  * sandbox's overlay), never from the layers: overlay's own rules decide it.
  *
  * It does not read the merged tree or the image; index.ts does.
@@ -24,6 +27,12 @@ export interface TreeDiff {
   paths: string[];
   /** Directories replaced whole (opaque in a differing layer), relative. */
   opaque: string[];
+  /**
+   * Paths some differing layer holds as something other than a directory (whiteouts, files,
+   * links): where the new tree has a directory, it is replaced whole too (index.ts decides,
+   * reading the new tree).
+   */
+  replaced: string[];
   /**
    * Paths every differing layer that holds them holds as a directory: copied up because
    * something under them changed, or made new; their contents are the other paths.
@@ -54,7 +63,7 @@ export async function layerDiff(keys: readonly CacheKey[], layerPath: (k: CacheK
   }
   const opaque = dirs.length ? await opaqueDirs(dirs) : [];
   const sorted = [...paths].sort();
-  return ok({ paths: sorted, opaque: [...new Set(opaque)].sort(), dirs: sorted.filter((p) => !notDir.has(p)), layers: keys.length });
+  return ok({ paths: sorted, opaque: [...new Set(opaque)].sort(), replaced: sorted.filter((p) => notDir.has(p)), dirs: sorted.filter((p) => !notDir.has(p)), layers: keys.length });
 }
 
 function walk(root: string, rel: string, into: Set<string>, notDir: Set<string>): string | undefined {

@@ -22,7 +22,7 @@
  * The partition table, the ESP and everything outside the ext4 partition are the previous
  * image's bytes.
  */
-import { chmod, mkdir, open, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { lstatSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -40,9 +40,11 @@ import { debugfsErrors, parseEaList, parseLs, patchCommands, sections, typeOfMod
 import { differingLayers, layerDiff } from './diff.js';
 import { dropRecord, readRecord, type PatchRecord } from './record.js';
 import { BOOT_LINKS, diskShape, type DiskShape, type Refusal } from './shape.js';
+import { dropStandby, keepStandby, takeStandby } from './standby.js';
 
 export { diskShape, type DiskShape, type PatchRefusal, type Refusal } from './shape.js';
-export { writeRecord, dropRecord } from './record.js';
+export { writeRecord, dropRecord, completeRecord } from './record.js';
+export { dropStandby } from './standby.js';
 
 export interface Prepared {
   shape: DiskShape;
@@ -72,6 +74,8 @@ export interface Applied {
   layers: number;
   /** The image already held this OS tree: nothing was done. */
   current: boolean;
+  /** Written into the standby image (standby.ts) rather than a copy of out/'s. */
+  standby?: boolean;
 }
 
 export interface ApplyOptions {
@@ -100,37 +104,63 @@ export async function applyPatch(o: ApplyOptions): Promise<Result<Applied, Refus
   const { shape, record, oldTree } = o.prepared;
   const dest = join(o.outDir, shape.target);
   if (record.os === o.newTree.key) return ok({ path: dest, written: 0, removed: 0, layers: 0, current: true });
-  const layers = differingLayers(oldTree.layers, o.newTree.layers);
-  const diff = await layerDiff(layers, (k) => o.store.layerPath(k));
+  // The image to write into: the standby (standby.ts) when its tree is still in the store and
+  // its diff to the new tree leaves the boot files alone; else a copy of out/'s image.
+  const standby = await takeStandby(o.outDir, shape.target, shape.shapeKey);
+  let base: { tree: TreeRecord; raw?: string } = { tree: oldTree };
+  let diff: Awaited<ReturnType<typeof layerDiff>> | undefined;
+  if (standby) {
+    const tree = await o.store.get(standby.os);
+    const d = tree ? await layerDiff(differingLayers(tree.layers, o.newTree.layers), (k) => o.store.layerPath(k)) : undefined;
+    if (tree && d?.ok && !bootConflict(d.value.paths, d.value.opaque, shape.bootPaths, d.value.dirs)) {
+      base = { tree, raw: standby.path };
+      diff = d;
+    } else await dropStandby(o.outDir, shape.target);
+  }
+  const layers = differingLayers(base.tree.layers, o.newTree.layers);
+  diff ??= await layerDiff(layers, (k) => o.store.layerPath(k));
   if (!diff.ok) return fail({ reason: 'unsupported', message: diff.error });
   const boot = bootConflict(diff.value.paths, diff.value.opaque, shape.bootPaths, diff.value.dirs);
   if (boot) return fail({ reason: 'boot-files', message: `the edit changes ${boot}, which the disk's boot stages read (GRUB, the kernel): the disk is made again` });
   const scratch = await o.store.scratch();
   let tmp: string | undefined;
   try {
-    const read = await readNewTree(o, scratch.dir, diff.value.paths, diff.value.opaque);
+    let read = await readNewTree(o, join(scratch.dir, 'read'), diff.value.paths, diff.value.opaque, diff.value.replaced);
     if (!read.ok) return read;
+    if (read.value.partial.size) {
+      // A name of a multiply-linked file the edit touched whose other names it did not (an edit
+      // undone: the lower layer's hardlink group is whole again): read the group's every name.
+      const names = await linkNames(o, join(scratch.dir, 'links'), read.value.partial);
+      if (!names.ok) return names;
+      read = await readNewTree(o, join(scratch.dir, 'read2'), [...new Set([...diff.value.paths, ...names.value])].sort(), diff.value.opaque, diff.value.replaced);
+      if (!read.ok) return read;
+    }
     const { next, present } = read.value;
+    const opaque = new Set([...diff.value.opaque, ...read.value.expanded]);
     const paths = [...new Set([...diff.value.paths, ...present])].sort();
     tmp = await privateDir(join(o.outDir, ownedName(`.${shape.target}.new-`)));
     const into = join(tmp, 'out');
     await mkdir(into);
     const old = join(dest, shape.file);
-    const raw = shape.kind === 'raw' ? join(into, shape.file) : join(tmp, 'disk.raw');
-    const copied =
-      shape.kind === 'raw'
-        ? await execa('cp', ['--reflink=auto', '--sparse=always', '--', old, raw], { reject: false, all: true })
-        : await execa('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', old, raw], { reject: false, all: true });
-    if (copied.exitCode !== 0) return fail({ reason: 'patch-failed', message: `copying ${old} failed: ${copied.all}` });
+    const final = join(into, shape.file);
+    let raw = base.raw;
+    if (raw === undefined) {
+      raw = shape.kind === 'raw' ? final : join(tmp, 'disk.raw');
+      const copied =
+        shape.kind === 'raw'
+          ? await execa('cp', ['--reflink=auto', '--sparse=always', '--', old, raw], { reject: false, all: true })
+          : await execa('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', old, raw], { reject: false, all: true });
+      if (copied.exitCode !== 0) return fail({ reason: 'patch-failed', message: `copying ${old} failed: ${copied.all}` });
+    }
     const offset = await partitionOffset(raw, shape.partition);
     if (!offset.ok) return fail({ reason: 'patch-failed', message: offset.error });
     const dev = `${raw}?offset=${offset.value}`;
-    const image = await probeImage(dev, scratch.dir, paths, next, new Set(diff.value.opaque));
+    const image = await probeImage(dev, scratch.dir, paths, next, opaque);
     const values = join(scratch.dir, 'values');
     await mkdir(values);
     let plan;
     try {
-      plan = patchCommands({ paths, opaque: new Set(diff.value.opaque), next, image: image.entries, imageXattrs: image.xattrs, sde: SDE, mtime: shape.mtime, valueFile: (i) => join(values, String(i)) });
+      plan = patchCommands({ paths, opaque, next, image: image.entries, imageXattrs: image.xattrs, sde: SDE, mtime: shape.mtime, valueFile: (i) => join(values, String(i)) });
     } catch (e) {
       return fail({ reason: 'unsupported', message: (e as Error).message });
     }
@@ -146,26 +176,28 @@ export async function applyPatch(o: ApplyOptions): Promise<Result<Applied, Refus
     const cmdFile = join(scratch.dir, 'patch.cmds');
     await writeFile(cmdFile, plan.commands.join('\n') + '\n');
     const env = { ...process.env, E2FSPROGS_FAKE_TIME: SOURCE_DATE_EPOCH, TZ: 'UTC', LC_ALL: 'C' };
-    const w = await execa('debugfs', ['-w', '-f', cmdFile, dev], { reject: false, all: true, env });
-    const errors = debugfsErrors(w.all ?? '');
+    const w = await debugfs(['-w', '-f', cmdFile, dev], env);
+    const errors = debugfsErrors(w.output);
     if (w.exitCode !== 0 || errors.length) return fail({ reason: 'patch-failed', message: `debugfs failed: ${errors.slice(0, 5).join('; ') || `exit ${w.exitCode}`}` });
     const fsck = await execa('e2fsck', ['-fn', dev], { reject: false, all: true, env });
     if (fsck.exitCode !== 0) return fail({ reason: 'patch-failed', message: `e2fsck -fn finds the patched filesystem unclean: ${(fsck.all ?? '').split('\n').slice(-8).join(' | ')}` });
-    const final = join(into, shape.file);
     if (shape.kind === 'qcow2') {
       const opts = [...QCOW2_OPTIONS, ...(shape.compression && shape.compression !== 'none' ? [`compression_type=${shape.compression}`] : [])].join(',');
       const c = await execa('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', '-o', opts, ...(shape.compression && shape.compression !== 'none' ? ['-c'] : []), raw, final], { reject: false, all: true });
-      await rm(raw, { force: true });
       if (c.exitCode !== 0) return fail({ reason: 'patch-failed', message: `qemu-img convert failed: ${c.all}` });
-    }
+      // The raw image now holds the new tree: the next patch starts from it.
+      await keepStandby(o.outDir, shape.target, raw, o.newTree.key, shape.shapeKey);
+    } else if (raw !== final) await rename(raw, final);
     await chmod(final, 0o644);
     await utimes(final, SDE, SDE);
     await chmod(into, OWNER_ONLY);
     // out/TARGET is now a patched image: the export's stamp no longer describes it.
     await rm(join(o.outDir, '.imgmake', `${shape.target}.json`), { force: true });
     await dropRecord(o.outDir, shape.target);
-    await swapIn(into, dest);
-    return ok({ path: dest, written: plan.written, removed: plan.removed, layers: layers.length, current: false });
+    // A raw target's previous image holds the recorded tree: it becomes the standby.
+    const keep = shape.kind === 'raw' ? (gone: string) => keepStandby(o.outDir, shape.target, join(gone, shape.file), record.os, shape.shapeKey) : undefined;
+    await swapIn(into, dest, keep);
+    return ok({ path: dest, written: plan.written, removed: plan.removed, layers: layers.length, current: false, standby: base.raw !== undefined });
   } finally {
     if (tmp) await rm(tmp, { recursive: true, force: true });
     await scratch.release();
@@ -194,16 +226,24 @@ export function bootConflict(paths: readonly string[], opaque: readonly string[]
 }
 
 /**
- * The new tree's entries at `paths` (and everything under `opaque` directories), read through
- * its merged view in the sandbox: a path is present when it resolves to itself (no symlink on
- * the way) and exists; what is present is packed with tar (owners, modes, xattrs, ACLs,
- * hardlinks, devices; no recursion) and unpacked into the scratch.
+ * The new tree's entries at `paths` (and everything under the `opaque` directories and the
+ * `replaced` paths that are directories in the new tree), read through its merged view in the
+ * sandbox: a path is present when it resolves to itself (no symlink on the way) and exists;
+ * what is present is packed with tar (owners, modes, xattrs, ACLs, hardlinks, devices; no
+ * recursion) and unpacked into the scratch. `expanded`: the directories whose subtree was read.
  */
-async function readNewTree(o: ApplyOptions, scratch: string, paths: readonly string[], opaque: readonly string[]): Promise<Result<{ next: Map<string, NewEntry>; present: string[] }, Refusal>> {
+async function readNewTree(
+  o: ApplyOptions,
+  scratch: string,
+  paths: readonly string[],
+  opaque: readonly string[],
+  replaced: readonly string[],
+): Promise<Result<{ next: Map<string, NewEntry>; present: string[]; expanded: string[]; partial: Set<string> }, Refusal>> {
+  await mkdir(scratch);
   const x = join(scratch, 'x');
   await mkdir(x);
   await writeFile(join(x, 'touched'), paths.map((p) => p + '\n').join(''));
-  await writeFile(join(x, 'opaque'), opaque.map((p) => p + '\n').join(''));
+  await writeFile(join(x, 'opaque'), [...opaque, ...replaced].map((p) => p + '\n').join(''));
   const logFile = join(scratch, 'log');
   await writeFile(logFile, '');
   const r = await o.sandbox.run(
@@ -219,12 +259,23 @@ async function readNewTree(o: ApplyOptions, scratch: string, paths: readonly str
   );
   if (r.exitCode !== 0) return fail({ reason: 'patch-failed', message: `reading the new OS tree failed: ${(await readFile(logFile, 'utf8')).trim() || `exit ${r.exitCode}`}` });
   const present = (await readFile(join(x, 'present'), 'utf8')).split('\0').filter(Boolean);
+  const expanded = (await readFile(join(x, 'expanded'), 'utf8')).split('\n').filter(Boolean);
   const bad = present.find((p) => p.includes('\n'));
   if (bad !== undefined) return fail({ reason: 'unsupported', message: `a file name holds a newline, which debugfs cannot name: ${JSON.stringify(bad)}` });
   const root = join(scratch, 'new');
   await mkdir(root);
   const un = await execa('tar', ['-x', '-f', join(x, 'diff.tar'), '-C', root, '--xattrs', "--xattrs-include=*", '--acls', '--numeric-owner', '--same-owner', '--same-permissions'], { reject: false, all: true });
   if (un.exitCode !== 0) return fail({ reason: 'patch-failed', message: `unpacking the new tree's files failed: ${un.all}` });
+  // The tree's link counts of the files read (stat in the sandbox): "nlink inode mode-hex name".
+  const groups = new Map<string, { nlink: number; names: number }>();
+  for (const line of (await readFile(join(x, 'nlinks'), 'utf8')).split('\n')) {
+    const m = /^(\d+) (\d+) ([0-9a-f]+) /.exec(line);
+    if (!m || Number(m[1]) < 2 || (parseInt(m[3]!, 16) & 0o170000) !== 0o100000) continue;
+    const g = groups.get(m[2]!) ?? { nlink: Number(m[1]), names: 0 };
+    g.names++;
+    groups.set(m[2]!, g);
+  }
+  const partial = new Set([...groups].filter(([, g]) => g.names < g.nlink).map(([ino]) => ino));
   const xattrs = await readXattrs(root);
   const next = new Map<string, NewEntry>();
   for (const p of present) {
@@ -249,7 +300,7 @@ async function readNewTree(o: ApplyOptions, scratch: string, paths: readonly str
       xattrs: xattrs.get(host) ?? new Map(),
     });
   }
-  return ok({ next, present });
+  return ok({ next, present, expanded, partial });
 }
 
 const READ_SCRIPT = `${PRELUDE}
@@ -262,13 +313,54 @@ while IFS= read -r p; do
   [ -e "$r" ] || [ -L "$r" ] || continue
   printf '%s\\0' "$p" >> "$out/present"
 done < "$out/touched"
+: > "$out/expanded"
 while IFS= read -r d; do
+  [ -d "./$d" ] && [ ! -L "./$d" ] || continue
   r=$(in_tree "$d") || continue
-  [ "$r" = "./$d" ] && [ -d "$r" ] && [ ! -L "$r" ] || continue
+  [ "$r" = "./$d" ] || continue
+  printf '%s\\n' "$d" >> "$out/expanded"
   find "$d" -mindepth 1 -print0 >> "$out/present"
 done < "$out/opaque"
+xargs -0 -r stat -c '%h %i %f %n' -- < "$out/present" > "$out/nlinks"
 exec tar --create --file "$out/diff.tar" --no-recursion --null --verbatim-files-from -T "$out/present" --xattrs --xattrs-include='*' --acls --numeric-owner --sparse
 `;
+
+/**
+ * debugfs with its stderr on its stdout's pipe: its command echoes (stdout) and its errors
+ * (stderr) in the order it wrote them. Two pipes read side by side (execa's `all`) interleave
+ * as the reads happen to come, and a loaded machine then pins an error on the wrong command.
+ */
+async function debugfs(args: string[], env?: NodeJS.ProcessEnv): Promise<{ exitCode: number; output: string }> {
+  const r = await execa('/bin/sh', ['-c', 'exec debugfs "$@" 2>&1', 'debugfs', ...args], { reject: false, ...(env ? { env } : {}) });
+  return { exitCode: r.exitCode ?? 1, output: r.stdout };
+}
+
+/** Every name in the new tree of the regular files whose inode numbers are `inodes` (one walk, in the sandbox). */
+async function linkNames(o: ApplyOptions, scratch: string, inodes: ReadonlySet<string>): Promise<Result<string[], Refusal>> {
+  await mkdir(scratch);
+  const x = join(scratch, 'x');
+  await mkdir(x);
+  const logFile = join(scratch, 'log');
+  await writeFile(logFile, '');
+  const r = await o.sandbox.run(
+    {
+      buildroot: { kind: 'host' },
+      tree: { mount: o.store.readMount(o.newTree, join(scratch, 'mnt')), writable: false },
+      inputs: [],
+      binds: [{ src: x, dest: SANDBOX_OUT, writable: true }],
+      argv: ['/bin/sh', '-c', `cd ${SANDBOX_TREE} && exec find . -xdev -type f -links +1 -printf '%i %P\\0' > ${SANDBOX_OUT}/groups`],
+      env: {},
+    },
+    { logFile, ...(o.signal ? { signal: o.signal } : {}) },
+  );
+  if (r.exitCode !== 0) return fail({ reason: 'patch-failed', message: `listing the new OS tree's hardlinks failed: ${(await readFile(logFile, 'utf8')).trim() || `exit ${r.exitCode}`}` });
+  const names: string[] = [];
+  for (const rec of (await readFile(join(x, 'groups'), 'utf8')).split('\0')) {
+    const sp = rec.indexOf(' ');
+    if (sp > 0 && inodes.has(rec.slice(0, sp))) names.push(rec.slice(sp + 1));
+  }
+  return ok(names);
+}
 
 /** Every xattr under `root` (getfattr, hex values): host path → name → value. */
 async function readXattrs(root: string): Promise<Map<string, Map<string, Buffer>>> {
@@ -357,8 +449,7 @@ async function probeImage(
   const file = join(scratch, 'probe.cmds');
   const run = async (cmds: string[]): Promise<string[]> => {
     await writeFile(file, cmds.join('\n') + '\n');
-    const r = await execa('debugfs', ['-f', file, dev], { reject: false, all: true });
-    return sections(r.all ?? '');
+    return sections((await debugfs(['-f', file, dev])).output);
   };
   // One run does the most: the parents' listings and the xattrs of every directory the new
   // tree keeps (if the image has it as a directory too, they are what `ea_rm` removes); more

@@ -11,13 +11,21 @@ export function events(child: ChildProcess) {
   let stderr = '';
   let buffer = '';
   const waiters: (() => void)[] = [];
+  // An event that does not fit the schema fails the next wait (a throw here would be an
+  // uncaught exception, leaving the test waiting and the child running).
+  let invalid: Error | undefined;
   child.stdout!.on('data', (d) => {
     buffer += d;
     let nl: number;
     while ((nl = buffer.indexOf('\n')) >= 0) {
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + 1);
-      if (line.startsWith('{')) seen.push(checkedEvent(line));
+      if (!line.startsWith('{')) continue;
+      try {
+        seen.push(checkedEvent(line));
+      } catch (e) {
+        invalid ??= e as Error;
+      }
     }
     for (const w of waiters.splice(0)) w();
   });
@@ -31,6 +39,7 @@ export function events(child: ChildProcess) {
     async next(match: (e: Record<string, any>) => boolean, what: string, ms = 60_000): Promise<Record<string, any>[]> {
       const deadline = Date.now() + ms;
       for (;;) {
+        if (invalid) throw invalid;
         const i = seen.findIndex((e, k) => k >= from && match(e));
         if (i >= 0) {
           const batch = seen.slice(from, i + 1);
