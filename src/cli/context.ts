@@ -17,7 +17,7 @@ import { listOf } from '../load/suggest.js';
 import { remoteConfig } from '../remote/index.js';
 import { fail, ok, type Result } from '../result.js';
 import { absentStore } from './absent-store.js';
-import { userCacheDir } from '../catalog/index.js';
+import { userCacheDir } from '../catalog/user-cache.js';
 import type { PhaseClock } from '../timing.js';
 
 export { hostDefaults } from '../engine/defaults.js';
