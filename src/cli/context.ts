@@ -14,7 +14,7 @@ import { keyProject } from '../engine/project.js';
 import type { Engine, KeyedProject, Project } from '../engine/types.js';
 import type { Logger } from '../event.js';
 import { listOf } from '../load/suggest.js';
-import { remoteConfig } from '../remote/index.js';
+import { remoteConfig } from '../remote/config.js';
 import { fail, ok, type Result } from '../result.js';
 import { absentStore } from './absent-store.js';
 import { userCacheDir } from '../catalog/user-cache.js';

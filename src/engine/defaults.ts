@@ -13,7 +13,7 @@ import type { HostDefault } from '../load/vars.js';
 import { FORMATS, LOCK_TABLE } from '../packages/formats.js';
 import type { Formats } from '../packages/format.js';
 import { historyScope } from '../plan.js';
-import { openRemote, type RemoteConfig } from '../remote/index.js';
+import type { RemoteConfig } from '../remote/config.js';
 import { fail, ok, type Result } from '../result.js';
 import { loadRules } from '../rule.js';
 import { bwrapSandbox, type Sandbox } from '../sandbox/run.js';
@@ -76,6 +76,7 @@ export async function openEngine(o: OpenEngineOptions): Promise<Engine> {
     sandbox: o.sandbox ?? bwrapSandbox,
     formats: LOCK_TABLE,
     cacheDir: o.cacheDir,
-    ...(o.remote ? { remote: openRemote(o.remote, store) } : {}),
+    // The remote's modules (transports, blobs) are loaded only when there is one.
+    ...(o.remote ? { remote: (await import('../remote/index.js')).openRemote(o.remote, store) } : {}),
   };
 }
