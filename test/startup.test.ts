@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -33,6 +33,7 @@ const NOT_LOADED: [RegExp, string][] = [
   [/\/dist\/rules\/[^/_][^/]*\/index\.js$/, "a rule's implementation (imported when its stage runs)"],
   [/\/node_modules\/execa\//, 'execa (the first process started imports it)'],
   [/\/node_modules\/cacache\//, "cacache (the store's lookups read its index; writes require it)"],
+  [/\/node_modules\/ajv\//, "ajv (options validated by the cold build are in the cache's memo, load/validated.ts)"],
   [/\/node_modules\/chokidar\//, "chokidar (imgmake watch's)"],
   [/\/dist\/src\/patch\//, '--patch'],
   [/\/dist\/src\/remote\/(index|http|blob)\.js$/, 'the remote cache (none configured)'],
@@ -54,7 +55,7 @@ async function recorded(args: string[]): Promise<{ r: CliResult; loaded: string[
   }
 }
 
-test('a no-op build loads no rule implementation, no execa, no cacache, nothing of watch, --patch, the remote or the catalog', { timeout: 180_000 }, async (t) => {
+test('a no-op build loads no rule implementation, no execa, no cacache, no ajv, nothing of watch, --patch, the remote or the catalog', { timeout: 180_000 }, async (t) => {
   const p = await projectWith(DEF);
   t.after(p.cleanup);
   // The cold build runs both stages: it loads what the no-op must not (the check can see them).
@@ -76,4 +77,27 @@ test('a no-op build loads no rule implementation, no execa, no cacache, nothing 
   // Not a timing assertion, a generous bound on how much is loaded: 537 records before issue 18's
   // lazy loading, 261 after it (ES modules and require's cache, some counted in both).
   assert.ok(noop.loaded.length < 400, `${noop.loaded.length} modules loaded`);
+});
+
+test("the memo of validated options: the same keys with it or without it; options it never saw are validated", { timeout: 180_000 }, async (t) => {
+  const p = await projectWith(DEF);
+  t.after(p.cleanup);
+  const memo = join(p.dir, 'cache', 'options.json');
+  const cold = await imgmake(['--json', '-f', p.file, 'build', 'root']);
+  assert.equal(cold.code, 0, cold.stderr);
+  const entries = Object.values((JSON.parse(await readFile(memo, 'utf8')) as { entries: Record<string, Record<string, unknown>> }).entries);
+  // files.write's entry holds the default ajv filled in (mode 0644), not only what was written.
+  assert.ok(entries.some((e) => JSON.stringify(e).includes('"mode":"0644"')), JSON.stringify(entries));
+  const memoed = await imgmake(['--json', '-f', p.file, 'build', 'root', '--locked']);
+  assert.equal(memoed.code, 0, memoed.stderr);
+  assert.equal(summary(memoed)['ran'], 0, "the memo's options (defaults included) give the keys ajv's gave");
+  await rm(memo);
+  const without = await imgmake(['--json', '-f', p.file, 'build', 'root', '--locked']);
+  assert.equal(without.code, 0, without.stderr);
+  assert.equal(summary(without)['ran'], 0, 'and without the memo, ajv validating again, the same keys');
+  // A memo entry is data looked up by what was written: options it never saw go to ajv.
+  await writeFile(p.file, DEF.replace('content: "hello\\n"', 'content: 5'));
+  const bad = await imgmake(['--json', '-f', p.file, 'build', 'root', '--locked']);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /imgmake\.yaml:\d+:\d+/);
 });
