@@ -75,7 +75,7 @@ test('a no-op build loads no rule implementation, no execa, no cacache, no ajv, 
   const eager = NOT_LOADED.flatMap(([re, what]) => noop.loaded.filter((u) => re.test(u)).map((u) => `${u.slice(u.indexOf(repoRoot) + repoRoot.length + 1)}: ${what}`));
   assert.deepEqual(eager, [], 'modules a no-op build loaded that it does not use');
   // Not a timing assertion, a generous bound on how much is loaded: 537 records before issue 18's
-  // lazy loading, 261 after it (ES modules and require's cache, some counted in both).
+  // lazy loading, 194 after it (ES modules and require's cache, some counted in both).
   assert.ok(noop.loaded.length < 400, `${noop.loaded.length} modules loaded`);
 });
 

@@ -1,7 +1,7 @@
 /**
  * The options a build validated before, kept in its cache (CACHE/options.json), so that a build
  * whose definition did not change neither loads ajv nor compiles a schema (docs/bench.md,
- * "Start-up": that is a sixth of a no-op's whole process).
+ * "Start-up": about a sixth of a no-op's CPU time).
  *
  * Validating is a pure function: the same options against the same schema, by the same ajv,
  * always give the same answer and the same defaults. The memo maps the digest of
