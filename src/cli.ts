@@ -4,6 +4,11 @@
  *
  * Exit codes: the table in cli/exit.ts (0 ok, 1 a build failed, 2 bad definition or usage,
  * 130 interrupted). What `--help` says beyond the options is cli/help.ts.
+ *
+ * What only one command uses (watch and its file watcher, boot, shell, push, clean, `rules`'s
+ * text) is imported when that command runs, not here: every module this file imports is loaded
+ * by every command, and a no-op build's whole process has 0.3 s (docs/bench.md, "Start-up";
+ * test/startup.test.ts says which modules a no-op build must not load).
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
@@ -13,17 +18,15 @@ import { allowedLine, loadContext, loadDefinition, resolveTargets, selectNodes, 
 import { build as buildEngine } from './engine/build.js';
 import { collectedLine } from './cli/cache.js';
 import { afterExport } from './cli/extras.js';
-import { watchCommand, type WatchOptions } from './cli/watch.js';
+import type { WatchOptions } from './cli/watch.js';
 import { jobsOf, out, pickLogger, PROGRESS_MODES, reportDiagnostics } from './cli/output.js';
 import { jsonLine } from './logging/index.js';
 import { cacheExists, cacheGc, cacheInfo, cacheLs, cachePrune, cacheVerify, maxCacheSize } from './cli/cache.js';
-import { describeRule, listRules } from './cli/rules.js';
 import { RuleCodeError } from './rule-code.js';
-import { bootCommand, type BootCommandOptions } from './cli/boot.js';
-import { exportCommand, logCommand, shellCommand, type ShellOptions } from './cli/checkpoint.js';
+import type { BootCommandOptions } from './cli/boot.js';
+import type { CommandResult, ShellOptions } from './cli/checkpoint.js';
 import { LOCK_FILE } from './packages/index.js';
-import { cleanCommand, type CleanOptions } from './cli/clean.js';
-import { pushCommand } from './cli/push.js';
+import type { CleanOptions } from './cli/clean.js';
 import { completionScript, SHELLS, type Shell } from './cli/completion.js';
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './cli/exit.js';
 import { commandHelpFooter, rootHelpFooter } from './cli/help.js';
@@ -161,6 +164,7 @@ async function targetsCommand(o: GlobalOptions & { names?: boolean }): Promise<n
 
 async function rulesCommand(name: string | undefined, o: GlobalOptions): Promise<number> {
   const rules = await loadRules();
+  const { describeRule, listRules } = await import('./cli/rules.js');
   if (!name) {
     out(listRules(rules, o.json === true));
     return EXIT_OK;
@@ -184,6 +188,7 @@ async function bootTarget(given: string | undefined, bo: BootCommandOptions, o: 
   const onSignal = (): void => abort.abort();
   process.on('SIGTERM', onSignal);
   try {
+    const { bootCommand } = await import('./cli/boot.js');
     const r = await bootCommand(target, ctx.outDir, bo, (line) => process.stderr.write(`${line}\n`), abort.signal);
     if (!r.ok) return reportDiagnostics(r.error, o);
     return r.value === 0 ? EXIT_OK : EXIT_FAILED;
@@ -252,7 +257,7 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--distro <NAME>', 'the catalog\'s distribution (default: the blueprint\'s distro, else debian-12)')
     .option('--arch <ARCH>', 'the catalog\'s architecture (default: the blueprint\'s, else x86_64)')
     .option('--output-dir <DIR>', 'where targets are exported (as --out; a catalog build\'s default: ./out)')
-    .action((targets: string[], wo: WatchOptions & CatalogOptions) => run(fromCatalog(targets, wo, opts(), (o) => watchCommand(targets, wo, o))));
+    .action((targets: string[], wo: WatchOptions & CatalogOptions) => run(fromCatalog(targets, wo, opts(), async (o) => (await import('./cli/watch.js')).watchCommand(targets, wo, o))));
   p.command('lock')
     .description(`resolve every package stage's packages against the mirror into ${LOCK_FILE}`)
     .option('--update', 'resolve them all again (newer versions), not only the missing ones')
@@ -303,21 +308,21 @@ export function program(run: (code: Promise<number>) => void): Command {
     .argument('<NODE>')
     .argument('[CMD...]', 'a command to run instead of the shell (after --)')
     .option('--before', 'the tree before the stage (the one it starts from)')
-    .action((node: string, cmd: string[], so: ShellOptions) => run(shellCommand(node, cmd, { ...opts(), ...so }).then((r) => (r.ok ? r.value : reportDiagnostics(r.error, opts())))));
+    .action((node: string, cmd: string[], so: ShellOptions) => run(answer(import('./cli/checkpoint.js').then((m) => m.shellCommand(node, cmd, { ...opts(), ...so })), opts())));
   p.command('export')
     .description('copy the tree after a stage (NODE: PIPELINE.STAGE) to DIR, a new or empty directory')
     .argument('<NODE>')
     .argument('<DIR>')
-    .action((node: string, dir: string) => run(exportCommand(node, dir, opts()).then((r) => (r.ok ? r.value : reportDiagnostics(r.error, opts())))));
+    .action((node: string, dir: string) => run(answer(import('./cli/checkpoint.js').then((m) => m.exportCommand(node, dir, opts())), opts())));
   p.command('push')
     .description('send an OCI image archive (the oci image type\'s export) to a registry: REF is oci://HOST[:PORT]/REPOSITORY[:TAG]')
     .argument('<ARCHIVE>')
     .argument('<REF>')
-    .action((archive: string, ref: string) => run(pushCommand(archive, ref).then((r) => (r.ok ? r.value : reportDiagnostics(r.error, opts())))));
+    .action((archive: string, ref: string) => run(answer(import('./cli/push.js').then((m) => m.pushCommand(archive, ref)), opts())));
   p.command('log')
     .description("print the stored log of a stage's last run with its current definition (NODE: PIPELINE.STAGE)")
     .argument('<NODE>')
-    .action((node: string) => run(logCommand(node, opts()).then((r) => (r.ok ? r.value : reportDiagnostics(r.error, opts())))));
+    .action((node: string) => run(answer(import('./cli/checkpoint.js').then((m) => m.logCommand(node, opts())), opts())));
   const cache = p.command('cache').description('inspect, collect and verify the cache');
   cache.command('info').description('where the cache is, what it holds, its size').action(() => run(cacheInfo(opts())));
   cache
@@ -344,7 +349,7 @@ export function program(run: (code: Promise<number>) => void): Command {
     .description('remove out/ (the exported targets); with --all --yes the cache too')
     .option('--all', 'also remove the cache (needs --yes); what a running build uses stays')
     .option('--yes', 'confirm --all')
-    .action((co: CleanOptions) => run(cleanCommand({ ...opts(), ...co })));
+    .action((co: CleanOptions) => run(import('./cli/clean.js').then((m) => m.cleanCommand({ ...opts(), ...co }))));
   p.command('completion')
     .description('print a shell completion script: commands, options, target names')
     .argument('<SHELL>', SHELLS.join(', '))
@@ -373,7 +378,11 @@ async function completion(shell: string, p: Command, o: GlobalOptions): Promise<
   return EXIT_OK;
 }
 
-
+/** A command's exit code, its diagnostics reported (the commands of cli/checkpoint.ts and push). */
+async function answer(r: Promise<CommandResult>, o: GlobalOptions): Promise<number> {
+  const done = await r;
+  return done.ok ? done.value : reportDiagnostics(done.error, o);
+}
 
 /** Commands that read only the definition (or nothing): they work as any user. */
 const ANY_USER = new Set(['rules', 'targets', 'completion', 'list']);

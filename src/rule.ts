@@ -17,11 +17,12 @@
  *
  * This module finds, describes and digests rules; it does not run them (schedule.ts does).
  */
-import { readdir, readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import AjvModule, { type ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
 import type { Digest, RuleName } from './ids.js';
 import { fileHasher, ruleCode, type RuleCode, type RulesRoot } from './rule-code.js';
 
@@ -100,13 +101,14 @@ export const builtinRulesDir = join(packageRoot, 'rules');
 /** The rules that ship with imgmake and where `tsc` compiles them. */
 export const builtinRules: RulesRoot = { dir: builtinRulesDir, compiled: join(packageRoot, 'dist', 'rules') };
 
-const Ajv = AjvModule.default ?? AjvModule;
-
 /**
  * Schemas are not checked against JSON-Schema's meta-schema on each run (compiling that costs a
- * build ~90 ms); test/rules-schemas.test.ts checks every rule's schema instead.
+ * build ~90 ms); test/rules-schemas.test.ts checks every rule's schema instead. ajv is required
+ * here, on the first validator made, not imported with this module: `imgmake rules`, `targets`
+ * and whatever validates nothing need not load its sixty modules.
  */
 export function newAjv(o: { validateSchema?: boolean } = {}) {
+  const { Ajv } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
   return new Ajv({ allErrors: true, useDefaults: true, strict: false, validateSchema: o.validateSchema ?? false });
 }
 
@@ -115,11 +117,12 @@ const RULE_NAME = /^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+$/;
 /**
  * Loads every rule folder of the given roots; a later root may not redefine a name. A folder
  * given as a path is compiled into the package's `dist/` when it is inside the package.
- * A rule's code digest and its options validator are made on first use: a build reads and
- * compiles only the rules its definition names (every rule would cost a no-op build ~200 ms).
+ * A rule's schema (rule.json), code digest and options validator are read and made on first
+ * use: a build reads and compiles only the rules its definition names (every rule would cost a
+ * no-op build ~200 ms), and ajv is loaded by the first validator.
  */
 export async function loadRules(roots: (RulesRoot | string)[] = [builtinRules]): Promise<RuleRegistry> {
-  const ajv = newAjv();
+  let ajv: ReturnType<typeof newAjv> | undefined;
   const hash = fileHasher();
   const rules = new Map<RuleName, Rule>();
   for (const given of roots) {
@@ -131,15 +134,17 @@ export async function loadRules(roots: (RulesRoot | string)[] = [builtinRules]):
       if (!existsSync(schemaPath)) continue;
       const name = entry.name as RuleName;
       if (rules.has(name)) throw new Error(`rule ${name} is defined twice: ${rules.get(name)!.dir} and ${ruleDir}`);
-      const schema = JSON.parse(await readFile(schemaPath, 'utf8')) as RuleSchema;
       const implementation = implementationPath(root, ruleDir);
+      let schema: RuleSchema | undefined;
       let code: RuleCode | undefined;
       let validate: ValidateFunction | undefined;
       let loaded: RuleInvoke | undefined;
       rules.set(name, {
         name,
         dir: ruleDir,
-        schema,
+        get schema() {
+          return (schema ??= JSON.parse(readFileSync(schemaPath, 'utf8')) as RuleSchema);
+        },
         get code() {
           return (code ??= ruleCode({ name, dir: ruleDir, implementation, root, hash }));
         },
@@ -147,7 +152,7 @@ export async function loadRules(roots: (RulesRoot | string)[] = [builtinRules]):
           return this.code.digest;
         },
         get validate() {
-          return (validate ??= ajv.compile(schema.options));
+          return (validate ??= (ajv ??= newAjv()).compile(this.schema.options));
         },
         async invoke(options, ctx) {
           loaded ??= ((await import(pathToFileURL(implementation).href)) as { default: RuleInvoke }).default;

@@ -12,8 +12,7 @@
  * This module does not read blueprints or write definitions: compose.ts does.
  */
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { METADATA, OPTIONS, SECTIONS, SUPPORT, shortName } from '../blueprint/index.js';
@@ -182,12 +181,4 @@ export function pickImage(images: readonly CatalogImage[], p: Pick): Result<{ im
   return ok({ image, type });
 }
 
-/**
- * The cache of catalog builds when neither --cache nor IMGMAKE_CACHE names one: one per user,
- * so every blueprint built from any folder shares the package stages ($XDG_CACHE_HOME/imgmake,
- * else ~/.cache/imgmake; root's is /root/.cache/imgmake).
- */
-export function userCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const xdg = env['XDG_CACHE_HOME'];
-  return xdg && isAbsolute(xdg) ? join(xdg, 'imgmake') : join(homedir(), '.cache', 'imgmake');
-}
+export { userCacheDir } from './user-cache.js';

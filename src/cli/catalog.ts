@@ -12,22 +12,21 @@
  * A catalog build composes its definition (src/catalog/compose.ts) into
  * CACHE/catalog/DISTRO-ARCH-ID/ (ID: a digest of the blueprint's absolute path), where its
  * imgmake.lock lives too; the cache is the per-user one unless --cache or IMGMAKE_CACHE.
+ *
+ * The catalog, the blueprint readers and the package formats are imported when a catalog build
+ * or `list` needs them: a project's command (case 2) loads none of them (docs/bench.md, "Start-up").
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { checkSupport, readBlueprint, sortDiagnostics } from '../blueprint/index.js';
-import { CATALOG_DIR, listRows, parseFilter, pickImage, readCatalog, type CatalogImage, type Filter } from '../catalog/index.js';
-import { compose, writeComposed } from '../catalog/compose.js';
-import { mapBlueprint } from '../catalog/customize.js';
+import type { CatalogImage, Filter } from '../catalog/index.js';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
 import { fail, ok, type Result } from '../result.js';
 import { cacheDirOf, findDefinition, type CatalogBuild, type GlobalOptions } from './context.js';
 import { EXIT_OK } from './exit.js';
 import { out, reportDiagnostics } from './output.js';
 import { jsonLine } from '../logging/index.js';
-import { FORMATS } from '../packages/formats.js';
 
 /** The options build, plan, boot, watch and lock take to build from the catalog. */
 export interface CatalogOptions {
@@ -54,6 +53,8 @@ export async function selectCatalog(types: string[], o: GlobalOptions, co: Catal
   if (types.length > 1) {
     return fail([diagnostic('usage', `a catalog build makes one image type, not ${types.join(', ')}`, undefined, 'name one: imgmake build qcow2 --blueprint FILE; imgmake list shows them')]);
   }
+  const { CATALOG_DIR, pickImage, readCatalog } = await import('../catalog/index.js');
+  const { readBlueprint } = await import('../blueprint/index.js');
   const images = await readCatalog();
   // The blueprint's own distro and architecture, unless the command line names them.
   let distro = co.distro;
@@ -92,8 +93,12 @@ export async function selectCatalog(types: string[], o: GlobalOptions, co: Catal
 
 /** Reads the blueprint (again: watch calls this on every change), checks it for `type`, writes the definition. */
 async function prepare(image: CatalogImage, type: string, bpFile: string | undefined, dir: string, co: CatalogOptions): Promise<Result<void, Diagnostic[]>> {
+  const { compose, writeComposed } = await import('../catalog/compose.js');
   let custom: Parameters<typeof compose>[0]['custom'] = { packages: [], vars: {}, stages: [], filesystems: [] };
   if (bpFile) {
+    const { checkSupport, readBlueprint, sortDiagnostics } = await import('../blueprint/index.js');
+    const { mapBlueprint } = await import('../catalog/customize.js');
+    const { FORMATS } = await import('../packages/formats.js');
     const bp = await readBlueprint(bpFile);
     if (!bp.ok) return bp;
     const errors = [...checkSupport(bp.value, type), ...mismatch(bp.value.distro, co.distro, image.distro, 'distro'), ...mismatch(bp.value.architecture, co.arch, image.arch, 'architecture')];
@@ -155,6 +160,7 @@ export interface ListOptions {
 
 /** `imgmake list`: one line per distro × arch × type (a JSON object with --json). */
 export async function listCommand(o: GlobalOptions & ListOptions): Promise<number> {
+  const { listRows, parseFilter, readCatalog } = await import('../catalog/index.js');
   const filters: Filter[] = [];
   for (const f of o.filter ?? []) {
     const parsed = parseFilter(f);

@@ -14,10 +14,11 @@ import { keyProject } from '../engine/project.js';
 import type { Engine, KeyedProject, Project } from '../engine/types.js';
 import type { Logger } from '../event.js';
 import { listOf } from '../load/suggest.js';
-import { remoteConfig } from '../remote/index.js';
+import { VALIDATED_FILE, ValidatedOptions } from '../load/validated.js';
+import { remoteConfig } from '../remote/config.js';
 import { fail, ok, type Result } from '../result.js';
 import { absentStore } from './absent-store.js';
-import { userCacheDir } from '../catalog/index.js';
+import { userCacheDir } from '../catalog/user-cache.js';
 import type { PhaseClock } from '../timing.js';
 
 export { hostDefaults } from '../engine/defaults.js';
@@ -144,7 +145,7 @@ export interface LoadContextOptions {
  * Rules and the definition, nothing else: no store, no lock, no sandbox. What the commands that
  * run as any user (`targets`) need; `loadContext` starts with it.
  */
-export async function loadDefinition(o: GlobalOptions): Promise<Result<Project, Diagnostic[]>> {
+export async function loadDefinition(o: GlobalOptions, validated?: ValidatedOptions): Promise<Result<Project, Diagnostic[]>> {
   const file = definitionPath(o);
   if (o.catalog) {
     const prepared = await o.catalog.prepare();
@@ -159,7 +160,13 @@ export async function loadDefinition(o: GlobalOptions): Promise<Result<Project, 
   }
   const vars = parseVars(o.var, process.env);
   if (!vars.ok) return fail([vars.error]);
-  const loaded = await loadProject({ file, vars: vars.value.vars, varSources: vars.value.sources, allow: [...(o.allowPath ?? []), ...(o.catalog?.allow ?? [])].map((p) => resolve(p)) });
+  const loaded = await loadProject({
+    file,
+    vars: vars.value.vars,
+    varSources: vars.value.sources,
+    allow: [...(o.allowPath ?? []), ...(o.catalog?.allow ?? [])].map((p) => resolve(p)),
+    ...(validated ? { validated } : {}),
+  });
   if (!loaded.ok || !o.catalog) return loaded;
   // The catalog is the package's, not an --allow-path the user gave: no line about it; the
   // blueprint is one of the files the definition depends on (watch re-reads it on save).
@@ -176,14 +183,18 @@ export async function loadDefinition(o: GlobalOptions): Promise<Result<Project, 
  */
 export async function loadContext(o: GlobalOptions, lo: LoadContextOptions = {}): Promise<Result<Context, Diagnostic[]>> {
   const file = definitionPath(o);
-  const loaded = await loadDefinition(o);
+  const cacheDir = cacheDirOf(o, file);
+  // What earlier builds on this cache validated: an unchanged definition's options skip ajv.
+  const validated = await ValidatedOptions.open(join(cacheDir, VALIDATED_FILE));
+  const loaded = await loadDefinition(o, validated);
   if (!loaded.ok) return loaded;
   const project = loaded.value;
   const remote = remoteConfig(o, process.env, project.def.cache?.remote);
   if (!remote.ok) return fail([remote.error]);
-  const cacheDir = cacheDirOf(o, file);
   const cacheMissing = lo.readOnly === true && !existsSync(cacheDir);
   const engine = await openEngine({ cacheDir, remote: remote.value, ...(cacheMissing ? { store: absentStore(cacheDir) } : {}) });
+  // After openEngine: the cache folder exists. A read-only command writes nothing.
+  if (lo.readOnly !== true) await validated.save();
   lo.clock?.lap('load');
   const mode = lo.lock ?? 'read';
   const locked = await lockPackages(engine, project, mode, {

@@ -7,7 +7,7 @@
  */
 import { diagnostic } from '../diagnostic.js';
 import { parsePushRef, pushArchive } from '../push.js';
-import { remoteConfig } from '../remote/index.js';
+import { remoteConfig } from '../remote/config.js';
 import { fail, ok } from '../result.js';
 import type { CommandResult } from './checkpoint.js';
 import { EXIT_FAILED, EXIT_OK } from './exit.js';

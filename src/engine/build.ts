@@ -4,11 +4,13 @@
  * its limit, release. `imgmake build` runs it once, `imgmake watch` once per settled change, a
  * test or a server as often as it likes. Reports through the logger only (the `summary` event
  * last); returns what happened.
+ *
+ * src/patch/ (debugfs, execa) is imported by a `--patch` build only (docs/bench.md, "Start-up").
  */
 import type { TargetDef } from '../definition.js';
 import { exportTarget } from '../export.js';
 import type { NodeId } from '../ids.js';
-import { applyPatch, completeRecord, diskShape, dropRecord, preparePatch, writeRecord, type Prepared } from '../patch/index.js';
+import type { Prepared } from '../patch/index.js';
 import type { Plan } from '../plan.js';
 import { collect, type Report } from '../store/gc.js';
 import { leaseGoals } from './lease.js';
@@ -90,10 +92,11 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
       cached: planned.stages.filter((s) => s.status === 'cached').length,
     });
   // --patch: the targets that can be patched are built only up to their OS tree (patch/).
+  const patcher = req.patch ? await import('../patch/index.js') : undefined;
   const patching = new Map<string, Prepared>();
-  if (req.patch && !req.selection.until && req.selection.force.size === 0) {
+  if (patcher && !req.selection.until && req.selection.force.size === 0) {
     for (const name of req.targets) {
-      const ready = await preparePatch(p, e.store, req.outDir, p.def.targets.get(name)!);
+      const ready = await patcher.preparePatch(p, e.store, req.outDir, p.def.targets.get(name)!);
       if (ready.ok) patching.set(name, ready.value);
       else logger.log({ type: 'patch', target: name, result: 'refused', reason: ready.error.reason, message: ready.error.message, ms: 0 });
     }
@@ -122,11 +125,11 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
       return false;
     }
     logger.log({ type: 'export', target: name, path: x.path, ms: x.ms, ...(req.patch ? { mode: 'full' as const } : {}) });
-    if (req.patch) {
+    if (patcher) {
       // What the next --patch build compares with: the OS tree this image holds.
-      const shape = diskShape(p.graph, p.keys, t);
-      if (shape.ok) await writeRecord(req.outDir, { target: name, file: shape.value.file, os: shape.value.osKey, shape: shape.value.shapeKey, mode: 'full' });
-      else await dropRecord(req.outDir, name);
+      const shape = patcher.diskShape(p.graph, p.keys, t);
+      if (shape.ok) await patcher.writeRecord(req.outDir, { target: name, file: shape.value.file, os: shape.value.osKey, shape: shape.value.shapeKey, mode: 'full' });
+      else await patcher.dropRecord(req.outDir, name);
       o.clock?.lap('record');
     }
     const extras = req.afterExport ? await req.afterExport(t, { path: x.path, fresh: !x.skipped }) : true;
@@ -138,7 +141,7 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
   if (good && !until) {
     for (const name of req.targets) {
       const ready = patching.get(name);
-      if (!ready) {
+      if (!ready || !patcher) {
         if (!(await exportOne(name, r.trees))) {
           good = false;
           break;
@@ -148,7 +151,7 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
       const t = p.def.targets.get(name)!;
       const began = performance.now();
       logger.log({ type: 'progress', task: 'patch', subject: name, state: 'running' });
-      const applied = await applyPatch({ prepared: ready, newTree: r.trees.get(ready.shape.osNode)!, store: e.store, sandbox: e.sandbox, outDir: req.outDir, signal });
+      const applied = await patcher.applyPatch({ prepared: ready, newTree: r.trees.get(ready.shape.osNode)!, store: e.store, sandbox: e.sandbox, outDir: req.outDir, signal });
       o.clock?.lap('patch');
       const ms = Math.round(performance.now() - began);
       if (!applied.ok) {
@@ -161,7 +164,7 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
       logger.log({ type: 'export', target: name, path: a.path, ms, mode: a.current ? ready.record.mode : 'patched' });
       if (!a.current) {
         // The image's digest is taken after the build's other work (record.ts): off the edit's path.
-        await writeRecord(req.outDir, { target: name, file: ready.shape.file, os: ready.shape.osKey, shape: ready.shape.shapeKey, mode: 'patched' }, { digest: false });
+        await patcher.writeRecord(req.outDir, { target: name, file: ready.shape.file, os: ready.shape.osKey, shape: ready.shape.shapeKey, mode: 'patched' }, { digest: false });
         digesting.push(name);
         o.clock?.lap('record');
       }
@@ -193,7 +196,7 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
   }
   await e.remote?.drain();
   // The layer digests commits left running (store/local.ts) and patched images' digests: part of the build's time.
-  await Promise.all([e.store.flush(), ...digesting.map((name) => completeRecord(req.outDir, name))]);
+  await Promise.all([e.store.flush(), ...digesting.map((name) => patcher!.completeRecord(req.outDir, name))]);
   o.clock?.lap('flush');
   return summary({ ok: good, ...counts });
 }

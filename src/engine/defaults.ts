@@ -10,10 +10,11 @@
 import type { Diagnostic } from '../diagnostic.js';
 import { load } from '../load/index.js';
 import type { HostDefault } from '../load/vars.js';
+import type { ValidatedOptions } from '../load/validated.js';
 import { FORMATS, LOCK_TABLE } from '../packages/formats.js';
 import type { Formats } from '../packages/format.js';
 import { historyScope } from '../plan.js';
-import { openRemote, type RemoteConfig } from '../remote/index.js';
+import type { RemoteConfig } from '../remote/config.js';
 import { fail, ok, type Result } from '../result.js';
 import { loadRules } from '../rule.js';
 import { bwrapSandbox, type Sandbox } from '../sandbox/run.js';
@@ -31,6 +32,8 @@ export interface LoadProjectOptions {
   allow?: string[];
   /** Variables the host provides; default: what every format reads from this host (hostDefaults). */
   hostDefaults?: Record<string, HostDefault>;
+  /** Options validated by earlier builds (load/validated.ts): those skip ajv. */
+  validated?: ValidatedOptions;
 }
 
 /** The rules and the definition, checked; every problem with the input as a diagnostic. */
@@ -43,6 +46,7 @@ export async function loadProject(o: LoadProjectOptions): Promise<Result<Project
     ...(o.varSources ? { varSources: o.varSources } : {}),
     hostDefaults: o.hostDefaults ?? (await hostDefaults()),
     allow: o.allow ?? [],
+    ...(o.validated ? { validated: o.validated } : {}),
   });
   if (!loaded.ok) return fail(loaded.error);
   return ok({ rules, def: loaded.value, scope: historyScope(o.file) });
@@ -76,6 +80,7 @@ export async function openEngine(o: OpenEngineOptions): Promise<Engine> {
     sandbox: o.sandbox ?? bwrapSandbox,
     formats: LOCK_TABLE,
     cacheDir: o.cacheDir,
-    ...(o.remote ? { remote: openRemote(o.remote, store) } : {}),
+    // The remote's modules (transports, blobs) are loaded only when there is one.
+    ...(o.remote ? { remote: (await import('../remote/index.js')).openRemote(o.remote, store) } : {}),
   };
 }

@@ -31,6 +31,7 @@ import { readFiles, TOP_KEYS } from './files.js';
 import { readPipeline, readTarget, type LoadContext, type PipelineRef } from './pipelines.js';
 import { checkReferences } from './references.js';
 import { closest, capitalize, listOf } from './suggest.js';
+import type { ValidatedOptions } from './validated.js';
 import { VAR_NAME, Vars, type HostDefault, type VarDecl } from './vars.js';
 import { asMap, deref, describeNode, Diagnostics, entries, nodeLoc, spanLoc, type Entry, type SourceFile } from './yaml.js';
 
@@ -52,6 +53,8 @@ export interface LoadOptions {
    * Everything else outside the root definition's folder is an `outside-project` error.
    */
   allow?: string[];
+  /** Options validated by earlier builds (the cache's memo, load/validated.ts); default none. */
+  validated?: ValidatedOptions;
 }
 
 /** The only definition version this imgmake reads. */
@@ -113,7 +116,7 @@ export async function load(opts: LoadOptions): Promise<Result<Definition, Diagno
   checkOverrides(d, decls, opts);
   const vars = new Vars(decls, opts.vars ?? {}, d, opts.hostDefaults ?? {});
   const finalVars = vars.resolveAll();
-  const ctx: LoadContext = { d, vars, rules: opts.rules, rootDir, roots: [rootDir, ...allowed.roots] };
+  const ctx: LoadContext = { d, vars, rules: opts.rules, rootDir, roots: [rootDir, ...allowed.roots], validated: opts.validated };
 
   const pipelines = new Map<PipelineName, PipelineDef>();
   const refs: PipelineRef[] = [];

@@ -1,13 +1,15 @@
 /**
  * A stage's options against its rule's JSON-Schema: `rule.validate` (ajv, all errors,
- * defaults filled in place), then each ajv error mapped back to the YAML the user wrote and
- * said in words: which option, what is wrong with it, what to write instead.
+ * defaults filled in place) unless the cache's memo knows them (load/validated.ts), then each
+ * ajv error mapped back to the YAML the user wrote and said in words: which option, what is
+ * wrong with it, what to write instead.
  */
 import type { ErrorObject } from 'ajv';
 import { isMap, type Node } from 'yaml';
 import type { Loc } from '../diagnostic.js';
 import type { Rule } from '../rule.js';
 import { closest, didYouMean, listOf, lowerFirst, unknownNameHint } from './suggest.js';
+import type { ValidatedOptions } from './validated.js';
 import { pointerSegment, type Paths } from './values.js';
 import { describeValue, HINT_LIST, HINT_MAPPING, nodeLoc, type Diagnostics, type Entry, type SourceFile } from './yaml.js';
 
@@ -21,11 +23,27 @@ export interface OptionsCheck {
   entry: Entry | undefined;
   ruleLoc: Loc;
   d: Diagnostics;
+  /** Options validated by earlier builds (load/validated.ts); none: ajv validates every stage. */
+  validated?: ValidatedOptions | undefined;
 }
 
-/** Validates; returns false (after reporting) when the options do not fit the schema. */
+/**
+ * Validates; returns false (after reporting) when the options do not fit the schema. Options
+ * that passed in an earlier build are taken from `c.validated` with their defaults, without ajv.
+ */
 export function checkOptions(c: OptionsCheck): boolean {
-  if (c.rule.validate(c.options)) return true;
+  const digest = c.validated?.digest(c.rule.schema.options, c.options);
+  const known = digest === undefined ? undefined : c.validated!.get(digest);
+  if (known) {
+    // In place, as ajv fills in defaults: the caller holds this object.
+    for (const k of Object.keys(c.options)) delete c.options[k];
+    Object.assign(c.options, known);
+    return true;
+  }
+  if (c.rule.validate(c.options)) {
+    if (digest !== undefined) c.validated!.set(digest, c.options);
+    return true;
+  }
   const errors = relevant(c.rule.validate.errors ?? []);
   for (const e of errors) if (!explained(e, errors)) report(c, e);
   return false;

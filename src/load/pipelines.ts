@@ -16,6 +16,7 @@ import type { InputDef, PipelineDef, StageDef, TargetDef } from '../definition.j
 import type { PipelineName, RuleName } from '../ids.js';
 import type { Rule, RuleRegistry } from '../rule.js';
 import { checkOptions } from './options.js';
+import type { ValidatedOptions } from './validated.js';
 import { closest, didYouMean, lowerFirst, unknownNameHint } from './suggest.js';
 import { toValue, type Paths } from './values.js';
 import type { Vars } from './vars.js';
@@ -57,6 +58,8 @@ export interface LoadContext {
   rootDir: string;
   /** Where `file:` inputs may lead: the project folder, then any --allow-path folder. */
   roots: Roots;
+  /** Options validated by earlier builds (load/validated.ts). */
+  validated?: ValidatedOptions | undefined;
 }
 
 /** A use of one pipeline's tree by another: checked for existence and cycles later. */
@@ -217,7 +220,7 @@ function readStage(
     if (!v.ok) ok = false;
     else {
       options = (v.value ?? {}) as Record<string, unknown>;
-      if (!checkOptions({ f, rule, options, paths, entry: o, ruleLoc, d: ctx.d })) ok = false;
+      if (!checkOptions({ f, rule, options, paths, entry: o, ruleLoc, d: ctx.d, validated: ctx.validated })) ok = false;
       if (isMap(optionsNode)) {
         for (const pair of optionsNode.items) {
           if (isScalar(pair.key)) optionLocs[String(pair.key.value)] = pairLoc(f, pair);

@@ -1,8 +1,11 @@
 /**
  * Runs one SandboxSpec: the only place a stage's process is started. Output (stdout and stderr,
  * interleaved as written) goes to a log file; the caller decides what to show.
+ *
+ * execa (a hundred modules) is imported by the first run, not with this module: a build that
+ * runs no stage never starts a process (docs/bench.md, "Start-up").
  */
-import { execa, type Options } from 'execa';
+import type { Options } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { OWNER } from '../store/orphans.js';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
@@ -31,6 +34,7 @@ export const bwrapSandbox: Sandbox = {
   async run(spec, { logFile, signal }) {
     const started = performance.now();
     await prepareMountpoints(spec);
+    const { execa } = await import('execa');
     const r = await withStaging(spec, ({ file, args, fds, marker }) =>
       execa(file, args, {
         stdio: ['ignore', { file: logFile, append: true }, { file: logFile, append: true }, fds[0], fds[1]] as Options['stdio'],
@@ -60,6 +64,7 @@ export const bwrapSandbox: Sandbox = {
  */
 export async function runInteractive(spec: SandboxSpec, opts: { signal?: AbortSignal } = {}): Promise<number> {
   await prepareMountpoints(spec);
+  const { execa } = await import('execa');
   const r = await withStaging({ ...spec, interactive: true }, ({ file, args, fds, marker }) =>
     execa(file, args, {
       stdio: ['inherit', 'inherit', 'inherit', fds[0], fds[1]] as Options['stdio'],

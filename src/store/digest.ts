@@ -16,11 +16,13 @@
  * machine, by tar or a remote, has the same digest.
  *
  * The same walk counts the layer's bytes as `du` does, so commit walks the layer once.
+ *
+ * execa is imported by the first digest, not with this module (the store imports it, and a
+ * no-op build digests nothing: docs/bench.md, "Start-up").
  */
 import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 
 export interface LayerManifest {
   /** `sha256:<hex>` over the manifest. */
@@ -101,6 +103,7 @@ export async function hashFile(path: string, stat?: { size: number; allocated: n
 
 /** The indexes of the 1 MiB chunks that overlap a data extent (filefrag -e), or undefined if unknown. */
 async function dataChunks(path: string): Promise<Set<number> | undefined> {
+  const { execa } = await import('execa');
   const r = await execa('filefrag', ['-e', path], { reject: false });
   const bs = /blocks of (\d+) bytes/.exec(r.stdout)?.[1];
   if (r.exitCode !== 0 || !bs) return undefined;
@@ -143,6 +146,7 @@ async function eachChunk(path: string, f: (chunk: Buffer) => void, sparse?: { da
 
 /** Every entry's extended attributes, one block per entry, sorted by path (readdir order is not stable). */
 async function xattrs(dir: string): Promise<string> {
+  const { execa } = await import('execa');
   const r = await execa('getfattr', ['-R', '-P', '-d', '-m', '-', '-e', 'hex', '.'], { cwd: dir, reject: false, stripFinalNewline: false });
   const blocks = r.stdout.split(/\n\n+/).map((b) => b.trim()).filter((b) => b.startsWith('# file:'));
   return blocks.map((b) => b.split('\n').sort().join('\n')).sort().join('\n\n');

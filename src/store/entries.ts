@@ -1,6 +1,7 @@
 /**
  * The cache's index: every cacache key namespace imgmake writes, named once, and the accessors
- * for the entries that are not trees (package artifacts, the remote's memos). Only modules in
+ * for the entries that are not trees (package artifacts, the remote's memos); `cacache()`, the
+ * library loaded on first use, and `findEntry`, its one lookup read without it. Only modules in
  * src/store/ call cacache; the package fetcher and the remote cache go through these functions,
  * so the layout of the cache is this folder's to change (test/layering.test.ts checks it).
  *
@@ -16,9 +17,61 @@
  * Artifacts are content-addressed by the lock's sha256: an entry's content is verified once on
  * the way in (cacache checks the integrity) and its size on the way out.
  */
-import { stat } from 'node:fs/promises';
-import cacache from 'cacache';
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import type Cacache from 'cacache';
 import { CACACHE_TMP } from './orphans.js';
+
+let loaded: typeof Cacache | undefined;
+
+/**
+ * cacache, required on first use rather than imported with the store: its modules (and theirs:
+ * semver, glob, minipass) cost a process ~100 ms to load, and a no-op build, whose only index
+ * reads are `findEntry`'s, never needs it (docs/bench.md, "Start-up").
+ */
+export function cacache(): typeof Cacache {
+  return (loaded ??= createRequire(import.meta.url)('cacache') as typeof Cacache);
+}
+
+/** The folder of cacache's index, version 5 (its package.json's `cache-version.index`). */
+const INDEX_DIR = 'index-v5';
+
+/**
+ * KEY's newest entry in the index, read without cacache: what `cacache().get.info(root, key)`
+ * answers (its `metadata` and `time`; null: undefined), for the lookups every build makes, one per
+ * stage planned. The layout is cacache's own (lib/entry-index.js), which
+ * test/store-index.test.ts checks this against: a bucket file at
+ * `index-v5/<sha256(KEY) as 2/2/60 hex>` holds one line per write, `sha1(JSON)<TAB>JSON`;
+ * a torn or altered line is skipped, the last entry of KEY wins, and one without an integrity
+ * is a removal.
+ */
+export async function findEntry(root: string, key: string): Promise<{ metadata: unknown; time: number } | undefined> {
+  const h = createHash('sha256').update(key).digest('hex');
+  let text: string;
+  try {
+    text = await readFile(join(root, INDEX_DIR, h.slice(0, 2), h.slice(2, 4), h.slice(4)), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  let found: { key?: unknown; integrity?: unknown; metadata?: unknown; time: number } | undefined;
+  for (const line of text.split('\n')) {
+    const tab = line.indexOf('\t');
+    if (tab < 0) continue;
+    const json = line.slice(tab + 1);
+    if (!json || createHash('sha1').update(json).digest('hex') !== line.slice(0, tab)) continue;
+    let entry: typeof found;
+    try {
+      entry = JSON.parse(json) as typeof found;
+    } catch {
+      continue;
+    }
+    if (entry && entry.key === key) found = entry;
+  }
+  return found?.integrity ? { metadata: found.metadata, time: found.time } : undefined;
+}
 
 export const ENTRY = {
   tree: (key: string) => `tree:${key}`,
@@ -58,12 +111,12 @@ export function integrityOf(sha256hex: string): string {
 
 /** The content path of a stored artifact of the right length, or undefined. Re-indexes content whose entry was lost. */
 export async function artifactPath(root: string, a: StoredArtifact): Promise<string | undefined> {
-  const info = await cacache.get.info(root, ENTRY.artifact(a.sha256));
+  const info = await cacache().get.info(root, ENTRY.artifact(a.sha256));
   if (info && (await sizeOf(info.path)) === a.size) return info.path;
   const integrity = integrityOf(a.sha256);
-  const content = await cacache.get.hasContent(root, integrity).catch(() => false as const);
+  const content = await cacache().get.hasContent(root, integrity).catch(() => false as const);
   if (content && content.size === a.size) {
-    const entry = await cacache.index.insert(root, ENTRY.artifact(a.sha256), integrity, { size: a.size, metadata: a.metadata });
+    const entry = await cacache().index.insert(root, ENTRY.artifact(a.sha256), integrity, { size: a.size, metadata: a.metadata });
     return entry.path;
   }
   return undefined;
@@ -74,8 +127,8 @@ export async function artifactPath(root: string, a: StoredArtifact): Promise<str
  * cacache never overwrites a content file. Removes it.
  */
 export async function discardWrongSize(root: string, a: StoredArtifact): Promise<void> {
-  const content = await cacache.get.hasContent(root, integrityOf(a.sha256)).catch(() => false as const);
-  if (content && content.size !== a.size) await cacache.rm.content(root, integrityOf(a.sha256));
+  const content = await cacache().get.hasContent(root, integrityOf(a.sha256)).catch(() => false as const);
+  if (content && content.size !== a.size) await cacache().rm.content(root, integrityOf(a.sha256));
 }
 
 /**
@@ -83,26 +136,26 @@ export async function discardWrongSize(root: string, a: StoredArtifact): Promise
  * once more on the way in) and returns its content path.
  */
 export async function putArtifact(root: string, a: StoredArtifact, chunks: AsyncIterable<Buffer>): Promise<string> {
-  const sink = cacache.put.stream(root, ENTRY.artifact(a.sha256), { integrity: integrityOf(a.sha256), size: a.size, algorithms: ['sha256'], metadata: a.metadata, ...CACACHE_TMP });
+  const sink = cacache().put.stream(root, ENTRY.artifact(a.sha256), { integrity: integrityOf(a.sha256), size: a.size, algorithms: ['sha256'], metadata: a.metadata, ...CACACHE_TMP });
   const stored = sink.promise();
   stored.catch(() => undefined); // awaited below, after the bytes are written
   for await (const chunk of chunks) if (!sink.write(chunk)) await new Promise((resume) => sink.once('drain', resume));
   sink.end();
   await stored;
-  const path = (await cacache.get.info(root, ENTRY.artifact(a.sha256)))?.path;
+  const path = (await cacache().get.info(root, ENTRY.artifact(a.sha256)))?.path;
   if (!path) throw new Error(`Internal error: ${ENTRY.artifact(a.sha256)} was stored but has no index entry`);
   return path;
 }
 
 /** A small record kept under KEY (its metadata), or undefined; a read error counts as none. */
 export async function readMemo<T>(root: string, key: string): Promise<{ value: T; time: number } | undefined> {
-  const info = await cacache.get.info(root, key).catch(() => undefined);
+  const info = await cacache().get.info(root, key).catch(() => undefined);
   return info ? { value: info.metadata as T, time: info.time } : undefined;
 }
 
 /** Keeps a small record under KEY (a remote's memo: losing it costs a request, nothing more). */
 export async function writeMemo(root: string, key: string, value: Record<string, unknown>): Promise<void> {
-  await cacache.put(root, key, JSON.stringify(value), { metadata: value, ...CACACHE_TMP });
+  await cacache().put(root, key, JSON.stringify(value), { metadata: value, ...CACACHE_TMP });
 }
 
 async function sizeOf(path: string): Promise<number | undefined> {

@@ -30,11 +30,11 @@
  *
  * This module does not load definitions: prune gets the keys and .debs to keep.
  */
-import { artifactOfEntry, ENTRY, entryKind } from './entries.js';
+import { artifactOfEntry, cacache, ENTRY, entryKind } from './entries.js';
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import cacache, { type EntryInfo } from 'cacache';
+import type { EntryInfo } from 'cacache';
 import type { CacheKey } from '../ids.js';
 import { sha256File } from '../hash.js';
 import { layerManifest } from './digest.js';
@@ -178,7 +178,7 @@ export interface Inventory {
 }
 
 export async function inventory(root: string): Promise<Inventory> {
-  const all = await cacache.ls(root).catch(() => ({}) as Record<string, EntryInfo>);
+  const all = await cacache().ls(root).catch(() => ({}) as Record<string, EntryInfo>);
   const onDisk = new Set(await readdir(join(root, 'layers')).catch(() => [] as string[]));
   const used = new Map<string, number>();
   for (const n of await readdir(join(root, 'used')).catch(() => [] as string[])) {
@@ -288,8 +288,8 @@ class Collector {
       return 0;
     }
     if (!this.dry) {
-      await cacache.rm.entry(this.root, ENTRY.artifact(d.sha256), { removeFully: true });
-      await cacache.rm.content(this.root, d.integrity).catch(() => undefined);
+      await cacache().rm.entry(this.root, ENTRY.artifact(d.sha256), { removeFully: true });
+      await cacache().rm.content(this.root, d.integrity).catch(() => undefined);
       await rm(join(this.root, 'used', debMarker(d.sha256)), { force: true });
     }
     this.removed.push({ kind: 'deb', ...(d.name ? { name: `${d.name} ${d.version ?? ''}`.trim() } : {}), key: d.sha256, bytes: d.bytes });
@@ -314,13 +314,13 @@ class Collector {
 
   /** Removes an index entry, and its content when no other entry names it. */
   async dropEntry(key: string): Promise<void> {
-    const e = await cacache.get.info(this.root, key);
+    const e = await cacache().get.info(this.root, key);
     if (!e) return;
-    await cacache.rm.entry(this.root, key, { removeFully: true });
+    await cacache().rm.entry(this.root, key, { removeFully: true });
     this.inv.entries.delete(key);
     const integrity = String(e.integrity);
     const shared = [...this.inv.entries.values()].some((o) => String(o.integrity) === integrity);
-    if (!shared) await cacache.rm.content(this.root, integrity).catch(() => undefined);
+    if (!shared) await cacache().rm.content(this.root, integrity).catch(() => undefined);
   }
 
   private async dropLayer(key: string): Promise<void> {
@@ -374,7 +374,7 @@ async function collecting(root: string, op: GcOperation, f: (c: Collector) => Pr
 async function sweepMarkers(root: string): Promise<void> {
   const layers = new Set(await readdir(join(root, 'layers')).catch(() => [] as string[]));
   for (const n of await readdir(join(root, 'used')).catch(() => [] as string[])) {
-    const keep = n.startsWith('deb-') ? await cacache.get.info(root, ENTRY.artifact(n.slice(4))) : layers.has(n);
+    const keep = n.startsWith('deb-') ? await cacache().get.info(root, ENTRY.artifact(n.slice(4))) : layers.has(n);
     if (!keep) await rm(join(root, 'used', n), { force: true });
   }
   // Squashes whose layer is gone (a collection killed between the two).
@@ -483,7 +483,7 @@ export async function verify(root: string): Promise<VerifyReport> {
       }
       checked.trees++;
       const now = await layerManifest(join(root, 'layers', key)).catch((e: Error) => ({ digest: `unreadable: ${e.message}` }));
-      const record = await cacache.get(root, ENTRY.tree(key)).then(() => undefined, (e: Error) => e.message);
+      const record = await cacache().get(root, ENTRY.tree(key)).then(() => undefined, (e: Error) => e.message);
       const why = now.digest !== digest ? `layer content does not match its digest` : record ? `tree record: ${record}` : undefined;
       if (why) {
         corrupt.push({ kind: 'tree', name: node, key, why });
@@ -518,7 +518,7 @@ export async function verify(root: string): Promise<VerifyReport> {
     for (const x of c.removed) if (x.kind === 'layer') corrupt.push({ kind: 'layer', name: '(none)', key: x.key, why: 'no record vouches for this layer' });
     for (const d of c.inv.debs.values()) {
       checked.debs++;
-      const info = await cacache.get.info(root, ENTRY.artifact(d.sha256));
+      const info = await cacache().get.info(root, ENTRY.artifact(d.sha256));
       const got = info ? await sha256File(info.path).catch(() => 'missing') : 'missing';
       if (got !== d.sha256) {
         corrupt.push({ kind: 'deb', name: d.name ?? d.sha256, key: d.sha256, why: got === 'missing' ? 'content missing' : `sha256 is ${got}` });
@@ -531,9 +531,9 @@ export async function verify(root: string): Promise<VerifyReport> {
     for (const s of sq.corrupt) corrupt.push({ kind: 'squash', name: s.key, key: s.key, why: s.why });
     for (const k of [...c.inv.entries.keys()]) {
       // Removed above along with what it described (a tree's squash entry).
-      if (!(await cacache.get.info(root, k))) continue;
+      if (!(await cacache().get.info(root, k))) continue;
       checked.entries++;
-      const bad = await cacache.get(root, k).then(() => undefined, (e: Error) => e.message);
+      const bad = await cacache().get(root, k).then(() => undefined, (e: Error) => e.message);
       if (bad) {
         corrupt.push({ kind: 'entry', name: k, key: k, why: bad });
         await c.dropEntry(k);

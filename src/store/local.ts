@@ -20,10 +20,9 @@
  *
  * This module stores and finds trees; it does not run stages or compute keys.
  */
-import { ENTRY, entryKind } from './entries.js';
+import { cacache, ENTRY, entryKind, findEntry } from './entries.js';
 import { mkdir, readdir, readFile, rename, rm, stat, lstat, chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import cacache from 'cacache';
 import type { CacheKey, NodeId } from '../ids.js';
 import type { TreeMount } from '../sandbox/spec.js';
 import { layerManifest } from './digest.js';
@@ -71,7 +70,8 @@ class LocalStore implements Store {
   }
 
   async get(key: CacheKey): Promise<TreeRecord | undefined> {
-    const info = await cacache.get.info(this.root, ENTRY.tree(key));
+    // Read without cacache (entries.ts): a no-op build's only index reads.
+    const info = await findEntry(this.root, ENTRY.tree(key));
     if (!info) return undefined;
     const rec = info.metadata as TreeRecord;
     // An entry whose layers were removed by hand is not a tree.
@@ -179,7 +179,7 @@ class LocalStore implements Store {
       bytes,
     };
     try {
-      await cacache.put(this.root, ENTRY.tree(r.key), JSON.stringify(rec), { metadata: rec, ...CACACHE_TMP });
+      await cacache().put(this.root, ENTRY.tree(r.key), JSON.stringify(rec), { metadata: rec, ...CACACHE_TMP });
     } catch (e) {
       // No entry (a full disk): the layer must not stay in layers/ without one, or a later
       // commit of this key would adopt it as finished work. It goes with the work dir; a layer
@@ -190,7 +190,7 @@ class LocalStore implements Store {
       throw e;
     }
     // A layer record an import wrote for the layer this commit replaced: its digest is not ours.
-    if (await cacache.get.info(this.root, ENTRY.layer(r.key))) await cacache.rm.entry(this.root, ENTRY.layer(r.key));
+    if (await cacache().get.info(this.root, ENTRY.layer(r.key))) await cacache().rm.entry(this.root, ENTRY.layer(r.key));
     await this.discard(w);
     this.recordDigest(rec);
     await ensureMountable(this.root, rec.layers);
@@ -206,11 +206,11 @@ class LocalStore implements Store {
   private recordDigest(rec: TreeRecord): void {
     const done: Promise<void> = layerManifest(this.layer(rec.key))
       .then(async (m) => {
-        const now = await cacache.get.info(this.root, ENTRY.tree(rec.key));
+        const now = await cacache().get.info(this.root, ENTRY.tree(rec.key));
         // Replaced meanwhile (`build --from`): that commit records its own.
         if ((now?.metadata as TreeRecord | undefined)?.createdAt !== rec.createdAt) return;
         const withDigest: TreeRecord = { ...rec, digest: m.digest };
-        await cacache.put(this.root, ENTRY.tree(rec.key), JSON.stringify(withDigest), { metadata: withDigest, ...CACACHE_TMP });
+        await cacache().put(this.root, ENTRY.tree(rec.key), JSON.stringify(withDigest), { metadata: withDigest, ...CACACHE_TMP });
       })
       .catch(() => undefined)
       .finally(() => {
@@ -280,9 +280,9 @@ class LocalStore implements Store {
         if (!placed.includes(layer)) continue;
         const digest = o.digests?.get(layer);
         const meta: LayerRecord = { key: layer, tree: rec.key, ...(digest ? { digest } : {}) };
-        await cacache.put(this.root, ENTRY.layer(layer), JSON.stringify(meta), { metadata: meta, ...CACACHE_TMP });
+        await cacache().put(this.root, ENTRY.layer(layer), JSON.stringify(meta), { metadata: meta, ...CACACHE_TMP });
       }
-      await cacache.put(this.root, ENTRY.tree(rec.key), JSON.stringify(rec), { metadata: rec, ...CACACHE_TMP });
+      await cacache().put(this.root, ENTRY.tree(rec.key), JSON.stringify(rec), { metadata: rec, ...CACACHE_TMP });
     } catch (e) {
       // All or nothing: what this import put in place goes (layers that were here stay).
       const w = await this.begin(undefined);
@@ -301,37 +301,37 @@ class LocalStore implements Store {
   /** Whether `layers/<key>` is there and a record of this cache vouches for it (its tree's, or an import's layer record). */
   private async vouched(key: CacheKey): Promise<boolean> {
     if (!(await exists(this.layer(key)))) return false;
-    return (await cacache.get.info(this.root, ENTRY.tree(key))) !== null || (await cacache.get.info(this.root, ENTRY.layer(key))) !== null;
+    return (await cacache().get.info(this.root, ENTRY.tree(key))) !== null || (await cacache().get.info(this.root, ENTRY.layer(key))) !== null;
   }
 
   async layerDigest(key: CacheKey): Promise<string | undefined> {
     const own = await this.digested(key);
     if (own) return own.digest;
-    const info = await cacache.get.info(this.root, ENTRY.layer(key));
+    const info = await cacache().get.info(this.root, ENTRY.layer(key));
     return (info?.metadata as LayerRecord | undefined)?.digest;
   }
 
   async putLog(key: CacheKey, log: string | Uint8Array): Promise<string> {
-    await cacache.put(this.root, ENTRY.log(key), typeof log === 'string' ? await readFile(log) : log, CACACHE_TMP);
+    await cacache().put(this.root, ENTRY.log(key), typeof log === 'string' ? await readFile(log) : log, CACACHE_TMP);
     return (await this.logPath(key))!;
   }
 
   async logPath(key: CacheKey): Promise<string | undefined> {
-    const info = await cacache.get.info(this.root, ENTRY.log(key));
+    const info = await cacache().get.info(this.root, ENTRY.log(key));
     return info?.path;
   }
 
   async getHistory(scope: string, node: NodeId): Promise<NodeHistory | undefined> {
-    const info = await cacache.get.info(this.root, ENTRY.history(scope, node));
+    const info = await cacache().get.info(this.root, ENTRY.history(scope, node));
     return info ? (info.metadata as NodeHistory) : undefined;
   }
 
   async putHistory(scope: string, node: NodeId, h: NodeHistory): Promise<void> {
-    await cacache.put(this.root, ENTRY.history(scope, node), JSON.stringify(h), { metadata: h, ...CACACHE_TMP });
+    await cacache().put(this.root, ENTRY.history(scope, node), JSON.stringify(h), { metadata: h, ...CACACHE_TMP });
   }
 
   async info() {
-    const entries = await cacache.ls(this.root);
+    const entries = await cacache().ls(this.root);
     let trees = 0;
     let logs = 0;
     for (const k of Object.keys(entries)) {
@@ -420,7 +420,7 @@ async function removeOrphans(workDir: string, here: PidScope): Promise<void> {
     for (const note of await readdir(dir).catch(() => [] as string[])) {
       const key = NOTE.exec(note)?.[1];
       if (!key) continue;
-      const vouched = (await cacache.get.info(root, ENTRY.tree(key))) ?? (await cacache.get.info(root, ENTRY.layer(key as CacheKey)));
+      const vouched = (await cacache().get.info(root, ENTRY.tree(key))) ?? (await cacache().get.info(root, ENTRY.layer(key as CacheKey)));
       if (!vouched) await rename(join(root, 'layers', key), join(dir, `uncommitted-${key}`)).catch(() => undefined);
     }
     await rm(dir, { recursive: true, force: true });

@@ -32,10 +32,9 @@
  * This module makes and removes squashes; it does not decide when a tree is read (local.ts
  * asks it, for every tree it hands out).
  */
-import { ENTRY } from './entries.js';
+import { cacache, ENTRY } from './entries.js';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import cacache from 'cacache';
 import type { CacheKey } from '../ids.js';
 import { bwrapSandbox } from '../sandbox/run.js';
 import { SANDBOX_TREE, type TreeMount } from '../sandbox/spec.js';
@@ -121,7 +120,7 @@ async function makeSquash(root: string, tree: readonly CacheKey[], dest: string)
     // The entry first: a squash in place always has one (a kill between the two leaves an
     // entry without its squash, rewritten when it is made again).
     const meta: SquashRecord = { layers: [...tree], digest: (await layerManifest(flat)).digest };
-    await cacache.put(root, ENTRY.squash(tree[0]), meta.digest, { metadata: meta, ...CACACHE_TMP });
+    await cacache().put(root, ENTRY.squash(tree[0]), meta.digest, { metadata: meta, ...CACACHE_TMP });
     await mkdir(join(root, 'squash'), { recursive: true });
     await rename(flat, dest).catch((e: NodeJS.ErrnoException) => {
       // Another build made it first: same layers, same squash.
@@ -143,7 +142,7 @@ export async function dropSquash(root: string, key: string): Promise<void> {
   await mkdir(join(root, 'work'), { recursive: true });
   await rename(dir, gone).catch(() => undefined);
   await rm(gone, { recursive: true, force: true });
-  await cacache.rm.entry(root, ENTRY.squash(key), { removeFully: true }).catch(() => undefined);
+  await cacache().rm.entry(root, ENTRY.squash(key), { removeFully: true }).catch(() => undefined);
 }
 
 /** A squash's index entry (`squash:<key>`). */
@@ -155,7 +154,7 @@ export interface SquashRecord {
 }
 
 async function squashRecord(root: string, key: string): Promise<SquashRecord | undefined> {
-  return (await cacache.get.info(root, ENTRY.squash(key)).catch(() => undefined))?.metadata as SquashRecord | undefined;
+  return (await cacache().get.info(root, ENTRY.squash(key)).catch(() => undefined))?.metadata as SquashRecord | undefined;
 }
 
 /**
