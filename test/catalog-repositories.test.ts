@@ -126,7 +126,8 @@ test('catalog: a repository marked install_from is locked from and installed; a 
   // 4. Not marked: only its source file; the lock and the package stage are the plain image's.
   const sourceOnly = join(work, 'source-only.toml');
   writeFileSync(sourceOnly, blueprint({ uri: repo.uri, key: repo.key, installFrom: false, extraPackage: false }));
-  for (const args of [['--blueprint', sourceOnly], []]) {
+  // The plain catalog image: --distro picks the catalog where no blueprint does.
+  for (const args of [['--blueprint', sourceOnly], ['--distro', 'debian-12']]) {
     const r = await imgmake(['lock', ...args], { cwd: work, env });
     assert.equal(r.code, 0, r.stderr);
   }
@@ -139,7 +140,7 @@ test('catalog: a repository marked install_from is locked from and installed; a 
     return r.events.filter((e) => e.type === 'plan-stage');
   };
   const withRepo = await planOf(['--blueprint', sourceOnly]);
-  const plain = await planOf([]);
+  const plain = await planOf(['--distro', 'debian-12']);
   const keyOf = (p: Record<string, any>[], node: string) => p.find((e) => e.node === node)?.key as string | undefined;
   assert.ok(keyOf(withRepo, 'blueprint.repositories'), 'the source file is written by its own stage');
   assert.equal(keyOf(withRepo, 'distro.packages'), keyOf(plain, 'distro.packages'), 'the package stage is the plain image\'s');

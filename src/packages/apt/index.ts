@@ -169,7 +169,14 @@ export const apt: PackageFormat<AptRequest, LockedPackage, LockRequestMeta> = {
   locate(vars, request) {
     const mirror = mirrorOf(vars);
     if (!mirror.ok) return mirror;
-    return ok((_a, p) => packageUrl(mirror.value, p, request.repositories));
+    return ok((a, p) => {
+      // The mirror's packages by their locator alone (callers may hand no entry); an extra
+      // repository's by the entry's source, whose id may hold a ":".
+      const m = /^(archive|security):(.*)$/.exec(a.where);
+      if (m) return packageUrl(mirror.value, { name: a.name, source: m[1]!, path: m[2]! });
+      if (!p) throw new Error(`Internal error: ${a.name} comes from a repository (${a.where}), but no lock entry was given`);
+      return packageUrl(mirror.value, p, request?.repositories ?? []);
+    });
   },
 
   goneHint: 'a Debian mirror keeps only the current version of each package',
