@@ -70,6 +70,12 @@ export type DiagnosticReason =
    * out): a runtime failure (exit 1), never the user's input.
    */
   | 'network'
+  /**
+   * A repository's signed index (a Release file) did not verify with the keys given while
+   * locking: a runtime failure (exit 1). The input is well-formed; whether its key or the
+   * repository's files are wrong is not for imgmake to tell, and nothing was written.
+   */
+  | 'signature'
   | 'usage';
 
 export interface Diagnostic {

@@ -13,10 +13,10 @@ import { after, test } from 'node:test';
 import { parseBlueprint, type Blueprint } from '../src/blueprint/index.js';
 import { compose } from '../src/catalog/compose.js';
 import { mapBlueprint, xkbOf, type Customization } from '../src/catalog/customize.js';
-import { repositoryFiles } from '../src/packages/apt/repositories.js';
+import { installFrom, repositoryFiles } from '../src/packages/apt/repositories.js';
 
-/** The catalog's mapping as the CLI composes it for a Debian image (apt sources for repositories). */
-const mapDebian = (b: Parameters<typeof mapBlueprint>[0]) => mapBlueprint(b, { repositories: repositoryFiles });
+/** The catalog's mapping as the CLI composes it for a Debian image (apt sources for repositories, and the lock's for install_from). */
+const mapDebian = (b: Parameters<typeof mapBlueprint>[0]) => mapBlueprint(b, { repositories: repositoryFiles, installFrom });
 import { passwordSalt, sha512Crypt } from '../src/catalog/crypt.js';
 import { SERVICES } from '../src/catalog/firewall.js';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -385,6 +385,83 @@ sslverify = false
     '6:12 repository "bad": priority is dnf\'s; apt orders sources by pin priority instead',
     '7:13 repository "bad": apt has no per-source switch to skip TLS verification',
   ]);
+});
+
+test('mapBlueprint: a repository marked install_from joins the package stage\'s options, for its lock; its source file is written all the same; what the lock cannot reach is refused', async () => {
+  const gnupg = tmp();
+  const gpg = (...a: string[]) => execFileSync('gpg', ['--homedir', gnupg, '--batch', '--quiet', ...a], { encoding: 'utf8' });
+  gpg('--passphrase', '', '--quick-gen-key', 'imgmake test repo <repo@example.invalid>', 'ed25519', 'sign', 'never');
+  const key = gpg('--armor', '--export');
+  execFileSync('gpgconf', ['--homedir', gnupg, '--kill', 'gpg-agent']);
+  const text = `name = "x"
+packages = [{ name = "extra-tool" }]
+[[customizations.repositories]]
+id = "extra"
+baseurls = ["https://repo.example.invalid/debian bookworm main"]
+gpgkeys = ["""${key}"""]
+install_from = true
+[[customizations.repositories]]
+id = "flat"
+baseurls = ["http://flat.example.invalid/ ./"]
+gpgcheck = false
+install_from = true
+[[customizations.repositories]]
+id = "image-only"
+baseurls = ["https://other.example.invalid/debian bookworm main"]
+gpgkeys = ["""${key}"""]
+`;
+  const c = mapped(text);
+  assert.deepEqual(c.stages.map((s) => `${s.name}:${s.rule}`), ['repositories:files.write'], 'every repository\'s source file, install_from or not');
+  assert.equal((c.stages[0]!.options['files'] as unknown[]).length, 5);
+  assert.deepEqual(c.packageOptions?.options, {
+    repositories: [
+      { id: 'extra', uri: 'https://repo.example.invalid/debian', suite: 'bookworm', components: ['main'], keys: [`${key.trim()}\n`] },
+      { id: 'flat', uri: 'http://flat.example.invalid/', suite: './', trusted: true },
+    ],
+  });
+  const line = text.split('\n').indexOf('install_from = true') + 1; // the key spans lines
+  assert.deepEqual(c.packageOptions && [c.packageOptions.from.line, c.packageOptions.from.col], [line, 16]);
+  assert.equal(mapped('name = "x"\n[[customizations.repositories]]\nid = "r"\nbaseurls = ["http://r.example.invalid/ ./"]\ngpgcheck = false\n').packageOptions, undefined, 'not marked: nothing for the package stage');
+
+  // Composed: the options go on the distro's package stage, which loads (rule.json's schema) as it is.
+  const image = (await readCatalog())[0]!;
+  const composed = compose({ image, rootText: readFileSync(image.definition, 'utf8'), parts: { [image.packages.part]: readFileSync(image.packages.part, 'utf8') }, custom: c });
+  assert.match(composed.files['distro.yaml']!, new RegExp(`repositories:\\n\\s+# install_from, from /bp/b\\.toml:${line}:16\\n\\s+- id: extra\\n`));
+  const dir = tmp();
+  for (const [n, t] of Object.entries(composed.files)) writeFileSync(join(dir, n), t);
+  const def = await load({ file: join(dir, 'imgmake.yaml'), rules: await loadRules(), hostDefaults: await hostDefaults(), allow: [CATALOG_DIR] });
+  assert.ok(def.ok, def.ok ? '' : def.error.map((d) => `${d.loc?.file}:${d.loc?.line} ${d.message}`).join('\n'));
+  assert.deepEqual(def.value.pipelines.get('distro' as never)!.stages[0]!.options['repositories'], c.packageOptions!.options['repositories']);
+
+  // What the lock cannot use, at its line; a format that cannot install from repositories refuses the flag.
+  const r = mapDebian(
+    bp(`name = "x"
+[[customizations.repositories]]
+id = "two"
+baseurls = ["https://a.example.invalid/debian bookworm main", "https://b.example.invalid/debian bookworm main"]
+gpgcheck = false
+install_from = true
+[[customizations.repositories]]
+id = "ftp"
+baseurls = ["ftp://a.example.invalid/debian bookworm main"]
+gpgcheck = false
+install_from = true
+[[customizations.repositories]]
+id = "security"
+baseurls = ["https://a.example.invalid/debian bookworm main"]
+gpgcheck = false
+install_from = true
+`),
+  );
+  assert.ok(!r.ok);
+  assert.deepEqual(r.error.map((d) => `${d.loc!.line}:${d.loc!.col} ${d.message}`), [
+    '4:63 repository "two" is installed from (install_from = true) but has 2 base URLs',
+    '9:13 repository "ftp" is installed from (install_from = true), but ftp://a.example.invalid/debian is not an http(s) URL',
+    '13:6 repository "security": the lock names the Debian mirror\'s sources "archive" and "security"',
+  ]);
+  const none = mapBlueprint(bp('name = "x"\n[[customizations.repositories]]\nid = "r"\nbaseurls = ["http://r.example.invalid/ ./"]\ngpgcheck = false\ninstall_from = true\n'), { repositories: repositoryFiles });
+  assert.ok(!none.ok);
+  assert.deepEqual(none.error.map((d) => `${d.loc?.line}:${d.loc?.col} ${d.message}`), ['6:16 this catalog image\'s package format cannot install from a blueprint\'s repositories']);
 });
 
 test('the example blueprints map without an error', async () => {

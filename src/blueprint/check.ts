@@ -201,6 +201,11 @@ export function checkBlueprint(bp: Blueprint): Diagnostic[] {
       }
     }
     if (r.gpgcheck?.value === true && r.gpgkeys.length === 0) bad('missing-key', `repository "${r.id.value}" checks signatures but has no "gpgkeys"`, r.gpgcheck.loc, 'add gpgkeys with the key that signs it, or set gpgcheck = false');
+    // Installing from a repository trusts what it serves: its signature is checked when the
+    // lock is made, so a key is needed unless the blueprint says, in so many words, not to check.
+    else if (r.install_from?.value === true && r.gpgkeys.length === 0 && r.gpgcheck?.value !== false) {
+      bad('missing-key', `repository "${r.id.value}" is installed from (install_from = true) but has no "gpgkeys": its signature could not be checked`, r.install_from.loc, 'add gpgkeys with the armoured key that signs its Release file, or set gpgcheck = false to install from it unchecked');
+    }
   }
   unique(c.repositories, (r) => r.id, 'the repository id', 'give each repository its own id');
   for (const pem of c.cacerts?.pem_certs ?? []) {

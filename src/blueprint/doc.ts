@@ -112,6 +112,12 @@ export function renderBlueprintDoc(): string {
   out.push('- Services: systemd unit names; without a suffix, `.service` is meant. A unit is in one state only.');
   out.push('- Repositories (apt): each base URL is followed by the suite and components, `"https://HOST/debian bookworm main"` (a flat');
   out.push('  repository: the suite ending in `/` alone); keys are pasted armoured (`-----BEGIN PGP PUBLIC KEY BLOCK-----`).');
+  out.push('  `install_from = true` (composer\'s name) makes the build install from it too: `imgmake lock` (and a build\'s implicit');
+  out.push('  lock) resolves the blueprint\'s packages from the Debian mirror and it, apt checking its Release signature against');
+  out.push('  its `gpgkeys` (a repository without keys is refused unless `gpgcheck = false` says to install from it unchecked).');
+  out.push('  The lock records, per package, the repository it came from (its `id`) and its path and sha256, so a locked build');
+  out.push('  fetches and checks the same bytes again; the package stage\'s key changes only through that locked set. One');
+  out.push('  http(s) base URL per such repository; a signature that does not verify fails the lock (exit 1, nothing written).');
   out.push('- TOML dates and times are refused: no field takes one.');
   out.push('');
   out.push('## Passwords');

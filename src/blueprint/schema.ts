@@ -105,7 +105,7 @@ export const CUSTOMIZATIONS: Fields = {
       metalink: unmapped,
       repo_gpgcheck: unmapped,
       module_hotfixes: unmapped,
-      install_from: unmapped,
+      install_from: boolean,
       ssl_ca_cert: unmapped,
       ssl_client_key: unmapped,
       ssl_client_cert: unmapped,

@@ -189,6 +189,8 @@ export interface Repository {
   enabled?: Pos<boolean>;
   priority?: Pos<number>;
   sslverify?: Pos<boolean>;
+  /** composer's: the image's packages are also resolved from it (the lock), not only its source file written. */
+  install_from?: Pos<boolean>;
 }
 
 export interface CACerts {

@@ -5,9 +5,10 @@
  *     DIR/imgmake.yaml   the catalog's root definition, its includes made absolute, with
  *                        vars: the blueprint's (hostname, timezone) and `os: blueprint`
  *                        pipelines: blueprint: { base: workload, stages: [the mapped stages] }
- *     DIR/distro.yaml    only when the blueprint adds packages or names a kernel: the catalog's
- *                        distro part, the blueprint's packages appended to its package stage and
- *                        its kernel package in place of the catalog's
+ *     DIR/distro.yaml    only when the blueprint adds packages, names a kernel or installs from
+ *                        a repository: the catalog's distro part, the blueprint's packages
+ *                        appended to its package stage, its kernel package in place of the
+ *                        catalog's, and the options of its install_from repositories added
  *     DIR/platform.yaml  only for filesystems: a partition and a disk.ext4 stage each
  *     DIR/workload.yaml  only for filesystems: their fstab entries
  *
@@ -74,9 +75,18 @@ export function compose(i: ComposeInput): Composed {
   const vars: Record<string, string> = {};
   for (const [k, v] of Object.entries(custom.vars)) vars[k] = escape(v);
 
-  if (custom.packages.length > 0 || custom.kernel) {
+  if (custom.packages.length > 0 || custom.kernel || custom.packageOptions) {
     const doc = edit(image.packages.part, 'distro.yaml');
-    const list = stageOf(doc, image.packages.pipeline, image.packages.stage, image.packages.part).getIn(['options', 'packages']);
+    const stage = stageOf(doc, image.packages.pipeline, image.packages.stage, image.packages.part);
+    if (custom.packageOptions) {
+      for (const [k, v] of Object.entries(custom.packageOptions.options)) {
+        if (stage.hasIn(['options', k])) throw new Error(`Internal error: ${image.packages.part}: ${image.packages.pipeline}.${image.packages.stage} already has options.${k}`);
+        const node = doc.createNode(escapeAll(v));
+        node.commentBefore = ` install_from, from ${where(custom.packageOptions.from)}`;
+        stage.setIn(['options', k], node);
+      }
+    }
+    const list = stage.getIn(['options', 'packages']);
     if (!isSeq(list)) throw new Error(`Internal error: ${image.packages.part}: ${image.packages.pipeline}.${image.packages.stage} has no options.packages list`);
     if (custom.kernel) {
       // The blueprint's kernel takes the catalog kernel's place in the list (and its position).

@@ -1,6 +1,6 @@
 /**
- * A checked blueprint → what the catalog's definition needs to honour it: packages added to the
- * distro's package stage, variables of the catalog's parts (hostname, timezone), and the stages
+ * A checked blueprint → what the catalog's definition needs to honour it: packages (and the
+ * repositories marked install_from, as options) added to the distro's package stage, variables of the catalog's parts (hostname, timezone), and the stages
  * of one `blueprint` pipeline on top of the workload, in the order an OS needs them:
  *
  *     mountpoints → locale-gen → locale → keyboard → users (groups, users, ssh keys) → ntp → cacerts
@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto';
 import { diagnostic, type Diagnostic, type Loc } from '../diagnostic.js';
 import type { Blueprint, FirstbootScript, Owner, Pos, User } from '../blueprint/index.js';
-import type { RepositoryWriter } from '../packages/input.js';
+import type { RepositoryOptions, RepositoryWriter } from '../packages/input.js';
 import { isCryptHash, parsePort, sortDiagnostics } from '../blueprint/index.js';
 import { fail, ok, type Result } from '../result.js';
 import { listOf } from '../load/suggest.js';
@@ -48,6 +48,11 @@ export interface Customization {
   filesystems: MappedFilesystem[];
   /** kernel.name: the package that replaces the catalog's kernel package in the package stage (compose.ts). */
   kernel?: { package: string; from: Loc };
+  /**
+   * Options added to the distro's package stage (compose.ts): the repositories marked
+   * `install_from`, in the format's own terms (its `installFrom`). Absent: none.
+   */
+  packageOptions?: { options: Record<string, unknown>; from: Loc };
 }
 
 export interface MappedFilesystem {
@@ -99,6 +104,11 @@ export interface MapOptions {
    * repositories are refused at their line.
    */
   repositories?: RepositoryWriter | undefined;
+  /**
+   * The same format's options for repositories marked `install_from` (format.ts), handed in
+   * the same way. Without it, `install_from = true` is refused at its line.
+   */
+  installFrom?: RepositoryOptions | undefined;
 }
 
 export function mapBlueprint(bp: Blueprint, o: MapOptions = {}): Result<Customization, Diagnostic[]> {
@@ -122,6 +132,7 @@ export function mapBlueprint(bp: Blueprint, o: MapOptions = {}): Result<Customiz
   const stages: MappedStage[] = [];
   const filesystems: MappedFilesystem[] = [];
   let kernel: Customization['kernel'];
+  let packageOptions: Customization['packageOptions'];
   if (!c) return errors.length ? fail(sortDiagnostics(errors)) : ok({ packages, vars, stages, filesystems });
 
   if (c.hostname) vars['hostname'] = c.hostname.value;
@@ -204,7 +215,16 @@ export function mapBlueprint(bp: Blueprint, o: MapOptions = {}): Result<Customiz
   if (c.repositories.length > 0 && !o.repositories) {
     errors.push(diagnostic('unsupported-option', 'this catalog image\'s package format writes no repository files', c.repositories[0]!.loc, 'remove repositories, or add the sources with customizations.files'));
   } else if (c.repositories.length > 0) {
+    // Every repository's source file goes into the image; those marked install_from also
+    // join the package stage's lock (composer writes the repository files of both kinds too).
     stages.push({ name: 'repositories', rule: 'files.write', options: { files: o.repositories!(c.repositories, errors) }, from: c.repositories[0]!.loc });
+    const marked = c.repositories.filter((r) => r.install_from?.value === true);
+    if (marked.length > 0 && !o.installFrom) {
+      errors.push(diagnostic('unsupported-option', 'this catalog image\'s package format cannot install from a blueprint\'s repositories', marked[0]!.install_from!.loc, 'remove install_from: the repository is then only written into the image'));
+    } else if (marked.length > 0) {
+      const options = o.installFrom!(marked, errors);
+      if (Object.keys(options).length > 0) packageOptions = { options, from: marked[0]!.install_from!.loc };
+    }
   }
 
   if (c.directories.length > 0) {
@@ -302,7 +322,7 @@ export function mapBlueprint(bp: Blueprint, o: MapOptions = {}): Result<Customiz
     // Mountpoints exist in the root filesystem, before anything else is written (it may go into them).
     stages.unshift({ name: 'mountpoints', rule: 'files.mkdir', options: { paths: filesystems.map((f) => ({ path: f.mountpoint })) }, from: c.filesystem[0]!.loc });
   }
-  return errors.length ? fail(sortDiagnostics(errors)) : ok({ packages, vars, stages, filesystems, ...(kernel ? { kernel } : {}) });
+  return errors.length ? fail(sortDiagnostics(errors)) : ok({ packages, vars, stages, filesystems, ...(kernel ? { kernel } : {}), ...(packageOptions ? { packageOptions } : {}) });
 }
 
 /** A fixed UUID from a name (the shape of a version-4 UUID; never random). */

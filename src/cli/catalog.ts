@@ -103,7 +103,8 @@ async function prepare(image: CatalogImage, type: string, bpFile: string | undef
     if (!bp.ok) return bp;
     const errors = [...checkSupport(bp.value, type), ...mismatch(bp.value.distro, co.distro, image.distro, 'distro'), ...mismatch(bp.value.architecture, co.arch, image.arch, 'architecture')];
     // The repositories are written the way the image's own package format reads them.
-    const mapped = mapBlueprint(bp.value, { repositories: FORMATS.get(image.packages.format)?.repositoryFiles });
+    const format = FORMATS.get(image.packages.format);
+    const mapped = mapBlueprint(bp.value, { repositories: format?.repositoryFiles, installFrom: format?.installFrom });
     if (!mapped.ok) errors.push(...mapped.error);
     if (errors.length) return fail(sortDiagnostics(errors));
     if (mapped.ok) custom = mapped.value;

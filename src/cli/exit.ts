@@ -13,9 +13,10 @@ export const EXIT_INTERRUPTED = 130;
 
 /**
  * Diagnostics whose reason is a failure of the run, not of the input: a buildroot that did not
- * build, a mirror that could not be reached while locking. They exit 1, every other one exits 2.
+ * build, a mirror that could not be reached while locking, a repository whose signature did not
+ * verify with its keys. They exit 1, every other one exits 2.
  */
-const RUNTIME_REASONS: ReadonlySet<string> = new Set(['buildroot-failed', 'network']);
+const RUNTIME_REASONS: ReadonlySet<string> = new Set(['buildroot-failed', 'network', 'signature']);
 
 /** How a command that stops on these diagnostics exits. */
 export function exitOf(ds: readonly { reason: string }[]): number {

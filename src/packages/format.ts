@@ -44,7 +44,7 @@ import type { Result } from '../result.js';
 import type { Sandbox } from '../sandbox/run.js';
 import type { SandboxSpec } from '../sandbox/spec.js';
 import type { HostDefault } from '../load/vars.js';
-import type { Artifact, PackageDatabase, RepositoryWriter } from './input.js';
+import type { Artifact, PackageDatabase, RepositoryOptions, RepositoryWriter } from './input.js';
 
 export type { Artifact, InstalledPackage, PackageDatabase, PackageInput } from './input.js';
 
@@ -184,6 +184,12 @@ export interface PackageFormat<REQ = unknown, ENTRY = unknown, LREQ = REQ> {
    * format's catalog images refuse `customizations.repositories`.
    */
   readonly repositoryFiles?: RepositoryWriter;
+  /**
+   * The options a blueprint's repositories marked `install_from` add to the image's package
+   * stage, so they take part in its lock (input.ts). Pure. Absent: the format's catalog images
+   * refuse `install_from = true`.
+   */
+  readonly installFrom?: RepositoryOptions;
 }
 
 /** The formats this imgmake knows, by name (formats.ts finds them; tests may hand in their own). */

@@ -116,3 +116,13 @@ export interface PackageDatabase {
  * src/catalog/customize.ts writes what it returns into the image.
  */
 export type RepositoryWriter = (repos: readonly Repository[], errors: Diagnostic[]) => { path: string; content: string; mode?: string }[];
+
+/**
+ * A blueprint's repositories marked for installing (composer's `install_from`) → options added
+ * to the image's package stage, so its lock resolves from them too (a format's `installFrom`,
+ * format.ts; Debian's: `{repositories: [...]}`); errors pushed at the blueprint's lines. The
+ * options only say where packages come from: the format leaves them out of the stage's key
+ * (`keyOptions`), so they change it through the locked set alone. Repositories not marked are
+ * not passed; an empty result adds nothing.
+ */
+export type RepositoryOptions = (repos: readonly Repository[], errors: Diagnostic[]) => Record<string, unknown>;

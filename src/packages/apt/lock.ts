@@ -31,11 +31,20 @@
  * package, which of the two (`source`) and the Filename below it (`path`) — never a mirror URL,
  * so one lock fetches from any mirror or snapshot.
  *
+ * Extra repositories (the stage's `repositories` option; a blueprint's `install_from`) join the
+ * same solve: one line each, `signed-by` their own armoured keys (written into WORKDIR, so apt
+ * checks their Release signature at update as it checks Debian's) or `trusted=yes` when the
+ * stage says so. A package apt picks from one records that repository's id as its `source` and
+ * its Filename below the repository's URI as `path`; the lock request keeps each repository's
+ * id, suite, components and the sha256 of each key (a new key locks again), never its URI. A
+ * signature apt refuses is a SignatureFailed, naming the repository.
+ *
  * WORKDIR may be reused between locks: apt's lists stay and are only revalidated.
  * This module does not download .debs (fetch.ts does) and does not decide when a lock is stale.
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Sandbox } from '../../sandbox/run.js';
 import { SANDBOX_TREE, type Bind, type SandboxSpec } from '../../sandbox/spec.js';
@@ -44,8 +53,42 @@ import type { DebianMirror } from './sources.js';
 
 export type DebianVariant = 'essential' | 'required' | 'important' | 'standard' | 'custom';
 export type DebianArchitecture = 'amd64';
-/** Which base URI of the mirror a package's `path` is relative to. */
-export type PackageSource = 'archive' | 'security';
+/**
+ * Which base URI a package's `path` is relative to: the mirror's archive or security archive,
+ * or an extra repository's, by its id.
+ */
+export type PackageSource = string;
+/** The mirror's own sources. */
+export type MirrorSource = 'archive' | 'security';
+
+/**
+ * An extra repository the solve reads besides the mirror (the stage's `repositories` option).
+ * Example: `{ id: 'extra', uri: 'http://127.0.0.1:8080/repo', suite: 'stable', components:
+ * ['main'], keys: ['-----BEGIN PGP PUBLIC KEY BLOCK-----…'] }`; a flat repository has suite
+ * `./` and no components.
+ */
+export interface ExtraRepository {
+  /** Names it in the lock (each package's `source`); never `archive` or `security`. */
+  id: string;
+  /** The base URI `dists/` (or a flat repository's suite directory) and the Filenames are below. */
+  uri: string;
+  suite: string;
+  components?: string[];
+  /** ASCII-armoured public keys; its Release file must be signed by one of them. */
+  keys?: string[];
+  /** No signature check (the blueprint's `gpgcheck = false`); only without keys. */
+  trusted?: boolean;
+}
+
+/** What a lock keeps of an extra repository: not its URI, the sha256 of each key. */
+export interface LockedRepository {
+  id: string;
+  suite: string;
+  components: string[];
+  /** sha256 (hex) of each armoured key as written, trimmed, with LF line ends. */
+  keys: string[];
+  trusted?: true;
+}
 
 /** What to solve. `variant` defaults to `important` (mmdebstrap's default set). */
 export interface LockRequest {
@@ -58,6 +101,8 @@ export interface LockRequest {
   variant?: DebianVariant;
   /** Names, or `name=version`, installed on top of the variant's set. */
   packages: string[];
+  /** Extra repositories to resolve from besides the mirror. */
+  repositories?: ExtraRepository[];
 }
 
 /**
@@ -106,6 +151,10 @@ export async function resolvePackages(req: LockRequest, opts: LockOptions): Prom
   await writeFile(join(w, 'apt.conf'), aptConfig(SANDBOX_TREE, req.architecture));
   await mkdir(join(w, 'etc'), { recursive: true });
   await writeFile(join(w, 'etc', 'sources.list'), sourcesList(req, opts.keyring ?? DEBIAN_ARCHIVE_KEYRING));
+  // The extra repositories' keys, written afresh: a key removed from the request is gone.
+  await rm(join(w, 'etc', 'keys'), { recursive: true, force: true });
+  await mkdir(join(w, 'etc', 'keys'), { recursive: true });
+  for (const [path, text] of Object.entries(keyFiles(req.repositories ?? [], join(w, 'etc', 'keys')))) await writeFile(path, text, { mode: 0o644 });
   await writeFile(join(w, 'lock.sh'), LOCK_SCRIPT);
 
   const binds: Bind[] = [];
@@ -134,6 +183,13 @@ export async function resolvePackages(req: LockRequest, opts: LockOptions): Prom
     if (unreachable.length) {
       throw new MirrorUnreachable(`the mirror could not be reached while locking ${req.suite}:\n  ${[...new Set(unreachable.map((l) => l.trim()))].slice(-4).join('\n  ')}\n(full log: ${opts.logFile})`);
     }
+    // A Release file its keys do not verify: which repository, and apt's words for why.
+    const unsigned = lines.filter((l) => UNSIGNED.test(l));
+    if (unsigned.length) {
+      const names = [...(req.repositories ?? []).filter((x) => unsigned.some((l) => l.includes(`${x.uri.replace(/\/+$/, '')} ${x.suite}`))).map((x) => `repository "${x.id}" (${x.uri} ${x.suite})`)];
+      const which = names.length ? names.join(', ') : `the Debian mirror (${req.mirror.archive})`;
+      throw new SignatureFailed(`the signature of ${which} did not verify with the keys given:\n  ${[...new Set(unsigned.map((l) => l.trim()))].slice(-4).join('\n  ')}\n(full log: ${opts.logFile})`, names.length > 0);
+    }
     const errors = lines.filter((l) => /^(E|Err):/.test(l));
     const shown = (errors.length ? errors : lines).slice(-8).join('\n  ');
     throw new Error(
@@ -141,7 +197,7 @@ export async function resolvePackages(req: LockRequest, opts: LockOptions): Prom
     );
   }
   const [sim, uris, show] = await Promise.all(['simulate.txt', 'uris.txt', 'show.txt'].map((f) => readFile(join(w, 'out', f), 'utf8')));
-  return joinAptOutput({ simulate: sim!, uris: uris!, show: show! }, req.mirror);
+  return joinAptOutput({ simulate: sim!, uris: uris!, show: show! }, req.mirror, req.repositories);
 }
 
 /** The request fields a lock keeps: everything but the mirror, canonical (packages sorted). */
@@ -152,10 +208,13 @@ export interface LockRequestMeta {
   variant: DebianVariant;
   packages: string[];
   /** The mirror's sources the solver saw: `['archive']` or `['archive', 'security']`. */
-  sources: PackageSource[];
+  sources: MirrorSource[];
+  /** The extra repositories it saw, in the stage's order; absent when none (locks before them stay equal). */
+  repositories?: LockedRepository[];
 }
 
 export function lockRequestOf(req: LockRequest): LockRequestMeta {
+  const repos = req.repositories ?? [];
   return {
     suite: req.suite,
     components: [...req.components],
@@ -163,8 +222,32 @@ export function lockRequestOf(req: LockRequest): LockRequestMeta {
     variant: req.variant ?? 'important',
     packages: [...new Set(req.packages)].sort(),
     sources: req.mirror.security ? ['archive', 'security'] : ['archive'],
+    ...(repos.length ? { repositories: repos.map(lockedRepository) } : {}),
   };
 }
+
+/** What the lock keeps of an extra repository (pure). */
+export function lockedRepository(r: ExtraRepository): LockedRepository {
+  return {
+    id: r.id,
+    suite: r.suite,
+    components: [...(r.components ?? [])],
+    keys: (r.keys ?? []).map((k) => createHash('sha256').update(normalKey(k)).digest('hex')),
+    ...(r.trusted ? { trusted: true as const } : {}),
+  };
+}
+
+/** An armoured key as written into the keyring file: trimmed, LF line ends, one final newline. */
+export const normalKey = (k: string): string => `${k.replace(/\r\n?/g, '\n').trim()}\n`;
+
+/** The keyring files of the extra repositories under DIR (path → text): DIR/ID-N.asc. Pure. */
+export function keyFiles(repos: readonly ExtraRepository[], dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const r of repos) (r.keys ?? []).forEach((k, i) => (out[keyPath(dir, r.id, i)] = normalKey(k)));
+  return out;
+}
+
+const keyPath = (dir: string, id: string, i: number): string => `${dir}/${id.replace(/[^A-Za-z0-9_.-]/g, '_')}-${i + 1}.asc`;
 
 export const LOCK_FILE_VERSION = 1;
 
@@ -209,6 +292,7 @@ export function lockJson(packages: readonly LockedPackage[], meta: LockRequestMe
     variant: meta.variant,
     packages: meta.packages,
     sources: meta.sources,
+    ...(meta.repositories ? { repositories: meta.repositories.map((r) => ({ id: r.id, suite: r.suite, components: r.components, keys: r.keys, ...(r.trusted ? { trusted: true } : {}) })) } : {}),
   };
   const rows = sortPackages([...packages]).map((p) => ({
     name: p.name,
@@ -254,7 +338,7 @@ export function parseLockFile(text: string): Result<LockFile, LockFileError> {
 export function parseLockEntry(r: unknown, list: unknown): Result<{ request: LockRequestMeta; packages: LockedPackage[] }, string> {
   const bad = (message: string) => fail(message);
   if (!isObject(r)) return bad('"request" must be an object');
-  const rExtra = unknownKeys(r, ['suite', 'components', 'architecture', 'variant', 'packages', 'sources']);
+  const rExtra = unknownKeys(r, ['suite', 'components', 'architecture', 'variant', 'packages', 'sources', 'repositories']);
   if (rExtra) return bad(`request: unknown field ${rExtra}`);
   if (typeof r.suite !== 'string' || !SUITE.test(r.suite)) return bad(`request.suite: expected a suite name, got ${JSON.stringify(r.suite)}`);
   if (!isStrings(r.components) || r.components.length === 0 || !r.components.every((c) => COMPONENT.test(c))) {
@@ -270,13 +354,16 @@ export function parseLockEntry(r: unknown, list: unknown): Result<{ request: Loc
   if (!isStrings(r.sources) || !r.sources.every((s) => s === 'archive' || s === 'security') || !r.sources.includes('archive')) {
     return bad(`request.sources: expected ["archive"] or ["archive", "security"], got ${JSON.stringify(r.sources)}`);
   }
+  const repos = parseRepositories(r.repositories);
+  if (!repos.ok) return bad(repos.error);
   const request: LockRequestMeta = {
     suite: r.suite,
     components: r.components,
     architecture: 'amd64',
     variant: r.variant as DebianVariant,
     packages: r.packages,
-    sources: r.sources as PackageSource[],
+    sources: r.sources as MirrorSource[],
+    ...(repos.value ? { repositories: repos.value } : {}),
   };
 
   if (!Array.isArray(list)) return bad('"packages" must be a list');
@@ -284,7 +371,7 @@ export function parseLockEntry(r: unknown, list: unknown): Result<{ request: Loc
   for (const [i, p] of list.entries()) {
     const where = `packages[${i}]${isObject(p) && typeof p.name === 'string' ? ` (${p.name})` : ''}`;
     if (!isObject(p)) return bad(`${where}: expected an object`);
-    const e = checkPackage(p, request.sources);
+    const e = checkPackage(p, [...request.sources, ...(request.repositories ?? []).map((x) => x.id)]);
     if (e) return bad(`${where}: ${e}`);
     const prev = packages[packages.length - 1];
     if (prev && prev.name >= (p.name as string)) {
@@ -328,12 +415,20 @@ pkgCacheGen::ForceEssential ",";
 `;
 }
 
-/** One-line sources for the request's mirror, signed-by KEYRING. */
-export function sourcesList(req: LockRequest, keyring: string): string {
+/**
+ * One-line sources for the request's mirror, signed-by KEYRING, then one line per extra
+ * repository, signed-by its own key files (under KEYDIR, as apt in the sandbox sees them:
+ * keyFiles) or trusted=yes.
+ */
+export function sourcesList(req: LockRequest, keyring: string, keyDir = `${SANDBOX_TREE}/etc/keys`): string {
   const c = req.components.join(' ');
   const opt = `[signed-by=${keyring}]`;
   const lines = [`deb ${opt} ${req.mirror.archive} ${req.suite} ${c}`, `deb ${opt} ${req.mirror.archive} ${req.suite}-updates ${c}`];
   if (req.mirror.security) lines.push(`deb ${opt} ${req.mirror.security} ${req.suite}-security ${c}`);
+  for (const r of req.repositories ?? []) {
+    const trust = r.trusted ? 'trusted=yes' : `signed-by=${(r.keys ?? []).map((_, i) => keyPath(keyDir, r.id, i)).join(',')}`;
+    lines.push(`deb [${trust}] ${r.uri.replace(/\/+$/, '')} ${r.suite}${r.components?.length ? ` ${r.components.join(' ')}` : ''}`);
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -358,6 +453,20 @@ const UNREACHABLE = /Could not connect to|Could not resolve|Temporary failure re
 
 /** Locking failed because the mirror could not be reached: the run's failure, not the request's. */
 export class MirrorUnreachable extends Error {}
+
+/** apt's words for a Release file whose signature it refused (`W: GPG error`, `E: … is not signed`). */
+const UNSIGNED = /NO_PUBKEY|BADSIG|EXPKEYSIG|REVKEYSIG|GPG error|is not signed|signatures were invalid|signatures couldn't be verified/;
+
+/**
+ * Locking failed because a Release file's signature did not verify with the keys given: the
+ * run's failure (exit 1), since imgmake cannot tell whether the key given or the repository's
+ * files are wrong. `extra`: it was an extra repository's (not the Debian mirror's).
+ */
+export class SignatureFailed extends Error {
+  constructor(message: string, readonly extra: boolean) {
+    super(message);
+  }
+}
 
 /**
  * Runs inside the sandbox: update, simulate, print URIs, then `apt-cache show` for exactly what
@@ -443,7 +552,7 @@ export function parseControlParagraphs(text: string): Map<string, string>[] {
  * and sha256 from --print-uris (matched by the package name in the file name), Priority and
  * Section from the `apt-cache show` record with that name, version and sha256.
  */
-export function joinAptOutput(out: { simulate: string; uris: string; show: string }, mirror: DebianMirror): LockedPackage[] {
+export function joinAptOutput(out: { simulate: string; uris: string; show: string }, mirror: DebianMirror, repositories: readonly ExtraRepository[] = []): LockedPackage[] {
   const inst = parseSimulate(out.simulate);
   const byName = new Map<string, PrintedUri>();
   for (const u of parsePrintUris(out.uris)) {
@@ -454,12 +563,15 @@ export function joinAptOutput(out: { simulate: string; uris: string; show: strin
   const bases: [PackageSource, string][] = [];
   if (mirror.security) bases.push(['security', `${mirror.security.replace(/\/+$/, '')}/`]);
   bases.push(['archive', `${mirror.archive.replace(/\/+$/, '')}/`]);
+  for (const r of repositories) bases.push([r.id, `${r.uri.replace(/\/+$/, '')}/`]);
+  // The longest base first: a repository below the mirror's URI is not the mirror.
+  bases.sort((a, b) => b[1].length - a[1].length);
 
   const result: LockedPackage[] = inst.map((p) => {
     const u = byName.get(p.name);
     if (!u) throw new Error(`Internal error: apt would install ${p.name} ${p.version} but printed no URI for it`);
     const base = bases.find(([, b]) => u.url.startsWith(b));
-    if (!base) throw new Error(`Internal error: apt chose ${u.url}, which is under neither mirror base`);
+    if (!base) throw new Error(`Internal error: apt chose ${u.url}, which is under no base URI of the mirror or the repositories`);
     const mine = records.filter((r) => r.get('package') === p.name && r.get('version') === p.version);
     const rec = mine.find((r) => r.get('sha256') === u.sha256) ?? mine[0];
     if (!rec) throw new Error(`Internal error: apt-cache show printed no record for ${p.name}=${p.version}`);
@@ -489,6 +601,29 @@ const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+$/;
 const PACKAGE_ARG = /^[a-z0-9][a-z0-9+.-]+(=[0-9A-Za-z.+~:-]+)?$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 
+const REPO_ID = /^[A-Za-z0-9_.:-]+$/;
+const HEX = /^[0-9a-f]{64}$/;
+
+function parseRepositories(v: unknown): Result<LockedRepository[] | undefined, string> {
+  if (v === undefined) return ok(undefined);
+  if (!Array.isArray(v) || v.length === 0) return fail(`request.repositories: expected a non-empty list, got ${JSON.stringify(v)}`);
+  const out: LockedRepository[] = [];
+  for (const [i, r] of v.entries()) {
+    const at = `request.repositories[${i}]`;
+    if (!isObject(r)) return fail(`${at}: expected an object`);
+    const extra = unknownKeys(r, ['id', 'suite', 'components', 'keys', 'trusted']);
+    if (extra) return fail(`${at}: unknown field ${extra}`);
+    if (typeof r.id !== 'string' || !REPO_ID.test(r.id) || r.id === 'archive' || r.id === 'security' || out.some((x) => x.id === r.id)) return fail(`${at}.id: expected a repository id of its own, got ${JSON.stringify(r.id)}`);
+    if (typeof r.suite !== 'string' || !/^[^\s'"[\]]+$/.test(r.suite)) return fail(`${at}.suite: expected a suite, got ${JSON.stringify(r.suite)}`);
+    if (!isStrings(r.components) || !r.components.every((c) => /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(c))) return fail(`${at}.components: expected a list of component names, got ${JSON.stringify(r.components)}`);
+    if (!isStrings(r.keys) || !r.keys.every((k) => HEX.test(k))) return fail(`${at}.keys: expected a list of sha256 digests, got ${JSON.stringify(r.keys)}`);
+    if (r.trusted !== undefined && r.trusted !== true) return fail(`${at}.trusted: expected true or nothing, got ${JSON.stringify(r.trusted)}`);
+    if ((r.keys.length === 0) !== (r.trusted === true)) return fail(`${at}: expected keys, or trusted without keys`);
+    out.push({ id: r.id, suite: r.suite, components: r.components, keys: r.keys, ...(r.trusted ? { trusted: true as const } : {}) });
+  }
+  return ok(out);
+}
+
 function checkRequest(req: LockRequest): string[] {
   const p: string[] = [];
   if (!SUITE.test(req.suite)) p.push(`suite ${JSON.stringify(req.suite)} is not a suite name`);
@@ -502,10 +637,18 @@ function checkRequest(req: LockRequest): string[] {
   for (const [k, u] of Object.entries(req.mirror)) {
     if (u !== undefined && !/^https?:\/\/[^\s\]'"]+$/.test(u)) p.push(`mirror.${k} ${JSON.stringify(u)} is not an http(s) URL`);
   }
+  for (const r of req.repositories ?? []) {
+    if (!REPO_ID.test(r.id) || r.id === 'archive' || r.id === 'security') p.push(`repository id ${JSON.stringify(r.id)} is not one of its own`);
+    if (!/^https?:\/\/[^\s\]'"[]+$/.test(r.uri)) p.push(`repository ${r.id}: ${JSON.stringify(r.uri)} is not an http(s) URL`);
+    if (!/^[^\s'"[\]]+$/.test(r.suite)) p.push(`repository ${r.id}: suite ${JSON.stringify(r.suite)} is not a suite`);
+    if (!r.trusted && !(r.keys ?? []).length) p.push(`repository ${r.id} has no keys and is not trusted`);
+  }
   return p;
 }
 
 function checkPackage(p: Record<string, unknown>, sources: PackageSource[]): string | undefined {
+  // The mirror's Filenames are under pool/; an extra repository's anywhere below its URI.
+  const mirror = p.source === 'archive' || p.source === 'security';
   const extra = unknownKeys(p, ['name', 'version', 'architecture', 'priority', 'section', 'source', 'path', 'size', 'sha256']);
   if (extra) return `unknown field ${extra}`;
   const str = (k: string, re: RegExp, what: string) =>
@@ -519,9 +662,9 @@ function checkPackage(p: Record<string, unknown>, sources: PackageSource[]): str
     (typeof p.source === 'string' && sources.includes(p.source as PackageSource)
       ? undefined
       : `source: expected one of ${sources.map((s) => JSON.stringify(s)).join(', ')} (request.sources), got ${JSON.stringify(p.source)}`) ??
-    (typeof p.path === 'string' && /^pool\/[^\s]*\.deb$/.test(p.path) && !p.path.split('/').includes('..')
+    (typeof p.path === 'string' && (mirror ? /^pool\/[^\s]*\.deb$/ : /^[^/\s][^\s]*\.deb$/).test(p.path) && !p.path.split('/').includes('..')
       ? undefined
-      : `path: expected a relative pool/…/.deb path, got ${JSON.stringify(p.path)}`) ??
+      : `path: expected a relative ${mirror ? 'pool/' : ''}…/.deb path, got ${JSON.stringify(p.path)}`) ??
     (typeof p.size === 'number' && Number.isSafeInteger(p.size) && p.size > 0 ? undefined : `size: expected a positive integer, got ${JSON.stringify(p.size)}`) ??
     str('sha256', SHA256, '64 lowercase hex digits')
   );
