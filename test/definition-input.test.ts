@@ -246,7 +246,8 @@ for (const [what, content, expected] of BAD) {
   });
 }
 
-test('--var and IMGMAKE_VAR_ for a variable the definition does not declare: exit 2 with a did-you-mean, for every command that loads it', T, async () => {
+// Twelve whole processes: a generous bound for a loaded machine (each starts Node and imgmake).
+test('--var and IMGMAKE_VAR_ for a variable the definition does not declare: exit 2 with a did-you-mean, for every command that loads it', { timeout: 240_000 }, async () => {
   const p = await projectWith(readFileSync(join(repoRoot, 'examples', 'hello', 'imgmake.yaml'), 'utf8'));
   try {
     const commands = [

@@ -43,7 +43,7 @@ test('hello builds, and a second build runs nothing and is fast', async (t) => {
   assert.equal(s.cached, ALL.length);
   assert.deepEqual(stageEvents(second).map((e) => e.status), ALL.map(() => 'cached'));
   // Sanity bound only; the measured figure lives in the README and the benchmark.
-  assert.ok(s.wallMs < 2000, `no-op build took ${s.wallMs} ms`);
+  assert.ok(s.wallMs < 10_000, `no-op build took ${s.wallMs} ms`);
   // Every line of --json output is one JSON object, and nothing else is on stdout.
   for (const line of second.stdout.trim().split('\n')) JSON.parse(line);
 });
