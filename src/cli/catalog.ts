@@ -113,12 +113,14 @@ export async function selectCatalog(types: string[], o: GlobalOptions, co: Catal
 /** Reads the blueprint (again: watch calls this on every change), checks it for `type`, writes the definition. */
 async function prepare(image: CatalogImage, type: string, bpFile: string | undefined, dir: string, co: CatalogOptions): Promise<Result<void, Diagnostic[]>> {
   let custom: Parameters<typeof compose>[0]['custom'] = { packages: [], vars: {}, stages: [], filesystems: [] };
+  // An ostree type: the blueprint goes onto the ostree tree, its users in at first boot.
+  const ostreeType = image.ostree !== undefined && type.startsWith('ostree-');
   if (bpFile) {
     const bp = await readBlueprint(bpFile);
     if (!bp.ok) return bp;
     const errors = [...checkSupport(bp.value, type), ...mismatch(bp.value.distro, co.distro, image.distro, 'distro'), ...mismatch(bp.value.architecture, co.arch, image.arch, 'architecture')];
     // The repositories are written the way the image's own package format reads them.
-    const mapped = mapBlueprint(bp.value, { repositories: FORMATS.get(image.packages.format)?.repositoryFiles });
+    const mapped = mapBlueprint(bp.value, { repositories: FORMATS.get(image.packages.format)?.repositoryFiles, usersAtBoot: ostreeType });
     if (!mapped.ok) errors.push(...mapped.error);
     if (errors.length) return fail(sortDiagnostics(errors));
     if (mapped.ok) custom = mapped.value;
@@ -134,6 +136,7 @@ async function prepare(image: CatalogImage, type: string, bpFile: string | undef
     ...(size ? { diskSize: size } : {}),
     ...(bpFile ? { blueprintFile: bpFile } : {}),
     ...(co.ostreeParent !== undefined ? { ostreeParent: co.ostreeParent } : {}),
+    ...(ostreeType ? { ostreeType } : {}),
   });
   await writeComposed(dir, composed);
   return ok(undefined);
