@@ -243,7 +243,7 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--distro <NAME>', 'the catalog\'s distribution (default: the blueprint\'s distro, else debian-12)')
     .option('--arch <ARCH>', 'the catalog\'s architecture (default: the blueprint\'s, else x86_64)')
     .option('--output-dir <DIR>', 'where targets are exported (as --out; a catalog build\'s default: ./out)')
-    .option('--ostree-parent <PATH>', 'an ostree type: the repository (ostree-repo.tar or a folder) of the build before, whose commit on the ref becomes the new commit\'s parent')
+    .option('--ostree-parent <PATH|URL>', 'an ostree type: the repository of the build before (ostree-repo.tar, a folder, or an http(s) URL, whose ref is read now), whose commit on the ref becomes the new commit\'s parent')
     .action((targets: string[], bo: BuildOptions & CatalogOptions) => run(fromCatalog(targets, bo, opts(), (o) => build(targets, { ...o, ...bo }))));
   p.command('watch')
     .description('build, then rebuild what changed whenever a file the targets depend on changes')
@@ -275,7 +275,7 @@ export function program(run: (code: Promise<number>) => void): Command {
     .option('--distro <NAME>', 'the catalog\'s distribution (default: the blueprint\'s distro, else debian-12)')
     .option('--arch <ARCH>', 'the catalog\'s architecture (default: the blueprint\'s, else x86_64)')
     .option('--output-dir <DIR>', 'where targets are exported (as --out; a catalog build\'s default: ./out)')
-    .option('--ostree-parent <PATH>', 'an ostree type: the repository (ostree-repo.tar or a folder) of the build before, whose commit on the ref becomes the new commit\'s parent')
+    .option('--ostree-parent <PATH|URL>', 'an ostree type: the repository of the build before (ostree-repo.tar, a folder, or an http(s) URL, whose ref is read now), whose commit on the ref becomes the new commit\'s parent')
     .action((targets: string[], po: Pick<BuildOptions, 'until' | 'from'> & CatalogOptions) => run(fromCatalog(targets, po, opts(), (o) => planCommand(targets, { ...o, ...po }))));
   p.command('list')
     .description("list the catalog's images: every distro × arch × type, its file, default size and the blueprint options it supports")

@@ -4,10 +4,13 @@
  * gains one unit that reports on the serial console at every boot and drives the test:
  *
  *   boot 1  commit 1 deployed: `ostree admin status` lists one deployment, /usr is read-only,
- *           /etc writable; commit 2 (another hostname, commit 1 as its parent) arrives on a
+ *           /etc writable; the blueprint user (users.firstboot, as a blueprint's user maps on an
+ *           ostree type) was added by its unit: its SSH key in /var/home/edge, in /usr only as
+ *           the unit's data; commit 2 (another hostname, commit 1 as its parent) arrives on a
  *           second disk (a small ext4 image holding its repository): `ostree pull-local` from
  *           it, `ostree admin upgrade`, reboot
- *   boot 2  commit 2 booted: its hostname, two deployments; the rollback: ostree 2022.7 has no
+ *   boot 2  commit 2 booted: its hostname, two deployments, the user's unit not run again (the
+ *           same data); the rollback: ostree 2022.7 has no
  *           `admin rollback` (that is rpm-ostree's), so the previous commit is deployed again
  *           (`ostree admin deploy CHECKSUM`, kernel arguments carried over), reboot
  *   boot 3  commit 1 booted again (its hostname), two deployments (it and commit 2); power off
@@ -39,7 +42,13 @@ deployments=$(printf '%s\\n' "$status" | grep -c -E '^[* ] debian [0-9a-f]{64}')
 booted=$(printf '%s\\n' "$status" | sed -n 's/^\\* debian \\([0-9a-f]*\\)\\..*/\\1/p')
 if touch /usr/.ostree-check 2>/dev/null; then usr=rw; else usr=ro; fi
 if touch /etc/.ostree-check && rm /etc/.ostree-check; then etc=rw; else etc=ro; fi
-echo "OSTREE-CHECK boot=$n hostname=$(hostname) deployments=$deployments booted=$booted usr=$usr etc=$etc end"
+# The blueprint user (users.firstboot): applied by its unit at the first boot only; the key in
+# the home under /var, and in /usr only as the unit's read-only data.
+users=$(systemctl is-active imgmake-users.service)
+key=$(cut -d' ' -f3 /home/edge/.ssh/authorized_keys 2>/dev/null)
+home=$(stat -c %U:%a /var/home/edge 2>/dev/null)
+baked=$(grep -rl edge@boot-test /usr/etc /usr/share/factory /usr/lib/imgmake 2>/dev/null | tr '\\n' ,)
+echo "OSTREE-CHECK boot=$n hostname=$(hostname) deployments=$deployments booted=$booted usr=$usr etc=$etc users=$users key=$key home=$home baked=$baked end"
 if [ "$n" = 1 ] && [ -b /dev/vdb ]; then
   mkdir -p /run/update && mount -o ro /dev/vdb /run/update &&
     ostree pull-local --repo=/ostree/repo /run/update/repo debian/12/x86_64/edge &&
@@ -66,7 +75,10 @@ StandardError=journal+console
 WantedBy=multi-user.target
 `;
 
-/** The stage the test adds to ostree-os (after the timezone, before the layout). */
+/** The blueprint user's key (its comment is what the console shows). */
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx3m2c4b8h1 edge@boot-test';
+
+/** The stages the test adds to ostree-os (after the timezone, before the layout). */
 const CHECK_STAGE = `      - name: check
         rule: files.write
         options:
@@ -77,6 +89,11 @@ const CHECK_STAGE = `      - name: check
         options:
           units: [{ name: ostree-check.service, content: ${JSON.stringify(UNIT)} }]
           enable: [ostree-check.service]
+      # What a blueprint's [[customizations.user]] maps to on an ostree type.
+      - name: users
+        rule: users.firstboot
+        options:
+          users: [{ name: edge, groups: [sudo], ssh_keys: ["${KEY}"] }]
 `;
 
 /** One QEMU run until the guest powers off or reboots (-no-reboot); the serial console's text. */
@@ -156,6 +173,10 @@ test('ostree-qcow2 boots with one deployment, /usr read-only, /etc writable; an 
   }
   const [b1, b2, b3] = boots as [Record<string, string>, Record<string, string>, Record<string, string>];
   assert.deepEqual([b1['hostname'], b1['deployments'], b1['booted'], b1['usr'], b1['etc']], ['debian', '1', c1, 'ro', 'rw'], 'boot 1: commit 1, alone');
+  // The blueprint user at the first boot: its key in its home under /var, nowhere in /usr but
+  // the unit's data; the later boots (commit 2 has the same users) do not run the unit again.
+  assert.deepEqual([b1['users'], b1['key'], b1['home'], b1['baked']], ['active', 'edge@boot-test', 'edge:700', '/usr/lib/imgmake/users/keys-0,'], 'boot 1: the user applied at first boot');
+  assert.deepEqual([b2['users'], b2['key'], b3['users'], b3['key']], ['inactive', 'edge@boot-test', 'inactive', 'edge@boot-test'], 'boots 2 and 3: the same data, not applied again');
   assert.deepEqual([b2['hostname'], b2['deployments'], b2['booted']], ['edge-two', '2', c2.commit], 'boot 2: the upgrade, both deployments listed');
   assert.deepEqual([b3['hostname'], b3['deployments'], b3['booted']], ['debian', '2', c1], 'boot 3: the rollback to commit 1');
   rmSync(work, { recursive: true, force: true });

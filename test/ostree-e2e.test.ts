@@ -5,7 +5,11 @@
  *   in /usr/lib/modules) and the tree's cache key as `imgmake.key`;
  * - the same build with the commit stage forced to run again gives the same checksum;
  * - commit 2 with one change (the hostname) and commit 1 as `--ostree-parent`: only the stages
- *   after the hostname run (never the package stage or dracut), and `ostree log` shows both.
+ *   after the hostname run (never the package stage or dracut), and `ostree log` shows both;
+ * - commit 2 again with commit 1's repository served by a real nginx as `--ostree-parent URL`:
+ *   only the commit stage runs, the same commit; the same server state again is cached; a new
+ *   commit on the server's ref re-commits on it; a server that does not answer fails (exit 1)
+ *   with the cache untouched.
  *
  * The cache is shared by every run of this machine ($IMGMAKE_OSTREE_TEST_CACHE, else
  * /var/tmp/imgmake-ostree-test): the first run installs Debian with dracut and runs dracut
@@ -13,11 +17,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { imgmake, ran, stageEvents, type CliResult } from './helpers/cli.js';
+import { freePort, startNginx } from './helpers/nginx.js';
 
 const CACHE = process.env['IMGMAKE_OSTREE_TEST_CACHE'] ?? '/var/tmp/imgmake-ostree-test';
 const REF = 'debian/12/x86_64/edge';
@@ -32,6 +37,21 @@ function unpack(tar: string, into: string, name: string): string {
   mkdirSync(dir);
   execFileSync('tar', ['-xf', tar, '-C', dir]);
   return dir;
+}
+
+/** Every path under DIR with its size and mtime: what a build that must not touch DIR leaves equal. */
+function listing(dir: string): string[] {
+  const lines: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      const st = statSync(p, { throwIfNoEntry: false });
+      lines.push(`${p} ${st?.size} ${st?.mtimeMs}`);
+      if (e.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return lines.sort();
 }
 
 const keyOf = (r: CliResult, node: string): string => stageEvents(r).find((e) => e.node === node)!.key as string;
@@ -93,10 +113,54 @@ test('ostree-commit: a reproducible commit of the prepared tree, then a child co
   assert.equal(ostree(repo2, 'cat', c2.commit, '/usr/etc/hostname'), `${hostname}\n`);
   assert.equal(ostree(repo2, 'cat', c1.commit, '/usr/etc/hostname'), 'debian\n');
 
-  // A URL and a missing parent are usage errors, before anything runs.
-  const url = await imgmake(['build', 'ostree-commit', '--ostree-parent', 'http://127.0.0.1:1/repo'], { cwd: work, env });
-  assert.equal(url.code, 2);
-  assert.match(url.stderr, /a URL; imgmake reads the parent from this host/);
+  // Commit 2 again with commit 1's repository served over HTTP as its parent (a real nginx on
+  // loopback): its history is fetched on the host, the commit stage alone runs and makes the
+  // same commit as with the tarball (same tree, same parent), whose history `ostree log` shows.
+  const web = mkdtempSync(join(tmpdir(), 'imgmake-ostree-http-'));
+  chmodSync(web, 0o755); // nginx's worker runs as an unprivileged user
+  t.after(() => rmSync(web, { recursive: true, force: true }));
+  const nginx = await startNginx(web);
+  t.after(() => nginx.stop());
+  const served = unpack(join(scratch, 'commit1.tar'), nginx.www, 'repo');
+  execFileSync('chmod', ['-R', 'a+rX', nginx.www]);
+  const url = `http://127.0.0.1:${nginx.port}/repo`;
+  const viaUrl = await imgmake(['--json', 'build', 'ostree-commit', '--var', `hostname=${hostname}`, '--ostree-parent', url], { cwd: work, env });
+  assert.equal(viaUrl.code, 0, viaUrl.stderr + viaUrl.stdout.slice(-3000));
+  assert.deepEqual(ran(viaUrl), ['ostree-commit.commit']);
+  assert.match(viaUrl.stderr, new RegExp(`ostree parent ${url}: ${REF} = ${c1.commit} \\((1 commit fetched|fetched before)\\)`)); // before: by an earlier run on this cache
+  const c2u = JSON.parse(readFileSync(join(out, 'ostree-commit.json'), 'utf8'));
+  assert.deepEqual([c2u.commit, c2u.parent], [c2.commit, c1.commit], 'the same commit as from the tarball');
+  const repoU = unpack(join(out, 'ostree-repo.tar'), scratch, 'repo-url');
+  assert.match(ostree(repoU, 'log', REF), new RegExp(`^commit ${c2.commit}\\n[\\s\\S]*^commit ${c1.commit}\\n`, 'm'));
+  assert.equal(ostree(repoU, 'cat', c2.commit, '/usr/etc/hostname'), `${hostname}\n`);
+  // The same server state: everything cached (the key holds the fetched commit, not the URL).
+  const cachedUrl = await imgmake(['--json', 'build', 'ostree-commit', '--var', `hostname=${hostname}`, '--ostree-parent', url], { cwd: work, env });
+  assert.equal(cachedUrl.code, 0, cachedUrl.stderr);
+  assert.deepEqual(ran(cachedUrl), []);
+  // A new commit on the server's ref: the commit stage runs again, on the new parent.
+  const extra = join(scratch, 'extra');
+  mkdirSync(join(extra, 'usr/etc'), { recursive: true });
+  writeFileSync(join(extra, 'usr/etc/motd'), 'a commit made on the server\n');
+  const c1b = execFileSync('ostree', [`--repo=${served}`, 'commit', `--branch=${REF}`, `--parent=${c1.commit}`, '--subject=server', `--tree=dir=${extra}`], { encoding: 'utf8' }).trim();
+  execFileSync('chmod', ['-R', 'a+rX', nginx.www]);
+  const moved = await imgmake(['--json', 'build', 'ostree-commit', '--var', `hostname=${hostname}`, '--ostree-parent', url], { cwd: work, env });
+  assert.equal(moved.code, 0, moved.stderr + moved.stdout.slice(-3000));
+  assert.deepEqual(ran(moved), ['ostree-commit.commit']);
+  assert.equal(JSON.parse(readFileSync(join(out, 'ostree-commit.json'), 'utf8')).parent, c1b);
+  assert.match(ostree(unpack(join(out, 'ostree-repo.tar'), scratch, 'repo-moved'), 'log', REF), new RegExp(`commit ${c1b}[\\s\\S]*server[\\s\\S]*commit ${c1.commit}`));
+
+  // A server that does not answer: exit 1 with the URL and the cause, nothing run, the cache untouched.
+  const before = listing(CACHE);
+  const down = await imgmake(['--json', 'build', 'ostree-commit', '--ostree-parent', `http://127.0.0.1:${await freePort()}/repo`], { cwd: work, env });
+  assert.equal(down.code, 1, down.stderr);
+  assert.match(down.stderr, /--ostree-parent http:\/\/127\.0\.0\.1:\d+\/repo: unreachable: .*ECONNREFUSED.* \(http:\/\/127\.0\.0\.1:\d+\/repo\/config\)/);
+  assert.deepEqual(ran(down), []);
+  assert.deepEqual(listing(CACHE), before, 'the cache is untouched');
+
+  // Another scheme and a missing parent are usage errors, before anything runs.
+  const ftp = await imgmake(['build', 'ostree-commit', '--ostree-parent', 'ftp://127.0.0.1/repo'], { cwd: work, env });
+  assert.equal(ftp.code, 2);
+  assert.match(ftp.stderr, /only http and https repositories are fetched/);
   const qcow = await imgmake(['build', 'qcow2', '--ostree-parent', join(scratch, 'commit1.tar')], { cwd: work, env });
   assert.equal(qcow.code, 2);
   assert.match(qcow.stderr, /--ostree-parent is for the ostree image types, not qcow2/);

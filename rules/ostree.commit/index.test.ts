@@ -2,12 +2,13 @@
  * ostree.commit through the real sandbox and the host's ostree: a prepared tree committed to a
  * ref of an archive repository packed as a tarball; the same tree committed twice (from copies
  * with other host times) gives the same checksum and the same tarball; a second commit with the
- * first's repository as parent (tarball or folder) forms a history `ostree log` shows.
+ * first's repository as parent (tarball, folder, or a folder of its commit objects only) forms a
+ * history `ostree log` shows.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chownSync, copyFileSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { assertFails, assertOk, schemaErrors, tempDir, withRule, type RuleRun } from '../../test/helpers/rule-harness.js';
@@ -82,7 +83,7 @@ test('a prepared tree → an archive repository on the ref, with subject, versio
   }
 });
 
-test('a second commit with the first repository as parent (tarball or folder): ostree log shows both; another ref in the parent fails', T, async () => {
+test('a second commit with the first repository as parent (tarball, folder, commit objects only): ostree log shows both; another ref in the parent fails', T, async () => {
   const scratch = tempDir('imgmake-ostree-parent-');
   try {
     const one = join(scratch.dir, 'one');
@@ -110,6 +111,22 @@ test('a second commit with the first repository as parent (tarball or folder): o
     const fromTar = await withParent('ostree.commit', two, { kind: 'file', path: join(scratch.dir, 'parent.tar') }, (r) => check(r, 'from-tar'));
     const fromDir = await withParent('ostree.commit', two, { kind: 'dir', path: join(scratch.dir, 'parent-dir') }, (r) => check(r, 'from-dir'));
     assert.equal(fromTar, fromDir, 'the parent\'s form does not change the commit');
+    // A folder of commit objects only (what --ostree-parent URL fetches: each commit marked
+    // partial): the history without the parent's content, and the same commit again.
+    const meta = join(scratch.dir, 'parent-meta');
+    ostree(meta, 'init', '--mode=archive');
+    execFileSync('ostree', [`--repo=${meta}`, 'pull-local', '--commit-metadata-only', '--depth=-1', join(scratch.dir, 'parent-dir'), 'debian/12/x86_64/edge'], { stdio: 'pipe' });
+    const fromMeta = await withParent('ostree.commit', two, { kind: 'dir', path: meta }, (r) => {
+      assertOk(r);
+      const info = JSON.parse(readFileSync(join(r.tree, 'ostree-commit.json'), 'utf8'));
+      assert.equal(info.parent, c1);
+      const repo = unpack(r, join(scratch.dir, 'from-meta'));
+      assert.match(ostree(repo, 'log', 'debian/12/x86_64/edge'), new RegExp(`commit ${info.commit}[\\s\\S]*commit ${c1}[\\s\\S]*commit 1`));
+      assert.ok(existsSync(join(repo, 'state', `${c1}.commitpartial`)), 'the parent is there as metadata only');
+      assert.equal(ostree(repo, 'cat', 'debian/12/x86_64/edge', '/usr/etc/motd'), 'two\n');
+      return info.commit as string;
+    });
+    assert.equal(fromMeta, fromTar, 'a metadata-only parent gives the same commit');
     await withRule('ostree.commit', { ref: 'debian/12/x86_64/stable' }, { inputs: { tree: { kind: 'tree', path: two }, parent: { kind: 'file', path: join(scratch.dir, 'parent.tar') } } }, (r) =>
       assertFails(r, 'the parent repository has no ref debian/12/x86_64/stable', 'debian/12/x86_64/edge'),
     );

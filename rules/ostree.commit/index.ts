@@ -7,7 +7,10 @@
  * Reproducible by construction: `--timestamp` is SOURCE_DATE_EPOCH, the metadata is the options
  * and the tree input's cache key, and ostree's content checksums ignore mtimes; so two cold
  * builds of one definition give one commit checksum. The parent, when given, is part of the
- * commit (and its input part of the key).
+ * commit (and its input part of the key). A parent tarball is the new repository as it is; a
+ * parent folder gives REF's history as commit objects (`--commit-metadata-only --depth=-1`) and
+ * the parent commit's content unless the folder marks it partial (metadata only: what
+ * `--ostree-parent URL` fetches, src/catalog/ostree-remote.ts).
  *
  * It does not prepare the tree (ostree.layout, ostree.kernel) or deploy it (ostree.deploy).
  */
@@ -52,7 +55,13 @@ const commit: RuleInvoke<Options> = (options, ctx) => {
           `if [ -d "$p" ]; then`,
           `  [ -f "$p/config" ] && [ -d "$p/objects" ] || die "the parent input is a folder but no ostree repository (no config and objects) and holds no ${options.filename}"`,
           `  ostree init --repo="$repo" --mode=archive`,
-          `  ostree pull-local --repo="$repo" --depth=-1 "$p" ${ref} > /tmp/pull.log 2>&1 || { cat /tmp/pull.log >&2; die ${q(`the parent repository has no ref ${options.ref} (or pulling it failed, above)`)}; }`,
+          // The history's commit objects, then the parent's content when the folder has it (a
+          // parent fetched over HTTP, or whose own parents were, holds commits marked partial).
+          `  ostree pull-local --repo="$repo" --commit-metadata-only --depth=-1 "$p" ${ref} > /tmp/pull.log 2>&1 || { cat /tmp/pull.log >&2; die ${q(`the parent repository has no ref ${options.ref} (or pulling it failed, above)`)}; }`,
+          `  tip=$(ostree rev-parse --repo="$p" ${ref})`,
+          `  if [ ! -e "$p/state/$tip.commitpartial" ]; then`,
+          `    ostree pull-local --repo="$repo" "$p" ${ref} > /tmp/pull.log 2>&1 || { cat /tmp/pull.log >&2; die ${q(`pulling the parent's content from the parent repository failed (above)`)}; }`,
+          `  fi`,
           `else`,
           `  mkdir "$repo"`,
           `  tar -xf "$p" -C "$repo" 2> /tmp/tar.log || { cat /tmp/tar.log >&2; die 'the parent input is not a tarball of an ostree repository'; }`,

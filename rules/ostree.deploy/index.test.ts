@@ -2,7 +2,8 @@
  * ostree.deploy through the real sandbox and the host's ostree: a commit made by ostree.commit
  * (from a small prepared tree) deployed into an empty tree; `ostree admin status` on the result
  * lists one deployment of that commit, the syslinux config GRUB reads names its kernel with the
- * kernel arguments and ostree=, and /etc is merged from /usr/etc.
+ * kernel arguments (kargs, then kargs_append split at spaces) and ostree=, and /etc is merged
+ * from /usr/etc.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -37,7 +38,7 @@ test('a commit deployed into an empty tree: one deployment, /etc from /usr/etc, 
       copyFileSync(join(r.tree, 'ostree-repo.tar'), join(scratch.dir, 'commit/ostree-repo.tar'));
     });
     const kargs = ['root=UUID=0f6a9c4e-5b1d-4e2a-8c3f-7d9e0a1b2c3d', 'rw', 'console=ttyS0,115200'];
-    await withRule('ostree.deploy', { kargs }, { inputs: { commit: { kind: 'tree', path: join(scratch.dir, 'commit') } } }, (r) => {
+    await withRule('ostree.deploy', { kargs, kargs_append: ' quiet  loglevel=3' }, { inputs: { commit: { kind: 'tree', path: join(scratch.dir, 'commit') } } }, (r) => {
       assertOk(r);
       const status = execFileSync('ostree', ['admin', 'status', `--sysroot=${r.tree}`], { encoding: 'utf8' });
       assert.equal(status.match(/^[* ] debian [0-9a-f]{64}\.\d+/gm)?.length, 1, status);
@@ -49,7 +50,7 @@ test('a commit deployed into an empty tree: one deployment, /etc from /usr/etc, 
       const cfg = readFileSync(join(r.tree, 'boot/syslinux/syslinux.cfg'), 'utf8');
       assert.match(cfg, /^DEFAULT Debian GNU\/Linux 12 \(bookworm\) \(ostree:0\)$/m);
       assert.match(cfg, /^\tKERNEL \/boot\/ostree\/debian-[0-9a-f]{64}\/vmlinuz-6\.1\.0-9-amd64$/m);
-      assert.match(cfg, /^\tAPPEND root=UUID=0f6a9c4e-5b1d-4e2a-8c3f-7d9e0a1b2c3d rw console=ttyS0,115200 ostree=\/ostree\/boot\.1\/debian\/[0-9a-f]{64}\/0$/m);
+      assert.match(cfg, /^\tAPPEND root=UUID=0f6a9c4e-5b1d-4e2a-8c3f-7d9e0a1b2c3d rw console=ttyS0,115200 quiet loglevel=3 ostree=\/ostree\/boot\.1\/debian\/[0-9a-f]{64}\/0$/m);
       const kernel = /KERNEL \/boot\/(\S+)/.exec(cfg)![1]!;
       assert.equal(readFileSync(join(r.tree, 'boot', kernel), 'utf8'), 'kernel\n');
       assert.equal(readlinkSync(join(r.tree, 'boot/loader')), 'loader.1');
@@ -65,5 +66,6 @@ test('a commit deployed into an empty tree: one deployment, /etc from /usr/etc, 
   }
   assert.notDeepEqual(await schemaErrors('ostree.deploy', {}), [], 'kargs are required');
   assert.notDeepEqual(await schemaErrors('ostree.deploy', { kargs: ['a b'] }), []);
+  assert.notDeepEqual(await schemaErrors('ostree.deploy', { kargs: [], kargs_append: 'a "b"' }), []);
   assert.notDeepEqual(await schemaErrors('ostree.deploy', { kargs: [], os: 'Debian' }), []);
 });

@@ -15,6 +15,8 @@ interface Options {
   os: string;
   ref: string;
   kargs: string[];
+  /** More, space-separated (a blueprint's kernel.append). */
+  kargs_append: string;
   filename: string;
 }
 
@@ -41,8 +43,11 @@ const deploy: RuleInvoke<Options> = (options, ctx) => {
     `: > boot/loader.0/syslinux.cfg`,
     `ln -s loader.0 boot/loader`,
     `ln -s ../loader/syslinux.cfg boot/syslinux/syslinux.cfg`,
-    `ostree pull-local --repo=ostree/repo --depth=-1 "$src" ${ref} > /tmp/pull.log 2>&1 || { cat /tmp/pull.log >&2; die ${q(`the repository has no ref ${options.ref}`)}"; its refs: $(ostree refs --repo="$src" | tr '\\n' ' ')"; }`,
-    `ostree admin deploy --sysroot=. --os=${os} ${options.kargs.map((k) => `--karg=${q(k)}`).join(' ')} ${ref} > /tmp/deploy.log 2>&1 || { cat /tmp/deploy.log >&2; die 'ostree admin deploy failed'; }`,
+    // REF's history as commit objects (a parent may be metadata only: --ostree-parent URL), then
+    // the commit's content: what the device deploys, and `ostree log` on it shows.
+    `ostree pull-local --repo=ostree/repo --commit-metadata-only --depth=-1 "$src" ${ref} > /tmp/pull.log 2>&1 || { cat /tmp/pull.log >&2; die ${q(`the repository has no ref ${options.ref}`)}"; its refs: $(ostree refs --repo="$src" | tr '\\n' ' ')"; }`,
+    `ostree pull-local --repo=ostree/repo "$src" ${ref} > /tmp/pull.log 2>&1 || { cat /tmp/pull.log >&2; die ${q(`pulling ${options.ref}'s content failed (above)`)}; }`,
+    `ostree admin deploy --sysroot=. --os=${os} ${[...options.kargs, ...options.kargs_append.split(' ').filter((k) => k !== '')].map((k) => `--karg=${q(k)}`).join(' ')} ${ref} > /tmp/deploy.log 2>&1 || { cat /tmp/deploy.log >&2; die 'ostree admin deploy failed'; }`,
     `for d in ostree/deploy/*/deploy/*.0; do chattr -i "$d" 2>/dev/null || true; done`,
     `if lsattr -d ostree/deploy/*/deploy/*.0 2>/dev/null | grep -q '^[^ ]*i'; then die 'a deployment kept its immutable flag, which would make the cached tree undeletable'; fi`,
     `ostree admin status --sysroot=. > /tmp/status 2>&1 || { cat /tmp/status >&2; die 'ostree admin status cannot read the new sysroot'; }`,

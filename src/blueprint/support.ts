@@ -110,6 +110,9 @@ const mapped = OPTIONS.filter((x) => x.mapped).map((x) => x.option);
 /** Options that need a disk (partitions) or a bootloader: not for an archive of the tree. */
 const DISK_ONLY = ['customizations.filesystem', 'customizations.kernel.append'];
 
+/** Options no ostree type takes (WHY_NOT says why). */
+const OSTREE_NOT = ['customizations.filesystem', 'customizations.repositories'];
+
 /** Image type → the options it supports. */
 export const SUPPORT: Readonly<Record<string, readonly string[]>> = {
   qcow2: mapped,
@@ -124,6 +127,11 @@ export const SUPPORT: Readonly<Record<string, readonly string[]>> = {
   'raw.xz': mapped,
   'raw.zst': mapped,
   oci: mapped.filter((x) => !DISK_ONLY.includes(x)),
+  // ostree (catalog/debian-12/ostree.yaml): the blueprint's stages act on the tree before
+  // ostree.layout; users and keys arrive at boot (users.firstboot), never baked into /usr.
+  'ostree-commit': mapped.filter((x) => !OSTREE_NOT.includes(x) && !DISK_ONLY.includes(x)),
+  'ostree-raw': mapped.filter((x) => !OSTREE_NOT.includes(x)),
+  'ostree-qcow2': mapped.filter((x) => !OSTREE_NOT.includes(x)),
 };
 
 /** Why an image type lacks an option, where there is a reason worth telling. */
@@ -139,6 +147,19 @@ export const WHY_NOT: Readonly<Record<string, Readonly<Record<string, string>>>>
     'customizations.filesystem': 'a container image has no disk, so no partitions or sizes',
     'customizations.kernel.append': 'a container image has no kernel or bootloader, so no kernel command line',
   },
+  ...Object.fromEntries(
+    ['ostree-commit', 'ostree-raw', 'ostree-qcow2'].map((t) => [
+      t,
+      {
+        'customizations.filesystem':
+          t === 'ostree-commit'
+            ? 'a commit has no disk, so no partitions or sizes'
+            : 'an ostree disk holds the physical root (/boot, /ostree) that deployments share, and its /var is the deployments\' state: extra partitions and fstab entries in the commit are not mapped yet',
+        'customizations.repositories': 'an ostree image\'s /usr is read-only: nothing is installed on the device with apt, so apt sources are of no use (list the packages in the blueprint instead)',
+        ...(t === 'ostree-commit' ? { 'customizations.kernel.append': 'a commit has no bootloader: kernel arguments belong to a deployment (ostree-raw and ostree-qcow2 take them)' } : {}),
+      },
+    ]),
+  ),
 };
 
 /** The OPTIONS row a field belongs to: the longest row path that is the field's path or a prefix of it. */

@@ -13,7 +13,10 @@
  *     DIR/workload.yaml  only for filesystems: their fstab entries
  *
  * (the root includes each edited copy in place of the catalog's part; the index says which part
- * holds which stage). Filesystems also set `disk_size`: the type's size plus theirs.
+ * holds which stage). For an ostree type (`ostreeType`) the packages go to the ostree part's own
+ * package stage (DIR/ostree.yaml) and the stages to `ostree-blueprint: { base: ostree-os }`,
+ * which `ostree_os` then names as the base of the tree ostree.layout prepares: the blueprint's
+ * stages act on an ordinary tree, before /etc moves to /usr/etc. Filesystems also set `disk_size`: the type's size plus theirs.
  *
  * The platform part builds the disk from the tree of the pipeline the `os` variable names, so
  * the blueprint's pipeline slots in between the workload and the disk without the catalog
@@ -53,7 +56,15 @@ export interface ComposeInput {
   blueprintFile?: string;
   /** `--ostree-parent`: the previous build's repository (a tarball or folder), absolute. */
   ostreeParent?: string;
+  /**
+   * The type is an ostree type: the blueprint's packages go to the ostree package stage and its
+   * stages to the pipeline the ostree tree is made from (the index's `ostree` entry says which).
+   */
+  ostreeType?: boolean;
 }
+
+/** The pipeline a blueprint's stages form for an ostree type; the ostree layout starts from its tree. */
+export const OSTREE_BLUEPRINT_PIPELINE = 'ostree-blueprint';
 
 export function compose(i: ComposeInput): Composed {
   const root = parseDocument(i.rootText);
@@ -75,23 +86,29 @@ export function compose(i: ComposeInput): Composed {
   const vars: Record<string, string> = {};
   for (const [k, v] of Object.entries(custom.vars)) vars[k] = escape(v);
 
+  const ostree = i.ostreeType ? image.ostree : undefined;
+  if (i.ostreeType && !ostree) throw new Error(`Internal error: ${image.definition} has no ostree entry in the index`);
+  // The package stage a blueprint's packages go to: the distro's, or the ostree tree's own.
+  const pkg = ostree
+    ? { part: ostree.part, name: 'ostree.yaml', pipeline: ostree.packages.pipeline, stage: ostree.packages.stage }
+    : { part: image.packages.part, name: 'distro.yaml', pipeline: image.packages.pipeline, stage: image.packages.stage };
   if (custom.packages.length > 0 || custom.kernel || custom.packageOptions) {
-    const doc = edit(image.packages.part, 'distro.yaml');
-    const stage = stageOf(doc, image.packages.pipeline, image.packages.stage, image.packages.part);
+    const doc = edit(pkg.part, pkg.name);
+    const stage = stageOf(doc, pkg.pipeline, pkg.stage, pkg.part);
     if (custom.packageOptions) {
       for (const [k, v] of Object.entries(custom.packageOptions.options)) {
-        if (stage.hasIn(['options', k])) throw new Error(`Internal error: ${image.packages.part}: ${image.packages.pipeline}.${image.packages.stage} already has options.${k}`);
+        if (stage.hasIn(['options', k])) throw new Error(`Internal error: ${pkg.part}: ${pkg.pipeline}.${pkg.stage} already has options.${k}`);
         const node = doc.createNode(escapeAll(v));
         node.commentBefore = ` install_from, from ${where(custom.packageOptions.from)}`;
         stage.setIn(['options', k], node);
       }
     }
     const list = stage.getIn(['options', 'packages']);
-    if (!isSeq(list)) throw new Error(`Internal error: ${image.packages.part}: ${image.packages.pipeline}.${image.packages.stage} has no options.packages list`);
+    if (!isSeq(list)) throw new Error(`Internal error: ${pkg.part}: ${pkg.pipeline}.${pkg.stage} has no options.packages list`);
     if (custom.kernel) {
       // The blueprint's kernel takes the catalog kernel's place in the list (and its position).
       const at = list.items.findIndex((x) => String((x as { value?: unknown }).value) === image.packages.kernel);
-      if (!image.packages.kernel || at < 0) throw new Error(`Internal error: ${image.packages.part}: no kernel package ${image.packages.kernel ?? '(the index names none)'} to replace`);
+      if (!image.packages.kernel || at < 0) throw new Error(`Internal error: ${pkg.part}: no kernel package ${image.packages.kernel ?? '(the index names none)'} to replace`);
       const node = doc.createNode(custom.kernel.package);
       node.comment = ` kernel.name, from ${where(custom.kernel.from)}`;
       list.items[at] = node;
@@ -147,7 +164,10 @@ export function compose(i: ComposeInput): Composed {
   });
   for (const part of edited.keys()) if (!used.has(part)) throw new Error(`Internal error: ${image.definition} does not include ${part}`);
 
-  if (custom.stages.length > 0) vars['os'] = BLUEPRINT_PIPELINE;
+  // The blueprint's pipeline: on the workload (the `os` variable names it for the disk), or for
+  // an ostree type on the ostree OS pipeline (the index's variable names it for the layout).
+  const bpPipeline = ostree ? { name: OSTREE_BLUEPRINT_PIPELINE, base: ostree.blueprint.base, var: ostree.blueprint.var } : { name: BLUEPRINT_PIPELINE, base: 'workload', var: 'os' };
+  if (custom.stages.length > 0) vars[bpPipeline.var] = bpPipeline.name;
   for (const [k, v] of Object.entries(vars)) root.setIn(['vars', k], v);
   if (custom.stages.length > 0) {
     const stages = custom.stages.map((s) => {
@@ -155,8 +175,8 @@ export function compose(i: ComposeInput): Composed {
       node.commentBefore = ` from ${where(s.from)}`;
       return node;
     });
-    root.setIn(['pipelines', BLUEPRINT_PIPELINE], root.createNode({ base: 'workload', stages: [] }));
-    (root.getIn(['pipelines', BLUEPRINT_PIPELINE, 'stages']) as { items: unknown[] }).items = stages;
+    root.setIn(['pipelines', bpPipeline.name], root.createNode({ base: bpPipeline.base, stages: [] }));
+    (root.getIn(['pipelines', bpPipeline.name, 'stages']) as { items: unknown[] }).items = stages;
   }
   root.commentBefore = ` Generated by imgmake from ${i.blueprintFile ? `${i.blueprintFile} and ` : ''}the catalog's ${image.definition}.\n Do not edit: it is written again before each command.${root.commentBefore ? `\n${root.commentBefore}` : ''}`;
   files['imgmake.yaml'] = root.toString({ lineWidth: 0 });

@@ -3,7 +3,8 @@
  * repositories marked install_from, as options) added to the distro's package stage, variables of the catalog's parts (hostname, timezone), and the stages
  * of one `blueprint` pipeline on top of the workload, in the order an OS needs them:
  *
- *     mountpoints → locale-gen → locale → keyboard → users (groups, users, ssh keys) → ntp → cacerts
+ *     mountpoints → locale-gen → locale → keyboard → users (groups, users, ssh keys: users.add, or
+ *       users.firstboot for an ostree type) → ntp → cacerts
  *       → repositories → directories → files → sshd → firewall → firstboot → services
  *
  * Directories before files (a file may go into one), users before both (an owner may be one of
@@ -109,6 +110,13 @@ export interface MapOptions {
    * the same way. Without it, `install_from = true` is refused at its line.
    */
   installFrom?: RepositoryOptions | undefined;
+  /**
+   * Users, groups and SSH keys through a unit that applies them at boot (users.firstboot), not
+   * into the tree's /etc and /home (users.add): for an image whose /usr is read-only and whose
+   * /etc is merged at each upgrade (ostree), where the tree's user database and homes would be
+   * baked into /usr.
+   */
+  usersAtBoot?: boolean;
 }
 
 export function mapBlueprint(bp: Blueprint, o: MapOptions = {}): Result<Customization, Diagnostic[]> {
@@ -193,7 +201,7 @@ export function mapBlueprint(bp: Blueprint, o: MapOptions = {}): Result<Customiz
     }
     const groups = c.group.map((g) => ({ name: g.name.value, ...(g.gid ? { gid: g.gid.value } : {}) }));
     const first = c.group[0]?.loc ?? c.user[0]?.loc ?? c.sshkey[0]!.loc;
-    stages.push({ name: 'users', rule: 'users.add', options: { ...(groups.length ? { groups } : {}), ...(users.length ? { users } : {}) }, from: first });
+    stages.push({ name: 'users', rule: o.usersAtBoot ? 'users.firstboot' : 'users.add', options: { ...(groups.length ? { groups } : {}), ...(users.length ? { users } : {}) }, from: first });
   }
 
   if (c.timezone && c.timezone.ntpservers.length > 0) {

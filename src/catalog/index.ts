@@ -56,8 +56,13 @@ export interface CatalogImage {
   disk: { part: string; pipeline: string; partitions: string; root: string };
   /** The stage writing /etc/fstab, which gets their entries. */
   fstab: { part: string; pipeline: string; stage: string };
-  /** The ostree commit stage, which `--ostree-parent` gives a parent input (absent: no ostree types). */
-  ostree?: { part: string; pipeline: string; stage: string };
+  /**
+   * The ostree commit stage, which `--ostree-parent` gives a parent input (absent: no ostree
+   * types); for an ostree type, the package stage a blueprint's packages go to (in the same
+   * part), and where its stages go: a pipeline on `blueprint.base`, which the variable
+   * `blueprint.var` then names as the base of the tree that is committed.
+   */
+  ostree?: { part: string; pipeline: string; stage: string; packages: { pipeline: string; stage: string }; blueprint: { base: string; var: string } };
   types: CatalogType[];
 }
 
@@ -87,7 +92,7 @@ export function parseCatalog(text: string, dir: string): CatalogImage[] {
       packages: { part: join(dir, str(p['part'], 'packages.part')), pipeline: str(p['pipeline'], 'packages.pipeline'), stage: str(p['stage'], 'packages.stage'), format: str(p['format'], 'packages.format'), ...(p['kernel'] !== undefined ? { kernel: str(p['kernel'], 'packages.kernel') } : {}) },
       disk: { part: join(dir, str(dk['part'], 'disk.part')), pipeline: str(dk['pipeline'], 'disk.pipeline'), partitions: str(dk['partitions'], 'disk.partitions'), root: str(dk['root'], 'disk.root') },
       fstab: { part: join(dir, str(fs['part'], 'fstab.part')), pipeline: str(fs['pipeline'], 'fstab.pipeline'), stage: str(fs['stage'], 'fstab.stage') },
-      ...(os ? { ostree: { part: join(dir, str(os['part'], 'ostree.part')), pipeline: str(os['pipeline'], 'ostree.pipeline'), stage: str(os['stage'], 'ostree.stage') } } : {}),
+      ...(os ? { ostree: ostreeEntry(os, dir, str) } : {}),
       types: Object.entries(types!).map(([name, t]) => ({
         name,
         filename: str(t.filename, `types.${name}.filename`),
@@ -95,6 +100,18 @@ export function parseCatalog(text: string, dir: string): CatalogImage[] {
       })),
     };
   });
+}
+
+function ostreeEntry(os: Record<string, unknown>, dir: string, str: (v: unknown, what: string) => string): NonNullable<CatalogImage['ostree']> {
+  const pk = (os['packages'] ?? {}) as Record<string, unknown>;
+  const bp = (os['blueprint'] ?? {}) as Record<string, unknown>;
+  return {
+    part: join(dir, str(os['part'], 'ostree.part')),
+    pipeline: str(os['pipeline'], 'ostree.pipeline'),
+    stage: str(os['stage'], 'ostree.stage'),
+    packages: { pipeline: str(pk['pipeline'], 'ostree.packages.pipeline'), stage: str(pk['stage'], 'ostree.packages.stage') },
+    blueprint: { base: str(bp['base'], 'ostree.blueprint.base'), var: str(bp['var'], 'ostree.blueprint.var') },
+  };
 }
 
 /** One row of `imgmake list`: an image type of one distro on one architecture. */

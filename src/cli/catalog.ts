@@ -23,7 +23,9 @@ import { dirname, join, resolve } from 'node:path';
 import type { CatalogImage, Filter } from '../catalog/index.js';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
 import { fail, ok, type Result } from '../result.js';
-import { cacheDirOf, findDefinition, type CatalogBuild, type GlobalOptions } from './context.js';
+import { fetchOstreeParent } from '../catalog/ostree-remote.js';
+import { cacheDirOf, findDefinition, parseVars, type CatalogBuild, type GlobalOptions } from './context.js';
+import { parseDocument } from 'yaml';
 import { EXIT_OK } from './exit.js';
 import { out, reportDiagnostics } from './output.js';
 import { jsonLine } from '../logging/index.js';
@@ -35,7 +37,7 @@ export interface CatalogOptions {
   arch?: string;
   /** `--output-dir DIR`: where targets are exported (as --out). */
   outputDir?: string;
-  /** `--ostree-parent PATH`: the previous build's ostree repository (a tarball or folder) for an ostree type. */
+  /** `--ostree-parent PATH|URL`: the previous build's ostree repository (a tarball, a folder or an HTTP URL) for an ostree type. */
   ostreeParent?: string;
 }
 
@@ -80,13 +82,31 @@ export async function selectCatalog(types: string[], o: GlobalOptions, co: Catal
   const parent = co.ostreeParent !== undefined ? ostreeParent(co.ostreeParent, image, type) : undefined;
   if (parent && !parent.ok) return fail([parent.error]);
   const id = createHash('sha256').update(bpFile ?? '').digest('hex').slice(0, 12);
-  const dir = join(cacheDirOf({ ...o, catalog: {} as CatalogBuild }, ''), 'catalog', `${image.distro}-${image.arch}-${bpFile ? id : 'plain'}`);
+  const catalogDir = join(cacheDirOf({ ...o, catalog: {} as CatalogBuild }, ''), 'catalog');
+  const dir = join(catalogDir, `${image.distro}-${image.arch}-${bpFile ? id : 'plain'}`);
+  // An HTTP parent is fetched (on each prepare: the server's ref may move) into a folder named
+  // by its commit under parentsDir, which the definition then reads like a local parent.
+  const parentsDir = join(catalogDir, 'ostree-parents');
+  const remote = parent?.ok && parent.value.kind === 'url' ? { url: parent.value.url, ref: await ostreeRef(image, o) } : undefined;
+  if (remote && !remote.ref.ok) return fail([remote.ref.error]);
   const catalog: CatalogBuild = {
     definition: join(dir, 'imgmake.yaml'),
     // A parent outside the project is read through its folder, as --allow-path would.
-    allow: [CATALOG_DIR, ...(parent?.ok ? [dirname(parent.value)] : [])],
+    allow: [CATALOG_DIR, ...(parent?.ok ? [parent.value.kind === 'path' ? dirname(parent.value.path) : parentsDir] : [])],
     ...(bpFile ? { blueprint: bpFile } : {}),
-    prepare: () => prepare(image, type, bpFile, dir, { ...co, ...(parent?.ok ? { ostreeParent: parent.value } : {}) }),
+    prepare: async () => {
+      let path = parent?.ok && parent.value.kind === 'path' ? parent.value.path : undefined;
+      if (remote?.ref.ok) {
+        const fetched = await fetchOstreeParent({ url: remote.url, ref: remote.ref.value, parentsDir });
+        if (!fetched.ok) {
+          return fail([diagnostic('network', `--ostree-parent ${remote.url}: ${fetched.error.message} (${fetched.error.url})`, undefined, 'check the URL (the repository\'s folder: the one holding config, objects/ and refs/) and that the server answers; nothing was built')]);
+        }
+        const f = fetched.value;
+        process.stderr.write(`imgmake: ostree parent ${remote.url}: ${remote.ref.value} = ${f.commit}${f.fetched ? ` (${f.commits.length} commit${f.commits.length === 1 ? '' : 's'} fetched)` : ' (fetched before)'}\n`);
+        path = f.dir;
+      }
+      return prepare(image, type, bpFile, dir, { ...co, ...(path !== undefined ? { ostreeParent: path } : {}) });
+    },
   };
   return ok({ ...o, catalog, out: co.outputDir ?? o.out ?? resolve('out') });
 }
@@ -95,6 +115,8 @@ export async function selectCatalog(types: string[], o: GlobalOptions, co: Catal
 async function prepare(image: CatalogImage, type: string, bpFile: string | undefined, dir: string, co: CatalogOptions): Promise<Result<void, Diagnostic[]>> {
   const { compose, writeComposed } = await import('../catalog/compose.js');
   let custom: Parameters<typeof compose>[0]['custom'] = { packages: [], vars: {}, stages: [], filesystems: [] };
+  // An ostree type: the blueprint goes onto the ostree tree, its users in at first boot.
+  const ostreeType = image.ostree !== undefined && type.startsWith('ostree-');
   if (bpFile) {
     const { checkSupport, readBlueprint, sortDiagnostics } = await import('../blueprint/index.js');
     const { mapBlueprint } = await import('../catalog/customize.js');
@@ -104,7 +126,7 @@ async function prepare(image: CatalogImage, type: string, bpFile: string | undef
     const errors = [...checkSupport(bp.value, type), ...mismatch(bp.value.distro, co.distro, image.distro, 'distro'), ...mismatch(bp.value.architecture, co.arch, image.arch, 'architecture')];
     // The repositories are written the way the image's own package format reads them.
     const format = FORMATS.get(image.packages.format);
-    const mapped = mapBlueprint(bp.value, { repositories: format?.repositoryFiles, installFrom: format?.installFrom });
+    const mapped = mapBlueprint(bp.value, { repositories: format?.repositoryFiles, installFrom: format?.installFrom, usersAtBoot: ostreeType });
     if (!mapped.ok) errors.push(...mapped.error);
     if (errors.length) return fail(sortDiagnostics(errors));
     if (mapped.ok) custom = mapped.value;
@@ -120,22 +142,35 @@ async function prepare(image: CatalogImage, type: string, bpFile: string | undef
     ...(size ? { diskSize: size } : {}),
     ...(bpFile ? { blueprintFile: bpFile } : {}),
     ...(co.ostreeParent !== undefined ? { ostreeParent: co.ostreeParent } : {}),
+    ...(ostreeType ? { ostreeType } : {}),
   });
   await writeComposed(dir, composed);
   return ok(undefined);
 }
 
+/** Where the parent comes from: a tarball or folder of this host, or an HTTP repository. */
+type ParentSource = { kind: 'path'; path: string } | { kind: 'url'; url: string };
+
 /**
- * `--ostree-parent PATH` checked: a tarball or folder of this host (absolute, no symlink), for a
- * type built from the ostree commit. An HTTP repository is refused: stages never reach the
- * network, and a download needs a digest the user cannot know yet.
+ * `--ostree-parent PATH|URL` checked, for a type built from the ostree commit: a tarball or
+ * folder of this host (absolute, no symlink), or an http(s) URL of an archive repository
+ * (fetched by `prepare`, src/catalog/ostree-remote.ts). Another scheme is a usage error.
  */
-function ostreeParent(given: string, image: CatalogImage, type: string): Result<string, Diagnostic> {
+function ostreeParent(given: string, image: CatalogImage, type: string): Result<ParentSource, Diagnostic> {
   if (!image.ostree || !type.startsWith('ostree-')) {
     return fail(diagnostic('usage', `--ostree-parent is for the ostree image types, not ${type}`, undefined, `build ${image.ostree ? 'ostree-commit' : 'an ostree type of another image'} with it, or leave it out`));
   }
+  if (/^https?:\/\/[^/]/i.test(given)) {
+    try {
+      const u = new URL(given);
+      if (u.search || u.hash || u.username || u.password) throw new Error('query, fragment or credentials');
+      return ok({ kind: 'url', url: u.href.replace(/\/+$/, '') });
+    } catch {
+      return fail(diagnostic('usage', `--ostree-parent ${given}: not a repository URL`, undefined, 'give http://HOST/PATH of the repository folder (the one holding config, objects/ and refs/), without a query, a fragment or credentials'));
+    }
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(given)) {
-    return fail(diagnostic('usage', `--ostree-parent ${given}: a URL; imgmake reads the parent from this host`, undefined, `fetch it first (ostree pull, or curl the tarball), then give its path`));
+    return fail(diagnostic('usage', `--ostree-parent ${given}: only http and https repositories are fetched`, undefined, 'give an http(s) URL of the repository, or a tarball or folder of this host'));
   }
   let path: string;
   try {
@@ -145,8 +180,25 @@ function ostreeParent(given: string, image: CatalogImage, type: string): Result<
   } catch {
     return fail(diagnostic('usage', `--ostree-parent ${given}: no such file or folder`, undefined, 'give the ostree-repo.tar (or the repository folder) an earlier build of ostree-commit wrote'));
   }
-  return ok(path);
+  return ok({ kind: 'path', path });
 }
+
+/**
+ * The ref the commit stage will use, which an HTTP parent is read at: `--var ostree_ref` (or
+ * IMGMAKE_VAR_ostree_ref), else the ostree part's default.
+ */
+async function ostreeRef(image: CatalogImage, o: GlobalOptions): Promise<Result<string, Diagnostic>> {
+  const given = parseVars(o.var, process.env);
+  if (!given.ok) return fail(given.error);
+  const set = given.value.vars[OSTREE_REF_VAR];
+  if (set !== undefined) return ok(set);
+  const part = parseDocument(await readFile(image.ostree!.part, 'utf8')).getIn(['vars', OSTREE_REF_VAR]);
+  if (typeof part !== 'string' || part.includes('${')) throw new Error(`Internal error: ${image.ostree!.part} has no plain vars.${OSTREE_REF_VAR}`);
+  return ok(part);
+}
+
+/** The variable the catalog's ostree part names its ref with. */
+const OSTREE_REF_VAR = 'ostree_ref';
 
 /** The blueprint's `distro = "…"` against a different `--distro`: an error at the blueprint's line. */
 function mismatch(field: { value: string; loc: Diagnostic['loc'] } | undefined, given: string | undefined, used: string, what: string): Diagnostic[] {
