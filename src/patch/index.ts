@@ -239,25 +239,12 @@ async function readNewTree(
   opaque: readonly string[],
   replaced: readonly string[],
 ): Promise<Result<{ next: Map<string, NewEntry>; present: string[]; expanded: string[]; partial: Set<string> }, Refusal>> {
-  await mkdir(scratch);
-  const x = join(scratch, 'x');
-  await mkdir(x);
-  await writeFile(join(x, 'touched'), paths.map((p) => p + '\n').join(''));
-  await writeFile(join(x, 'opaque'), [...opaque, ...replaced].map((p) => p + '\n').join(''));
-  const logFile = join(scratch, 'log');
-  await writeFile(logFile, '');
-  const r = await o.sandbox.run(
-    {
-      buildroot: { kind: 'host' },
-      tree: { mount: o.store.readMount(o.newTree, join(scratch, 'mnt')), writable: false },
-      inputs: [],
-      binds: [{ src: x, dest: SANDBOX_OUT, writable: true }],
-      argv: ['/bin/sh', '-c', READ_SCRIPT],
-      env: { SOURCE_DATE_EPOCH },
-    },
-    { logFile, ...(o.signal ? { signal: o.signal } : {}) },
-  );
-  if (r.exitCode !== 0) return fail({ reason: 'patch-failed', message: `reading the new OS tree failed: ${(await readFile(logFile, 'utf8')).trim() || `exit ${r.exitCode}`}` });
+  const ran = await inNewTree(o, scratch, READ_SCRIPT, 'reading the new OS tree', {
+    touched: paths.map((p) => p + '\n').join(''),
+    opaque: [...opaque, ...replaced].map((p) => p + '\n').join(''),
+  });
+  if (!ran.ok) return ran;
+  const x = ran.value;
   const present = (await readFile(join(x, 'present'), 'utf8')).split('\0').filter(Boolean);
   const expanded = (await readFile(join(x, 'expanded'), 'utf8')).split('\n').filter(Boolean);
   const bad = present.find((p) => p.includes('\n'));
@@ -335,11 +322,15 @@ async function debugfs(args: string[], env?: NodeJS.ProcessEnv): Promise<{ exitC
   return { exitCode: r.exitCode ?? 1, output: r.stdout };
 }
 
-/** Every name in the new tree of the regular files whose inode numbers are `inodes` (one walk, in the sandbox). */
-async function linkNames(o: ApplyOptions, scratch: string, inodes: ReadonlySet<string>): Promise<Result<string[], Refusal>> {
+/**
+ * Runs `script` in the sandbox on the new tree's merged view (read-only, the host's tools),
+ * with `files` written into a scratch folder it sees at SANDBOX_OUT, writable: that folder.
+ */
+async function inNewTree(o: ApplyOptions, scratch: string, script: string, what: string, files: Record<string, string> = {}): Promise<Result<string, Refusal>> {
   await mkdir(scratch);
   const x = join(scratch, 'x');
   await mkdir(x);
+  for (const [name, text] of Object.entries(files)) await writeFile(join(x, name), text);
   const logFile = join(scratch, 'log');
   await writeFile(logFile, '');
   const r = await o.sandbox.run(
@@ -348,12 +339,20 @@ async function linkNames(o: ApplyOptions, scratch: string, inodes: ReadonlySet<s
       tree: { mount: o.store.readMount(o.newTree, join(scratch, 'mnt')), writable: false },
       inputs: [],
       binds: [{ src: x, dest: SANDBOX_OUT, writable: true }],
-      argv: ['/bin/sh', '-c', `cd ${SANDBOX_TREE} && exec find . -xdev -type f -links +1 -printf '%i %P\\0' > ${SANDBOX_OUT}/groups`],
-      env: {},
+      argv: ['/bin/sh', '-c', script],
+      env: { SOURCE_DATE_EPOCH },
     },
     { logFile, ...(o.signal ? { signal: o.signal } : {}) },
   );
-  if (r.exitCode !== 0) return fail({ reason: 'patch-failed', message: `listing the new OS tree's hardlinks failed: ${(await readFile(logFile, 'utf8')).trim() || `exit ${r.exitCode}`}` });
+  if (r.exitCode !== 0) return fail({ reason: 'patch-failed', message: `${what} failed: ${(await readFile(logFile, 'utf8')).trim() || `exit ${r.exitCode}`}` });
+  return ok(x);
+}
+
+/** Every name in the new tree of the regular files whose inode numbers are `inodes` (one walk, in the sandbox). */
+async function linkNames(o: ApplyOptions, scratch: string, inodes: ReadonlySet<string>): Promise<Result<string[], Refusal>> {
+  const ran = await inNewTree(o, scratch, `cd ${SANDBOX_TREE} && exec find . -xdev -type f -links +1 -printf '%i %P\\0' > ${SANDBOX_OUT}/groups`, "listing the new OS tree's hardlinks");
+  if (!ran.ok) return ran;
+  const x = ran.value;
   const names: string[] = [];
   for (const rec of (await readFile(join(x, 'groups'), 'utf8')).split('\0')) {
     const sp = rec.indexOf(' ');
