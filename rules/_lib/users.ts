@@ -57,3 +57,16 @@ export function plan(o: UsersOptions): string {
   return lines.map((l) => `${l}\n`).join('');
 }
 
+
+/**
+ * What users.add and users.firstboot both hand their script beside the plan: after refusing a
+ * user or group listed twice (`rule` names the rule in the error), each user's SSH keys as a
+ * file `keys-INDEX` (the plan names it), one key per line.
+ */
+export function keyFiles(rule: string, o: UsersOptions): Record<string, string> {
+  for (const [names, what] of [[o.users.map((u) => u.name), 'user'], [o.groups.map((g) => g.name), 'group']] as const) {
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup !== undefined) throw new Error(`${rule}: ${what} ${dup} is listed twice`);
+  }
+  return Object.fromEntries(o.users.flatMap((u, i) => (u.ssh_keys.length > 0 ? [[`keys-${i}`, u.ssh_keys.map((k) => `${k}\n`).join('')]] : [])));
+}

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { RuleInvoke } from '../../src/rule.js';
 import { q, shell } from '../_lib/sh.js';
-import { plan, type UsersOptions } from '../_lib/users.js';
+import { keyFiles, plan, type UsersOptions } from '../_lib/users.js';
 
 // Read from the source folder (the compiled module lives in dist/), as sh.ts reads the prelude.
 const source = (file: string): string => readFileSync(fileURLToPath(new URL(`../../../rules/users.add/${file}`, import.meta.url)), 'utf8');
@@ -12,15 +12,7 @@ const USERS_SH = source('users.sh');
 type Options = UsersOptions;
 
 const usersAdd: RuleInvoke<Options> = (options, ctx) => {
-  const twice = (names: string[], what: string) => {
-    const dup = names.find((n, i) => names.indexOf(n) !== i);
-    if (dup !== undefined) throw new Error(`users.add: ${what} ${dup} is listed twice`);
-  };
-  twice(options.users.map((u) => u.name), 'user');
-  twice(options.groups.map((g) => g.name), 'group');
-  const keys = Object.fromEntries(
-    options.users.flatMap((u, i) => (u.ssh_keys.length > 0 ? [[`keys-${i}`, u.ssh_keys.map((k) => `${k}\n`).join('')]] : [])),
-  );
+  const keys = keyFiles('users.add', options);
   return shell(ctx, [`RUN=${q(ctx.run)}`, `. "$RUN/users.sh"`, 'users_db', 'users_homes'], {
     'users.awk': USERS_AWK,
     'users.sh': USERS_SH,

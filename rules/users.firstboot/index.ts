@@ -26,7 +26,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { RuleInvoke } from '../../src/rule.js';
 import { PRELUDE, q, shell } from '../_lib/sh.js';
-import { plan, type UsersOptions } from '../_lib/users.js';
+import { keyFiles, plan, type UsersOptions } from '../_lib/users.js';
 
 type Options = UsersOptions;
 
@@ -80,15 +80,7 @@ function unitText(digest: string): string {
 }
 
 const usersFirstboot: RuleInvoke<Options> = (options, ctx) => {
-  const twice = (names: string[], what: string) => {
-    const dup = names.find((n, i) => names.indexOf(n) !== i);
-    if (dup !== undefined) throw new Error(`users.firstboot: ${what} ${dup} is listed twice`);
-  };
-  twice(options.users.map((u) => u.name), 'user');
-  twice(options.groups.map((g) => g.name), 'group');
-  const keys: Record<string, string> = Object.fromEntries(
-    options.users.flatMap((u, i) => (u.ssh_keys.length > 0 ? [[`keys-${i}`, u.ssh_keys.map((k) => `${k}\n`).join('')]] : [])),
-  );
+  const keys = keyFiles('users.firstboot', options);
   const data: Record<string, string> = { plan: plan(options), ...keys, 'users.awk': USERS_AWK, 'users.sh': USERS_SH, 'prelude.sh': PRELUDE };
   const digest = createHash('sha256')
     .update(JSON.stringify(Object.entries(data).sort(([a], [b]) => (a < b ? -1 : 1))))
