@@ -44,7 +44,6 @@ import { dropStandby, keepStandby, takeStandby } from './standby.js';
 
 export { diskShape, type DiskShape, type PatchRefusal, type Refusal } from './shape.js';
 export { writeRecord, dropRecord, completeRecord } from './record.js';
-export { dropStandby } from './standby.js';
 
 export interface Prepared {
   shape: DiskShape;

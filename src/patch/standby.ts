@@ -40,7 +40,7 @@ export interface Standby {
 
 const dirOf = (outDir: string, target: string): string => join(outDir, '.imgmake', `${target}.standby`);
 /** Where target's standby image is (or goes). */
-export const standbyPath = (outDir: string, target: string): string => join(dirOf(outDir, target), 'disk.raw');
+const standbyPath = (outDir: string, target: string): string => join(dirOf(outDir, target), 'disk.raw');
 const recordOf = (outDir: string, target: string): string => join(dirOf(outDir, target), 'standby.json');
 
 /**
@@ -93,7 +93,7 @@ export async function dropStandby(outDir: string, target: string): Promise<void>
  * device and inode, so a process in another mount namespace counts too). A process whose fds
  * cannot be read (gone, or not ours to read) is taken not to hold it.
  */
-export async function openedByAnyProcess(path: string): Promise<boolean> {
+async function openedByAnyProcess(path: string): Promise<boolean> {
   const want = await stat(path).catch(() => undefined);
   if (!want) return false;
   for (const pid of await readdir('/proc').catch(() => [] as string[])) {
