@@ -18,8 +18,9 @@
  * (bench/mkosi.sh; a note of why when it cannot build here); imgmake cold, cold with the .debs
  * cached, no-op, late and early edits; the cache's size against the unique bytes it holds; a
  * hostname saved under `imgmake watch`; remote restore from a real nginx on loopback. imgmake's
- * figures are the build's own `wallMs` (Node's start-up, about half a second, is not in them);
- * the scripts' are whole processes. See docs/bench.md.
+ * figures are the build's own `wallMs` (Node's start-up and module loading are not in them;
+ * the "whole process" column has them, and the no-op's target is on it); the scripts' are whole
+ * processes. See docs/bench.md.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -41,8 +42,8 @@ export interface Scenario {
   samples: number[];
   /** Another scenario of this report that this one is compared with. */
   baseline?: string;
-  /** The target the table checks: a ratio to the baseline, or an absolute time. */
-  target?: { ratio?: number; ms?: number };
+  /** The target the table checks: a ratio to the baseline, an absolute time, or the whole process's time. */
+  target?: { ratio?: number; ms?: number; processMs?: number };
   /** Why a scenario could not be measured in this run. */
   missing?: string;
   /** imgmake scenarios: the whole command's milliseconds, Node's start-up included, one per run. */
@@ -93,6 +94,7 @@ export function verdict(s: Scenario, all: Scenario[]): { ratio?: number; met?: b
   const base = s.baseline ? all.find((x) => x.name === s.baseline) : undefined;
   const ratio = base && !base.missing && base.samples.length ? m / median(base.samples) : undefined;
   if (s.target?.ms !== undefined) return { ...(ratio !== undefined ? { ratio } : {}), met: m <= s.target.ms };
+  if (s.target?.processMs !== undefined && s.processMs?.length) return { ...(ratio !== undefined ? { ratio } : {}), met: median(s.processMs) <= s.target.processMs };
   if (s.target?.ratio !== undefined && ratio !== undefined) return { ratio, met: ratio <= s.target.ratio };
   return ratio !== undefined ? { ratio } : {};
 }
@@ -104,7 +106,7 @@ export function markdown(r: Report): string {
     `${r.date}; ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, Linux ${r.machine.kernel}; ${r.runs} runs per scenario.`,
     'Ratios are to a baseline measured in the same run; compare figures within this table only.',
     '',
-    '| scenario | median | spread | vs. baseline | ratio | target | met | whole process |',
+    '| scenario | median | spread | vs. baseline | ratio | target | met | whole process (spread) |',
     '|---|---|---|---|---|---|---|---|',
   ];
   for (const s of r.scenarios) {
@@ -115,7 +117,7 @@ export function markdown(r: Report): string {
     const v = verdict(s, r.scenarios);
     const spread = `${fmtMs(Math.min(...s.samples))}–${fmtMs(Math.max(...s.samples))}`;
     lines.push(
-      `| ${s.label} | ${fmtMs(median(s.samples))} | ${spread} | ${s.baseline ?? ''} | ${v.ratio !== undefined ? `${v.ratio.toFixed(2)}×` : ''} | ${targetText(s)} | ${v.met === undefined ? '' : v.met ? 'yes' : '**no**'} | ${s.processMs?.length ? fmtMs(median(s.processMs)) : ''} |`,
+      `| ${s.label} | ${fmtMs(median(s.samples))} | ${spread} | ${s.baseline ?? ''} | ${v.ratio !== undefined ? `${v.ratio.toFixed(2)}×` : ''} | ${targetText(s)} | ${v.met === undefined ? '' : v.met ? 'yes' : '**no**'} | ${s.processMs?.length ? `${fmtMs(median(s.processMs))} (${fmtMs(Math.min(...s.processMs))}–${fmtMs(Math.max(...s.processMs))})` : ''} |`,
     );
   }
   lines.push('', '| size | bytes | vs. baseline | ratio | target | met |', '|---|---|---|---|---|---|');
@@ -151,6 +153,7 @@ export function breakdownLines(s: Scenario): string[] {
 
 function targetText(s: Scenario): string {
   if (s.target?.ms !== undefined) return `≤ ${fmtMs(s.target.ms)}`;
+  if (s.target?.processMs !== undefined) return `≤ ${fmtMs(s.target.processMs)} whole process`;
   if (s.target?.ratio !== undefined) return `≤ ${s.target.ratio}× ${s.baseline}`;
   return '';
 }
@@ -215,7 +218,11 @@ function imgmake(project: string, args: string[]): Build {
 
 /** n builds: their own wallMs as the samples, and their whole processes' times. */
 function builds(n: number, f: (i: number) => Build): Pick<Scenario, 'samples' | 'processMs' | 'breakdown'> {
-  const all = Array.from({ length: n }, (_, i) => f(i));
+  return buildFigures(Array.from({ length: n }, (_, i) => f(i)));
+}
+
+/** Builds' own wallMs as the samples, their whole processes' times and their breakdown. */
+function buildFigures(all: Build[]): Pick<Scenario, 'samples' | 'processMs' | 'breakdown'> {
   return { samples: all.map((b) => b.wallMs), processMs: all.map((b) => b.processMs), breakdown: breakdownOf(all) };
 }
 
@@ -271,13 +278,13 @@ async function quick(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>>
       return imgmake(project, ['build', 'hello']).wallMs;
     });
     scenarios.push({ name: 'cold', label: 'imgmake cold: empty cache', samples: cold, baseline: 'floor-cold', target: { ratio: 1.15 } });
-    scenarios.push({ name: 'noop', label: 'imgmake no-op: nothing changed', ...builds(runs, () => imgmake(project, ['build', 'hello'])), target: { ms: 300 } });
+    scenarios.push({ name: 'noop', label: 'imgmake no-op: nothing changed', ...builds(runs, () => imgmake(project, ['build', 'hello'])), target: { processMs: 300 } });
     scenarios.push({
       name: 'late',
       label: 'imgmake late edit: hostname changed (7 stages)',
       ...builds(runs, (i) => imgmake(project, ['--var', `hostname=late-${i}`, 'build', 'hello'])),
       baseline: 'floor-late',
-      target: { ratio: 1.3 },
+      target: { ratio: 1.15 },
     });
     const motd = join(project, 'files', 'motd');
     const text = await readFile(motd, 'utf8');
@@ -479,11 +486,6 @@ async function full(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>> 
     // The baselines first, while the disk is empty: copy-per-stage needs a tree per step.
     log('floor');
     scenarios.push({ name: 'floor-cold', label: 'floor: mmdebstrap from the mirror, config, mkfs, GRUB, qemu-img (a shell script)', samples: times(runs, () => floor('debian-vm', [])) });
-    scenarios.push({
-      name: 'floor-late',
-      label: 'floor: hostname, then ESP, disk and qcow2 only',
-      samples: times(runs, (i) => floor(`late-floor-${i}`, ['hostname'])),
-    });
     sizes.push({ name: 'floor-tree', label: 'floor: the root tree (unique bytes of the final tree)', bytes: duAllocated(join(floorOut, 'tree')) });
     sizes.push({ name: 'floor-image', label: "floor's disk.qcow2", bytes: duAllocated(join(floorOut, 'disk.qcow2')) });
     log('copy-per-stage');
@@ -543,14 +545,24 @@ async function full(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>> 
       }),
       baseline: 'floor-cold',
     });
-    log('imgmake no-op, late edit');
-    scenarios.push({ name: 'noop', label: 'imgmake no-op', ...builds(runs, () => build(['--locked'])), target: { ms: 300 } });
+    log('imgmake no-op');
+    scenarios.push({ name: 'noop', label: 'imgmake no-op', ...builds(runs, () => build(['--locked'])), target: { processMs: 300 } });
+    // The floor's late edit and imgmake's alternate, run by run: the machine's drift (other
+    // guests, writeback left by the step before) falls on both alike.
+    log('floor and imgmake late edits, alternately');
+    const floorLate: number[] = [];
+    const late: Build[] = [];
+    for (let i = 0; i < runs; i++) {
+      floorLate.push(floor(`late-floor-${i}`, ['hostname']));
+      late.push(build(['--locked'], ['--var', `hostname=late-${i}`]));
+    }
+    scenarios.push({ name: 'floor-late', label: 'floor: hostname, then ESP, disk and qcow2 only (run by run with the next row)', samples: floorLate });
     scenarios.push({
       name: 'late',
       label: 'imgmake late edit: hostname changed (11 stages)',
-      ...builds(runs, (i) => build(['--locked'], ['--var', `hostname=late-${i}`])),
+      ...buildFigures(late),
       baseline: 'floor-late',
-      target: { ratio: 1.3 },
+      target: { ratio: 1.15 },
     });
     log('imgmake early edit');
     const distro = join(project, 'distro', 'bookworm.yaml');

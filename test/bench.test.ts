@@ -19,16 +19,22 @@ test('median, ratio to the baseline, and whether the target is met', () => {
   const slow: Scenario = { name: 'slow', label: 'slow', samples: [300], baseline: 'floor', target: { ratio: 1.15 } };
   const noop: Scenario = { name: 'noop', label: 'noop', samples: [250, 350, 310], target: { ms: 300 } };
   const missing: Scenario = { name: 'm', label: 'm', samples: [], missing: 'not here', baseline: 'floor' };
-  const all = [floor, cold, slow, noop, missing];
+  // The no-op's target is on the whole process (Node's start-up included), not the engine's wallMs.
+  const whole: Scenario = { name: 'whole', label: 'whole', samples: [90, 100, 110], processMs: [280, 320, 290], target: { processMs: 300 } };
+  const wholeSlow: Scenario = { name: 'ws', label: 'ws', samples: [90], processMs: [310, 400, 305], target: { processMs: 300 } };
+  const all = [floor, cold, slow, noop, missing, whole, wholeSlow];
   assert.deepEqual(verdict(cold, all), { ratio: 1.1, met: true });
   assert.deepEqual(verdict(slow, all), { ratio: 3, met: false });
   assert.deepEqual(verdict(noop, all), { met: false });
   assert.deepEqual(verdict(missing, all), {});
+  assert.deepEqual(verdict(whole, all), { met: true });
+  assert.deepEqual(verdict(wholeSlow, all), { met: false });
   const r: Report = { date: '2026-11-23T00:00:00Z', mode: 'quick', machine: { cpus: 2, model: 'x', memoryGiB: 24, kernel: 'k' }, runs: 3, scenarios: all, sizes: [] };
   const md = markdown(r);
   assert.match(md, /\| cold \| 110 ms \| 100 ms–120 ms \| floor \| 1\.10× \| ≤ 1\.15× floor \| yes \|/);
   assert.match(md, /\| slow \| 300 ms .* \| \*\*no\*\* \|/);
   assert.match(md, /\| m \| — \| — \| floor \| — \| {2}\| not measured: not here \|/);
+  assert.match(md, /\| whole \| 100 ms \| 90 ms–110 ms \| {2}\| {2}\| ≤ 300 ms whole process \| yes \| 290 ms \(280 ms–320 ms\) \|/);
 });
 
 test('the breakdown: each phase\'s and stage\'s median, a stage over the runs it ran in, then the table', () => {
