@@ -282,7 +282,7 @@ test('sandboxLayout: every host directory is an overlay in staging, reached by a
     `imgmake _m5 overlay ro,lowerdir=_s5:_empty,${plain} 0 0`,
     '',
   ]);
-  assert.deepEqual(l.script.split('\n'), ['set -eu', `cd ${S}`, 'LIBMOUNT_FORCE_MOUNT2=always mount -a -T fstab', 'cd /', 'unset OLDPWD', 'exec bwrap "$@"']);
+  assert.deepEqual(l.script.split('\n').slice(1), ['set -eu', `cd ${S}`, 'LIBMOUNT_FORCE_MOUNT2=always mount -a -T fstab', 'cd /', 'unset OLDPWD', 'exec bwrap "$@"']);
   // No host path of the cache or the project in bwrap's options either: only staging's.
   for (const o of l.options) assert.equal(/\/cache|\/home/.test(o), false, o);
   assertHasSeq(l.options, ['--ro-bind', `${S}/_m4/motd`, `${SANDBOX_INPUTS}/f`]);
@@ -319,7 +319,9 @@ test('sandboxLayout: a layer name with , : \\ whitespace or # is refused; host p
   // The paths are symlink targets, never part of an option string.
   assert.doesNotThrow(() => mountScript(base({ tree: { mount: overlay({ layersDir: '/a,b:c d', upper: '/u:p', work: '/w,k#' }), writable: true } })));
   // Nothing to mount: no cd, only the exec.
-  assert.equal(mountScript(base()), 'set -eu\nexec bwrap "$@"');
+  const noMounts = mountScript(base()).split('\n');
+  assert.deepEqual(noMounts.slice(1), ['set -eu', 'exec bwrap "$@"']);
+  assert.match(noMounts[0]!, /^for fd in \/proc\/self\/fd\/\*; .*case \$fd in 0\|1\|2\|3\|4\) ;; \*\) \{ exec \{fd\}>&-; \}/, 'first, every inherited descriptor but stdio and bwrap\'s two is closed');
 });
 
 test('mountScript: an upper without a work dir (or the reverse), or no lower at all, is an internal error', () => {
@@ -328,14 +330,14 @@ test('mountScript: an upper without a work dir (or the reverse), or no lower at 
   assert.throws(() => mountScript(base({ tree: { mount: overlay({ lowers: [] }), writable: true } })), /Internal error/);
 });
 
-test('mountScript quotes an awkward staging path so that sh reads it back unchanged', () => {
+test('mountScript quotes an awkward staging path so that bash reads it back unchanged', () => {
   const staging = `/tmp/a dir/it's "q" $HOME \`x\``;
   const s = mountScript(base({ tree: { mount: overlay(), writable: true } }), staging);
   const probe = s
     .replace(/^cd (.*)$/gm, 'printf "cd[%s]\\n" $1')
     .replace(/^LIBMOUNT_FORCE_MOUNT2=always mount (.*)$/gm, 'printf "mount[%s]\\n" $1')
     .replace('exec bwrap "$@"', 'printf "bwrap[%s]\\n" "$@"');
-  const out = execFileSync('/bin/sh', ['-c', probe, 'imgmake-sandbox', 'a b', "c'd"], { encoding: 'utf8' });
+  const out = execFileSync('/bin/bash', ['-c', probe, 'imgmake-sandbox', 'a b', "c'd"], { encoding: 'utf8' });
   assert.equal(out, [`cd[${staging}]`, 'mount[-a]', 'mount[-T]', 'mount[fstab]', 'cd[/]', 'bwrap[a b]', "bwrap[c'd]", ''].join('\n'));
 });
 
@@ -347,11 +349,11 @@ test('shq: plain words stay bare; everything else round-trips through /bin/sh', 
   assert.deepEqual(out.split('\0').slice(0, -1), awkward);
 });
 
-test('sandboxCommand: unshare a private mount namespace, the prelude with sh; bwrap gets only a marker, --args 3 and the command', () => {
+test('sandboxCommand: unshare a private mount namespace, the prelude with bash; bwrap gets only a marker, --args 3 and the command', () => {
   const spec = base({ tree: { mount: overlay(), writable: true } });
   const { file, args, layout } = sandboxCommand(spec, { staging: S, marker: 'IMGMAKE_SANDBOX_x' });
   assert.equal(file, 'unshare');
-  assert.deepEqual(args.slice(0, 5), ['--mount', '--propagation', 'private', '--', '/bin/sh']);
+  assert.deepEqual(args.slice(0, 5), ['--mount', '--propagation', 'private', '--', '/bin/bash']);
   assert.deepEqual(args.slice(5, 8), ['-c', layout.script, 'imgmake-sandbox']);
   // What bwrap's pid 1 shows inside: no option, no path but the command's own.
   assert.deepEqual(args.slice(8), ['--unsetenv', 'IMGMAKE_SANDBOX_x', '--args', '3', '--', ...spec.argv]);

@@ -8,9 +8,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
+  closeSync,
   existsSync,
   lstatSync,
   mkdirSync,
+  openSync,
   readFileSync,
   readdirSync,
   statSync,
@@ -246,6 +248,45 @@ test('the sandbox dies with imgmake: kill -9 of the parent leaves no process of 
         // already gone
       }
     }
+    cleanup();
+  }
+});
+
+test('descriptors imgmake inherits do not reach the stage: a host directory\'s cannot be written through, a host file\'s cannot be written', T, async () => {
+  const { dir, tree, cleanup } = setup();
+  const hostDir = join(dir, 'host-dir');
+  mkdirSync(hostDir);
+  const hostFile = join(dir, 'host-file');
+  writeFileSync(hostFile, '');
+  // What a launcher may leave open: fd 40 a directory, fd 41 a file open for appending. (Node
+  // marks its first inherited descriptors close-on-exec at start-up, up to the first gap above
+  // 15; one above a gap, like bash's 255 or a CI runner's, stays inheritable: these two.)
+  const dirFd = openSync(hostDir, 'r');
+  const fileFd = openSync(hostFile, 'a');
+  const script = [
+    'ls /proc/$$/fd | tr "\\n" " " > fds.txt',
+    'for n in 40 41; do [ -e /proc/$$/fd/$n ] && echo "leak $n" >> leak.txt; done',
+    'echo planted > /proc/self/fd/40/planted 2>/dev/null || true',
+    'echo appended >> /proc/self/fd/41 2>/dev/null || true',
+    'exit 0',
+  ].join('\n');
+  const spec: SandboxSpec = { ...dirSpec(tree), argv: ['/bin/sh', '-c', script], env: {} };
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./helpers/sandbox-child.js', import.meta.url))], {
+    env: { IMGMAKE_TEST_SPEC: JSON.stringify(spec), IMGMAKE_TEST_LOG: join(dir, 'child.log'), PATH: process.env['PATH'] ?? '' },
+    stdio: [...Array<'ignore'>(40).fill('ignore'), dirFd, fileFd],
+  });
+  try {
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(code, 0, existsSync(join(dir, 'child.log')) ? readFileSync(join(dir, 'child.log'), 'utf8') : '(no log)');
+    const fds = readFileSync(join(tree, 'fds.txt'), 'utf8').trim().split(' ');
+    assert.ok(!fds.includes('40') && !fds.includes('41'), `the stage's descriptors: ${fds.join(' ')}`);
+    assert.equal(existsSync(join(tree, 'leak.txt')), false, existsSync(join(tree, 'leak.txt')) ? readFileSync(join(tree, 'leak.txt'), 'utf8') : '');
+    assert.deepEqual(readdirSync(hostDir), [], 'nothing written into the host directory');
+    assert.equal(readFileSync(hostFile, 'utf8'), '', 'nothing appended to the host file');
+  } finally {
+    closeSync(dirFd);
+    closeSync(fileFd);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     cleanup();
   }
 });

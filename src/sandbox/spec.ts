@@ -308,7 +308,7 @@ export function sandboxLayout(spec: SandboxSpec, staging: string): SandboxLayout
   for (const k of Object.keys(env).sort()) a.push('--setenv', k, env[k]!);
   a.push('--chdir', spec.cwd ?? (spec.tree ? SANDBOX_TREE : '/'));
 
-  const lines = ['set -eu'];
+  const lines = [CLOSE_INHERITED, 'set -eu'];
   if (fstab.length) {
     // One process mounts every overlay, in order, with paths relative to staging. util-linux ≥
     // 2.39 passes options through the new mount API, which caps one value at 256 bytes: a
@@ -345,7 +345,18 @@ export const ARGS_FD = 3;
 export const SECCOMP_FD = 4;
 
 /**
- * The whole command: `unshare` makes the private mount namespace, sh mounts, bwrap runs with
+ * The prelude's first line: closes every descriptor but stdio and bwrap's two (ARGS_FD,
+ * SECCOMP_FD). What imgmake was started with (a CI runner's pipe, a shell's `7>file`, a
+ * directory some launcher leaked) is inherited by every process it starts, and bwrap closes
+ * none of it: a stage could write to such a file, and a directory's descriptor is a way out of
+ * every namespace (`/proc/self/fd/7/…` resolves on the host). bash, for `exec {fd}>&-` (dash
+ * closes only 0–9); the glob's own descriptor is gone by the time its number comes up, hence
+ * the silence.
+ */
+const CLOSE_INHERITED = `for fd in /proc/self/fd/*; do fd=\${fd##*/}; case $fd in 0|1|2|${ARGS_FD}|${SECCOMP_FD}) ;; *) { exec {fd}>&-; } 2>/dev/null || :;; esac; done`;
+
+/**
+ * The whole command: `unshare` makes the private mount namespace, bash mounts, bwrap runs with
  * its options from descriptor 3 and the filter from 4, so that its command line (which its
  * pid 1 inside the sandbox keeps) is only `bwrap --unsetenv MARKER --args 3 -- COMMAND…`.
  * `marker` is a random name by which the run's processes are found after a cancel. Pure.
@@ -359,7 +370,7 @@ export function sandboxCommand(spec: SandboxSpec, o: { staging: string; marker: 
       '--propagation',
       'private',
       '--',
-      '/bin/sh',
+      '/bin/bash',
       '-c',
       layout.script,
       'imgmake-sandbox',
