@@ -29,7 +29,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 
 export interface LayerManifest {
   /** `sha256:<hex>` over the manifest. */
@@ -183,9 +183,9 @@ const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Err
  * there as they did on the main thread). An error comes back with its message and code; a
  * worker that dies fails what it had and the next job starts another.
  */
-async function inWorker(job: DigestJob): Promise<unknown> {
+function inWorker(job: DigestJob): Promise<unknown> {
+  // Made synchronously: two digests asked for in the same tick share one worker.
   if (!worker) {
-    const { Worker } = await import('node:worker_threads');
     const w = new Worker(new URL('./digest-worker.js', import.meta.url));
     w.on('message', (a: DigestAnswer) => {
       const p = waiting.get(a.id);
