@@ -74,6 +74,15 @@ export function notBuilt(def: Definition, g: BuildGraph, missing: NeededTree, co
   const why =
     missing.role === 'tree' ? '' : missing.role === 'parent' ? ` (${command} starts from its tree)` : ` (${command} mounts it as its ${missing.role})`;
   const target = targetReaching(def, g, missing.node);
+  // A target's last stage of a converting rule hands its file to out/ (src/deliver.ts): built, not kept.
+  if (target && g.stage(missing.node).rule.schema.deliver && g.final(def.targets.get(target)!.pipeline) === missing.node) {
+    return diagnostic(
+      'not-built',
+      `${missing.node} is not in the cache${why}: a build of ${target} hands its output to out/${target} instead of keeping it (docs/store.md, "Delivered outputs")`,
+      undefined,
+      `run imgmake build ${target} --until ${missing.node}: a build that stops there keeps the tree`,
+    );
+  }
   const hint = target
     ? `run imgmake build ${target} --until ${missing.node}`
     : `no target builds pipeline ${g.stage(missing.node).stage.pipeline}: add one under targets:, then imgmake build TARGET --until ${missing.node}`;

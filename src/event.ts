@@ -71,6 +71,11 @@ export type Event =
        */
       setupMs?: number;
       commitMs?: number;
+      /**
+       * Ran: its output went to its target's folder in out/ instead of into the cache; cached:
+       * that output is still there, current (src/deliver.ts). The cache holds no tree of it.
+       */
+      delivered?: true;
       /** Ran or failed, when its log was stored: the command that prints it (`imgmake log NODE`). */
       log?: string;
       /**

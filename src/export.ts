@@ -12,15 +12,20 @@
  * between the swap and the stamp (or another build swapping in its own output) can never make
  * a stale directory look current.
  *
+ * A target whose last stage delivered its file (src/deliver.ts) is swapped in the same way from
+ * the folder that stage's file was moved into; its stamp names the stage's key, and says it was
+ * delivered (the cache holds no tree to copy it from again).
+ *
  * `copyOutOfTree` is the copy itself, which `imgmake export NODE DIR` shares.
  */
-import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { PRELUDE } from '../rules/_lib/sh.js';
 import type { TargetDef } from './definition.js';
 import type { Sandbox } from './sandbox/run.js';
 import { SANDBOX_TREE } from './sandbox/spec.js';
 import type { Store, TreeRecord } from './store/types.js';
+import type { CacheKey } from './ids.js';
 import { SOURCE_DATE_EPOCH } from './key.js';
 import { ownedName, sweepOut } from './store/orphans.js';
 import { fail, ok, type Result } from './result.js';
@@ -30,11 +35,60 @@ const SANDBOX_OUT = '/run/imgmake/out';
 
 export interface ExportOptions {
   target: TargetDef;
-  tree: TreeRecord;
+  /**
+   * Where the files come from: the target's committed tree (copied out of it), or the files its
+   * last stage delivered (moved in: src/deliver.ts), or nothing when that delivery is current.
+   */
+  from: { tree: TreeRecord } | { delivered: Staged } | { current: CacheKey };
   outDir: string;
   store: Store;
   sandbox: Sandbox;
   signal?: AbortSignal;
+}
+
+/** A delivery assembled beside out/TARGET (deliver.ts): `into` holds the target's files. */
+export interface Staged {
+  key: CacheKey;
+  /** The private directory made for it in out/ (removed after the swap, or by sweepOut). */
+  dir: string;
+  into: string;
+}
+
+/**
+ * What out/.imgmake/TARGET.json says of out/TARGET (`ino`: the directory it was written for).
+ * `v`: what an export is; a new one redoes outputs made before (2: paths resolved in the tree,
+ * 0700). A copied export names its tree (with createdAt: a tree rebuilt on purpose, `build
+ * --from`, keeps its key but is new); a delivered one only the key of the stage that made it.
+ */
+type Stamp = { v: 2; key: CacheKey; export: string[] } & ({ createdAt: string } | { delivered: true });
+
+function stampText(s: Stamp, ino: number): string {
+  return JSON.stringify({ ...s, ino });
+}
+
+export function stampPath(outDir: string, target: string): string {
+  return join(outDir, '.imgmake', `${target}.json`);
+}
+
+/**
+ * Whether out/TARGET is what `stamp` says, for the directory there now. A delivered output must
+ * also still hold each of its files: it has no tree in the cache to copy them from again.
+ */
+async function stampCurrent(outDir: string, target: TargetDef, stamp: Stamp): Promise<boolean> {
+  const dest = join(outDir, target.name);
+  const ino = await inodeOfDir(dest);
+  if (ino === undefined || (await readFile(stampPath(outDir, target.name), 'utf8').catch(() => '')) !== stampText(stamp, ino)) return false;
+  if (!('delivered' in stamp)) return true;
+  for (const p of target.export) {
+    const s = await lstat(join(dest, basename(p))).catch(() => undefined);
+    if (!s?.isFile()) return false;
+  }
+  return true;
+}
+
+/** out/TARGET holds what the stage `key` delivered to it, untouched by a later build. */
+export function deliveredCurrent(outDir: string, target: TargetDef, key: CacheKey): Promise<boolean> {
+  return stampCurrent(outDir, target, { v: 2, key, export: target.export, delivered: true });
 }
 
 export type ExportResult = { ok: true; path: string; skipped: boolean; ms: number } | { ok: false; message: string };
@@ -43,37 +97,46 @@ export async function exportTarget(o: ExportOptions): Promise<ExportResult> {
   const started = performance.now();
   const dest = join(o.outDir, o.target.name);
   const stampDir = join(o.outDir, '.imgmake');
-  const stamp = join(stampDir, `${o.target.name}.json`);
-  // createdAt too: a tree rebuilt on purpose (`build --from`) keeps its key but is new.
-  // `v`: what an export is; a new one redoes outputs made before (2: paths resolved in the tree, 0700).
-  const want = { v: 2, key: o.tree.key, createdAt: o.tree.createdAt, export: o.target.export };
-  const stampFor = (ino: number) => JSON.stringify({ ...want, ino });
+  const stamp = stampPath(o.outDir, o.target.name);
+  const from = o.from;
+  const want: Stamp =
+    'tree' in from
+      ? { v: 2, key: from.tree.key, createdAt: from.tree.createdAt, export: o.target.export }
+      : { v: 2, key: 'delivered' in from ? from.delivered.key : from.current, export: o.target.export, delivered: true };
   const names = o.target.export.map((p) => basename(p));
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) return { ok: false, message: `target ${o.target.name} exports two files named ${dup}` };
   const failed = async (e: unknown): Promise<ExportResult> => ({ ok: false, message: `exporting ${o.target.name} to ${dest} failed: ${await describeWriteError(e, o.outDir, OUT_FULL_HINT)}` });
   // What killed builds left here (half-assembled exports, swaps, stamps): named after their
   // process, removed once it is gone (store/orphans.ts).
+  // A delivery's own folder is one of these too: not swept while this process lives.
   await sweepOut(o.outDir);
-  const current = await inodeOfDir(dest);
-  if (current !== undefined && (await readFile(stamp, 'utf8').catch(() => '')) === stampFor(current)) {
+  if (!('delivered' in from) && (await stampCurrent(o.outDir, o.target, want))) {
     // An output of an older imgmake was 0755: closed now, as a new one would be.
     await chmod(dest, OWNER_ONLY).catch(() => undefined);
     return { ok: true, path: dest, skipped: true, ms: 0 };
   }
+  // The build found it current before planning, and something changed it since.
+  if ('current' in from) return { ok: false, message: `${dest} changed while the build ran (it holds no tree to copy from): build again` };
   let tmp: string | undefined;
   try {
     await mkdir(stampDir, { recursive: true });
-    tmp = await privateDir(join(o.outDir, ownedName(`.${o.target.name}.new-`)));
-    const into = join(tmp, 'out');
-    await mkdir(into);
-    const copied = await copyOutOfTree({ ...o, paths: o.target.export, into, shownAs: dest, scratch: join(tmp, 'mnt') });
-    if (!copied.ok) return { ok: false, message: `exporting ${o.target.name} to ${dest} failed: ${copied.error}` };
+    let into: string;
+    if ('delivered' in from) {
+      tmp = from.delivered.dir;
+      into = from.delivered.into;
+    } else {
+      tmp = await privateDir(join(o.outDir, ownedName(`.${o.target.name}.new-`)));
+      into = join(tmp, 'out');
+      await mkdir(into);
+      const copied = await copyOutOfTree({ ...o, tree: from.tree, paths: o.target.export, into, shownAs: dest, scratch: join(tmp, 'mnt') });
+      if (!copied.ok) return { ok: false, message: `exporting ${o.target.name} to ${dest} failed: ${copied.error}` };
+    }
     await chmod(into, OWNER_ONLY);
     const ino = (await inodeOfDir(into))!;
     await swapIn(into, dest);
     const stampTmp = join(stampDir, ownedName(`${o.target.name}.json.`));
-    await writeFile(stampTmp, stampFor(ino));
+    await writeFile(stampTmp, stampText(want, ino));
     await rename(stampTmp, stamp);
     return { ok: true, path: dest, skipped: false, ms: Math.round(performance.now() - started) };
   } catch (e) {

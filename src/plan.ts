@@ -37,6 +37,8 @@ export interface PlannedStage {
   chain: CacheKey[];
   /** For `run`: why, in words a user can act on. */
   reasons: string[];
+  /** `cached` because its output is current where it was delivered (out/TARGET), not in the store. */
+  delivered?: true;
 }
 
 export interface Plan {
@@ -62,6 +64,11 @@ export interface PlanOptions {
   force?: Set<NodeId>;
   /** A remote cache to ask for stages the store lacks (src/remote/). */
   remote?: RemoteLookup;
+  /**
+   * Stages whose output is current where it was delivered (src/deliver.ts): done, though the
+   * store has no tree of theirs; like a found tree, each ends the walk.
+   */
+  current?: ReadonlySet<NodeId>;
 }
 
 /** What plan needs of a remote cache: which of these keys it holds. */
@@ -84,11 +91,11 @@ export async function plan(opts: PlanOptions): Promise<Plan> {
       if (rec) found.set(id, rec);
     }),
   );
-  const missing = [...needed].filter((id) => !found.has(id) && !force?.has(id));
+  const missing = [...needed].filter((id) => !found.has(id) && !force?.has(id) && !opts.current?.has(id));
   const onRemote = opts.remote && missing.length ? await opts.remote.lookup(missing.map(keyOf)) : new Set<CacheKey>();
   const fromRemote = new Set<NodeId>();
   const visit = (id: NodeId): void => {
-    if (toRun.has(id) || found.has(id) || fromRemote.has(id)) return;
+    if (toRun.has(id) || found.has(id) || fromRemote.has(id) || opts.current?.has(id)) return;
     if (onRemote.has(keyOf(id)) && !force?.has(id)) {
       fromRemote.add(id);
       return;
@@ -110,8 +117,9 @@ export async function plan(opts: PlanOptions): Promise<Plan> {
       rule: rule.name,
       key: keyOf(id),
       chain: chainOf(g, id, keyOf),
-      status: run ? 'run' : fromRemote.has(id) ? 'remote' : found.has(id) ? 'cached' : 'unneeded',
+      status: run ? 'run' : fromRemote.has(id) ? 'remote' : found.has(id) || opts.current?.has(id) ? 'cached' : 'unneeded',
       reasons: run ? await reasons(opts, id, toRun) : [],
+      ...(!run && !found.has(id) && opts.current?.has(id) ? { delivered: true as const } : {}),
     });
   }
   return { stages, found };

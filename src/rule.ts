@@ -71,6 +71,11 @@ export interface RuleSchema {
    * format's input, whose digest (the locked set) is in the key (docs/packages.md).
    */
   lock?: string;
+  /**
+   * The stage only converts or packs a tree the cache keeps (a disk format, an archive): as a
+   * target's last stage, its file goes to out/TARGET instead of into the cache (src/deliver.ts).
+   */
+  deliver?: boolean;
 }
 
 export interface Rule {

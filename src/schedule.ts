@@ -44,6 +44,12 @@ export interface ScheduleOptions {
   replace?: ReadonlySet<NodeId>;
   /** Called when a node's tree is committed (the remote cache uploads it in the background). */
   onCommit?: (id: NodeId, tree: TreeRecord) => void;
+  /**
+   * Stages whose output goes elsewhere than the cache (src/deliver.ts): once the stage has
+   * succeeded, this takes what it needs out of its upper directory and says true; the work
+   * tree is then discarded instead of committed. False: nothing was taken, commit as usual.
+   */
+  deliver?: ReadonlyMap<NodeId, (upper: string) => Promise<boolean>>;
 }
 
 export interface ScheduleResult {
@@ -54,6 +60,8 @@ export interface ScheduleResult {
   cancelled: number;
   /** Committed or found trees by node: what export reads. */
   trees: Map<NodeId, TreeRecord>;
+  /** Stages that ran and handed their output over (`deliver`) instead of committing a tree. */
+  delivered: Set<NodeId>;
 }
 
 type NodeState = 'waiting' | 'running' | 'committed' | 'failed' | 'cancelled';
@@ -66,6 +74,7 @@ export const OUTPUT_EVERY_MS = 500;
 export async function schedule(opts: ScheduleOptions): Promise<ScheduleResult> {
   const { graph: g, plan, logger } = opts;
   const trees = new Map(plan.found);
+  const delivered = new Set<NodeId>();
   const state = new Map<NodeId, NodeState>();
   let ran = 0;
   let failed = 0;
@@ -76,7 +85,7 @@ export async function schedule(opts: ScheduleOptions): Promise<ScheduleResult> {
     if (s.status === 'unneeded') continue;
     if (s.status === 'cached') {
       cached++;
-      logger.log({ type: 'stage', node: s.id, pipeline: s.pipeline, stage: s.stage, key: s.key, rule: s.rule, status: 'cached', ms: 0 });
+      logger.log({ type: 'stage', node: s.id, pipeline: s.pipeline, stage: s.stage, key: s.key, rule: s.rule, status: 'cached', ms: 0, ...(s.delivered ? { delivered: true } : {}) });
     } else state.set(s.id, 'waiting');
   }
 
@@ -91,13 +100,17 @@ export async function schedule(opts: ScheduleOptions): Promise<ScheduleResult> {
   const start = (id: NodeId): void => {
     state.set(id, 'running');
     const p = runStage(opts, id, trees).then((outcome) => {
-      state.set(id, outcome.state === 'found' ? 'committed' : outcome.state);
+      state.set(id, outcome.state === 'found' || outcome.state === 'delivered' ? 'committed' : outcome.state);
       running.delete(id);
       switch (outcome.state) {
         case 'committed':
           ran++;
           trees.set(id, outcome.tree);
           opts.onCommit?.(id, outcome.tree);
+          break;
+        case 'delivered':
+          ran++;
+          delivered.add(id);
           break;
         case 'found':
           // Another build on this cache made it while this one waited.
@@ -137,10 +150,10 @@ export async function schedule(opts: ScheduleOptions): Promise<ScheduleResult> {
       logger.log({ type: 'stage-cancelled', node: id, pipeline: s.pipeline, stage: s.id, key: opts.keys.get(id)!.key });
     }
   }
-  return { ok: failed === 0 && cancelled === 0, ran, cached, failed, cancelled, trees };
+  return { ok: failed === 0 && cancelled === 0, ran, cached, failed, cancelled, trees, delivered };
 }
 
-type Outcome = { state: 'committed'; tree: TreeRecord } | { state: 'found'; tree: TreeRecord } | { state: 'failed' } | { state: 'cancelled' };
+type Outcome = { state: 'committed'; tree: TreeRecord } | { state: 'found'; tree: TreeRecord } | { state: 'delivered' } | { state: 'failed' } | { state: 'cancelled' };
 
 /**
  * Runs one stage under its claim: another build on the same cache that is making the same key
@@ -221,7 +234,7 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
     return { state: 'failed' };
   };
   // What was being done when something threw: the rule's own code, or storing its result.
-  let doing: 'preparing' | 'committing' = 'preparing';
+  let doing: 'preparing' | 'committing' | 'delivering' = 'preparing';
   let ranMs = 0;
   try {
     await writeFile(logFile, '');
@@ -242,6 +255,16 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
     const t1 = performance.now();
     // The log lives in the work directory, which commit removes: store it first.
     await store.putLog(key, logFile);
+    const take = opts.deliver?.get(id);
+    doing = take ? 'delivering' : 'committing';
+    if (take && (await take(w.upper))) {
+      await store.discard(w);
+      await store.putHistory(opts.scope, id, { key, fields: keys.get(id)!.fields, at: new Date().toISOString() });
+      const commitMs = Math.round(performance.now() - t1);
+      logger.log({ type: 'stage', ...base, status: 'ran', ms: r.ms, setupMs, commitMs, log: logCommandOf(id), delivered: true });
+      return { state: 'delivered' };
+    }
+    doing = 'committing';
     const tree = await store.commit(w, { key, node: id, ms: r.ms, replace: opts.replace?.has(id) ?? false });
     await store.putHistory(opts.scope, id, { key, fields: keys.get(id)!.fields, at: tree.createdAt });
     const commitMs = Math.round(performance.now() - t1);
@@ -251,6 +274,10 @@ async function runClaimed(opts: ScheduleOptions, id: NodeId, trees: Map<NodeId, 
     if (doing === 'committing') {
       // A write error (a full disk, a read-only cache): said with the path, no stack.
       const cause = `storing its tree in the cache failed: ${await describeWriteError(e, store.root, CACHE_FULL_HINT)}`;
+      return await failedEvent({ reason: 'commit-failed', cause }, ranMs);
+    }
+    if (doing === 'delivering') {
+      const cause = `handing its output to the target's folder failed: ${await describeWriteError(e, store.root, 'free some space there, or build into another folder (--out DIR)')}`;
       return await failedEvent({ reason: 'commit-failed', cause }, ranMs);
     }
     if (isNoSpace(e)) {

@@ -180,7 +180,7 @@ async function exportAll(store: Store, rec: TreeRecord, outDir: string): Promise
   const loc = { file: 'imgmake.yaml', line: 1, col: 1, endLine: 1, endCol: 1 };
   const r = await exportTarget({
     target: { name: 'all', loc, pipeline: 'p' as PipelineName, export: [] },
-    tree: rec,
+    from: { tree: rec },
     outDir,
     store,
     sandbox: bwrapSandbox,

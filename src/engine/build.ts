@@ -8,6 +8,7 @@
  * src/patch/ (debugfs, execa) is imported by a `--patch` build only (docs/bench.md, "Start-up").
  */
 import type { TargetDef } from '../definition.js';
+import { planDeliveries, type Deliveries } from '../deliver.js';
 import { exportTarget } from '../export.js';
 import type { NodeId } from '../ids.js';
 import type { Prepared } from '../patch/index.js';
@@ -73,7 +74,7 @@ export async function build(e: Engine, p: KeyedProject, req: BuildRequest, o: Bu
 }
 
 async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: BuildOptions): Promise<BuildRun> {
-  const { logger, signal } = o;
+  const { logger } = o;
   const started = o.started ?? performance.now();
   const summary = (r: Omit<BuildRun, 'wallMs'>): BuildRun => {
     const run = { ...r, wallMs: Math.round(performance.now() - started) };
@@ -104,7 +105,37 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
   }
   const goalsFor = (names: string[]): NodeId[] => [...new Set(names.map((n) => patching.get(n)?.shape.osNode ?? p.graph.final(p.def.targets.get(n)!.pipeline)))];
   const selection = patching.size ? { ...req.selection, goals: goalsFor(req.targets) } : req.selection;
-  const spine = await runSpine(e, p, selection, { ...o, onPlan, buildrootOf: roots.of }).finally(() => roots.release());
+  // Targets whose last stage hands its file to out/ (src/deliver.ts): never with a remote (it
+  // gets every tree), --until (nothing is exported) or --patch (its records follow full exports).
+  const deliveries =
+    e.remote || req.patch || req.selection.until
+      ? undefined
+      : await planDeliveries({ graph: p.graph, keys: p.keys, targets: req.targets.map((n) => p.def.targets.get(n)!), goals: selection.goals, force: req.selection.force, outDir: req.outDir });
+  try {
+    return await buildPlanned(e, p, req, o, { roots, onPlan, patcher, patching, selection, deliveries, summary });
+  } finally {
+    await deliveries?.release();
+  }
+}
+
+async function buildPlanned(
+  e: Engine,
+  p: KeyedProject,
+  req: BuildRequest,
+  o: BuildOptions,
+  b: {
+    roots: ReturnType<typeof buildroots>;
+    onPlan: (planned: Plan) => void;
+    patcher: typeof import('../patch/index.js') | undefined;
+    patching: Map<string, Prepared>;
+    selection: Selection;
+    deliveries: Deliveries | undefined;
+    summary: (r: Omit<BuildRun, 'wallMs'>) => BuildRun;
+  },
+): Promise<BuildRun> {
+  const { logger, signal } = o;
+  const { roots, onPlan, patcher, patching, selection, deliveries, summary } = b;
+  const spine = await runSpine(e, p, selection, { ...o, onPlan, buildrootOf: roots.of, current: deliveries?.current, deliver: deliveries?.take }).finally(() => roots.release());
   if (!spine.ok) {
     logger.log({ type: 'fetch-failed', message: spine.fetch });
     return summary({ ok: false, ran: 0, cached: 0, failed: 0, cancelled: 0 });
@@ -116,9 +147,15 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
   if (good && until) logger.log({ type: 'until', node: until });
   const exportOne = async (name: string, trees: Map<NodeId, TreeRecord>): Promise<boolean> => {
     const t = p.def.targets.get(name)!;
-    const tree = trees.get(p.graph.final(t.pipeline))!;
+    const final = p.graph.final(t.pipeline);
+    const staged = deliveries?.staged.get(name);
+    const tree = trees.get(final);
+    // What its last stage delivered now, or out/ still holds, or its tree in the cache.
+    const from = staged ? { delivered: staged } : deliveries?.current.has(final) ? { current: p.keys.get(final)!.key } : tree ? { tree } : undefined;
+    if (!from) throw new Error(`Internal error: target ${name} has neither a tree nor a delivered output`);
     logger.log({ type: 'progress', task: 'export', subject: name, state: 'running' });
-    const x = await exportTarget({ target: t, tree, outDir: req.outDir, store: e.store, sandbox: e.sandbox, ...(signal ? { signal } : {}) });
+    const x = await exportTarget({ target: t, from, outDir: req.outDir, store: e.store, sandbox: e.sandbox, ...(signal ? { signal } : {}) });
+    if (staged) deliveries!.staged.delete(name);
     o.clock?.lap('export');
     if (!x.ok) {
       logger.log({ type: 'export-failed', target: name, message: x.message });

@@ -27,6 +27,9 @@ export interface SpineOptions extends RunOptions {
   buildrootOf?: BuildrootOf | undefined;
   /** Told the plan once it is final (after the remote's trees), before anything is fetched or run. */
   onPlan?: (p: Plan) => void;
+  /** Targets' last stages whose output goes to out/ (src/deliver.ts): those current there, and how to take the others'. */
+  current?: ReadonlySet<NodeId> | undefined;
+  deliver?: ReadonlyMap<NodeId, (upper: string) => Promise<boolean>> | undefined;
 }
 
 export type SpineResult =
@@ -36,7 +39,7 @@ export type SpineResult =
 
 export async function runSpine(e: Engine, p: KeyedProject, sel: Selection, o: SpineOptions): Promise<SpineResult> {
   e.remote?.attach(o.logger);
-  const planOpts = { graph: p.graph, keys: p.keys, store: e.store, goals: sel.goals, scope: p.scope, force: sel.force, ...(e.remote ? { remote: e.remote } : {}) };
+  const planOpts = { graph: p.graph, keys: p.keys, store: e.store, goals: sel.goals, scope: p.scope, force: sel.force, ...(e.remote ? { remote: e.remote } : {}), ...(o.current ? { current: o.current } : {}) };
   let planned = await plan(planOpts);
   // Trees the remote has are downloaded first (one that fails to download is built instead).
   if (e.remote) planned = await e.remote.downloadPlanned(planned, () => plan(planOpts));
@@ -59,6 +62,7 @@ export async function runSpine(e: Engine, p: KeyedProject, sel: Selection, o: Sp
     scope: p.scope,
     artifacts: artifacts.value,
     replace: sel.force,
+    ...(o.deliver ? { deliver: o.deliver } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
     ...(e.remote ? { onCommit: (id: NodeId, tree: TreeRecord) => e.remote!.upload(id, tree) } : {}),
   });

@@ -92,8 +92,10 @@ export async function writeSbom(target: TargetDef, o: SbomOptions): Promise<Resu
     const k = o.keys.get(o.graph.final(pipeline));
     return k ? await o.store.get(k.key) : undefined;
   };
-  const image = await treeOf(target.pipeline);
-  if (!image) return fail(`the tree of target ${target.name} is not in the cache`);
+  // Only its key is named: the last stage of a target may have delivered its file to out/
+  // without a tree in the cache (src/deliver.ts).
+  const image = o.keys.get(o.graph.final(target.pipeline));
+  if (!image) return fail(`target ${target.name} has no key`);
   const formats = [...o.databases.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   for (const pipeline of candidatePipelines(o.def, target)) {
     const tree = await treeOf(pipeline);
