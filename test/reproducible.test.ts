@@ -27,6 +27,9 @@ test('two cold builds of examples/hello on separate caches: identical trees afte
     assert.equal(b.code, 0, b.stderr + b.stdout);
     // The export time policy: an exported file has its tree's time (the tar's own mtime too).
     assert.equal(statSync(join(p.dir, 'out', 'hello', 'hello.tar')).mtimeMs, Number(SOURCE_DATE_EPOCH) * 1000);
+    // The tarball's stage delivered its file to out/ (src/deliver.ts): a build that stops there keeps its tree.
+    const kept = await imgmake(['--json', '-f', p.file, 'build', 'hello', '--until', 'tarball.tar']);
+    assert.equal(kept.code, 0, kept.stderr + kept.stdout);
     const trees: string[][] = [];
     for (const node of HELLO_NODES) {
       const dir = join(await mkdtemp(join(tmpdir(), 'imgmake-repro-')), 'tree');

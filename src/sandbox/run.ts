@@ -2,12 +2,14 @@
  * Runs one SandboxSpec: the only place a stage's process is started. Output (stdout and stderr,
  * interleaved as written) goes to a log file; the caller decides what to show.
  *
- * execa (a hundred modules) is imported by the first run, not with this module: a build that
- * runs no stage never starts a process (docs/bench.md, "Start-up").
+ * The process is started with node:child_process, not execa: importing execa (a hundred
+ * modules) cost the first stage of every build 100–150 ms of the main thread, and this needs
+ * none of what it adds (docs/bench.md, "Where the time goes").
  */
-import type { Options } from 'execa';
+import { spawn, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { OWNER } from '../store/orphans.js';
+import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,28 +36,76 @@ export const bwrapSandbox: Sandbox = {
   async run(spec, { logFile, signal }) {
     const started = performance.now();
     await prepareMountpoints(spec);
-    const { execa } = await import('execa');
     const r = await withStaging(spec, ({ file, args, fds, marker }) =>
-      execa(file, args, {
-        stdio: ['ignore', { file: logFile, append: true }, { file: logFile, append: true }, fds[0], fds[1]] as Options['stdio'],
-        reject: false,
-        env: { PATH: DEFAULT_PATH },
-        extendEnv: false,
-        ...(signal ? { cancelSignal: signal } : {}),
-        forceKillAfterDelay: 2000,
-      }).then(async (r) => {
+      runProcess(file, args, ['ignore', 'pipe', 'pipe', fds[0], fds[1]], signal, logFile).then(async (r) => {
         if (signal?.aborted) await reap(marker);
         return r;
       }),
     );
     return {
-      exitCode: r.exitCode ?? null,
+      exitCode: r.error ? 127 : (r.exitCode ?? null),
       ...(r.signal ? { signal: r.signal } : {}),
-      cancelled: r.isCanceled === true,
+      cancelled: r.cancelled,
       ms: Math.round(performance.now() - started),
     };
   },
 };
+
+/** How a process started by `runProcess` ended. */
+interface Ended {
+  /** Its exit code; undefined when a signal ended it, or it never started. */
+  exitCode: number | undefined;
+  signal?: string;
+  /** `signal` was aborted while it ran: it was sent SIGTERM (and SIGKILL 2 s later). */
+  cancelled: boolean;
+  /** It could not be started (the program is missing): why. */
+  error?: string;
+}
+
+/** How long a cancelled process has between SIGTERM and SIGKILL. */
+const KILL_AFTER_MS = 2000;
+
+/**
+ * Starts `file` with `args`, the given stdio (descriptors 3 and 4 included) and an environment
+ * of PATH alone, and waits for it to end. With `logFile`, stdout and stderr are pipes whose
+ * output is appended to it as it comes: never the file itself, whose host path a stage would
+ * read in /proc/self/fd. An abort of `signal` sends SIGTERM, then SIGKILL after KILL_AFTER_MS.
+ */
+function runProcess(file: string, args: string[], stdio: StdioOptions, signal: AbortSignal | undefined, logFile?: string): Promise<Ended> {
+  return new Promise((resolve) => {
+    // Cancelled before it started: as if the SIGTERM had reached it (an interrupted shell exits 143).
+    if (signal?.aborted) return resolve({ exitCode: undefined, signal: 'SIGTERM', cancelled: true });
+    const child = spawn(file, args, { stdio, env: { PATH: DEFAULT_PATH } });
+    const log = logFile ? createWriteStream(logFile, { flags: 'a' }) : undefined;
+    if (log) {
+      log.on('error', () => undefined);
+      child.stdout?.pipe(log, { end: false });
+      child.stderr?.pipe(log, { end: false });
+    }
+    let cancelled = false;
+    let killer: NodeJS.Timeout | undefined;
+    const onAbort = (): void => {
+      cancelled = true;
+      child.kill('SIGTERM');
+      killer = setTimeout(() => child.kill('SIGKILL'), KILL_AFTER_MS);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let finished = false;
+    const done = (r: Ended): void => {
+      // A process that cannot start emits 'error' and may then 'close' too.
+      if (finished) return;
+      finished = true;
+      signal?.removeEventListener('abort', onAbort);
+      if (killer) clearTimeout(killer);
+      if (!log) return resolve(r);
+      if (r.error) log.write(`imgmake: starting the sandbox failed: ${r.error}\n`);
+      log.end(() => resolve(r));
+    };
+    child.once('error', (e) => done({ exitCode: undefined, cancelled, error: e.message }));
+    // 'close': after the exit, once stdout and stderr have ended, so the log is whole.
+    child.once('close', (code, sig) => done({ exitCode: code ?? undefined, ...(sig ? { signal: sig } : {}), cancelled }));
+  });
+}
 
 /**
  * An interactive run (imgmake shell): the sandbox gets this process's stdin, stdout and stderr
@@ -64,20 +114,13 @@ export const bwrapSandbox: Sandbox = {
  */
 export async function runInteractive(spec: SandboxSpec, opts: { signal?: AbortSignal } = {}): Promise<number> {
   await prepareMountpoints(spec);
-  const { execa } = await import('execa');
   const r = await withStaging({ ...spec, interactive: true }, ({ file, args, fds, marker }) =>
-    execa(file, args, {
-      stdio: ['inherit', 'inherit', 'inherit', fds[0], fds[1]] as Options['stdio'],
-      reject: false,
-      env: { PATH: DEFAULT_PATH },
-      extendEnv: false,
-      ...(opts.signal ? { cancelSignal: opts.signal } : {}),
-      forceKillAfterDelay: 2000,
-    }).then(async (r) => {
+    runProcess(file, args, ['inherit', 'inherit', 'inherit', fds[0], fds[1]], opts.signal).then(async (r) => {
       if (opts.signal?.aborted) await reap(marker);
       return r;
     }),
   );
+  if (r.error) throw new Error(`starting the sandbox failed: ${r.error}`);
   if (r.exitCode !== undefined) return r.exitCode;
   return 128 + (r.signal ? (constants.signals[r.signal as keyof typeof constants.signals] ?? 0) : 0);
 }
@@ -149,7 +192,7 @@ async function sweepStaging(): Promise<PidScope> {
 
 /**
  * After a cancelled run, kills what is left of its sandbox before the caller discards the work
- * dir under it. bwrap's --die-with-parent should take the namespace down with the bwrap execa
+ * dir under it. bwrap's --die-with-parent should take the namespace down with the bwrap runProcess
  * killed; it has been seen to leave its pid 1 and the command running for more than 15 s. The
  * sandbox is found by the random marker on bwrap's command line (which its pid 1 keeps);
  * killing that pid 1 ends every process of the pid namespace. SIGKILLs every process whose
