@@ -1,21 +1,23 @@
 /**
  * store/entries.ts's `findEntry` reads cacache's index without cacache (the lookup a no-op build
- * makes per stage, docs/bench.md "Start-up"). These tests hold it to cacache's own answer on
- * the same folder, so a cacache that lays out its index differently fails here, not in a build.
+ * makes per stage, docs/bench.md "Start-up"), and `putEntry` writes an entry as cacache's `put`
+ * does (a build's commits, logs and histories). These tests hold both to cacache's own reads and
+ * writes on the same folder, so a cacache that lays out its cache differently fails here, not in
+ * a build.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cacache, findEntry } from '../src/store/entries.js';
+import { cacache, findEntry, putEntry } from '../src/store/entries.js';
 import { repoRoot } from './helpers/cli.js';
 
 /** findEntry's answer and cacache's, side by side. */
 async function both(root: string, key: string): Promise<[unknown, unknown]> {
   const theirs = await cacache().get.info(root, key);
-  return [await findEntry(root, key), theirs ? { metadata: theirs.metadata, time: theirs.time } : undefined];
+  return [await findEntry(root, key), theirs ? { metadata: theirs.metadata, time: theirs.time, path: theirs.path } : undefined];
 }
 
 test('findEntry answers as cacache.get.info: absent, written, rewritten, removed, written again', async () => {
@@ -64,4 +66,39 @@ test('findEntry skips a torn or altered line, as cacache does', async () => {
 test("the index findEntry reads is the version cacache writes (index-v5)", async () => {
   const pkg = JSON.parse(await readFile(join(repoRoot, 'node_modules', 'cacache', 'package.json'), 'utf8')) as { 'cache-version': { index: string } };
   assert.equal(pkg['cache-version'].index, '5', 'a new index version: update INDEX_DIR and findEntry in src/store/entries.ts');
+});
+
+test('putEntry writes what cacache.put writes: cacache reads back the data, metadata and size; content is shared; a removal and a rewrite work on it', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'imgmake-index-'));
+  try {
+    const key = 'history:scope:os.hostname';
+    const path = await putEntry(root, key, JSON.stringify({ n: 1 }), { n: 1 });
+    const got = await cacache().get(root, key);
+    assert.equal(got.data.toString(), '{"n":1}');
+    assert.deepEqual(got.metadata, { n: 1 });
+    assert.equal(got.size, 7);
+    assert.equal(got.integrity, `sha512-${createHash('sha512').update('{"n":1}').digest('base64')}`);
+    const info = await cacache().get.info(root, key);
+    assert.equal(info?.path, path, 'the content where cacache looks for it');
+    const [first, cacaches] = await both(root, key);
+    assert.deepEqual(first, cacaches, 'findEntry reads it as cacache does');
+    // The same bytes under a second key: one content file. cacache's own writes land beside ours.
+    assert.equal(await putEntry(root, 'log:x', '{"n":1}'), path);
+    await cacache().put(root, 'log:y', 'other', { metadata: { m: 2 } });
+    assert.deepEqual(Object.keys(await cacache().ls(root)).sort(), ['history:scope:os.hostname', 'log:x', 'log:y']);
+    const verified = await cacache().verify(root);
+    assert.equal(verified.badContentCount, 0);
+    assert.equal(verified.totalEntries, 3);
+    // Data without metadata (a log), then a removal and a rewrite through putEntry.
+    assert.equal((await cacache().get(root, 'log:x')).metadata, undefined);
+    await cacache().rm.entry(root, key);
+    assert.equal(await findEntry(root, key), undefined);
+    await putEntry(root, key, JSON.stringify({ n: 2 }), { n: 2 });
+    assert.deepEqual((await cacache().get(root, key)).metadata, { n: 2 });
+    const [mine, theirs] = await both(root, key);
+    assert.deepEqual(mine, theirs);
+    assert.deepEqual(await readdir(join(root, 'tmp')), [], 'no temporary left');
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 });

@@ -17,10 +17,10 @@
  * Artifacts are content-addressed by the lock's sha256: an entry's content is verified once on
  * the way in (cacache checks the integrity) and its size on the way out.
  */
-import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type Cacache from 'cacache';
 import { CACACHE_TMP } from './orphans.js';
 
@@ -47,11 +47,10 @@ const INDEX_DIR = 'index-v5';
  * a torn or altered line is skipped, the last entry of KEY wins, and one without an integrity
  * is a removal.
  */
-export async function findEntry(root: string, key: string): Promise<{ metadata: unknown; time: number } | undefined> {
-  const h = createHash('sha256').update(key).digest('hex');
+export async function findEntry(root: string, key: string): Promise<{ metadata: unknown; time: number; path: string } | undefined> {
   let text: string;
   try {
-    text = await readFile(join(root, INDEX_DIR, h.slice(0, 2), h.slice(2, 4), h.slice(4)), 'utf8');
+    text = await readFile(bucketOf(root, key), 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
@@ -70,7 +69,55 @@ export async function findEntry(root: string, key: string): Promise<{ metadata: 
     }
     if (entry && entry.key === key) found = entry;
   }
-  return found?.integrity ? { metadata: found.metadata, time: found.time } : undefined;
+  return typeof found?.integrity === 'string' ? { metadata: found.metadata, time: found.time, path: contentPathOf(root, found.integrity) } : undefined;
+}
+
+/** KEY's index bucket: `index-v5/<sha256(KEY) as 2/2/60 hex>` (cacache's lib/entry-index.js). */
+function bucketOf(root: string, key: string): string {
+  const h = createHash('sha256').update(key).digest('hex');
+  return join(root, INDEX_DIR, h.slice(0, 2), h.slice(2, 4), h.slice(4));
+}
+
+/** The folder of cacache's content, version 2 (its package.json's `cache-version.content`). */
+const CONTENT_DIR = 'content-v2';
+
+/** Where cacache keeps the content of INTEGRITY (`ALGO-BASE64`): `content-v2/ALGO/<hex as 2/2/rest>`. */
+function contentPathOf(root: string, integrity: string): string {
+  const dash = integrity.indexOf('-');
+  const hex = Buffer.from(integrity.slice(dash + 1), 'base64').toString('hex');
+  return join(root, CONTENT_DIR, integrity.slice(0, dash), hex.slice(0, 2), hex.slice(2, 4), hex.slice(4));
+}
+
+/**
+ * What `cacache().put(root, key, data, { metadata })` writes, written without loading cacache
+ * (its modules cost each build that commits 50–70 ms of the main thread, most of it before the
+ * first stage: plan's reasons read the history): DATA under its sha512 in content-v2 (a file
+ * written beside, then renamed: content-addressed, so one already there is the same bytes),
+ * then one line appended to KEY's index bucket, `sha1(JSON)<TAB>JSON` of `{key, integrity,
+ * time, size, metadata}`. cacache reads both back (test/store-index.test.ts); `findEntry` too.
+ * Returns the content's path.
+ */
+export async function putEntry(root: string, key: string, data: Uint8Array | string, metadata?: unknown): Promise<string> {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  const integrity = `sha512-${createHash('sha512').update(bytes).digest('base64')}`;
+  const path = contentPathOf(root, integrity);
+  if (!(await stat(path).then(() => true, () => false))) {
+    // Named as cacache names its own temporaries (CACACHE_TMP): a dead build's are swept.
+    const tmp = join(root, 'tmp', `${CACACHE_TMP.tmpPrefix}-${randomBytes(4).toString('hex')}`);
+    await mkdir(dirname(tmp), { recursive: true });
+    try {
+      await writeFile(tmp, bytes, { flag: 'wx' });
+      await mkdir(dirname(path), { recursive: true });
+      await rename(tmp, path);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+  const json = JSON.stringify({ key, integrity, time: Date.now(), size: bytes.length, metadata });
+  const bucket = bucketOf(root, key);
+  await mkdir(dirname(bucket), { recursive: true });
+  await appendFile(bucket, `\n${createHash('sha1').update(json).digest('hex')}\t${json}`);
+  return path;
 }
 
 export const ENTRY = {

@@ -20,7 +20,7 @@
  *
  * This module stores and finds trees; it does not run stages or compute keys.
  */
-import { cacache, ENTRY, entryKind, findEntry } from './entries.js';
+import { cacache, ENTRY, entryKind, findEntry, putEntry } from './entries.js';
 import { mkdir, readdir, readFile, rename, rm, stat, lstat, chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CacheKey, NodeId } from '../ids.js';
@@ -179,7 +179,7 @@ class LocalStore implements Store {
       bytes,
     };
     try {
-      await cacache().put(this.root, ENTRY.tree(r.key), JSON.stringify(rec), { metadata: rec, ...CACACHE_TMP });
+      await putEntry(this.root, ENTRY.tree(r.key), JSON.stringify(rec), rec);
     } catch (e) {
       // No entry (a full disk): the layer must not stay in layers/ without one, or a later
       // commit of this key would adopt it as finished work. It goes with the work dir; a layer
@@ -190,7 +190,7 @@ class LocalStore implements Store {
       throw e;
     }
     // A layer record an import wrote for the layer this commit replaced: its digest is not ours.
-    if (await cacache().get.info(this.root, ENTRY.layer(r.key))) await cacache().rm.entry(this.root, ENTRY.layer(r.key));
+    if (await findEntry(this.root, ENTRY.layer(r.key))) await cacache().rm.entry(this.root, ENTRY.layer(r.key));
     await this.discard(w);
     this.recordDigest(rec);
     await ensureMountable(this.root, rec.layers);
@@ -206,11 +206,11 @@ class LocalStore implements Store {
   private recordDigest(rec: TreeRecord): void {
     const done: Promise<void> = layerManifest(this.layer(rec.key))
       .then(async (m) => {
-        const now = await cacache().get.info(this.root, ENTRY.tree(rec.key));
+        const now = await findEntry(this.root, ENTRY.tree(rec.key));
         // Replaced meanwhile (`build --from`): that commit records its own.
         if ((now?.metadata as TreeRecord | undefined)?.createdAt !== rec.createdAt) return;
         const withDigest: TreeRecord = { ...rec, digest: m.digest };
-        await cacache().put(this.root, ENTRY.tree(rec.key), JSON.stringify(withDigest), { metadata: withDigest, ...CACACHE_TMP });
+        await putEntry(this.root, ENTRY.tree(rec.key), JSON.stringify(withDigest), withDigest);
       })
       .catch(() => undefined)
       .finally(() => {
@@ -312,22 +312,20 @@ class LocalStore implements Store {
   }
 
   async putLog(key: CacheKey, log: string | Uint8Array): Promise<string> {
-    await cacache().put(this.root, ENTRY.log(key), typeof log === 'string' ? await readFile(log) : log, CACACHE_TMP);
-    return (await this.logPath(key))!;
+    return await putEntry(this.root, ENTRY.log(key), typeof log === 'string' ? await readFile(log) : log);
   }
 
   async logPath(key: CacheKey): Promise<string | undefined> {
-    const info = await cacache().get.info(this.root, ENTRY.log(key));
-    return info?.path;
+    return (await findEntry(this.root, ENTRY.log(key)))?.path;
   }
 
   async getHistory(scope: string, node: NodeId): Promise<NodeHistory | undefined> {
-    const info = await cacache().get.info(this.root, ENTRY.history(scope, node));
+    const info = await findEntry(this.root, ENTRY.history(scope, node));
     return info ? (info.metadata as NodeHistory) : undefined;
   }
 
   async putHistory(scope: string, node: NodeId, h: NodeHistory): Promise<void> {
-    await cacache().put(this.root, ENTRY.history(scope, node), JSON.stringify(h), { metadata: h, ...CACACHE_TMP });
+    await putEntry(this.root, ENTRY.history(scope, node), JSON.stringify(h), h);
   }
 
   async info() {
