@@ -245,6 +245,11 @@ function timed(cmd: string, args: string[], env: Record<string, string> = {}): n
   return performance.now() - t0;
 }
 
+/** Waits until the machine has written back what earlier runs left dirty (`sync`), untimed. */
+function settle(): void {
+  execFileSync('sync');
+}
+
 const du = (path: string): number => Number(execFileSync('du', ['-sb', path], { encoding: 'utf8' }).split('\t')[0]);
 
 async function copyExample(name: string): Promise<string> {
@@ -546,14 +551,19 @@ async function full(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>> 
       baseline: 'floor-cold',
     });
     log('imgmake no-op');
-    scenarios.push({ name: 'noop', label: 'imgmake no-op', ...builds(runs, () => build(['--locked'])), target: { processMs: 300 } });
+    // Each timed run starts with nothing left to write back (`sync`, not timed): the writeback of
+    // what a run before it wrote (the cold builds' gigabytes, the other tool's image) would fall
+    // on whichever run happens to be next.
+    scenarios.push({ name: 'noop', label: 'imgmake no-op', ...builds(runs, () => (settle(), build(['--locked']))), target: { processMs: 300 } });
     // The floor's late edit and imgmake's alternate, run by run: the machine's drift (other
     // guests, writeback left by the step before) falls on both alike.
     log('floor and imgmake late edits, alternately');
     const floorLate: number[] = [];
     const late: Build[] = [];
     for (let i = 0; i < runs; i++) {
+      settle();
       floorLate.push(floor(`late-floor-${i}`, ['hostname']));
+      settle();
       late.push(build(['--locked'], ['--var', `hostname=late-${i}`]));
     }
     scenarios.push({ name: 'floor-late', label: 'floor: hostname, then ESP, disk and qcow2 only (run by run with the next row)', samples: floorLate });
