@@ -124,7 +124,19 @@ async function planCommand(targets: string[], o: GlobalOptions & Pick<BuildOptio
   if (!selected.ok) return reportDiagnostics(selected.error, o);
   const { goals, force } = selected.value;
   ctx.remote?.attach(pickLogger(o));
-  const p = await plan({ graph: ctx.graph, keys: ctx.keys, store: ctx.store, goals, scope: ctx.scope, force, ...(ctx.remote ? { remote: ctx.remote } : {}) });
+  // As a build would see them: a target's last stage whose output is current in out/ is done.
+  const { planDeliveries } = await import('./deliver.js');
+  const d = ctx.remote || o.until ? undefined : await planDeliveries({ graph: ctx.graph, keys: ctx.keys, targets: targets.map((n) => ctx.def.targets.get(n)!), goals, force, outDir: ctx.outDir });
+  const p = await plan({
+    graph: ctx.graph,
+    keys: ctx.keys,
+    store: ctx.store,
+    goals,
+    scope: ctx.scope,
+    force,
+    ...(ctx.remote ? { remote: ctx.remote } : {}),
+    ...(d ? { current: d.current, delivers: new Set(d.take.keys()) } : {}),
+  });
   if (o.json) {
     if (ctx.def.allowed) out(jsonLine({ type: 'allow-path', dirs: ctx.def.allowed }));
     for (const s of p.stages) out(jsonLine({ type: 'plan-stage', node: s.id, pipeline: s.pipeline, stage: s.stage, rule: s.rule, key: s.key, status: s.status, reasons: s.reasons }));
@@ -134,7 +146,8 @@ async function planCommand(targets: string[], o: GlobalOptions & Pick<BuildOptio
   if (allowed) out(allowed);
   const width = Math.max(...p.stages.map((s) => s.id.length), 4);
   for (const s of p.stages) {
-    out(`${PLAN_WORDS[s.status]}  ${s.id.padEnd(width)}  ${s.rule}${s.reasons.length ? `  — ${s.reasons.join('; ')}` : ''}`);
+    const why = s.delivered ? ['its output is current in out/'] : s.reasons;
+    out(`${PLAN_WORDS[s.status]}  ${s.id.padEnd(width)}  ${s.rule}${why.length ? `  — ${why.join('; ')}` : ''}`);
   }
   const n = p.stages.filter((s) => s.status === 'run').length;
   const remote = p.stages.filter((s) => s.status === 'remote').length;

@@ -69,6 +69,8 @@ export interface PlanOptions {
    * store has no tree of theirs; like a found tree, each ends the walk.
    */
   current?: ReadonlySet<NodeId>;
+  /** Stages that deliver to out/ when they run (src/deliver.ts): for the reason they run again. */
+  delivers?: ReadonlySet<NodeId>;
 }
 
 /** What plan needs of a remote cache: which of these keys it holds. */
@@ -131,7 +133,7 @@ async function reasons(opts: PlanOptions, id: NodeId, toRun: Set<NodeId>): Promi
   const now = keys.get(id)!;
   const before = await store.getHistory(scope, id);
   if (!before) return ['never built'];
-  if (before.key === now.key) return ['its tree is no longer in the cache'];
+  if (before.key === now.key) return [opts.delivers?.has(id) ? 'its output is no longer in out/ (delivered there, not kept in the cache)' : 'its tree is no longer in the cache'];
   const out: string[] = [];
   for (const f of changedFields(now.fields, before.fields)) {
     const [head, ...rest] = f.split('.');

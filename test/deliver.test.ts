@@ -87,6 +87,12 @@ test('a delivered output: no-op is current without a tree; deleting the file rer
   const again = await im(['build', 'hello']);
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual(ran(again), ['tarball.tar'], 'only the last stage reruns');
+  const why = await im(['plan', 'hello']);
+  assert.deepEqual(why.events.filter((e) => e.type === 'plan-stage' && e.status === 'run').map((e) => e.node), [], 'current again');
+  await rm(out);
+  const reasons = (await im(['plan', 'hello'])).events.find((e) => e.type === 'plan-stage' && e.node === 'tarball.tar');
+  assert.deepEqual(reasons?.reasons, ['its output is no longer in out/ (delivered there, not kept in the cache)']);
+  assert.equal((await im(['build', 'hello'])).code, 0);
   assert.ok((await readFile(out)).equals(bytes), 'the same bytes again');
 
   await rm(join(p.dir, 'out'), { recursive: true });

@@ -39,7 +39,7 @@ export type SpineResult =
 
 export async function runSpine(e: Engine, p: KeyedProject, sel: Selection, o: SpineOptions): Promise<SpineResult> {
   e.remote?.attach(o.logger);
-  const planOpts = { graph: p.graph, keys: p.keys, store: e.store, goals: sel.goals, scope: p.scope, force: sel.force, ...(e.remote ? { remote: e.remote } : {}), ...(o.current ? { current: o.current } : {}) };
+  const planOpts = { graph: p.graph, keys: p.keys, store: e.store, goals: sel.goals, scope: p.scope, force: sel.force, ...(e.remote ? { remote: e.remote } : {}), ...(o.current ? { current: o.current } : {}), ...(o.deliver ? { delivers: new Set(o.deliver.keys()) } : {}) };
   let planned = await plan(planOpts);
   // Trees the remote has are downloaded first (one that fails to download is built instead).
   if (e.remote) planned = await e.remote.downloadPlanned(planned, () => plan(planOpts));
