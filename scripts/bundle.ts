@@ -32,7 +32,7 @@ const outdir = join(root, 'dist', 'bundle');
 const rules = join(root, 'dist', 'rules') + '/';
 
 /** The packages a no-op build uses, bundled with what they require; every other one stays outside. */
-const BUNDLED = new Set(['commander', 'graphology', 'graphology-dag', 'yaml']);
+const BUNDLED = new Set(['commander', 'yaml']);
 
 const packageName = (spec: string): string => spec.split('/').slice(0, spec.startsWith('@') ? 2 : 1).join('/');
 
@@ -66,7 +66,7 @@ const r = await build({
   metafile: true,
   logLevel: 'warning',
   plugins: [boundaries],
-  // Bundled CommonJS (yaml, commander, graphology) requires Node's modules; an ES module has no
+  // Bundled CommonJS (yaml, commander) requires Node's modules; an ES module has no
   // `require`, so each chunk makes one.
   banner: { js: "import { createRequire as __imgmakeRequire } from 'node:module'; const require = __imgmakeRequire(import.meta.url);" },
 });
