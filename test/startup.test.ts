@@ -46,6 +46,8 @@ const NOT_LOADED: [RegExp, string][] = [
   [/^\/dist\/src\/patch\//, '--patch'],
   [/^\/dist\/src\/remote\/(index|http|blob)\.js$/, 'the remote cache (none configured)'],
   [/^\/dist\/src\/(catalog\/(compose|customize)|blueprint\/)/, 'the catalog and blueprints (a catalog build)'],
+  [/^\/dist\/src\/catalog\/ostree-remote\.js$/, 'fetching an --ostree-parent'],
+  [/^\/dist\/src\/(sbom\/|manifest\/index\.js$)/, 'the SBOM and the manifest (--with-sbom, --with-manifest, or an old one removed)'],
   [/^\/dist\/src\/(cli\/(watch|boot|checkpoint|clean|push|rules)|watch|boot|push)\.js$/, "another command's modules"],
 ];
 
