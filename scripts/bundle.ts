@@ -64,6 +64,8 @@ const r = await build({
   platform: 'node',
   target: 'node20',
   metafile: true,
+  // Beside each file, through tsc's own maps to src/*.ts: read only by `node --enable-source-maps`.
+  sourcemap: true,
   logLevel: 'warning',
   plugins: [boundaries],
   // Bundled CommonJS (yaml, commander) requires Node's modules; an ES module has no
