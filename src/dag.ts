@@ -6,7 +6,9 @@
  * build's start-up (issue 18, docs/bench.md "Start-up").
  *
  * Orders are insertion orders: nodes in the order they were added, a node's neighbours in the
- * order of the first edge between them, its edges in the order they were added. It does not
+ * order of the first edge between them, its edges by neighbour in that order (graphology's, but
+ * for the edges between the same two nodes, which it listed newest first: no caller depends on
+ * that order, each looks an edge up by its kind and name). It does not
  * check for cycles when an edge is added (load rejected them with positions); `topologicalSort`
  * throws on one, an internal error by then.
  *
