@@ -26,5 +26,5 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 else
-  npx tsc -p .
+  npm run build
 fi

@@ -11,6 +11,7 @@
  * test/startup.test.ts says which modules a no-op build must not load).
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { plan } from './plan.js';
 import { loadRules } from './rule.js';
@@ -32,11 +33,12 @@ import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './cli/exit.j
 import { commandHelpFooter, rootHelpFooter } from './cli/help.js';
 import { listCommand, selectCatalog, type CatalogOptions, type ListOptions } from './cli/catalog.js';
 import { PhaseClock } from './timing.js';
+import { packageRoot } from './package-root.js';
 
 export { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './cli/exit.js';
 
-/** The package's version (package.json, two folders up from dist/src/cli.js and from src/cli.ts). */
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+/** The package's version (its package.json). */
+export const VERSION: string = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
 export interface BuildOptions {
   locked?: boolean;

@@ -10,8 +10,7 @@
  * Load has already rejected cycles and dangling references with positions; this module
  * assumes a valid Definition. It does not compute keys, touch the store or validate options.
  */
-import { MultiDirectedGraph } from 'graphology';
-import { topologicalSort } from 'graphology-dag';
+import { Dag } from './dag.js';
 import type { Definition, InputDef, PipelineDef, StageDef } from './definition.js';
 import { fileNodeId, stageNodeId, type NodeId, type PipelineName } from './ids.js';
 import type { Rule, RuleRegistry } from './rule.js';
@@ -23,7 +22,7 @@ export type GraphNode =
   | { kind: 'file'; id: NodeId; input: Extract<InputDef, { kind: 'file' }> };
 
 export interface BuildGraph {
-  graph: MultiDirectedGraph<GraphNode, { kind: EdgeKind; name?: string }>;
+  graph: Dag<GraphNode, { kind: EdgeKind; name?: string }>;
   /** Stage nodes in dependency order. */
   order: NodeId[];
   /** The node whose tree is the pipeline's tree (its last stage). */
@@ -32,7 +31,7 @@ export interface BuildGraph {
 }
 
 export function buildGraph(def: Definition, rules: RuleRegistry): BuildGraph {
-  const graph = new MultiDirectedGraph<GraphNode, { kind: EdgeKind; name?: string }>();
+  const graph = new Dag<GraphNode, { kind: EdgeKind; name?: string }>();
   const finalOf = (p: PipelineName): NodeId => {
     const pl = def.pipelines.get(p);
     const last = pl?.stages[pl.stages.length - 1];
@@ -47,7 +46,7 @@ export function buildGraph(def: Definition, rules: RuleRegistry): BuildGraph {
     }
   }
   for (const pl of def.pipelines.values()) addEdges(graph, pl, finalOf);
-  const order = topologicalSort(graph).filter((id) => graph.getNodeAttributes(id).kind === 'stage') as NodeId[];
+  const order = graph.topologicalSort().filter((id) => graph.getNodeAttributes(id).kind === 'stage') as NodeId[];
   return {
     graph,
     order,

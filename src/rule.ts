@@ -20,11 +20,12 @@
 import { readdir } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { ValidateFunction } from 'ajv';
 import type { Digest, RuleName } from './ids.js';
 import { fileHasher, ruleCode, type RuleCode, type RulesRoot } from './rule-code.js';
+import { packageRoot } from './package-root.js';
 
 export type { RuleCode, RulesRoot } from './rule-code.js';
 
@@ -97,8 +98,7 @@ export interface Rule {
 
 export type RuleRegistry = ReadonlyMap<RuleName, Rule>;
 
-/** The imgmake package's root (holds `rules/`, `dist/`, `package.json`). */
-export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export { packageRoot };
 
 /** The rules that ship with imgmake. */
 export const builtinRulesDir = join(packageRoot, 'rules');

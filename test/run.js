@@ -18,6 +18,17 @@ const walk = (d) => {
   }
 };
 walk(dist);
+// bin/imgmake.js runs the CLI's bundle (scripts/bundle.ts), made here again from dist/src/ so
+// that no test runs a bundle older than what tsc just compiled (`npx tsc -p . && node
+// test/run.js` as well as `npm test`). A tree without the script (test-runner.test.ts's) has no CLI.
+const bundler = join(dist, 'scripts', 'bundle.js');
+if (existsSync(bundler)) {
+  const bundled = spawnSync(process.execPath, [bundler], { stdio: 'inherit' });
+  if (bundled.status !== 0) {
+    console.error('test/run.js: bundling the CLI (dist/scripts/bundle.js) failed');
+    process.exit(1);
+  }
+}
 const filters = process.argv.slice(2);
 const source = (f) => join(root, relative(dist, f)).replace(/\.js$/, '.ts');
 const files = found

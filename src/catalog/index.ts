@@ -12,20 +12,16 @@
  * This module does not read blueprints or write definitions: compose.ts does.
  */
 import { readFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parse } from 'yaml';
+import { packageRoot } from '../package-root.js';
 import { METADATA, OPTIONS, SECTIONS, SUPPORT, shortName } from '../blueprint/index.js';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
 import { closest, listOf } from '../load/suggest.js';
 import { fail, ok, type Result } from '../result.js';
 
-/** catalog/ of this package: dist/src/catalog/index.js and src/catalog/index.ts are both three levels down. */
-export const CATALOG_DIR = resolve(dirname(fileURLToPath(import.meta.url)), existsInDist() ? '../../../catalog' : '../../catalog');
-
-function existsInDist(): boolean {
-  return /[/\\]dist[/\\]src[/\\]catalog$/.test(dirname(fileURLToPath(import.meta.url)));
-}
+/** catalog/ of this package. */
+export const CATALOG_DIR = join(packageRoot, 'catalog');
 
 export const CATALOG_INDEX = 'catalog.yaml';
 

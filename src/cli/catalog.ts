@@ -23,7 +23,6 @@ import { dirname, join, resolve } from 'node:path';
 import type { CatalogImage, Filter } from '../catalog/index.js';
 import { diagnostic, type Diagnostic } from '../diagnostic.js';
 import { fail, ok, type Result } from '../result.js';
-import { fetchOstreeParent } from '../catalog/ostree-remote.js';
 import { cacheDirOf, findDefinition, parseVars, type CatalogBuild, type GlobalOptions } from './context.js';
 import { parseDocument } from 'yaml';
 import { EXIT_OK } from './exit.js';
@@ -97,6 +96,7 @@ export async function selectCatalog(types: string[], o: GlobalOptions, co: Catal
     prepare: async () => {
       let path = parent?.ok && parent.value.kind === 'path' ? parent.value.path : undefined;
       if (remote?.ref.ok) {
+        const { fetchOstreeParent } = await import('../catalog/ostree-remote.js');
         const fetched = await fetchOstreeParent({ url: remote.url, ref: remote.ref.value, parentsDir });
         if (!fetched.ok) {
           return fail([diagnostic('network', `--ostree-parent ${remote.url}: ${fetched.error.message} (${fetched.error.url})`, undefined, 'check the URL (the repository\'s folder: the one holding config, objects/ and refs/) and that the server answers; nothing was built')]);

@@ -1,15 +1,16 @@
 /**
  * What `imgmake build --with-sbom` and `--with-manifest` add after a target is exported, composed
  * here with the real package formats (the SBOM's readers) and imgmake's version; the work is in
- * src/sbom/ and src/manifest/. The build calls `afterExport` once per exported target.
+ * src/sbom/ and src/manifest/, imported when an SBOM or manifest is written or an old one removed
+ * (a no-op build does neither: issue 18, docs/bench.md "Start-up"). The build calls
+ * `afterExport` once per exported target.
  */
 import { join } from 'node:path';
 import type { Logger } from '../event.js';
 import type { TargetDef } from '../definition.js';
 import { FORMATS } from '../packages/formats.js';
 import type { PackageDatabase } from '../packages/input.js';
-import { sbomPath, writeSbom } from '../sbom/index.js';
-import { manifestDir, writeManifest, type LockWriter } from '../manifest/index.js';
+import type { LockWriter } from '../manifest/index.js';
 import { locksText } from '../packages/lockfile.js';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { fail, ok, type Result } from '../result.js';
@@ -46,14 +47,16 @@ export function packageDatabases(): Map<string, PackageDatabase> {
  * removed: it described the image before (one of an unchanged image stays: it is still true).
  */
 export async function afterExport(ctx: Context, target: TargetDef, extras: ExportExtras & { fresh: boolean }, logger: Logger, signal?: AbortSignal): Promise<boolean> {
-  if (extras.fresh && !extras.withSbom) await rm(sbomPath(ctx.outDir, target.name), { force: true });
-  if (extras.fresh && !extras.withManifest) await rm(manifestDir(ctx.outDir, target.name), { recursive: true, force: true });
+  const sbom = extras.fresh || extras.withSbom ? await import('../sbom/index.js') : undefined;
+  const manifest = extras.fresh || extras.withManifest ? await import('../manifest/index.js') : undefined;
+  if (extras.fresh && !extras.withSbom) await rm(sbom!.sbomPath(ctx.outDir, target.name), { force: true });
+  if (extras.fresh && !extras.withManifest) await rm(manifest!.manifestDir(ctx.outDir, target.name), { recursive: true, force: true });
   if (extras.withSbom) {
     // A scratch folder of the store's: removed after, or by the next open after a crash.
     const held = await ctx.store.scratch();
     const scratch = join(held.dir, 'sbom');
     try {
-      const s = await writeSbom(target, { def: ctx.def, graph: ctx.graph, keys: ctx.keys, store: ctx.store, sandbox: ctx.sandbox, outDir: ctx.outDir, scratch, databases: packageDatabases(), tool: extras.tool ?? 'imgmake', signal });
+      const s = await sbom!.writeSbom(target, { def: ctx.def, graph: ctx.graph, keys: ctx.keys, store: ctx.store, sandbox: ctx.sandbox, outDir: ctx.outDir, scratch, databases: packageDatabases(), tool: extras.tool ?? 'imgmake', signal });
       if (!s.ok) {
         logger.log({ type: 'export-failed', target: target.name, message: `the SBOM of ${target.name} failed: ${s.error}` });
         return false;
@@ -64,7 +67,7 @@ export async function afterExport(ctx: Context, target: TargetDef, extras: Expor
     }
   }
   if (extras.withManifest) {
-    const m = await writeManifest(target, { def: ctx.def, outDir: ctx.outDir, locking: LOCKING });
+    const m = await manifest!.writeManifest(target, { def: ctx.def, outDir: ctx.outDir, locking: LOCKING });
     if (!m.ok) {
       logger.log({ type: 'export-failed', target: target.name, message: `the manifest of ${target.name} failed: ${m.error}` });
       return false;
@@ -79,7 +82,7 @@ export async function afterExport(ctx: Context, target: TargetDef, extras: Expor
     }
     logger.log({ type: 'ostree-commit', target: target.name, ...c.value });
     // The manifest names the commit it makes: a rebuild from it can be checked against it.
-    if (extras.withManifest) await writeFile(join(manifestDir(ctx.outDir, target.name), OSTREE_COMMIT), `${JSON.stringify(c.value)}\n`);
+    if (extras.withManifest) await writeFile(join(manifest!.manifestDir(ctx.outDir, target.name), OSTREE_COMMIT), `${JSON.stringify(c.value)}\n`);
   }
   return true;
 }

@@ -16,7 +16,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import chokidar from 'chokidar';
 import type { Event, Logger } from '../event.js';
 import type { NodeId } from '../ids.js';
@@ -31,6 +30,7 @@ import { definitionPath, loadContext, loadDefinition, selectNodes, targetsOrDefa
 import { jobsOf, pickLogger, reportDiagnostics } from './output.js';
 import { EXIT_INTERRUPTED } from './exit.js';
 import { PhaseClock } from '../timing.js';
+import { packageRoot } from '../package-root.js';
 
 export interface WatchOptions {
   /** (Re)start `imgmake boot TARGET` after each successful rebuild. */
@@ -44,7 +44,7 @@ export interface WatchOptions {
   patch?: boolean;
 }
 
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'imgmake.js');
+const BIN = join(packageRoot, 'bin', 'imgmake.js');
 
 /** Diagnostics (without a place in the definition) about what the command line gave. */
 const COMMAND_LINE = new Set(['unknown-variable', 'usage']);

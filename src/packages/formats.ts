@@ -12,20 +12,27 @@
  * format folder.
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { compiledSrc } from '../package-root.js';
 import type { Formats, PackageFormat } from './format.js';
 import type { LockTable } from './lockfile.js';
 
 const FOLDER = /^[a-z][a-z0-9-]*$/;
 
-/** The formats in DIR's subfolders (compiled: DIR/NAME/index.js), checked, sorted by name. */
-export async function discoverFormats(dir = dirname(fileURLToPath(import.meta.url))): Promise<Formats> {
+/**
+ * The formats in the subfolders of dist/src/packages/ (compiled: NAME/index.js), checked, sorted
+ * by name. Each is imported by a template literal relative to this module, so the CLI's bundle
+ * (scripts/bundle.ts) holds every folder beside this one that has an index.js, and the same
+ * import finds it there; read from the folder's absolute path, a bundled CLI would load a second
+ * copy of each format's modules.
+ */
+export async function discoverFormats(): Promise<Formats> {
+  const dir = join(compiledSrc, 'packages');
   const out = new Map<string, PackageFormat>();
   for (const name of readdirSync(dir).sort()) {
     const index = join(dir, name, 'index.js');
     if (!FOLDER.test(name) || !existsSync(index)) continue;
-    const mod = (await import(pathToFileURL(index).href)) as { format?: PackageFormat };
+    const mod = (await import(`./${name}/index.js`)) as { format?: PackageFormat };
     const f = mod.format;
     if (!f || f.name !== name) throw new Error(`Internal error: ${index} must export \`format\`, a package format named ${name}`);
     out.set(name, f);

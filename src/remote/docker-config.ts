@@ -16,8 +16,8 @@
  *
  * This module reads; it never writes the config or runs `docker login`.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -37,8 +37,10 @@ interface DockerConfig {
 /** Runs `docker-credential-NAME get` with `host` on stdin; its stdout (a seam for tests of the parsing). */
 export type HelperRunner = (helper: string, host: string, env: NodeJS.ProcessEnv) => string;
 
+// child_process is required when a helper runs: the CLI imports this module on every build,
+// most of which never run one (issue 18, docs/bench.md "Start-up").
 const runHelper: HelperRunner = (helper, host, env) =>
-  execFileSync(`docker-credential-${helper}`, ['get'], { input: host, env, timeout: 20_000, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
+  (createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process')).execFileSync(`docker-credential-${helper}`, ['get'], { input: host, env, timeout: 20_000, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
 
 function hostOfKey(key: string): string {
   return key.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase();

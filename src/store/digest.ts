@@ -29,7 +29,9 @@
 import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import type { Worker } from 'node:worker_threads';
+import { compiledSrc } from '../package-root.js';
 
 export interface LayerManifest {
   /** `sha256:<hex>` over the manifest. */
@@ -186,7 +188,10 @@ const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Err
 function inWorker(job: DigestJob): Promise<unknown> {
   // Made synchronously: two digests asked for in the same tick share one worker.
   if (!worker) {
-    const w = new Worker(new URL('./digest-worker.js', import.meta.url));
+    // Required here, not imported: a build that commits nothing (a no-op) never compiles Node's
+    // worker_threads (issue 18, docs/bench.md "Start-up").
+    const { Worker } = createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
+    const w = new Worker(join(compiledSrc, 'store', 'digest-worker.js'));
     w.on('message', (a: DigestAnswer) => {
       const p = waiting.get(a.id);
       if (!p) return;
