@@ -6,7 +6,8 @@
  * modules) cost the first stage of every build 100–150 ms of the main thread, and this needs
  * none of what it adds (docs/bench.md, "Where the time goes").
  */
-import { spawn, type StdioOptions } from 'node:child_process';
+import type { StdioOptions } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { OWNER } from '../store/orphans.js';
 import { createWriteStream } from 'node:fs';
@@ -75,6 +76,8 @@ function runProcess(file: string, args: string[], stdio: StdioOptions, signal: A
   return new Promise((resolve) => {
     // Cancelled before it started: as if the SIGTERM had reached it (an interrupted shell exits 143).
     if (signal?.aborted) return resolve({ exitCode: undefined, signal: 'SIGTERM', cancelled: true });
+    // Required here, not imported with the module: a no-op build starts no process (docs/bench.md, "Start-up").
+    const { spawn } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
     const child = spawn(file, args, { stdio, env: { PATH: DEFAULT_PATH } });
     const log = logFile ? createWriteStream(logFile, { flags: 'a' }) : undefined;
     if (log) {

@@ -23,8 +23,8 @@
  * took 0.4 s instead of 10 ms: docs/bench.md). The worker starts with the first digest and does
  * not keep the process alive when idle.
  *
- * execa is imported by the first digest, not with this module (the store imports it, and a
- * no-op build digests nothing: docs/bench.md, "Start-up").
+ * Its two helper programs (filefrag, getfattr) are started with node:child_process, loaded by
+ * the first digest (a no-op build digests nothing: docs/bench.md, "Start-up").
  */
 import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
@@ -123,8 +123,7 @@ export async function hashFileHere(path: string, stat?: { size: number; allocate
 
 /** The indexes of the 1 MiB chunks that overlap a data extent (filefrag -e), or undefined if unknown. */
 async function dataChunks(path: string): Promise<Set<number> | undefined> {
-  const { execa } = await import('execa');
-  const r = await execa('filefrag', ['-e', path], { reject: false });
+  const r = await output('filefrag', ['-e', path]);
   const bs = /blocks of (\d+) bytes/.exec(r.stdout)?.[1];
   if (r.exitCode !== 0 || !bs) return undefined;
   const chunks = new Set<number>();
@@ -166,10 +165,20 @@ async function eachChunk(path: string, f: (chunk: Buffer) => void, sparse?: { da
 
 /** Every entry's extended attributes, one block per entry, sorted by path (readdir order is not stable). */
 async function xattrs(dir: string): Promise<string> {
-  const { execa } = await import('execa');
-  const r = await execa('getfattr', ['-R', '-P', '-d', '-m', '-', '-e', 'hex', '.'], { cwd: dir, reject: false, stripFinalNewline: false });
+  const r = await output('getfattr', ['-R', '-P', '-d', '-m', '-', '-e', 'hex', '.'], dir);
   const blocks = r.stdout.split(/\n\n+/).map((b) => b.trim()).filter((b) => b.startsWith('# file:'));
   return blocks.map((b) => b.split('\n').sort().join('\n')).sort().join('\n\n');
+}
+
+/** What `file args` (run in `cwd`) wrote to stdout, and how it exited; never throws for a failure. */
+async function output(file: string, args: string[], cwd?: string): Promise<{ exitCode: number | undefined; stdout: string }> {
+  const { execFile } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
+  return new Promise((resolve) => {
+    execFile(file, args, { encoding: 'utf8', maxBuffer: 1 << 30, ...(cwd ? { cwd } : {}) }, (e, stdout) => {
+      const code = e ? (typeof e.code === 'number' ? e.code : undefined) : 0;
+      resolve({ exitCode: code, stdout });
+    });
+  });
 }
 
 /** A job for the digest worker, and what it answers. */
