@@ -147,3 +147,41 @@ targets:
   assert.equal(u.delivered, undefined, '--until exports nothing: the stage is committed');
   assert.ok(await store.get(asCacheKey(u.key)));
 });
+
+test('a target that also exports a file from a lower layer: its last stage commits, and export copies both, as before', T, async (t) => {
+  const p = await tempProject('hello');
+  t.after(p.cleanup);
+  const yaml = await readFile(p.file, 'utf8');
+  await writeFile(
+    p.file,
+    yaml.replace(
+      'targets:\n',
+      `  packed:
+    base: rootfs
+    stages:
+      - name: tar
+        rule: archive.tar
+        inputs:
+          tree: { pipeline: rootfs }
+        options:
+          filename: packed.tar
+
+targets:
+  packed: { pipeline: packed, export: [packed.tar, etc/motd] }
+`,
+    ),
+  );
+  const im = (args: string[]) => imgmake(['--json', '-f', p.file, ...args]);
+  const b = await im(['build', 'packed']);
+  assert.equal(b.code, 0, b.stderr);
+  const tar = stageEvents(b, 'ran').find((e) => e.node === 'packed.tar');
+  assert.ok(tar);
+  assert.equal(tar.delivered, undefined, 'etc/motd is not the stage\'s own file: nothing delivered');
+  const store = await openLocalStore(join(p.dir, 'cache'));
+  assert.ok(await store.get(asCacheKey(tar.key)), 'committed');
+  assert.ok((await lstat(join(p.dir, 'out', 'packed', 'packed.tar'))).isFile());
+  assert.equal(await readFile(join(p.dir, 'out', 'packed', 'motd'), 'utf8'), await readFile(join(p.dir, 'files', 'motd'), 'utf8'));
+  const noop = await im(['build', 'packed']);
+  assert.deepEqual(ran(noop), []);
+  assert.equal(stageEvents(noop, 'cached').find((e) => e.node === 'packed.tar')?.delivered, undefined);
+});
