@@ -57,7 +57,6 @@ export function plan(o: UsersOptions): string {
   return lines.map((l) => `${l}\n`).join('');
 }
 
-
 /**
  * What users.add and users.firstboot both hand their script beside the plan: after refusing a
  * user or group listed twice (`rule` names the rule in the error), each user's SSH keys as a
