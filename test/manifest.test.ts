@@ -95,14 +95,17 @@ test('build --with-manifest: the manifest alone, in another folder, builds the s
   };
   const original = await keys(args);
   assert.equal(original.length, 4);
-  assert.deepEqual(await keys(again), original, 'every stage has the key it has in the project, and is cached');
+  // The tarball's stage delivered its file to the project's out/ (src/deliver.ts): the other
+  // folder has no out/image yet, so there it is the one stage to run.
+  const elsewhereWants = original.map((l) => (l.startsWith('tarball.0 ') ? l.replace(/ cached$/, ' run') : l));
+  assert.deepEqual(await keys(again), elsewhereWants, 'every stage has the key it has in the project, and is cached');
   // The inline files written out at load are checked each time: one edited there is written again.
   const inlineDir = join(elsewhere, '.imgmake', 'inline');
   for (const d of await readdir(inlineDir)) {
     const f = join(inlineDir, d, 'content');
     if ((await readFile(f).catch(() => undefined))?.toString().startsWith('#!/bin/sh')) await writeFile(f, 'tampered\n');
   }
-  assert.deepEqual(await keys(again), original, 'a tampered inline copy is written again, not used');
+  assert.deepEqual(await keys(again), elsewhereWants, 'a tampered inline copy is written again, not used');
   const rebuilt = await imgmake(['--json', ...again, 'build']);
   assert.equal(rebuilt.code, 0, rebuilt.stderr + rebuilt.stdout);
   assert.deepEqual(await readFile(join(elsewhere, 'out', 'image', 'image.tar')), await readFile(join(p.dir, 'out', 'image', 'image.tar')));
