@@ -150,10 +150,12 @@ test('a package stage: locked, fetched once, installed offline; reused until the
   assert.match(refused.stderr, /imgmake\.lock has no lock for os\.packages \(bookworm essential \+ cowsay hello\)/);
   assert.equal(await readFile(join(p.dir, 'imgmake.lock'), 'utf8'), lockText);
 
-  // Offline: the tree is gone from the cache, the mirror is unreachable; the lock and the cached
-  // .debs are enough.
+  // Offline: the trees are gone from the cache and the image from out/ (a current out/tar would
+  // be enough on its own: its stage delivered it there), the mirror is unreachable; the lock and
+  // the cached .debs are enough.
   await writeFile(p.file, DEFINITION('hello', 'tiny2'));
   await rm(join(p.dir, 'cache', 'layers'), { recursive: true });
+  await rm(join(p.dir, 'out'), { recursive: true });
   const offline = await imgmake(['--json', '-f', p.file, 'build', 'tar', '--locked'], { env: { IMGMAKE_VAR_debian_mirror: 'http://127.0.0.1:9/debian', IMGMAKE_VAR_debian_security_mirror: 'http://127.0.0.1:9/debian-security' } });
   assert.equal(offline.code, 0, offline.stderr + offline.stdout);
   assert.deepEqual(ran(offline), ['os.hostname', 'os.packages', 'tarball.0']);
