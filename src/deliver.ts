@@ -89,7 +89,7 @@ export async function planDeliveries(o: { graph: BuildGraph; keys: Keys; targets
  * the upper (it is in a lower layer, a symlink, a folder, or a path below the top): the stage is
  * then committed and exported as any other.
  */
-async function takeFiles(outDir: string, target: TargetDef, key: CacheKey, upper: string): Promise<Staged | undefined> {
+export async function takeFiles(outDir: string, target: TargetDef, key: CacheKey, upper: string): Promise<Staged | undefined> {
   const names = target.export.map((p) => p.replace(/^\/+/, ''));
   if (!names.length || names.some((n) => n === '' || n.includes('/') || n === '.' || n === '..')) return undefined;
   for (const n of names) {

@@ -7,16 +7,23 @@
  * - The cache holds no tree of that stage; a no-op build runs nothing and says `delivered`.
  * - Deleting the file (or out/TARGET) reruns that one stage, nothing before it; `--from`
  *   reruns and delivers again.
+ * - A hostile stage cannot use it to move a host file into out/: only a plain file at the top of
+ *   its own upper directory is taken (a link, folder, FIFO or nested path stays; tested on the
+ *   mover itself, `takeFiles`, with a real directory).
  * - What must keep the tree commits it: a stage another target of the same build reads, a
  *   `--until` build, a build with a remote (test/remote-http.test.ts says so for the remote).
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstat, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { imgmake, ran, stageEvents, summary, tempProject } from './helpers/cli.js';
 import { openLocalStore } from '../src/store/local.js';
-import { asCacheKey } from '../src/ids.js';
+import { asCacheKey, type PipelineName } from '../src/ids.js';
+import { takeFiles } from '../src/deliver.js';
+import type { TargetDef } from '../src/definition.js';
 
 const T = { timeout: 180_000 };
 
@@ -107,28 +114,8 @@ test('a delivered output: no-op is current without a tree; deleting the file rer
 });
 
 test('a stage another target of the same build reads, and an --until build, keep their tree in the cache', T, async (t) => {
-  const p = await tempProject('hello');
-  t.after(p.cleanup);
-  const yaml = await readFile(p.file, 'utf8');
   // A second target made from the tarball's tree: the tarball's stage must be committed.
-  await writeFile(
-    p.file,
-    yaml.replace(
-      'targets:\n',
-      `  twice:
-    stages:
-      - name: tar
-        rule: archive.tar
-        inputs:
-          tree: { pipeline: tarball }
-        options:
-          filename: twice.tar
-
-targets:
-  twice: { pipeline: twice, export: [twice.tar] }
-`,
-    ),
-  );
+  const p = await helloWithTar(t, { name: 'twice', from: 'tarball', exports: ['twice.tar'] });
   const im = (args: string[]) => imgmake(['--json', '-f', p.file, ...args]);
   const both = await im(['build', 'hello', 'twice']);
   assert.equal(both.code, 0, both.stderr);
@@ -149,28 +136,7 @@ targets:
 });
 
 test('a target that also exports a file from a lower layer: its last stage commits, and export copies both, as before', T, async (t) => {
-  const p = await tempProject('hello');
-  t.after(p.cleanup);
-  const yaml = await readFile(p.file, 'utf8');
-  await writeFile(
-    p.file,
-    yaml.replace(
-      'targets:\n',
-      `  packed:
-    base: rootfs
-    stages:
-      - name: tar
-        rule: archive.tar
-        inputs:
-          tree: { pipeline: rootfs }
-        options:
-          filename: packed.tar
-
-targets:
-  packed: { pipeline: packed, export: [packed.tar, etc/motd] }
-`,
-    ),
-  );
+  const p = await helloWithTar(t, { name: 'packed', from: 'rootfs', base: 'rootfs', exports: ['packed.tar', 'etc/motd'] });
   const im = (args: string[]) => imgmake(['--json', '-f', p.file, ...args]);
   const b = await im(['build', 'packed']);
   assert.equal(b.code, 0, b.stderr);
@@ -184,4 +150,57 @@ targets:
   const noop = await im(['build', 'packed']);
   assert.deepEqual(ran(noop), []);
   assert.equal(stageEvents(noop, 'cached').find((e) => e.node === 'packed.tar')?.delivered, undefined);
+});
+
+/**
+ * examples/hello with one more pipeline NAME: an archive.tar stage (NAME.tar) of pipeline FROM,
+ * on BASE's tree when given; and a target NAME exporting EXPORTS.
+ */
+async function helloWithTar(t: TestContext, o: { name: string; from: string; base?: string; exports: string[] }): Promise<Awaited<ReturnType<typeof tempProject>>> {
+  const p = await tempProject('hello');
+  t.after(p.cleanup);
+  const pipeline = `  ${o.name}:\n${o.base ? `    base: ${o.base}\n` : ''}    stages:\n      - name: tar\n        rule: archive.tar\n        inputs:\n          tree: { pipeline: ${o.from} }\n        options:\n          filename: ${o.name}.tar\n\n`;
+  const target = `  ${o.name}: { pipeline: ${o.name}, export: [${o.exports.join(', ')}] }\n`;
+  await writeFile(p.file, (await readFile(p.file, 'utf8')).replace('targets:\n', `${pipeline}targets:\n${target}`));
+  return p;
+}
+
+test("what a stage left under its target's name is moved only when it is a plain file at the top of its upper: a link to a host file, a folder, a FIFO or a nested path is left, and out/ gets nothing", async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'imgmake-take-'));
+  try {
+    const upper = join(dir, 'upper');
+    const out = join(dir, 'out');
+    await mkdir(upper);
+    const loc = { file: 'imgmake.yaml', line: 1, col: 1, endLine: 1, endCol: 1 };
+    const target = (exported: string[]): TargetDef => ({ name: 'img', loc, pipeline: 'p' as PipelineName, export: exported });
+    const key = asCacheKey('0'.repeat(64));
+    const hostile: [string, () => Promise<void>][] = [
+      ['a symlink to a host file', () => symlink('/etc/passwd', join(upper, 'disk.img'))],
+      ['a folder', () => mkdir(join(upper, 'disk.img'))],
+      ['a FIFO', async () => void execFileSync('mkfifo', [join(upper, 'disk.img')])],
+    ];
+    for (const [what, make] of hostile) {
+      await rm(join(upper, 'disk.img'), { recursive: true, force: true });
+      await make();
+      assert.equal(await takeFiles(out, target(['disk.img']), key, upper), undefined, what);
+      assert.deepEqual(await readdir(upper), ['disk.img'], `${what}: left where it was`);
+      assert.deepEqual(await readdir(out).catch(() => []), [], `${what}: nothing in out/`);
+    }
+    await rm(join(upper, 'disk.img'), { recursive: true, force: true });
+    await mkdir(join(upper, 'sub'));
+    await writeFile(join(upper, 'sub', 'disk.img'), 'x');
+    assert.equal(await takeFiles(out, target(['sub/disk.img']), key, upper), undefined, 'a path below the top');
+    assert.equal(await takeFiles(out, target(['../disk.img']), key, upper), undefined, 'a path out of the upper');
+    // A plain file: moved, its mode kept, its time clamped as a commit would.
+    await writeFile(join(upper, 'disk.img'), 'image', { mode: 0o640 });
+    const staged = await takeFiles(out, target(['/disk.img']), key, upper);
+    assert.ok(staged);
+    const st = await lstat(join(staged.into, 'disk.img'));
+    assert.equal(st.mode & 0o7777, 0o640);
+    assert.equal(st.mtimeMs, 315532800000);
+    assert.equal(await readFile(join(staged.into, 'disk.img'), 'utf8'), 'image');
+    assert.ok(!(await readdir(upper)).includes('disk.img'), 'moved, not copied');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
