@@ -216,6 +216,12 @@ function imgmake(project: string, args: string[]): Build {
   return { wallMs: summary.wallMs, ran: summary.ran, processMs: performance.now() - t0, phases, stages };
 }
 
+/** A build that had to run stages: a scenario that ran none measured the wrong thing (a current out/). */
+function ran(b: Build, what: string): Build {
+  if (b.ran === 0) throw new Error(`bench: "${what}" ran no stage: it measured nothing (is something left in the project from the run before?)`);
+  return b;
+}
+
 /** n builds: their own wallMs as the samples, and their whole processes' times. */
 function builds(n: number, f: (i: number) => Build): Pick<Scenario, 'samples' | 'processMs' | 'breakdown'> {
   return buildFigures(Array.from({ length: n }, (_, i) => f(i)));
@@ -278,9 +284,11 @@ async function quick(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>>
       label: 'copy-per-stage: the floor plus cp -a of the tree per stage',
       samples: times(runs, () => floor([], { CHECKPOINTS: checkpoints })),
     });
+    // Cold means nothing to reuse: out/ goes too (a current out/hello is enough on its own: the
+    // tarball's stage delivered it there, and a build with it in place has nothing to do).
     const cold = times(runs, () => {
-      execFileSync('rm', ['-rf', cache]);
-      return imgmake(project, ['build', 'hello']).wallMs;
+      execFileSync('rm', ['-rf', cache, join(project, 'out')]);
+      return ran(imgmake(project, ['build', 'hello']), 'cold').wallMs;
     });
     scenarios.push({ name: 'cold', label: 'imgmake cold: empty cache', samples: cold, baseline: 'floor-cold', target: { ratio: 1.15 } });
     scenarios.push({ name: 'noop', label: 'imgmake no-op: nothing changed', ...builds(runs, () => imgmake(project, ['build', 'hello'])), target: { processMs: 300 } });
@@ -298,7 +306,7 @@ async function quick(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>>
       label: 'imgmake early edit: a copied-in file changed (8 stages)',
       samples: times(runs, (i) => {
         execFileSync('sh', ['-c', `printf '%s\\nedit %s\\n' "$1" "$2" > "$3"`, 'sh', text, String(i), motd]);
-        return imgmake(project, ['build', 'hello']).wallMs;
+        return ran(imgmake(project, ['build', 'hello']), 'early edit').wallMs;
       }),
       baseline: 'floor-cold',
     });
@@ -534,8 +542,9 @@ async function full(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>> 
       name: 'cold',
       label: 'imgmake cold: empty cache, packages not downloaded (lock included)',
       ...builds(runs, () => {
-        execFileSync('rm', ['-rf', cache, join(project, 'imgmake.lock')]);
-        return build();
+        // out/ too: with out/qcow2 current (its conversion delivered it there) nothing would run.
+        execFileSync('rm', ['-rf', cache, join(project, 'imgmake.lock'), join(project, 'out')]);
+        return ran(build(), 'cold');
       }),
       baseline: 'floor-cold',
       target: { ratio: 1.15 },
@@ -545,8 +554,8 @@ async function full(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>> 
       name: 'cold-debs',
       label: 'imgmake cold, the .debs already cached',
       ...builds(runs, () => {
-        execFileSync('rm', ['-rf', join(cache, 'layers')]);
-        return build(['--locked']);
+        execFileSync('rm', ['-rf', join(cache, 'layers'), join(project, 'out')]);
+        return ran(build(['--locked']), 'cold, .debs cached');
       }),
       baseline: 'floor-cold',
     });
@@ -564,7 +573,7 @@ async function full(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>> 
       settle();
       floorLate.push(floor(`late-floor-${i}`, ['hostname']));
       settle();
-      late.push(build(['--locked'], ['--var', `hostname=late-${i}`]));
+      late.push(ran(build(['--locked'], ['--var', `hostname=late-${i}`]), 'late edit'));
     }
     scenarios.push({ name: 'floor-late', label: 'floor: hostname, then ESP, disk and qcow2 only (run by run with the next row)', samples: floorLate });
     scenarios.push({
@@ -583,7 +592,7 @@ async function full(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>> 
       label: 'imgmake early edit: one package added (lock + package stage)',
       ...builds(Math.min(runs, extra.length), (i) => {
         execFileSync('sh', ['-c', 'printf "%s" "$1" > "$2"', 'sh', yaml.replace('            - sudo\n', `            - sudo\n            - ${extra[i]}\n`), distro]);
-        return build();
+        return ran(build(), 'early edit');
       }),
       baseline: 'floor-cold',
     });
