@@ -106,7 +106,11 @@ async function touch(root: string, names: string[]): Promise<void> {
       } catch {
         if (!made) await mkdir(dir, { recursive: true });
         made = true;
+        // Created, then set: a new file's own mtime is the moment of its write, and markers of
+        // one build a millisecond apart would no longer count as used at the same moment (a
+        // collection would take the bottom tree, and every tree above it, first).
         await writeFile(p, '');
+        await utimes(p, now, now);
       }
     }),
   );
