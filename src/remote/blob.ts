@@ -139,8 +139,17 @@ async function counted(from: Command, to: Command, limit = Infinity): Promise<nu
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as Error);
   // The side that failed first, not the one its end of the pipe then broke.
   if (failed.length) throw failed.find((e) => !/SIGPIPE/.test(e.message)) ?? failed[0];
-  if (problem) throw problem;
+  // Both exited 0: the consumer read what it needed and said so (tar: the whole archive, its
+  // end marker included). The pipe into it may still report that it closed before our end of
+  // it was flushed ("Premature close", EPIPE: the child's exit raced the last write's
+  // completion; seen once in 60 layers unpacked back to back). Nothing was lost.
+  if (problem && !closedPipe(problem)) throw problem;
   return n;
+}
+
+function closedPipe(e: Error): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'EPIPE';
 }
 
 /** Resolves when `p` exits 0; rejects with its stderr otherwise. */
