@@ -217,7 +217,7 @@ function imgmake(project: string, args: string[]): Build {
 }
 
 /** A build that had to run stages: a scenario that ran none measured the wrong thing (a current out/). */
-function ran(b: Build, what: string): Build {
+function mustRun(b: Build, what: string): Build {
   if (b.ran === 0) throw new Error(`bench: "${what}" ran no stage: it measured nothing (is something left in the project from the run before?)`);
   return b;
 }
@@ -288,7 +288,7 @@ async function quick(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>>
     // tarball's stage delivered it there, and a build with it in place has nothing to do).
     const cold = times(runs, () => {
       execFileSync('rm', ['-rf', cache, join(project, 'out')]);
-      return ran(imgmake(project, ['build', 'hello']), 'cold').wallMs;
+      return mustRun(imgmake(project, ['build', 'hello']), 'cold').wallMs;
     });
     scenarios.push({ name: 'cold', label: 'imgmake cold: empty cache', samples: cold, baseline: 'floor-cold', target: { ratio: 1.15 } });
     scenarios.push({ name: 'noop', label: 'imgmake no-op: nothing changed', ...builds(runs, () => imgmake(project, ['build', 'hello'])), target: { processMs: 300 } });
@@ -306,7 +306,7 @@ async function quick(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>>
       label: 'imgmake early edit: a copied-in file changed (8 stages)',
       samples: times(runs, (i) => {
         execFileSync('sh', ['-c', `printf '%s\\nedit %s\\n' "$1" "$2" > "$3"`, 'sh', text, String(i), motd]);
-        return ran(imgmake(project, ['build', 'hello']), 'early edit').wallMs;
+        return mustRun(imgmake(project, ['build', 'hello']), 'early edit').wallMs;
       }),
       baseline: 'floor-cold',
     });
@@ -544,7 +544,7 @@ async function full(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>> 
       ...builds(runs, () => {
         // out/ too: with out/qcow2 current (its conversion delivered it there) nothing would run.
         execFileSync('rm', ['-rf', cache, join(project, 'imgmake.lock'), join(project, 'out')]);
-        return ran(build(), 'cold');
+        return mustRun(build(), 'cold');
       }),
       baseline: 'floor-cold',
       target: { ratio: 1.15 },
@@ -555,7 +555,7 @@ async function full(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>> 
       label: 'imgmake cold, the .debs already cached',
       ...builds(runs, () => {
         execFileSync('rm', ['-rf', join(cache, 'layers'), join(project, 'out')]);
-        return ran(build(['--locked']), 'cold, .debs cached');
+        return mustRun(build(['--locked']), 'cold, .debs cached');
       }),
       baseline: 'floor-cold',
     });
@@ -573,7 +573,7 @@ async function full(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>> 
       settle();
       floorLate.push(floor(`late-floor-${i}`, ['hostname']));
       settle();
-      late.push(ran(build(['--locked'], ['--var', `hostname=late-${i}`]), 'late edit'));
+      late.push(mustRun(build(['--locked'], ['--var', `hostname=late-${i}`]), 'late edit'));
     }
     scenarios.push({ name: 'floor-late', label: 'floor: hostname, then ESP, disk and qcow2 only (run by run with the next row)', samples: floorLate });
     scenarios.push({
@@ -592,7 +592,7 @@ async function full(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>> 
       label: 'imgmake early edit: one package added (lock + package stage)',
       ...builds(Math.min(runs, extra.length), (i) => {
         execFileSync('sh', ['-c', 'printf "%s" "$1" > "$2"', 'sh', yaml.replace('            - sudo\n', `            - sudo\n            - ${extra[i]}\n`), distro]);
-        return ran(build(), 'early edit');
+        return mustRun(build(), 'early edit');
       }),
       baseline: 'floor-cold',
     });
