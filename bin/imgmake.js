@@ -1,6 +1,64 @@
 #!/usr/bin/env node
-// The CLI as bundled by `npm run build` (scripts/bundle.ts: src/cli.ts and what it imports up
-// front, in a few files), because loading ~100 separate modules was most of a no-op's time.
-import { main } from '../dist/bundle/cli.js';
+// The CLI, as one script bundled by `npm run build` (scripts/bundle.ts), compiled here with the
+// bytecode V8 made for it on an earlier run: Node 20 caches no compiled code of its own, and
+// compiling the CLI was a third of a no-op build's whole process (docs/bench.md, "Start-up").
+//
+// CommonJS (bin/package.json): an ES module entry costs Node's module loader at every start.
+//
+//     dist/bundle/cli.cjs            the bundle
+//     dist/bundle/cli.cjs.v8cache    V8's code cache of it: written after the first build that
+//                                    ran without one (or whose cache V8 refused: another Node,
+//                                    other V8 flags); removed with the bundle by `npm run build`
+//
+// A cache that cannot be read or written (a read-only install) only costs the compile.
+'use strict';
+const { readFileSync, renameSync, rmSync, writeFileSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const { join } = require('node:path');
+const vm = require('node:vm');
 
-process.exitCode = await main(process.argv);
+const dir = join(__dirname, '..', 'dist', 'bundle');
+const file = join(dir, 'cli.cjs');
+const cacheFile = `${file}.v8cache`;
+
+let source;
+try {
+  // esbuild writes ASCII (non-ASCII characters escaped): latin1 reads it exactly, and fastest.
+  source = readFileSync(file, 'latin1');
+} catch (e) {
+  if (e.code !== 'ENOENT') throw e;
+  process.stderr.write(`imgmake: ${file} is missing: run npm run build (it compiles and bundles the CLI)\n`);
+  process.exit(1);
+}
+let cachedData;
+try {
+  cachedData = readFileSync(cacheFile);
+} catch {
+  cachedData = undefined;
+}
+// The wrapper Node gives a CommonJS module, and an importer: on Node 20, an `import()` compiled
+// from a code cache has no module loader, so the bundle imports a rule's code through this
+// file's (src/import-outside.ts).
+const script = new vm.Script(`(function (exports, require, module, __filename, __dirname, __imgmakeImport) {${source}\n})`, {
+  filename: file,
+  cachedData,
+  importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+});
+const cli = { exports: {} };
+script.runInThisContext().call(cli.exports, cli.exports, createRequire(file), cli, file, dir, (url) => import(url));
+
+cli.exports.main(process.argv).then((code) => {
+  process.exitCode = code;
+  if ((cachedData === undefined || script.cachedDataRejected) && cli.exports.ranBuild()) saveCache();
+});
+
+/** V8's code cache after a build: the functions a build runs are compiled, so they are in it. */
+function saveCache() {
+  const tmp = `${cacheFile}.${process.pid}.tmp`;
+  try {
+    writeFileSync(tmp, script.createCachedData());
+    renameSync(tmp, cacheFile);
+  } catch {
+    rmSync(tmp, { force: true });
+  }
+}

@@ -49,6 +49,14 @@ export interface BuildOptions {
   patch?: boolean;
 }
 
+/** Whether a build got as far as the engine: bin/imgmake.js's code cache is made after one (what a build runs is in it). */
+let built = false;
+
+/** True once this process built (a no-op included): bin/imgmake.js then saves V8's code cache if it had none. */
+export function ranBuild(): boolean {
+  return built;
+}
+
 async function build(targets: string[], o: GlobalOptions & BuildOptions): Promise<number> {
   const started = performance.now();
   // From the process's origin: the first phase, `start`, is Node's start-up and imgmake's modules.
@@ -91,6 +99,7 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
       { logger, jobs, signal: abort.signal, started, clock, onCollected: collectedLine },
     );
     if (interrupted) return EXIT_INTERRUPTED;
+    built = true;
     return r.ok ? EXIT_OK : EXIT_FAILED;
   } finally {
     logger.close?.();

@@ -25,7 +25,7 @@
  * what a copy out of the committed tree gave.
  */
 import { lstat, mkdir, rename, rm } from 'node:fs/promises';
-import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { basename, join } from 'node:path';
 import type { TargetDef } from './definition.js';
@@ -112,6 +112,8 @@ async function moveFile(from: string, to: string): Promise<void> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
     // A plain file checked by lstat, in the finished stage's own work directory: no link to follow.
+    // Required here, not imported with the module: a no-op build starts no process (docs/bench.md, "Start-up").
+    const { execFile } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
     await promisify(execFile)('cp', ['-a', '--sparse=auto', '--', from, to]);
   }
 }

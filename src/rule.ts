@@ -26,6 +26,7 @@ import type { ValidateFunction } from 'ajv';
 import type { Digest, RuleName } from './ids.js';
 import { fileHasher, ruleCode, type RuleCode, type RulesRoot } from './rule-code.js';
 import { packageRoot } from './package-root.js';
+import { importOutside } from './import-outside.js';
 
 export type { RuleCode, RulesRoot } from './rule-code.js';
 
@@ -160,7 +161,7 @@ export async function loadRules(roots: (RulesRoot | string)[] = [builtinRules]):
           return (validate ??= (ajv ??= newAjv()).compile(this.schema.options));
         },
         async invoke(options, ctx) {
-          loaded ??= ((await import(pathToFileURL(implementation).href)) as { default: RuleInvoke }).default;
+          loaded ??= ((await importOutside(pathToFileURL(implementation).href)) as { default: RuleInvoke }).default;
           return loaded(options, ctx);
         },
       });

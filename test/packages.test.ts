@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LOCK_TABLE } from '../src/packages/formats.js';
+import { lockTable, packageFormats } from '../src/packages/formats.js';
+
+const LOCK_TABLE = lockTable(await packageFormats());
 import { locksText, readLocks, type Lock } from '../src/packages/index.js';
 import { imgmake, ran, summary, tempProject } from './helpers/cli.js';
 

@@ -14,7 +14,9 @@ import { buildGraph } from '../src/graph.js';
 import { computeKeys } from '../src/key.js';
 import { load } from '../src/load/index.js';
 import { attachLocks } from '../src/packages/index.js';
-import { LOCK_TABLE } from '../src/packages/formats.js';
+import { lockTable, packageFormats } from '../src/packages/formats.js';
+
+const LOCK_TABLE = lockTable(await packageFormats());
 import { keyOptionsOf } from '../src/packages/rpm/index.js';
 import { loadRules } from '../src/rule.js';
 import { bwrapSandbox } from '../src/sandbox/run.js';

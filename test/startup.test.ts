@@ -1,21 +1,22 @@
 /**
- * A no-op build's process loads only what a no-op uses (issue 18: a no-op within 0.3 s,
- * docs/bench.md "Start-up"). bin/imgmake.js runs the CLI's bundle (scripts/bundle.ts): its
- * eager part, the entry and the chunks it imports statically, is what every command pays for;
- * what is lazy today (an `import()` in src/) is a chunk of its own. What was made lazy stays
- * lazy: no rule's implementation, no process-starting library (execa), no cacache (the store's
- * lookups read its index directly), no file watcher, no --patch, remote, catalog or blueprint
- * code, no other command's modules. Checked twice, neither by timing (a loaded machine cannot
- * fail this test, a module imported eagerly again can):
- * - in the bundle's metafile (dist/bundle/meta.json): which sources the eager part holds;
- * - in a real no-op's process, whose loaded files a preload records (helpers/module-log.ts):
- *   which chunks it loaded and the sources they hold, and that it loaded nothing beside the
- *   bundle but Node's modules and rules/_lib's helpers (no package from node_modules, nothing
- *   of dist/src/), so an eager import of a package the bundle leaves out fails here too.
+ * A no-op build's process runs only what a no-op uses (issue 18: a no-op within 0.3 s,
+ * docs/bench.md "Start-up"). bin/imgmake.js runs the CLI's bundle, one script
+ * (scripts/bundle.ts) in which each module an `import()` reaches is an init function named by its
+ * path, run when it is first imported. What was made lazy stays lazy: no rule's implementation,
+ * no process-starting library (execa), no cacache (the store's lookups read its index
+ * directly), no file watcher, no --patch, remote, catalog or blueprint code, no other command's
+ * modules. Checked without timing anything (a loaded machine cannot fail this test, a module
+ * imported eagerly again can):
+ * - in the bundle (its metafile, dist/bundle/meta.json, and its text): every module a no-op must
+ *   not run is behind an init function, and a package left out of the bundle is imported only by
+ *   such modules;
+ * - in a real no-op's process: which init functions ran (V8's coverage, NODE_V8_COVERAGE), and
+ *   which files it loaded beside the bundle (a preload, helpers/module-log.ts): Node's modules
+ *   only, no package from node_modules, nothing of dist/src/ or of a rule.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
@@ -52,79 +53,89 @@ const NOT_LOADED: [RegExp, string][] = [
 ];
 
 interface Meta {
-  inputs: Record<string, unknown>;
-  outputs: Record<string, { inputs: Record<string, unknown>; imports: { path: string; kind: string; external?: boolean }[]; entryPoint?: string }>;
+  inputs: Record<string, { imports: { path: string; kind: string; external?: boolean }[] }>;
+  outputs: Record<string, { inputs: Record<string, unknown>; entryPoint?: string }>;
 }
 
-const ENTRY = 'dist/bundle/cli.js';
+const BUNDLE = 'dist/bundle/cli.cjs';
 
 async function meta(): Promise<Meta> {
   return JSON.parse(await readFile(join(repoRoot, 'dist', 'bundle', 'meta.json'), 'utf8')) as Meta;
 }
 
-/** The bundle's eager part: the entry and every chunk it imports statically, transitively. */
-function eagerOutputs(m: Meta): Set<string> {
-  const seen = new Set<string>();
-  const stack = [ENTRY];
-  while (stack.length) {
-    const o = stack.pop()!;
-    if (seen.has(o)) continue;
-    seen.add(o);
-    for (const i of m.outputs[o]?.imports ?? []) if (i.kind === 'import-statement' && !i.external) stack.push(i.path);
-  }
-  return seen;
+/** Each of `sources` (package paths, 'dist/src/…') that NOT_LOADED names, with why it can wait. */
+function lazyOnes(sources: Iterable<string>): string[] {
+  return NOT_LOADED.flatMap(([re, what]) => [...sources].filter((s) => re.test(`/${s}`)).map((s) => `${s}: ${what}`));
 }
 
-/** Each source of `outputs` that NOT_LOADED names, with why it can wait. */
-function eagerOnes(m: Meta, outputs: Iterable<string>): string[] {
-  const sources = [...outputs].flatMap((o) => Object.keys(m.outputs[o]?.inputs ?? {}));
-  return NOT_LOADED.flatMap(([re, what]) => sources.filter((s) => re.test(`/${s}`)).map((s) => `${s}: ${what}`));
-}
-
-/** The build's events and the files its process loaded, as paths in the package ('/dist/…'), or file: URLs outside it. */
-async function recorded(args: string[]): Promise<{ r: CliResult; loaded: string[] }> {
+/** The build's events, the files its process loaded (paths in the package, '/dist/…', or file: URLs outside it), and the bundle's modules it ran. */
+async function recorded(args: string[]): Promise<{ r: CliResult; loaded: string[]; ran: string[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'imgmake-modules-'));
   try {
     const log = join(dir, 'modules');
+    const coverage = join(dir, 'coverage');
     const preload = pathToFileURL(join(repoRoot, 'dist', 'test', 'helpers', 'module-log.js')).href;
-    const r = await imgmake(args, { env: { NODE_OPTIONS: `--import=${preload}`, IMGMAKE_TEST_MODULE_LOG: log } });
+    const r = await imgmake(args, { env: { NODE_OPTIONS: `--import=${preload}`, IMGMAKE_TEST_MODULE_LOG: log, NODE_V8_COVERAGE: coverage } });
     const urls = (await readFile(log, 'utf8').catch(() => '')).split('\n').filter((l) => l.startsWith('file:'));
     const loaded = [...new Set(urls.map((u) => fileURLToPath(u)).map((f) => (f.startsWith(`${repoRoot}/`) ? f.slice(repoRoot.length) : f)))];
-    return { r, loaded };
+    return { r, loaded, ran: await modulesRun(coverage) };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-test("the bundle's eager part holds no rule implementation, no execa, no cacache, no ajv, nothing of watch, --patch, the remote or the catalog", async () => {
-  const m = await meta();
-  const eager = eagerOutputs(m);
-  assert.ok(Object.keys(m.outputs[ENTRY]?.inputs ?? {}).includes('dist/src/cli.js'), 'the entry is the CLI');
-  assert.deepEqual(eagerOnes(m, eager), [], 'sources in the eager part a no-op does not use');
-  // What the eager part imports from outside the bundle: Node's modules and rules/_lib's
-  // helpers, never a package (one left out of the bundle must be imported where it is used).
-  const outside = [...eager].flatMap((o) => m.outputs[o]!.imports).filter((i) => i.kind === 'import-statement' && i.external).map((i) => i.path);
-  assert.deepEqual(outside.filter((p) => !p.startsWith('node:') && !builtinModules.includes(p) && !/^\.\.\/rules\/_lib\/[a-z-]+\.js$/.test(p)), []);
-  // The lazy parts are chunks of their own, in the bundle but not in its eager part.
-  const all = Object.keys(m.outputs).filter((o) => o.endsWith('.js'));
-  for (const src of ['dist/src/cli/watch.js', 'dist/src/patch/index.js', 'dist/src/remote/index.js', 'dist/src/catalog/compose.js']) {
-    const holder = all.find((o) => src in m.outputs[o]!.inputs);
-    assert.ok(holder && !eager.has(holder), `${src} is bundled in a lazy chunk (${holder ?? 'none'})`);
+/**
+ * The bundle's modules whose init function ran, from V8's coverage of the process: esbuild names
+ * each lazily run module's init function by its path ("dist/src/patch/index.js").
+ */
+async function modulesRun(coverage: string): Promise<string[]> {
+  const ran = new Set<string>();
+  for (const f of await readdir(coverage)) {
+    const c = JSON.parse(await readFile(join(coverage, f), 'utf8')) as { result: { url: string; functions: { functionName: string; ranges: { count: number }[] }[] }[] };
+    for (const script of c.result.filter((s) => s.url.endsWith(`/${BUNDLE}`))) {
+      for (const fn of script.functions) if (/^(dist|node_modules)\//.test(fn.functionName) && (fn.ranges[0]?.count ?? 0) > 0) ran.add(fn.functionName);
+    }
   }
+  return [...ran];
+}
+
+test('in the bundle, what a no-op does not use is behind an init function, and the packages left out are imported only there', async () => {
+  const m = await meta();
+  const outputs = Object.keys(m.outputs).filter((o) => o.endsWith('.cjs'));
+  assert.deepEqual(outputs, [BUNDLE], 'one script');
+  assert.equal(m.outputs[BUNDLE]!.entryPoint, 'dist/src/cli.js');
+  const sources = Object.keys(m.outputs[BUNDLE]!.inputs);
+  const text = await readFile(join(repoRoot, BUNDLE), 'utf8');
+  // Each lazy source bundled is a function esbuild runs on its first import, not top-level code.
+  const lazy = sources.filter((s) => lazyOnes([s]).length > 0);
+  for (const src of ['dist/src/cli/watch.js', 'dist/src/patch/index.js', 'dist/src/remote/index.js', 'dist/src/catalog/compose.js']) assert.ok(lazy.includes(src), `${src} is bundled`);
+  assert.deepEqual(
+    lazy.filter((s) => !text.includes(`${JSON.stringify(s)}() {`)),
+    [],
+    'lazy sources whose code runs when the bundle is loaded (imported statically by the CLI, not by an import())',
+  );
+  // A package outside the bundle (execa, chokidar) is imported statically only by a lazy
+  // module; cacache and ajv are required where they are used (createRequire), not imported.
+  const importers = Object.entries(m.inputs)
+    // (`./**/*/index.js` is esbuild's record of formats.ts's template-literal import, bundled.)
+    .filter(([, i]) => i.imports.some((x) => x.external && !x.path.startsWith('node:') && !builtinModules.includes(x.path) && !x.path.includes('*')))
+    .map(([s]) => s);
+  assert.ok(importers.length > 0, 'execa is imported by --patch and boot');
+  assert.deepEqual(importers.filter((s) => lazyOnes([s]).length === 0), [], 'modules run by every command that import a package from outside the bundle');
+  // No rule's own files: a rule is loaded from them (its code digest is their text).
+  assert.deepEqual(sources.filter((s) => s.startsWith('dist/rules/') && !s.startsWith('dist/rules/_lib/')), []);
 });
 
-test('a no-op build loads no rule implementation, no execa, no cacache, no ajv, nothing of watch, --patch, the remote or the catalog', { timeout: 180_000 }, async (t) => {
+test('a no-op build runs no rule implementation, no execa, no cacache, no ajv, nothing of watch, --patch, the remote or the catalog', { timeout: 180_000 }, async (t) => {
   const p = await projectWith(DEF);
   t.after(p.cleanup);
-  const m = await meta();
   // The cold build runs both stages: it loads what the no-op must not (the check can see them).
   const cold = await recorded(['--json', '-f', p.file, 'build', 'root']);
   assert.equal(cold.r.code, 0, cold.r.stderr);
   assert.equal(summary(cold.r)['ran'], 2);
-  assert.ok(cold.loaded.includes(`/${ENTRY}`), 'the preload records ES modules');
-  assert.ok(cold.loaded.some((f) => f.startsWith('/node_modules/ajv/')), 'and CommonJS ones (ajv: the cold build validates options)');
+  assert.ok(cold.loaded.includes('/bin/imgmake.js'), 'the preload records CommonJS modules');
   for (const seen of [/^\/dist\/rules\/files\.mkdir\/index\.js$/, /^\/node_modules\/ajv\//]) {
-    assert.ok(cold.loaded.some((f) => seen.test(f)), `a build that runs stages loads ${seen}`);
+    assert.ok(cold.loaded.some((f) => seen.test(f)), `a build that runs stages loads ${seen} (ES modules and CommonJS are recorded)`);
   }
   // Nor does a build that runs stages need cacache (its commits, logs and histories are written
   // in cacache's format by store/entries.ts) or execa (stages and the digest worker's helpers
@@ -132,20 +143,19 @@ test('a no-op build loads no rule implementation, no execa, no cacache, no ajv, 
   for (const never of [/^\/node_modules\/cacache\//, /^\/node_modules\/execa\//]) {
     assert.deepEqual(cold.loaded.filter((f) => never.test(f)), [], `a build that runs stages loads no ${never}`);
   }
+  assert.ok(cold.ran.includes('dist/src/store/digest.js'), `coverage sees the modules run: ${cold.ran.join(' ')}`);
+  // What a command that is lazy runs is seen too: `imgmake rules` runs cli/rules.js.
+  const rules = await recorded(['rules']);
+  assert.equal(rules.r.code, 0, rules.r.stderr);
+  assert.ok(rules.ran.includes('dist/src/cli/rules.js'), `the detection sees a lazy module run: ${rules.ran.join(' ')}`);
 
   const noop = await recorded(['--json', '-f', p.file, 'build', 'root', '--locked']);
   assert.equal(noop.r.code, 0, noop.r.stderr);
   assert.equal(summary(noop.r)['ran'], 0);
   assert.equal(summary(noop.r)['cached'], 2);
-  const chunks = noop.loaded.filter((f) => f.startsWith('/dist/bundle/')).map((f) => f.slice(1));
-  assert.deepEqual(eagerOnes(m, chunks), [], 'modules a no-op build loaded that it does not use');
-  // Beside the bundle, only the helpers of rules/_lib the engine shares with the rules (their
-  // text is part of the rules' code digests, so they are not bundled): no package, no dist/src/.
-  const beside = noop.loaded.filter((f) => !f.startsWith('/dist/bundle/') && f !== '/bin/imgmake.js');
-  assert.deepEqual(beside.filter((f) => !/^\/dist\/rules\/_lib\/[a-z-]+\.js$/.test(f)), [], 'files a no-op loaded from outside the bundle');
-  // Not a timing assertion, a generous bound on how many files are loaded: 537 records before
-  // issue 18's lazy loading, 194 after it, ~30 from the bundle.
-  assert.ok(noop.loaded.length < 60, `${noop.loaded.length} files loaded`);
+  assert.deepEqual(lazyOnes(noop.ran), [], 'modules a no-op build ran that it does not use');
+  // Beside the bundle (read by bin/imgmake.js, not loaded as a module): no package, no dist/src/, no rule.
+  assert.deepEqual(noop.loaded.filter((f) => f !== '/bin/imgmake.js'), [], 'files a no-op loaded as modules');
 });
 
 test("the memo of validated options: the same keys with it or without it; options it never saw are validated", { timeout: 180_000 }, async (t) => {

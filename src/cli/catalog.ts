@@ -120,7 +120,7 @@ async function prepare(image: CatalogImage, type: string, bpFile: string | undef
   if (bpFile) {
     const { checkSupport, readBlueprint, sortDiagnostics } = await import('../blueprint/index.js');
     const { mapBlueprint } = await import('../catalog/customize.js');
-    const { FORMATS } = await import('../packages/formats.js');
+    const FORMATS = await (await import('../packages/formats.js')).packageFormats();
     const bp = await readBlueprint(bpFile);
     if (!bp.ok) return bp;
     const errors = [...checkSupport(bp.value, type), ...mismatch(bp.value.distro, co.distro, image.distro, 'distro'), ...mismatch(bp.value.architecture, co.arch, image.arch, 'architecture')];

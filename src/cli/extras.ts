@@ -8,7 +8,8 @@
 import { join } from 'node:path';
 import type { Logger } from '../event.js';
 import type { TargetDef } from '../definition.js';
-import { FORMATS } from '../packages/formats.js';
+import { packageFormats } from '../packages/formats.js';
+import type { Formats } from '../packages/format.js';
 import type { PackageDatabase } from '../packages/input.js';
 import type { LockWriter } from '../manifest/index.js';
 import { locksText } from '../packages/lockfile.js';
@@ -25,19 +26,19 @@ export interface ExportExtras {
 }
 
 /** imgmake.lock's side of a manifest, from the real formats. */
-const LOCKING: LockWriter = {
+const locking = (formats: Formats): LockWriter => ({
   lockRequest(format, request) {
-    const f = FORMATS.get(format);
+    const f = formats.get(format);
     if (!f) throw new Error(`Internal error: a package input of unknown format ${format}`);
     return f.lockRequest ? f.lockRequest(request) : request;
   },
-  text: (locks) => locksText(locks, FORMATS),
-};
+  text: (locks) => locksText(locks, formats),
+});
 
 /** The formats that can read an image's package database, by name. */
-export function packageDatabases(): Map<string, PackageDatabase> {
+export async function packageDatabases(): Promise<Map<string, PackageDatabase>> {
   const m = new Map<string, PackageDatabase>();
-  for (const f of FORMATS.values()) if (f.database) m.set(f.name, f.database);
+  for (const f of (await packageFormats()).values()) if (f.database) m.set(f.name, f.database);
   return m;
 }
 
@@ -56,7 +57,7 @@ export async function afterExport(ctx: Context, target: TargetDef, extras: Expor
     const held = await ctx.store.scratch();
     const scratch = join(held.dir, 'sbom');
     try {
-      const s = await sbom!.writeSbom(target, { def: ctx.def, graph: ctx.graph, keys: ctx.keys, store: ctx.store, sandbox: ctx.sandbox, outDir: ctx.outDir, scratch, databases: packageDatabases(), tool: extras.tool ?? 'imgmake', signal });
+      const s = await sbom!.writeSbom(target, { def: ctx.def, graph: ctx.graph, keys: ctx.keys, store: ctx.store, sandbox: ctx.sandbox, outDir: ctx.outDir, scratch, databases: await packageDatabases(), tool: extras.tool ?? 'imgmake', signal });
       if (!s.ok) {
         logger.log({ type: 'export-failed', target: target.name, message: `the SBOM of ${target.name} failed: ${s.error}` });
         return false;
@@ -67,7 +68,7 @@ export async function afterExport(ctx: Context, target: TargetDef, extras: Expor
     }
   }
   if (extras.withManifest) {
-    const m = await manifest!.writeManifest(target, { def: ctx.def, outDir: ctx.outDir, locking: LOCKING });
+    const m = await manifest!.writeManifest(target, { def: ctx.def, outDir: ctx.outDir, locking: locking(await packageFormats()) });
     if (!m.ok) {
       logger.log({ type: 'export-failed', target: target.name, message: `the manifest of ${target.name} failed: ${m.error}` });
       return false;

@@ -11,7 +11,7 @@ import type { Diagnostic } from '../diagnostic.js';
 import { load } from '../load/index.js';
 import type { HostDefault } from '../load/vars.js';
 import type { ValidatedOptions } from '../load/validated.js';
-import { FORMATS, LOCK_TABLE } from '../packages/formats.js';
+import { lockTable, packageFormats } from '../packages/formats.js';
 import type { Formats } from '../packages/format.js';
 import { historyScope } from '../plan.js';
 import type { RemoteConfig } from '../remote/config.js';
@@ -57,9 +57,9 @@ export async function loadProject(o: LoadProjectOptions): Promise<Result<Project
  * already uses), so a definition need not name a mirror and works wherever the host's does.
  * ROOT: whose configuration to read.
  */
-export async function hostDefaults(root = '/', formats: Formats = FORMATS): Promise<Record<string, HostDefault>> {
+export async function hostDefaults(root = '/', formats?: Formats): Promise<Record<string, HostDefault>> {
   const out: Record<string, HostDefault> = {};
-  for (const f of formats.values()) Object.assign(out, await f.hostVariables?.(root));
+  for (const f of (formats ?? (await packageFormats())).values()) Object.assign(out, await f.hostVariables?.(root));
   return out;
 }
 
@@ -78,7 +78,7 @@ export async function openEngine(o: OpenEngineOptions): Promise<Engine> {
   return {
     store,
     sandbox: o.sandbox ?? bwrapSandbox,
-    formats: LOCK_TABLE,
+    formats: lockTable(await packageFormats()),
     cacheDir: o.cacheDir,
     // The remote's modules (transports, blobs) are loaded only when there is one.
     ...(o.remote ? { remote: (await import('../remote/index.js')).openRemote(o.remote, store) } : {}),

@@ -4,8 +4,12 @@
  * is one. So a new format is a folder and nothing else (docs/packages.md has the checklist),
  * and no file outside the format folders names a format.
  *
- *     FORMATS      name → format, sorted by name (loaded once, when this module is imported)
- *     LOCK_TABLE   FORMATS, and the format of a version 1 imgmake.lock's entries (`legacyLocks`)
+ *     packageFormats()  name → format, sorted by name (imported once, on the first call)
+ *     lockTable(f)      the formats, and the format of a version 1 imgmake.lock's entries
+ *                       (`legacyLocks`)
+ *
+ * A promise, not a top-level `await`: the CLI's bundle is one CommonJS script (scripts/bundle.ts,
+ * for V8's code cache), which cannot hold a module that awaits at its top.
  *
  * Only composition imports this module (engine/project.ts: openEngine's and hostDefaults'
  * defaults); the engine core takes a `Formats` map as an argument, so it never imports a
@@ -47,5 +51,9 @@ export function lockTable(formats: Formats): LockTable {
   return { formats, legacy: legacy[0]!.name };
 }
 
-export const FORMATS: Formats = await discoverFormats();
-export const LOCK_TABLE: LockTable = lockTable(FORMATS);
+let formats: Promise<Formats> | undefined;
+
+/** The package formats, discovered on the first call. */
+export function packageFormats(): Promise<Formats> {
+  return (formats ??= discoverFormats());
+}

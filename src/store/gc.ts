@@ -33,6 +33,7 @@
 import { artifactOfEntry, cacache, ENTRY, entryKind } from './entries.js';
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { EntryInfo } from 'cacache';
 import type { CacheKey } from '../ids.js';
@@ -431,7 +432,7 @@ export async function clearCache(root: string): Promise<{ report: Report; busy: 
 
 /** `rm -rf --one-file-system`: never crosses into a mount, never follows a symlink. */
 export async function removeTree(path: string): Promise<void> {
-  const { execFile } = await import('node:child_process');
+  const { execFile } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
   await new Promise<void>((done, reject) =>
     execFile('rm', ['-rf', '--one-file-system', '--', path], (e, _o, stderr) => (e ? reject(new Error(`rm -rf ${path}: ${stderr.trim() || e.message}`)) : done())),
   );
