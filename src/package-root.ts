@@ -4,10 +4,10 @@
  *
  * Found by walking up from this module's file to the first folder holding a package.json, so
  * the answer does not depend on how deep the code sits: dist/src/package-root.js (as tsc
- * compiles it, what the tests import), a chunk of the CLI's bundle in dist/bundle/ (what
- * bin/imgmake.js runs, scripts/bundle.ts) or src/package-root.ts all give the same folder. A
- * module that wrote `new URL('../../x', import.meta.url)` instead would read a wrong file once
- * bundled. It does not find the user's project (src/engine/project.ts does).
+ * compiles it, what the tests import), the CLI's bundle dist/bundle/cli.cjs (what
+ * bin/imgmake.js runs; scripts/bundle.ts gives each bundled module its own file's
+ * `import.meta.url`) or src/package-root.ts all give the same folder. It does not find the
+ * user's project (src/engine/project.ts does).
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';

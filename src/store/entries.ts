@@ -18,7 +18,8 @@
  * the way in (cacache checks the integrity) and its size on the way out.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type Cacache from 'cacache';
@@ -50,7 +51,8 @@ const INDEX_DIR = 'index-v5';
 export async function findEntry(root: string, key: string): Promise<{ metadata: unknown; time: number; path: string } | undefined> {
   let text: string;
   try {
-    text = await readFile(bucketOf(root, key), 'utf8');
+    // Synchronously: a bucket is a line or a few (a no-op build reads one per stage).
+    text = readFileSync(bucketOf(root, key), 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
