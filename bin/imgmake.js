@@ -6,9 +6,14 @@
 // CommonJS (bin/package.json): an ES module entry costs Node's module loader at every start.
 //
 //     dist/bundle/cli.cjs            the bundle
-//     dist/bundle/cli.cjs.v8cache    V8's code cache of it: written after the first build that
-//                                    ran without one (or whose cache V8 refused: another Node,
-//                                    other V8 flags); removed with the bundle by `npm run build`
+//     dist/bundle/cli.cjs.v8cache    V8's code cache of it, after a first byte that says which
+//                                    build wrote it (N: one that ran no stage, S: one that ran
+//                                    stages): written after the first build that ran without
+//                                    one (or whose cache V8 refused: another Node, other V8
+//                                    flags), and again after a no-op when a build that ran
+//                                    stages wrote it (a build of minutes has let V8 drop the
+//                                    bytecode of what it ran first: what a no-op runs);
+//                                    removed with the bundle by `npm run build`
 //
 // A cache that cannot be read or written (a read-only install) only costs the compile.
 'use strict';
@@ -31,8 +36,11 @@ try {
   process.exit(1);
 }
 let cachedData;
+let writtenBy;
 try {
-  cachedData = readFileSync(cacheFile);
+  const saved = readFileSync(cacheFile);
+  writtenBy = String.fromCharCode(saved[0]);
+  cachedData = saved.subarray(1);
 } catch {
   cachedData = undefined;
 }
@@ -49,14 +57,16 @@ script.runInThisContext().call(cli.exports, cli.exports, createRequire(file), cl
 
 cli.exports.main(process.argv).then((code) => {
   process.exitCode = code;
-  if ((cachedData === undefined || script.cachedDataRejected) && cli.exports.ranBuild()) saveCache();
+  const built = cli.exports.ranBuild();
+  if (built === 'none') return;
+  if (cachedData === undefined || script.cachedDataRejected || (built === 'no-op' && writtenBy !== 'N')) saveCache(built === 'no-op' ? 'N' : 'S');
 });
 
 /** V8's code cache after a build: the functions a build runs are compiled, so they are in it. */
-function saveCache() {
+function saveCache(tag) {
   const tmp = `${cacheFile}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, script.createCachedData());
+    writeFileSync(tmp, Buffer.concat([Buffer.from(tag), script.createCachedData()]));
     renameSync(tmp, cacheFile);
   } catch {
     rmSync(tmp, { force: true });

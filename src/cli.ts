@@ -49,11 +49,15 @@ export interface BuildOptions {
   patch?: boolean;
 }
 
-/** Whether a build got as far as the engine: bin/imgmake.js's code cache is made after one (what a build runs is in it). */
-let built = false;
+/** What this process built: nothing yet, a build that ran no stage, or one that ran stages. */
+let built: 'none' | 'no-op' | 'stages' = 'none';
 
-/** True once this process built (a no-op included): bin/imgmake.js then saves V8's code cache if it had none. */
-export function ranBuild(): boolean {
+/**
+ * What this process built, for bin/imgmake.js's code cache: it is written after a build (what a
+ * build runs is compiled then), and written again after a no-op when a build that ran stages
+ * wrote it (V8 drops the bytecode of functions a minutes-long build ran first: docs/bench.md).
+ */
+export function ranBuild(): 'none' | 'no-op' | 'stages' {
   return built;
 }
 
@@ -99,7 +103,7 @@ async function build(targets: string[], o: GlobalOptions & BuildOptions): Promis
       { logger, jobs, signal: abort.signal, started, clock, onCollected: collectedLine },
     );
     if (interrupted) return EXIT_INTERRUPTED;
-    built = true;
+    built = r.ran === 0 ? 'no-op' : 'stages';
     return r.ok ? EXIT_OK : EXIT_FAILED;
   } finally {
     logger.close?.();
