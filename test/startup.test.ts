@@ -16,7 +16,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
@@ -179,4 +181,42 @@ test("the memo of validated options: the same keys with it or without it; option
   const bad = await imgmake(['--json', '-f', p.file, 'build', 'root', '--locked']);
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stderr, /imgmake\.yaml:\d+:\d+/);
+});
+
+test("V8's code cache: written by a build that ran stages (S), replaced by the first no-op (N), then kept; one V8 refuses is written again", { timeout: 180_000 }, async (t) => {
+  const p = await projectWith(DEF);
+  t.after(p.cleanup);
+  // A copy of the package with a dist/bundle/ of its own (the checkout's is shared by every test's builds).
+  const pkg = join(p.dir, 'pkg');
+  await mkdir(join(pkg, 'bin'), { recursive: true });
+  await mkdir(join(pkg, 'dist', 'bundle'), { recursive: true });
+  for (const f of ['imgmake.js', 'package.json']) await copyFile(join(repoRoot, 'bin', f), join(pkg, 'bin', f));
+  await copyFile(join(repoRoot, 'dist', 'bundle', 'cli.cjs'), join(pkg, 'dist', 'bundle', 'cli.cjs'));
+  for (const l of ['package.json', 'node_modules', 'rules', 'catalog']) await symlink(join(repoRoot, l), join(pkg, l));
+  for (const l of ['src', 'rules']) await symlink(join(repoRoot, 'dist', l), join(pkg, 'dist', l));
+  const saved = join(pkg, 'dist', 'bundle', 'cli.cjs.v8cache');
+  const run = async (args: string[]): Promise<Record<string, unknown>> => {
+    const r = await promisify(execFile)(process.execPath, [join(pkg, 'bin', 'imgmake.js'), ...args], { env: { ...process.env, CI: 'true' } });
+    const line = r.stdout.split('\n').find((l) => l.includes('"type":"summary"'));
+    return line ? (JSON.parse(line) as Record<string, unknown>) : {};
+  };
+  const cache = async (): Promise<Buffer | undefined> => readFile(saved).catch(() => undefined);
+
+  await run(['--version']);
+  assert.equal(await cache(), undefined, 'a command that built nothing writes no cache');
+  assert.equal((await run(['--json', '-f', p.file, 'build', 'root']))['ran'], 2);
+  const cold = await cache();
+  assert.equal(cold?.subarray(0, 1).toString(), 'S', 'the cold build wrote it, marked as a build that ran stages');
+  assert.ok(cold!.length > 10_000, `${cold!.length} bytes`);
+  assert.equal((await run(['--json', '-f', p.file, 'build', 'root', '--locked']))['ran'], 0);
+  const noop = await cache();
+  assert.equal(noop?.subarray(0, 1).toString(), 'N', 'the first no-op wrote it again');
+  assert.equal((await run(['--json', '-f', p.file, 'build', 'root', '--locked']))['ran'], 0);
+  assert.ok(noop!.equals((await cache())!), "a no-op on a no-op's cache, accepted, leaves it");
+  // Bytes V8 refuses (another Node's, a torn file): the build runs, compiled, and writes it anew.
+  await writeFile(saved, Buffer.concat([Buffer.from('N'), Buffer.alloc(4096, 7)]));
+  assert.equal((await run(['--json', '-f', p.file, 'build', 'root', '--locked']))['ran'], 0);
+  const again = await cache();
+  assert.equal(again?.subarray(0, 1).toString(), 'N');
+  assert.ok(!again!.subarray(1).equals(Buffer.alloc(4096, 7)) && again!.length > 10_000, 'a refused cache is replaced');
 });
