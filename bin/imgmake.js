@@ -45,12 +45,12 @@ try {
   cachedData = undefined;
 }
 // The wrapper Node gives a CommonJS module, and an importer: on Node 20, an `import()` compiled
-// from a code cache has no module loader, so the bundle imports a rule's code through this
-// file's (src/import-outside.ts).
+// from a code cache has no module loader (`importModuleDynamically` does not survive the cache),
+// so the bundle has no `import()` of its own and imports a rule's code through this file's
+// (src/import-outside.ts).
 const script = new vm.Script(`(function (exports, require, module, __filename, __dirname, __imgmakeImport) {${source}\n})`, {
   filename: file,
   cachedData,
-  importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
 });
 const cli = { exports: {} };
 script.runInThisContext().call(cli.exports, cli.exports, createRequire(file), cli, file, dir, (url) => import(url));

@@ -27,8 +27,8 @@
  * - packages a no-op does not use (execa, chokidar, cacache, ajv): required from node_modules
  *   when first used (execa, an ES module, by Node's require of ES modules: 20.19 and 22.12 on).
  * - dist/src/ itself: the tests import its modules, and the digest worker runs from it.
- * Code that finds a file of the package does it from src/package-root.ts; `import.meta.url` is
- * the bundle's own file URL (defined below), as a CommonJS script has no `import.meta`.
+ * A CommonJS script has no `import.meta`: each bundled module's `import.meta.url` is made its own
+ * file's URL (the plugin below), so src/package-root.ts finds the package as it does unbundled.
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
