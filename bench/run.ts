@@ -56,6 +56,8 @@ export interface Scenario {
 export interface Breakdown {
   phases: Record<string, number>;
   stages: { node: string; setup: number; run: number; commit: number }[];
+  /** How many runs used V8's code cache of the CLI, compiled without one, or had it refused (bin/imgmake.js). */
+  codeCache?: Record<string, number>;
 }
 
 export interface SizeFigure {
@@ -144,6 +146,8 @@ export function breakdownLines(s: Scenario): string[] {
     `|${phases.map(() => '---').join('|')}|`,
     `| ${phases.map(([, v]) => fmtMs(v)).join(' | ')} |`,
   ];
+  const cc = Object.entries(b.codeCache ?? {});
+  if (cc.length) out.push('', `V8's code cache of the CLI (bin/imgmake.js): ${cc.map(([k, n]) => `${k} in ${n} of ${s.samples.length} runs`).join(', ')}.`);
   if (b.stages.length) {
     out.push('', '| stage | set-up | run | commit |', '|---|---|---|---|');
     for (const st of b.stages) out.push(`| ${st.node} | ${fmtMs(st.setup)} | ${fmtMs(st.run)} | ${fmtMs(st.commit)} |`);
@@ -196,6 +200,7 @@ interface Build {
   ran: number;
   processMs: number;
   phases: Record<string, number>;
+  codeCache?: string;
   stages: Breakdown['stages'];
 }
 
@@ -207,13 +212,14 @@ function imgmake(project: string, args: string[]): Build {
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, any>);
   const summary = events.find((e) => e.type === 'summary') as { wallMs: number; ran: number; ok: boolean } | undefined;
-  const phases = (events.find((e) => e.type === 'timing')?.phases ?? {}) as Record<string, number>;
+  const timing = events.find((e) => e.type === 'timing');
+  const phases = (timing?.phases ?? {}) as Record<string, number>;
   const stages = events
     .filter((e) => e.type === 'stage' && e.status === 'ran')
     .map((e) => ({ node: String(e.node), setup: Number(e.setupMs ?? 0), run: Number(e.ms), commit: Number(e.commitMs ?? 0) }));
   if (process.env.BENCH_LOGS) appendFileSync(join(process.env.BENCH_LOGS, 'imgmake.jsonl'), `{"bench":${JSON.stringify(args)}}\n${r.stdout}`);
   if (r.status !== 0 || !summary?.ok) throw new Error(`imgmake ${args.join(' ')} failed (exit ${r.status}):\n${r.stdout.slice(-2000)}\n${r.stderr.slice(-2000)}`);
-  return { wallMs: summary.wallMs, ran: summary.ran, processMs: performance.now() - t0, phases, stages };
+  return { wallMs: summary.wallMs, ran: summary.ran, processMs: performance.now() - t0, phases, stages, codeCache: timing?.codeCache };
 }
 
 /** A build that had to run stages: a scenario that ran none measured the wrong thing (a current out/). */
@@ -233,7 +239,7 @@ function buildFigures(all: Build[]): Pick<Scenario, 'samples' | 'processMs' | 'b
 }
 
 /** Each phase's and each stage's median over the builds (a stage that ran in only some of them: over those). */
-export function breakdownOf(all: Pick<Build, 'phases' | 'stages'>[]): Breakdown {
+export function breakdownOf(all: Pick<Build, 'phases' | 'stages' | 'codeCache'>[]): Breakdown {
   const phases: Record<string, number> = {};
   for (const name of new Set(all.flatMap((b) => Object.keys(b.phases)))) phases[name] = median(all.map((b) => b.phases[name] ?? 0));
   const nodes = [...new Set(all.flatMap((b) => b.stages.map((s) => s.node)))];
@@ -241,7 +247,9 @@ export function breakdownOf(all: Pick<Build, 'phases' | 'stages'>[]): Breakdown 
     const of = all.flatMap((b) => b.stages.filter((s) => s.node === node));
     return { node, setup: median(of.map((s) => s.setup)), run: median(of.map((s) => s.run)), commit: median(of.map((s) => s.commit)) };
   });
-  return { phases, stages };
+  const codeCache: Record<string, number> = {};
+  for (const b of all) if (b.codeCache) codeCache[b.codeCache] = (codeCache[b.codeCache] ?? 0) + 1;
+  return { phases, stages, ...(Object.keys(codeCache).length ? { codeCache } : {}) };
 }
 
 function timed(cmd: string, args: string[], env: Record<string, string> = {}): number {
@@ -559,11 +567,22 @@ async function full(runs: number): Promise<Pick<Report, 'scenarios' | 'sizes'>> 
       }),
       baseline: 'floor-cold',
     });
-    log('imgmake no-op');
+    log('node -e 0 and imgmake no-op, alternately');
     // Each timed run starts with nothing left to write back (`sync`, not timed): the writeback of
     // what a run before it wrote (the cold builds' gigabytes, the other tool's image) would fall
-    // on whichever run happens to be next.
-    scenarios.push({ name: 'noop', label: 'imgmake no-op', ...builds(runs, () => (settle(), build(['--locked']))), target: { processMs: 300 } });
+    // on whichever run happens to be next. A no-op is a third of a second: at least 10 runs, and
+    // Node's own start and exit beside each (the machine's pace at that moment, ~0.1 s of the
+    // no-op's whole process).
+    const nodeOnly: number[] = [];
+    const noops: Build[] = [];
+    for (let i = 0; i < Math.max(runs, 10); i++) {
+      settle();
+      nodeOnly.push(timed(process.execPath, ['-e', '0']));
+      settle();
+      noops.push(build(['--locked']));
+    }
+    scenarios.push({ name: 'node', label: '`node -e 0`: Node alone, started and stopped (run by run with the next row)', samples: nodeOnly });
+    scenarios.push({ name: 'noop', label: 'imgmake no-op', ...buildFigures(noops), target: { processMs: 300 } });
     // The floor's late edit and imgmake's alternate, run by run: the machine's drift (other
     // guests, writeback left by the step before) falls on both alike.
     log('floor and imgmake late edits, alternately');

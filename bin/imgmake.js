@@ -17,6 +17,9 @@
 //
 // A cache that cannot be read or written (a read-only install) only costs the compile.
 'use strict';
+// When this file began, and what became of the code cache: the build's `timing` event reports
+// them (src/cli.ts: the phases `node` and `start`, and `codeCache`).
+const boot = { entered: performance.now(), codeCache: 'absent' };
 const { readFileSync, renameSync, rmSync, writeFileSync } = require('node:fs');
 const { createRequire } = require('node:module');
 const { join } = require('node:path');
@@ -52,6 +55,8 @@ const script = new vm.Script(`(function (exports, require, module, __filename, _
   filename: file,
   cachedData,
 });
+if (cachedData !== undefined) boot.codeCache = script.cachedDataRejected ? 'rejected' : 'accepted';
+globalThis[Symbol.for('imgmake.boot')] = boot;
 const cli = { exports: {} };
 script.runInThisContext().call(cli.exports, cli.exports, createRequire(file), cli, file, dir, (url) => import(url));
 

@@ -32,7 +32,7 @@ import { completionScript, SHELLS, type Shell } from './cli/completion.js';
 import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './cli/exit.js';
 import { commandHelpFooter, rootHelpFooter } from './cli/help.js';
 import { listCommand, selectCatalog, type CatalogOptions, type ListOptions } from './cli/catalog.js';
-import { PhaseClock } from './timing.js';
+import { boot, PhaseClock } from './timing.js';
 import { packageRoot } from './package-root.js';
 
 export { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './cli/exit.js';
@@ -63,8 +63,14 @@ export function ranBuild(): 'none' | 'no-op' | 'stages' {
 
 async function build(targets: string[], o: GlobalOptions & BuildOptions): Promise<number> {
   const started = performance.now();
-  // From the process's origin: the first phase, `start`, is Node's start-up and imgmake's modules.
+  // From the process's origin: the first phases are Node's own start-up (`node`, until
+  // bin/imgmake.js's first line) and the CLI's script loaded (`start`).
   const clock = new PhaseClock(0);
+  const b = boot();
+  if (b) {
+    clock.lap('node', b.entered);
+    clock.codeCache = b.codeCache;
+  }
   clock.lap('start');
   const jobs = jobsOf(o);
   if (typeof jobs !== 'number') return reportDiagnostics([jobs], o);

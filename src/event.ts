@@ -179,9 +179,10 @@ export type Event =
     }
   /**
    * Where the build's time went, phase by phase (src/timing.ts names them), in milliseconds;
-   * just before `summary`. From the CLI the first phase, `start`, is Node's start-up.
+   * just before `summary`. From the CLI the first phases, `node` and `start`, are Node's start-up
+   * and the CLI's loading, and `codeCache` says whether V8's code cache of the CLI was used.
    */
-  | { type: 'timing'; phases: Record<string, number> }
+  | { type: 'timing'; phases: Record<string, number>; codeCache?: 'absent' | 'accepted' | 'rejected' }
   | { type: 'summary'; ran: number; cached: number; failed: number; cancelled: number; wallMs: number; ok: boolean }
   // ── answers of commands that do not build ───────────────────────────────────────────────────
   /** `imgmake plan`: one stage, what the build would do with it and why. */

@@ -11,7 +11,9 @@
  *
  * The phases, in the order a build meets them (a build skips those it has nothing for):
  *
- *     start   Node's start-up and module loading (the CLI only)
+ *     node    Node's own start-up, until bin/imgmake.js's first line (the CLI only)
+ *     start   the CLI's script loaded and its modules' top-level code run (the CLI only; with
+ *             `node` when the CLI runs without bin/imgmake.js)
  *     load    reading the definition, its includes and rules
  *     lock    the package lock checked (or resolved)
  *     keys    every node's key
@@ -24,8 +26,24 @@
  *     extras  what is written beside them (SBOM, manifest)
  *     flush   the layer digests commits left running, the remote's uploads
  */
+/** What became of the CLI's code cache (bin/imgmake.js): absent, used, or refused by V8 (compiled anew). */
+export type CodeCache = 'absent' | 'accepted' | 'rejected';
+
+/** What bin/imgmake.js leaves for the CLI: when its first line ran, and its code cache's fate. */
+export interface Boot {
+  entered: number;
+  codeCache: CodeCache;
+}
+
+/** bin/imgmake.js's record, when the CLI runs through it. */
+export function boot(): Boot | undefined {
+  return (globalThis as Record<symbol, Boot | undefined>)[Symbol.for('imgmake.boot')];
+}
+
 export class PhaseClock {
   private readonly spent = new Map<string, number>();
+  /** Reported with the phases: the CLI's code cache, when the clock is the CLI's. */
+  codeCache?: CodeCache;
   private last: number;
 
   /** `origin`: when the first phase began (performance.now() time; 0 = the process's start). */
@@ -33,9 +51,8 @@ export class PhaseClock {
     this.last = origin;
   }
 
-  /** Charges the time since the previous lap to `phase`. */
-  lap(phase: string): void {
-    const now = performance.now();
+  /** Charges the time since the previous lap (until `now`, a performance.now() time) to `phase`. */
+  lap(phase: string, now: number = performance.now()): void {
     this.spent.set(phase, (this.spent.get(phase) ?? 0) + (now - this.last));
     this.last = now;
   }

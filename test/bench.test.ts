@@ -39,19 +39,21 @@ test('median, ratio to the baseline, and whether the target is met', () => {
 
 test('the breakdown: each phase\'s and stage\'s median, a stage over the runs it ran in, then the table', () => {
   const b = breakdownOf([
-    { phases: { start: 100, load: 50, stages: 900 }, stages: [{ node: 'os.a', setup: 10, run: 500, commit: 30 }] },
-    { phases: { start: 140, load: 70, stages: 700, export: 20 }, stages: [{ node: 'os.a', setup: 20, run: 300, commit: 50 }, { node: 'os.b', setup: 1, run: 2, commit: 3 }] },
+    { phases: { start: 100, load: 50, stages: 900 }, stages: [{ node: 'os.a', setup: 10, run: 500, commit: 30 }], codeCache: 'rejected' },
+    { phases: { start: 140, load: 70, stages: 700, export: 20 }, stages: [{ node: 'os.a', setup: 20, run: 300, commit: 50 }, { node: 'os.b', setup: 1, run: 2, commit: 3 }], codeCache: 'accepted' },
   ]);
+  assert.deepEqual(b.codeCache, { rejected: 1, accepted: 1 });
   assert.deepEqual(b.phases, { start: 120, load: 60, stages: 800, export: 10 });
   assert.deepEqual(b.stages, [
     { node: 'os.a', setup: 15, run: 400, commit: 40 },
     { node: 'os.b', setup: 1, run: 2, commit: 3 },
   ]);
-  const late: Scenario = { name: 'late', label: 'late edit', samples: [1000], breakdown: b };
+  const late: Scenario = { name: 'late', label: 'late edit', samples: [1000, 1100], breakdown: b };
   const md = markdown({ date: '2026-12-05T00:00:00Z', mode: 'quick', machine: { cpus: 2, model: 'x', memoryGiB: 24, kernel: 'k' }, runs: 2, scenarios: [late], sizes: [] });
   assert.match(md, /Where the time of "late edit" went/);
   assert.match(md, /\| start \| load \| stages \| export \|\n\|---\|---\|---\|---\|\n\| 120 ms \| 60 ms \| 800 ms \| 10 ms \|/);
   assert.match(md, /\| os\.a \| 15 ms \| 400 ms \| 40 ms \|/);
+  assert.match(md, /code cache of the CLI \(bin\/imgmake\.js\): rejected in 1 of 2 runs, accepted in 1 of 2 runs\./);
 });
 
 test('unique bytes: each content once, hardlinks once, allocated bytes', async (t) => {
@@ -84,8 +86,10 @@ test('npm run bench -- --quick: every scenario measured, the three reports writt
   }
   for (const z of report.sizes) assert.ok(z.bytes > 0, z.name);
   assert.match(await readFile(join(out, 'latest.md'), 'utf8'), /\| imgmake no-op: nothing changed \| \d+(\.\d+)? m?s \|/);
-  // The late edit's breakdown: the phases of a real build, the stages that ran.
+  // The late edit's breakdown: the phases of a real build, the stages that ran; each run said
+  // what became of the CLI's code cache.
   const late = report.scenarios.find((s) => s.name === 'late')!;
+  assert.equal(Object.values(late.breakdown?.codeCache ?? {}).reduce((a, b) => a + b, 0), 2, JSON.stringify(late.breakdown));
   assert.ok(late.breakdown && late.breakdown.phases['stages']! > 0 && late.breakdown.stages.length > 0, JSON.stringify(late.breakdown));
   assert.match(await readFile(join(out, 'latest.svg'), 'utf8'), /^<svg [^>]*>[\s\S]*<rect [\s\S]*<\/svg>\n$/);
 });

@@ -78,7 +78,7 @@ async function buildLeased(e: Engine, p: KeyedProject, req: BuildRequest, o: Bui
   const started = o.started ?? performance.now();
   const summary = (r: Omit<BuildRun, 'wallMs'>): BuildRun => {
     const run = { ...r, wallMs: Math.round(performance.now() - started) };
-    if (o.clock) logger.log({ type: 'timing', phases: o.clock.phases() });
+    if (o.clock) logger.log({ type: 'timing', phases: o.clock.phases(), ...(o.clock.codeCache ? { codeCache: o.clock.codeCache } : {}) });
     logger.log({ type: 'summary', ...run });
     return run;
   };
