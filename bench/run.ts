@@ -140,7 +140,7 @@ export function breakdownLines(s: Scenario): string[] {
   const b = s.breakdown!;
   const phases = Object.entries(b.phases);
   const out = [
-    `Where the time of "${s.label}" went (medians; the phases add up to the whole process, src/timing.ts says what each covers):`,
+    `Where the time of "${s.label}" went (medians; the phases add up to the time from the process's start to the summary, src/timing.ts says what each covers):`,
     '',
     `| ${phases.map(([k]) => k).join(' | ')} |`,
     `|${phases.map(() => '---').join('|')}|`,
