@@ -31,8 +31,8 @@
  * This module does not load definitions: prune gets the keys and .debs to keep.
  */
 import { artifactOfEntry, cacache, ENTRY, entryKind } from './entries.js';
-import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { rmSync } from 'node:fs';
+import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { EntryInfo } from 'cacache';
@@ -66,13 +66,15 @@ export interface Lease {
 export async function takeLease(root: string, use: LeaseUse, o: { onWait?: (holder: { op: GcOperation; pid: number }) => void } = {}): Promise<Lease> {
   const name = ownedName();
   const dir = join(root, 'leases');
-  await mkdir(dir, { recursive: true });
+  // Synchronous, like touch: small writes that a round trip to libuv's pool each would only slow
+  // (every build takes a lease, a no-op too).
+  mkdirSync(dir, { recursive: true });
   const tmp = join(dir, `.${name}`);
-  await writeFile(tmp, JSON.stringify({ keys: use.keys, debs: use.debs }));
-  await rename(tmp, join(dir, name));
+  writeFileSync(tmp, JSON.stringify({ keys: use.keys, debs: use.debs }));
+  renameSync(tmp, join(dir, name));
   // Only now: a collection that took the lock before the rename did not see the lease.
   await waitForCollection(root, o.onWait);
-  await touch(root, [...use.keys, ...use.debs.map(debMarker)]);
+  touch(root, [...use.keys, ...use.debs.map(debMarker)]);
   return { use, release: () => rm(join(dir, name), { force: true }), releaseSync: () => rmSync(join(dir, name), { force: true }) };
 }
 
@@ -94,27 +96,29 @@ async function waitForCollection(root: string, onWait?: (holder: { op: GcOperati
   }
 }
 
-/** Sets the last use of these markers (`used/NAME`) to now, creating the ones that are missing. */
-async function touch(root: string, names: string[]): Promise<void> {
+/**
+ * Sets the last use of these markers (`used/NAME`) to now, creating the ones that are missing.
+ * Synchronous: a no-op build touches a few hundred (each stage and each .deb), a few µs each,
+ * where a promise each through libuv's pool cost a no-op ~5 ms (docs/bench.md).
+ */
+function touch(root: string, names: string[]): void {
   const dir = join(root, 'used');
   const now = new Date();
   let made = false;
-  await Promise.all(
-    names.map(async (n) => {
-      const p = join(dir, n);
-      try {
-        await utimes(p, now, now);
-      } catch {
-        if (!made) await mkdir(dir, { recursive: true });
-        made = true;
-        // Created, then set: a new file's own mtime is the moment of its write, and markers of
-        // one build a millisecond apart would no longer count as used at the same moment (a
-        // collection would take the bottom tree, and every tree above it, first).
-        await writeFile(p, '');
-        await utimes(p, now, now);
-      }
-    }),
-  );
+  for (const n of names) {
+    const p = join(dir, n);
+    try {
+      utimesSync(p, now, now);
+    } catch {
+      if (!made) mkdirSync(dir, { recursive: true });
+      made = true;
+      // Created, then set: a new file's own mtime is the moment of its write, and markers of
+      // one build a millisecond apart would no longer count as used at the same moment (a
+      // collection would take the bottom tree, and every tree above it, first).
+      writeFileSync(p, '');
+      utimesSync(p, now, now);
+    }
+  }
 }
 
 function debMarker(sha256: string): string {
