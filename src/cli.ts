@@ -50,14 +50,15 @@ export interface BuildOptions {
 }
 
 /** What this process built: nothing yet, a build that ran no stage, or one that ran stages. */
-let built: 'none' | 'no-op' | 'stages' = 'none';
+export type Built = 'none' | 'no-op' | 'stages';
+let built: Built = 'none';
 
 /**
  * What this process built, for bin/imgmake.js's code cache: it is written after a build (what a
  * build runs is compiled then), and written again after a no-op when a build that ran stages
  * wrote it (V8 drops the bytecode of functions a minutes-long build ran first: docs/bench.md).
  */
-export function ranBuild(): 'none' | 'no-op' | 'stages' {
+export function ranBuild(): Built {
   return built;
 }
 

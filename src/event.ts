@@ -16,6 +16,7 @@
  */
 import type { Diagnostic } from './diagnostic.js';
 import type { CacheKey, NodeId } from './ids.js';
+import type { CodeCache } from './timing.js';
 
 /** The version every `--json` line carries as `v`. */
 export const EVENT_SCHEMA_VERSION = 1;
@@ -182,7 +183,7 @@ export type Event =
    * just before `summary`. From the CLI the first phases, `node` and `start`, are Node's start-up
    * and the CLI's loading, and `codeCache` says whether V8's code cache of the CLI was used.
    */
-  | { type: 'timing'; phases: Record<string, number>; codeCache?: 'absent' | 'accepted' | 'rejected' }
+  | { type: 'timing'; phases: Record<string, number>; codeCache?: CodeCache }
   | { type: 'summary'; ran: number; cached: number; failed: number; cancelled: number; wallMs: number; ok: boolean }
   // ── answers of commands that do not build ───────────────────────────────────────────────────
   /** `imgmake plan`: one stage, what the build would do with it and why. */
